@@ -1,0 +1,173 @@
+"""Precision, recall and speed of `idemtest review` on the labelled corpus, next to
+pipeline-lint 0.1.0 (a peer linter on PyPI) run on the same files.
+
+Run: python bench/review_bench.py [--no-install]
+
+Ground truth is the corpus's `# expect: IDMxxx` / `-- expect: IDMxxx` comments
+(tests/review/corpus). A prediction counts as a true positive when the same file and line
+carry an expected rule of the same class. pipeline-lint's rule ids are mapped onto our rule
+classes below; its rules with no counterpart in this corpus (SELECT *, driver collect) are
+left out of its precision rather than counted as wrong, and reported separately.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = ROOT / "tests" / "review" / "corpus"
+sys.path.insert(0, str(ROOT))
+
+_EXPECT = re.compile(r"(?:#|--)\s*expect:\s*(IDM\d+(?:\s*,\s*IDM\d+)*)")
+
+# pipeline-lint rule -> the idemtest rules describing the same bug class.
+PEER_MAP: dict[str, set[str]] = {
+    "DE001": {"IDM201", "IDM202", "IDM601", "IDM107"},  # non-idempotent append
+    "DE002": {"IDM203", "IDM301", "IDM502"},  # unscoped overwrite / destructive replace
+    "DE003": {"IDM501"},  # hard-coded date: no parameterised reprocessing
+    "DE006": {"IDM103"},  # Airflow missing retries
+    "DE007": {"IDM101", "IDM105"},  # unsafe catchup / moving start_date
+}
+PEER_UNSCORED = {"DE004", "DE005"}  # SELECT * into a write, collect(): not labelled here
+
+Key = tuple[str, int, str]  # file relative to corpus, line, rule
+
+
+def expectations(files: list[Path]) -> set[Key]:
+    out: set[Key] = set()
+    for f in files:
+        text = f.read_text(encoding="utf-8", errors="replace")
+        for i, line in enumerate(text.splitlines(), start=1):
+            m = _EXPECT.search(line)
+            if m:
+                rel = f.relative_to(CORPUS).as_posix()
+                out |= {(rel, i, r.strip()) for r in m.group(1).split(",")}
+    return out
+
+
+def score(pred: list[tuple[str, int, set[str]]], truth: set[Key]) -> dict[str, float]:
+    """pred: (file, line, rules it stands for). Returns precision/recall/counts."""
+    tp = sum(1 for f, ln, rules in pred if any((f, ln, r) in truth for r in rules))
+    covered = {(f, ln, r) for f, ln, rules in pred for r in rules if (f, ln, r) in truth}
+    precision = tp / len(pred) if pred else 0.0
+    recall = len(covered) / len(truth) if truth else 0.0
+    return {"predictions": len(pred), "tp": tp, "precision": precision, "recall": recall,
+            "found": len(covered)}
+
+
+def best_time(fn: object, repeat: int = 5) -> float:
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()  # type: ignore[operator]
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def run_idemtest(files: list[Path], truth: set[Key]) -> dict[str, float]:
+    from idemtest.review import review_paths
+
+    result = review_paths([CORPUS])
+    pred = []
+    for f in result.findings:
+        rel = f.file.split("/", 1)[1] if f.file.startswith("corpus/") else f.file
+        pred.append((rel, f.line, {f.rule_id}))
+    stats = score(pred, truth)
+    secs = best_time(lambda: review_paths([CORPUS]))
+    stats["files"] = len(files)
+    stats["seconds"] = secs
+    stats["files_per_s"] = len(files) / secs
+    return stats
+
+
+def ensure_peer(install: bool) -> bool:
+    try:
+        importlib.import_module("pipeline_lint")
+        return True
+    except ImportError:
+        if not install:
+            return False
+    print("pipeline-lint is not installed; trying `pip install pipeline-lint==0.1.0` ...")
+    proc = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "pipeline-lint==0.1.0"],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        print("  pip install failed:", (proc.stderr.strip().splitlines() or ["?"])[-1])
+        return False
+    importlib.invalidate_caches()
+    try:
+        importlib.import_module("pipeline_lint")
+    except ImportError:
+        return False
+    return True
+
+
+def run_peer(truth: set[Key]) -> dict[str, float] | None:
+    from pipeline_lint.engine import lint_paths  # type: ignore[import-not-found]
+
+    result = lint_paths([CORPUS])
+    pred = []
+    unscored = 0
+    for v in result.violations:
+        if v.rule_id in PEER_UNSCORED or v.rule_id not in PEER_MAP:
+            unscored += 1
+            continue
+        rel = Path(v.path).resolve().relative_to(CORPUS).as_posix()
+        pred.append((rel, v.line, PEER_MAP[v.rule_id]))
+    stats = score(pred, truth)
+    files = result.files_checked + len(result.skipped)
+    secs = best_time(lambda: lint_paths([CORPUS]))
+    stats["files"] = files
+    stats["seconds"] = secs
+    stats["files_per_s"] = files / secs
+    stats["unscored"] = unscored
+    covered = {r for rules in PEER_MAP.values() for r in rules}
+    sub = {k for k in truth if k[2] in covered}
+    stats["recall_on_covered"] = score(pred, sub)["recall"] if sub else 0.0
+    return stats
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--no-install", action="store_true",
+                    help="do not pip install pipeline-lint when it is missing")
+    args = ap.parse_args()
+    from idemtest.review.source import discover
+
+    files, _ = discover([CORPUS])
+    truth = expectations(files)
+    print(f"corpus: {len(files)} files, {len(truth)} labelled findings, "
+          f"{sum(1 for f in files if not expectations([f]))} clean files")
+    ours = run_idemtest(files, truth)
+    rows = [("idemtest review", ours)]
+    if ensure_peer(not args.no_install):
+        peer = run_peer(truth)
+        if peer is not None:
+            rows.append(("pipeline-lint 0.1.0", peer))
+    else:
+        print("pipeline-lint: NOT INSTALLED, no comparison (pip install pipeline-lint==0.1.0)")
+    print()
+    print(f"{'tool':<22} {'precision':>9} {'recall':>7} {'found':>9} {'preds':>6} "
+          f"{'files':>6} {'files/s':>9}")
+    for name, s in rows:
+        print(f"{name:<22} {s['precision']:>9.2f} {s['recall']:>7.2f} "
+              f"{int(s['found']):>4}/{len(truth):<4} {int(s['predictions']):>6} "
+              f"{int(s['files']):>6} {s['files_per_s']:>9.1f}")
+    if len(rows) > 1:
+        peer = rows[1][1]
+        print(f"\npipeline-lint recall on the rule classes it covers "
+              f"({', '.join(sorted(PEER_MAP))} -> our classes): "
+              f"{peer['recall_on_covered']:.2f}; {int(peer['unscored'])} violation(s) of "
+              f"unmapped rules ({', '.join(sorted(PEER_UNSCORED))}) left out of its precision.")
+        print("pipeline-lint does not read crontab files, Dagster/Prefect definitions or SQL "
+              "in psycopg/duckdb/pandas calls; it reads .py and .sql only.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,56 @@
+"""The `idemtest` command: `replay FILE` and `review PATH`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(prog="idemtest", description="Prove data-pipeline loads are idempotent.")
+    sub = parser.add_subparsers(dest="command", metavar="{replay,review}")
+    rp = sub.add_parser("replay", help="replay a saved failure (runs the test that saved it, through pytest)")
+    rp.add_argument("file", help="a JSON file from .idemtest/failures/")
+    rp.add_argument("--idem-db", default=None, help="sandbox to replay on (default: the one it failed on)")
+    rp.add_argument("pytest_args", nargs=argparse.REMAINDER, help="extra pytest arguments")
+    sub.add_parser("review", help="static review of pipeline code: file:line | issue | risk | fix", add_help=False)
+    if args[:1] == ["review"]:
+        from .review import main as review_main
+
+        return int(review_main(args[1:]))
+    ns = parser.parse_args(args)
+    if ns.command == "replay":
+        return replay(ns.file, ns.idem_db, ns.pytest_args)
+    parser.print_help()
+    return 2
+
+
+def replay(file: str, db: str | None, extra: list[str]) -> int:
+    from ._errors import IdemtestError
+    from .report import load_failure
+
+    try:
+        payload = load_failure(file)
+    except IdemtestError as e:
+        print(f"idemtest replay: {e}", file=sys.stderr)
+        return 2
+    test = payload.get("test")
+    if not test:
+        print(f"idemtest replay: {file} was not saved by a pytest test; call idemtest.replay(file, spec, load) from Python", file=sys.stderr)
+        return 2
+    import pytest
+
+    saved_db = payload.get("db") or "duckdb"
+    if db is None and saved_db.startswith("postgres"):
+        # the DSN is never saved (it may hold a password): ask for it
+        print(f"idemtest replay: {file} failed on PostgreSQL; pass the server with --idem-db postgresql://user@host:port/db", file=sys.stderr)
+        return 2
+    db = db or saved_db
+    args = [test, "--idempotency", "--idem-replay", file, "--idem-db", db, *extra]
+    print(f"idemtest replay: pytest {' '.join(args)}", flush=True)
+    return int(pytest.main(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

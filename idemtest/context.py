@@ -1,0 +1,128 @@
+"""The RunContext handed to the user's load function, and its state store."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .sandbox.base import STATE_TABLE
+
+if TYPE_CHECKING:
+    from .instrument import Controller
+    from .sandbox.base import Sandbox
+    from .spec import Spec, Window
+
+
+def _dump(value: Any) -> str:
+    def default(o: Any) -> Any:
+        if isinstance(o, datetime):
+            return {"$datetime": o.isoformat()}
+        if isinstance(o, date):
+            return {"$date": o.isoformat()}
+        if isinstance(o, Decimal):
+            return {"$decimal": str(o)}
+        raise TypeError(f"run.state cannot store {type(o).__name__} values; store str, numbers, datetimes, dates, lists or dicts")
+
+    return json.dumps(value, default=default)
+
+
+def _load(text: str) -> Any:
+    from .scenario import decode
+
+    return json.loads(text, object_hook=decode)
+
+
+class State:
+    """A small key-value store kept in the sandbox (for watermarks).
+
+    Reads and writes go through the run's own connection, so they take part in
+    its transactions and crashes exactly like the load's own statements: a
+    watermark saved before the load commits survives a crash, as it would in
+    production."""
+
+    def __init__(self, conn: Any, param: str) -> None:
+        self._conn = conn
+        self._p = param
+
+    def get(self, key: str, default: Any = None) -> Any:
+        cur = self._conn.execute(f"SELECT value FROM {STATE_TABLE} WHERE key = {self._p}", [key])
+        row = cur.fetchone()
+        return default if row is None else _load(row[0])
+
+    def set(self, key: str, value: Any) -> None:
+        p = self._p
+        self._conn.execute(
+            f"INSERT INTO {STATE_TABLE} (key, value) VALUES ({p}, {p}) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [key, _dump(value)],
+        )
+
+    def __getitem__(self, key: str) -> Any:
+        missing = object()
+        v = self.get(key, missing)
+        if v is missing:
+            raise KeyError(key)
+        return v
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.set(key, value)
+
+
+@dataclass
+class RunContext:
+    """What one run of the load function sees.
+
+    conn: an instrumented connection to the sandbox; now: the run's logical time
+    (also what `datetime.now()` returns during the run); window: the data
+    interval it loads; partition: a label of that window; attempt: 1 for the
+    first try, 2 for the first retry…; state: watermarks and other small values.
+    """
+
+    conn: Any
+    now: datetime
+    window: Window
+    attempt: int
+    state: State
+    spec: Spec
+    _sandbox: Sandbox = field(repr=False)
+    _ctl: Controller | None = field(repr=False, default=None)
+    label: str = ""
+
+    @property
+    def partition(self) -> str:
+        return self.window.partition
+
+    @property
+    def dsn(self) -> str | None:
+        """The sandbox's connection string, for code that opens its own
+        connections (Postgres); connections opened with it are instrumented too."""
+        return self._sandbox.dsn
+
+    @property
+    def path(self) -> str | None:
+        """The sandbox's DuckDB database path; `duckdb.connect(run.path)` is instrumented."""
+        return self._sandbox.path
+
+    @property
+    def url(self) -> str | None:
+        """A SQLAlchemy URL of the sandbox, for `create_engine(run.url)` and pandas `to_sql`."""
+        return self._sandbox.url
+
+    @property
+    def landing(self) -> Path | None:
+        """The landing folder where file sources drop one file per arrival batch."""
+        return self._sandbox.landing
+
+    def connect(self) -> Any:
+        """Another instrumented connection to the sandbox."""
+        return self._sandbox.connect(self._ctl)
+
+    def engine(self) -> Any:
+        """A SQLAlchemy engine bound to the sandbox (needs idemtest[sqlalchemy])."""
+        from .sandbox import sqlalchemy_engine
+
+        return sqlalchemy_engine(self._sandbox, self._ctl)

@@ -1,0 +1,324 @@
+"""The core check, independent of pytest: generate, run, judge, shrink, save, replay."""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ._errors import IdempotencyViolation, IdemtestError, NonDeterminismError, ReplayError, SpecError
+from .diff import compare
+from .runner import Finding, Outcome, Stats, clean_run, run_scenario
+
+if TYPE_CHECKING:
+    from .context import RunContext
+    from .data import Dataset
+    from .sandbox.base import Backend, Sandbox
+    from .scenario import Scenario
+    from .spec import Spec
+
+DEFAULT_EXAMPLES = 50
+FAILURES_DIR = Path(".idemtest") / "failures"
+
+
+class _Abort(BaseException):
+    """Carries a configuration error out of Hypothesis without shrinking it."""
+
+    def __init__(self, error: IdemtestError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+@dataclass
+class Config:
+    """How a check runs; the pytest plugin fills it from options and ini."""
+
+    examples: int = DEFAULT_EXAMPLES
+    db: str = "duckdb"
+    replay: str | None = None
+    failures_dir: Path = FAILURES_DIR
+    test_id: str | None = None
+    stats: Stats = field(default_factory=Stats)
+    backend: Backend | None = None
+    database: Any = "default"  # Hypothesis example database; None disables it
+    shrink_seconds: float = 20.0  # time spent shrinking a failure before reporting the smallest so far
+
+
+def check_load_signature(load: Callable[..., Any]) -> None:
+    if not callable(load):
+        raise SpecError(f"the load must be a function taking the run context, got {load!r}")
+    try:
+        sig = inspect.signature(load)
+    except (TypeError, ValueError):
+        return
+    required = [p for p in sig.parameters.values() if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    takes_varargs = any(p.kind is p.VAR_POSITIONAL for p in sig.parameters.values())
+    positional = [p for p in sig.parameters.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if len(required) > 1 or (not positional and not takes_varargs):
+        name = getattr(load, "__name__", repr(load))
+        raise SpecError(
+            f"load function {name}{sig} has the wrong signature: idemtest calls it with one argument, the run context; "
+            f"write it as `def {name}(run): ...` and read run.conn, run.now, run.window, run.attempt, run.state"
+        )
+
+
+def _dialect_ok(spec: Spec, backend: Backend) -> None:
+    if spec.dialect is not None and spec.dialect != backend.dialect:
+        raise SpecError(f"this spec declares dialect={spec.dialect!r} but the sandbox is {backend.describe()}; run it with --idem-db for a {spec.dialect} sandbox")
+
+
+class Checker:
+    """Runs one spec + load under generated or replayed scenarios."""
+
+    def __init__(self, spec: Spec, load: Callable[[RunContext], Any], config: Config) -> None:
+        check_load_signature(load)
+        self.spec = spec
+        self.load = load
+        self.config = config
+        self.stats = config.stats
+        self._own_backend = config.backend is None
+        if config.backend is None:
+            from .sandbox import get_backend
+
+            config.backend = get_backend(config.db)
+        self.backend: Backend = config.backend
+        _dialect_ok(spec, self.backend)
+        self.windows = spec.all_windows
+        self._validated = False
+        self._determinism_checked = False
+        self._clean_cache: dict[str, Outcome] = {}
+
+    # --- sandboxes ---------------------------------------------------------
+    def _sandbox(self) -> Sandbox:
+        sb = self.backend.create()
+        try:
+            if self._validated:
+                from .sandbox.base import run_setup, STATE_SCHEMA, STATE_TABLE
+
+                sb.execute(f"CREATE SCHEMA IF NOT EXISTS {STATE_SCHEMA}")
+                sb.execute(f"CREATE TABLE IF NOT EXISTS {STATE_TABLE} (key VARCHAR PRIMARY KEY, value VARCHAR)")
+                run_setup(sb, self.spec)
+            else:
+                sb.prepare(self.spec)
+                self._validated = True
+        except BaseException:
+            sb.close()
+            raise
+        return sb
+
+    def clean(self, data: Dataset) -> Outcome:
+        sb = self._sandbox()
+        try:
+            return clean_run(self.spec, sb, self.load, data)
+        finally:
+            sb.close()
+
+    def clean_cached(self, data: Dataset) -> Outcome:
+        """The shrinker retries many schedules on the same data: reuse its clean run."""
+        import json
+
+        from .scenario import Scenario
+
+        key = json.dumps(Scenario(data).to_json(), sort_keys=True, default=str)
+        hit = self._clean_cache.get(key)
+        if hit is None:
+            hit = self.clean(data)
+            if len(self._clean_cache) >= 64:
+                self._clean_cache.pop(next(iter(self._clean_cache)))
+            self._clean_cache[key] = hit
+        return hit
+
+    def scenario(self, scenario: Scenario) -> Outcome:
+        sb = self._sandbox()
+        try:
+            return run_scenario(self.spec, sb, self.load, scenario, self.stats)
+        finally:
+            sb.close()
+
+    # --- judging -------------------------------------------------------------
+    def judge(self, scenario: Scenario, clean: Outcome) -> tuple[Finding | None, Outcome]:
+        t0 = time.perf_counter()
+        out = self.scenario(scenario)
+        st = self.stats
+        st.scenarios += 1
+        st.user_seconds += out.user_seconds + clean.user_seconds
+        st.late_rows += scenario.data.late_rows(self.spec)
+        for s in scenario.runs():
+            st.duplicates += s.tag == "duplicate"
+            st.backfills += s.tag == "backfill"
+            st.catch_up += s.tag == "catch-up"
+        st.total_seconds += time.perf_counter() - t0
+        if out.finding is not None:
+            return out.finding, out
+        diffs = []
+        for t in self.spec.targets:
+            d = compare(t.label, t.keys, clean.final[t.label], out.final[t.label])
+            if not d.empty:
+                diffs.append(d)
+        if diffs:
+            what = "; ".join(f"{d.target}: " + ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in d.counts().items() if n) for d in diffs)
+            return Finding("P1", f"after the scenario the targets differ from one clean run ({what})", diffs), out
+        return None, out
+
+    def check_determinism(self, data: Dataset, first: Outcome) -> None:
+        """P0: a second clean run on the same data must give the same tables."""
+        second = self.clean(data)
+        cols: dict[str, list[str]] = {}
+        diffs = []
+        for t in self.spec.targets:
+            d = compare(t.label, t.keys, first.final[t.label], second.final[t.label])
+            if not d.empty:
+                diffs.append(d)
+                cols[t.label] = d.columns_differ
+        if diffs:
+            lines = ["idemtest: P0 determinism — two clean runs of the same data differ, so idempotency cannot be judged", ""]
+            for d in diffs:
+                if d.columns_differ:
+                    lines.append(f"non-deterministic column(s) in {d.target}: {', '.join(d.columns_differ)}")
+                    lines.append(
+                        f"  declare them ignored — Target({d.target!r}, ignore={d.columns_differ!r}) — or fix them "
+                        "(use run.now instead of SQL now()/random(), and derive ids from the data)"
+                    )
+                else:
+                    lines.append(f"{d.target}: the two clean runs produced different rows")
+                    lines.append("  the load depends on something other than its input and run.now (random ids? unordered LIMIT? SQL now()?)")
+                lines.append(d.render(3, "    "))
+            raise NonDeterminismError("\n".join(lines), columns=cols)
+
+    # --- the generated search ------------------------------------------------
+    def run(self) -> None:
+        if self.config.replay:
+            return self.replay(self.config.replay)
+        from hypothesis import HealthCheck, Verbosity, given, settings
+        from hypothesis import strategies as st
+
+        from .data import dataset_strategy
+        from .scenario import Scenario, schedule_strategy
+
+        data_st = dataset_strategy(self.spec)
+        last: dict[str, Any] = {}
+        examples = {"n": 0}
+        budget = self.config.shrink_seconds
+
+        def inner(d: Any) -> None:
+            examples["n"] += 1
+            spent = bool(last) and time.perf_counter() - last["found"] > budget
+            data = d.draw(data_st, label="source data")
+            try:
+                clean = self.clean_cached(data)
+                if not self._determinism_checked:
+                    self.check_determinism(data, clean)
+                    self._determinism_checked = True
+            except IdemtestError as e:
+                raise _Abort(e) from None
+            steps = d.draw(schedule_strategy(self.spec, self.windows, clean.boundaries), label="schedule")
+            scenario = Scenario(data, steps)
+            if spent and scenario.to_json() != last["json"]:
+                # shrink budget spent: every failing candidate the shrinker tried
+                # was smaller than the best so far, so `last` is the smallest
+                # found; other candidates pass untried and shrinking ends quickly
+                return
+            finding, out = self.judge(scenario, clean)
+            if finding is not None:
+                if finding.prop == "P1":
+                    try:
+                        self.check_determinism(data, clean)
+                    except NonDeterminismError as e:
+                        raise _Abort(e) from None
+                last.setdefault("found", time.perf_counter())
+                last.update(finding=finding, scenario=scenario, attempts=out.attempts, json=scenario.to_json())
+                raise _Failure(finding.headline)
+
+        test = given(st.data())(inner)
+        test = settings(
+            max_examples=self.config.examples,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+            verbosity=Verbosity.quiet,
+            print_blob=False,
+            database=None if self.config.database is None else settings.default.database,
+        )(test)
+        key = f"idemtest:{self.config.test_id or getattr(self.load, '__qualname__', '')}:{self.spec.fingerprint()}"
+        test.hypothesis.inner_test._hypothesis_internal_add_digest = key.encode()  # type: ignore[attr-defined]
+        started = time.perf_counter()
+        try:
+            test()
+        except _Abort as a:
+            raise a.error from None
+        except _Failure:
+            self.stats.failures += 1
+            self._raise(last["finding"], last["scenario"], last["attempts"], examples["n"])
+        finally:
+            self.elapsed = time.perf_counter() - started
+
+    def replay(self, path: str) -> None:
+        from .report import load_failure
+        from .scenario import Scenario
+
+        payload = load_failure(path)
+        if payload.get("spec") not in (None, self.spec.fingerprint()):
+            raise ReplayError(
+                f"{path} was saved for a different spec (fingerprint {payload.get('spec')}, this test's is {self.spec.fingerprint()}); "
+                "the sources, targets or schedule changed since — replay it on the version of the test that saved it"
+            )
+        scenario = Scenario.from_json(payload["scenario"])
+        clean = self.clean(scenario.data)
+        finding, out = self.judge(scenario, clean)
+        if finding is not None:
+            if finding.prop == "P1":
+                self.check_determinism(scenario.data, clean)
+            self.stats.failures += 1
+            self._raise(finding, scenario, out.attempts, None, saved=str(path))
+
+    def _raise(self, finding: Finding, scenario: Scenario, attempts: Any, examples: int | None, saved: str | None = None) -> None:
+        from .report import render, save_failure
+
+        if saved is None:
+            path = save_failure(self.config.failures_dir, spec=self.spec, scenario=scenario, finding=finding, test_id=self.config.test_id, db=self.backend.name)
+            saved = str(path)
+        text = render(spec=self.spec, finding=finding, scenario=scenario, attempts=attempts, test_id=self.config.test_id, saved=saved, examples=examples)
+        raise IdempotencyViolation(text, prop=finding.prop, finding=finding, scenario=scenario, attempts=attempts, saved=saved)
+
+    def close(self) -> None:
+        if self._own_backend:
+            self.backend.close()
+
+
+class _Failure(Exception):
+    """Internal: tells Hypothesis this example broke a property."""
+
+
+def verify(
+    spec: Spec,
+    load: Callable[[RunContext], Any],
+    *,
+    examples: int = DEFAULT_EXAMPLES,
+    db: str = "duckdb",
+    replay: str | None = None,
+    failures_dir: str | Path = FAILURES_DIR,
+    test_id: str | None = None,
+    stats: Stats | None = None,
+) -> Stats:
+    """Check that `load` is idempotent under generated scenarios, without pytest.
+
+    Raises IdempotencyViolation with the minimal scenario (saved as JSON) when a
+    property breaks, NonDeterminismError when two clean runs differ, and another
+    IdemtestError when the spec or the load itself is broken."""
+    config = Config(examples=examples, db=db, replay=replay, failures_dir=Path(failures_dir), test_id=test_id, stats=stats or Stats())
+    checker = Checker(spec, load, config)
+    try:
+        checker.run()
+    finally:
+        checker.close()
+    return config.stats
+
+
+def replay(path: str | Path, spec: Spec, load: Callable[[RunContext], Any], *, db: str | None = None) -> None:
+    """Replay one saved failure exactly; raises IdempotencyViolation if it still fails."""
+    from .report import load_failure
+
+    payload = load_failure(path)
+    verify(spec, load, replay=str(path), db=db or payload.get("db") or "duckdb", test_id=payload.get("test"))

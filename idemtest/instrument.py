@@ -1,0 +1,174 @@
+"""Connection proxies: every statement boundary goes through a Controller.
+
+The Controller counts boundaries (statements, commits, cursors, fault points),
+records a trace, injects the planned crash, and — for concurrent runs — waits
+for its turn from the scheduler. Backends wrap their driver's connections with
+proxies that call `Controller.boundary` around each statement.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+_local = threading.local()
+
+
+class InjectedCrash(BaseException):
+    """The simulated process kill. A BaseException, so `except Exception` in
+    user code cannot swallow it — a real SIGKILL cannot be caught either."""
+
+    def __init__(self, boundary: Boundary | None, when: str, note: str = "") -> None:
+        super().__init__(note or "injected crash")
+        self.boundary = boundary
+        self.when = when
+
+
+@dataclass(frozen=True)
+class Fault:
+    """Crash the run at boundary `at` (1-based), before or after it executes."""
+
+    at: int
+    when: str = "after"  # "before" | "after"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"at": self.at, "when": self.when}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Fault:
+        return cls(int(d["at"]), str(d.get("when", "after")))
+
+    def __str__(self) -> str:
+        return f"crash {self.when} boundary {self.at}"
+
+
+@dataclass
+class Boundary:
+    index: int
+    kind: str  # execute | executemany | sql | append | register | commit | rollback | begin | cursor | connect | fault_point | copy
+    text: str = ""
+    run: str = ""
+
+    def describe(self, width: int = 90) -> str:
+        text = " ".join(self.text.split())
+        if len(text) > width:
+            text = text[: width - 1] + "…"
+        if self.kind == "fault_point":
+            return f"fault_point({self.text!r})"
+        return f"{self.kind}: {text}" if text else self.kind
+
+
+def abbreviate(sql: Any, width: int = 90) -> str:
+    text = " ".join(str(sql).split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+class Controller:
+    """Per-run-attempt boundary counter and crash injector."""
+
+    def __init__(self, label: str, fault: Fault | None = None, gate: Callable[[Controller, Boundary], None] | None = None) -> None:
+        self.label = label
+        self.fault = fault
+        self.gate = gate  # the concurrent scheduler's turn-taking hook
+        self.count = 0
+        self.trace: list[Boundary] = []
+        self.crashed: InjectedCrash | None = None
+        self.aborted = False  # the harness gave up on this run (timeout, abandoned example)
+        self.closers: list[Callable[[], None]] = []
+        self.interrupters: list[Callable[[], None]] = []
+        self.after_hooks: list[Callable[[Controller, Boundary], None]] = []
+        self.user_ns: float = 0.0
+
+    # --- boundaries -------------------------------------------------------
+    def boundary(self, kind: str, text: Any = "") -> Boundary:
+        """Called before a statement executes; returns the boundary to pass to `done`."""
+        self._check_alive()
+        self.count += 1
+        b = Boundary(self.count, kind, "" if text is None else str(text), self.label)
+        if self.gate is not None:
+            self.gate(self, b)
+            self._check_alive()
+        self.trace.append(b)
+        if self.fault is not None and self.fault.at == b.index and self.fault.when == "before":
+            self._crash(b, "before")
+        return b
+
+    def done(self, b: Boundary) -> None:
+        """Called after the statement of `b` executed successfully."""
+        for hook in self.after_hooks:
+            hook(self, b)
+        if self.fault is not None and self.fault.at == b.index and self.fault.when == "after":
+            self._crash(b, "after")
+
+    def fault_point(self, name: str) -> None:
+        b = self.boundary("fault_point", name)
+        self.done(b)
+
+    @contextmanager
+    def statement(self, kind: str, text: Any = "") -> Iterator[Boundary]:
+        b = self.boundary(kind, text)
+        yield b
+        self.done(b)
+
+    def _check_alive(self) -> None:
+        if self.crashed is not None:
+            # the process is dead: whatever user code tries next never happens
+            raise InjectedCrash(self.crashed.boundary, self.crashed.when, "process already crashed")
+        if self.aborted:
+            raise InjectedCrash(None, "abort", "run aborted by idemtest")
+
+    def _crash(self, b: Boundary, when: str) -> None:
+        exc = InjectedCrash(b, when, f"idemtest injected a crash {when} boundary {b.index} ({b.describe()})")
+        self.crashed = exc
+        raise exc
+
+    # --- connections -------------------------------------------------------
+    def register(self, close: Callable[[], None], interrupt: Callable[[], None] | None = None) -> None:
+        self.closers.append(close)
+        if interrupt is not None:
+            self.interrupters.append(interrupt)
+
+    def close_all(self) -> None:
+        """What the death of the process does: every connection drops, open transactions are lost."""
+        for close in reversed(self.closers):
+            try:
+                close()
+            except Exception:
+                pass
+        self.closers.clear()
+
+    def interrupt_all(self) -> None:
+        self.aborted = True
+        for interrupt in self.interrupters:
+            try:
+                interrupt()
+            except Exception:
+                pass
+
+
+def current() -> Controller | None:
+    """The controller of the run executing on this thread, if any."""
+    return getattr(_local, "controller", None)
+
+
+@contextmanager
+def activate(ctl: Controller) -> Iterator[Controller]:
+    prev = getattr(_local, "controller", None)
+    _local.controller = ctl
+    try:
+        yield ctl
+    finally:
+        _local.controller = prev
+
+
+def fault_point(name: str) -> None:
+    """Mark a point in user code where idemtest may crash the run.
+
+    Outside an idemtest run this does nothing, so it can stay in production code.
+    """
+    ctl = current()
+    if ctl is not None:
+        ctl.fault_point(name)

@@ -1,0 +1,181 @@
+"""Failure text and saved failures."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shlex
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import __version__
+from ._errors import ReplayError
+
+if TYPE_CHECKING:
+    from .diff import TableDiff
+    from .runner import Attempt, Finding
+    from .scenario import Scenario
+    from .spec import Spec
+
+PROPERTIES = {
+    "P0": "determinism (two clean runs give the same output)",
+    "P1": "same outcome as one clean run",
+    "P2": "declared keys stay unique",
+    "P3": "no gap after a failed run",
+    "P4": "atomic visibility to concurrent readers",
+}
+
+ROW_LIMIT = 5
+
+
+def suggest_ignore(diffs: list[TableDiff], spec: Spec) -> str:
+    """When every difference lies in a few columns the load computes itself
+    (not copied from a source), they may be run-time stamps: say so."""
+    source_cols = {c for s in spec.sources for c in s.columns}
+    lines = []
+    for d in diffs:
+        own = [c for c in d.columns_differ if c not in source_cols]
+        if d.changed and not d.missing and not d.extra and not d.duplicate_keys and 0 < len(d.columns_differ) <= 2 and own == d.columns_differ:
+            cols = ", ".join(repr(c) for c in d.columns_differ)
+            lines.append(
+                f"  hint: every difference in {d.target} lies in column(s) {cols} — if they record when a row was loaded "
+                f"(a run-time stamp), declare them with Target({d.target!r}, ignore=[{cols}]); otherwise this is a real bug"
+            )
+    return "\n".join(lines)
+
+
+def render(
+    *,
+    spec: Spec,
+    finding: Finding,
+    scenario: Scenario,
+    attempts: list[Attempt],
+    test_id: str | None,
+    saved: str | None,
+    examples: int | None = None,
+) -> str:
+    from .scenario import ParallelStep, describe_step
+
+    windows = {w.index: w for w in spec.all_windows}
+    out = [f"idemtest: {finding.prop} {PROPERTIES.get(finding.prop, '')} — VIOLATED", f"  {finding.headline}", ""]
+    n_rows = scenario.data.row_count()
+    late = scenario.data.late_rows(spec)
+    srcs = ", ".join(f"{len(v)} in {k}" for k, v in scenario.data.sources.items())
+    shrunk = f", after {examples} generated scenario(s) and shrinking" if examples else ""
+    out.append(f"Minimal scenario ({len(scenario.steps)} steps; {n_rows} source row versions: {srcs or 'none'}; {late} late{shrunk}):")
+    by_step: dict[int, list[Attempt]] = {}
+    for a in attempts:
+        by_step.setdefault(a.step, []).append(a)
+    for i, step in enumerate(scenario.steps, 1):
+        perturbed = isinstance(step, ParallelStep) or step.tag != "nominal" or bool(step.faults)
+        mark = "*" if perturbed else " "
+        out.append(f" {mark}{i:>2}. {describe_step(step, windows)}")
+        for a in by_step.get(i, []):
+            if a.outcome != "ok" or perturbed or len(by_step[i]) > 1:
+                prefix = f"window {a.window} " if isinstance(step, ParallelStep) else ""
+                out.append(f"        {prefix}{a.describe()}")
+        if isinstance(step, ParallelStep):
+            inter = [b for a in by_step.get(i, []) if a.parallel for b in a.trace]
+            if inter:
+                out.append("        interleaving (statement by statement):")
+                for b in sorted(inter, key=lambda b: getattr(b, "seq", 0))[:40]:
+                    out.append(f"          {b.run}: #{b.index} {b.describe(70)}")
+        if finding.step == i:
+            out.append(f"        ^ {finding.prop} broken here")
+            break
+    out.append("")
+    out.extend(render_sources(spec, scenario))
+    if finding.diffs:
+        for d in finding.diffs:
+            keys = f" (key {', '.join(d.keys)})" if d.keys else ""
+            what = "against the clean run" if finding.prop == "P1" else ("before → after the failed attempt" if finding.prop == "P3" else "")
+            out.append(f"Diff of {d.target}{keys} {what}:".replace("  ", " "))
+            out.append(d.render(ROW_LIMIT))
+        hint = suggest_ignore(finding.diffs, spec)
+        if hint:
+            out.append(hint)
+    if finding.detail:
+        out.append("Details:")
+        out.extend("  " + line for line in finding.detail.rstrip().splitlines())
+    if saved:
+        out.append("")
+        out.append(f"Saved: {saved}")
+        out.append(f"Replay: {replay_command(saved, test_id)}")
+        out.append(f"    or: idemtest replay {shlex.quote(saved)}")
+    return "\n".join(out)
+
+
+def render_sources(spec: Spec, scenario: Scenario, limit: int = 12) -> list[str]:
+    """The generated source rows, with when each one landed."""
+    from .diff import fmt_value
+
+    lines: list[str] = []
+    for s in spec.sources:
+        versions = scenario.data.sources.get(s.table, [])
+        if not versions:
+            continue
+        lines.append(f"Source rows of {s.table} (in arrival order):")
+        for v in versions[:limit]:
+            vals = "  ".join(f"{c}={fmt_value(x)}" for c, x in v.values.items())
+            lag = v.arrival - v.event(s)
+            late = f"  (arrived {v.arrival.isoformat(sep=' ')}, {_fmt_delta(lag)} late)" if lag.total_seconds() > 0 else ""
+            lines.append(f"    {vals}{late}")
+        if len(versions) > limit:
+            lines.append(f"    … and {len(versions) - limit} more")
+    if lines:
+        lines.append("")
+    return lines
+
+
+def _fmt_delta(d: Any) -> str:
+    secs = int(d.total_seconds())
+    h, rem = divmod(secs, 3600)
+    m, s = divmod(rem, 60)
+    return (f"{h}h" if h else "") + (f"{m}m" if m else "") + (f"{s}s" if s or not (h or m) else "")
+
+
+def replay_command(saved: str, test_id: str | None) -> str:
+    node = f" {shlex.quote(test_id)}" if test_id else ""
+    return f"pytest --idempotency --idem-replay {shlex.quote(saved)}{node}"
+
+
+def save_failure(
+    directory: Path,
+    *,
+    spec: Spec,
+    scenario: Scenario,
+    finding: Finding,
+    test_id: str | None,
+    db: str,
+) -> Path:
+    """Write the failing scenario as self-contained JSON: data + schedule + version."""
+    payload: dict[str, Any] = {
+        "idemtest": __version__,
+        "test": test_id,
+        "spec": spec.fingerprint(),
+        "db": db,
+        "property": finding.prop,
+        "headline": finding.headline,
+        "scenario": scenario.to_json(),
+    }
+    text = json.dumps(payload, indent=1, sort_keys=False)
+    digest = hashlib.sha256(json.dumps(payload["scenario"], sort_keys=True).encode()).hexdigest()[:10]
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", (test_id or spec.name or "check").split("::")[-1])[:80]
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{stem}-{digest}.json"
+    path.write_text(text + "\n")
+    return path
+
+
+def load_failure(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise ReplayError(f"replay file {str(p)!r} does not exist; saved failures live under .idemtest/failures/")
+    try:
+        payload = json.loads(p.read_text())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ReplayError(f"replay file {str(p)!r} is not JSON written by idemtest ({e})") from None
+    if not isinstance(payload, dict) or "scenario" not in payload:
+        raise ReplayError(f"replay file {str(p)!r} has no 'scenario'; pass a file from .idemtest/failures/")
+    return payload

@@ -1,0 +1,164 @@
+"""`idemtest review`: a static first pass over pipeline code.
+
+Reads Python, SQL (plain and dbt/Jinja) and orchestrator definitions (Airflow, Dagster,
+Prefect, crontab) and reports `file:line | issue | risk | fix`. SQL is parsed with sqlglot,
+which is imported lazily so importing this package stays cheap.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from .model import RULES, Finding, Job, ReviewResult, Rule, Severity, Skipped, Task
+
+__all__ = ["RULES", "Finding", "Job", "ReviewResult", "Rule", "Severity", "Skipped", "Task",
+           "main", "review_paths"]
+
+
+def _display(path: Path, roots: list[Path]) -> str:
+    for root in roots:
+        base = root if root.is_dir() else root.parent
+        try:
+            rel = path.resolve().relative_to(base.resolve())
+        except ValueError:
+            continue
+        return (Path(root.name) / rel).as_posix() if root.is_dir() and root.name \
+            else rel.as_posix()
+    return path.as_posix()
+
+
+def review_file(path: Path, display: str, dialect: str | None, result: ReviewResult) -> None:
+    """Review one file into `result`; anything unreadable is recorded as skipped."""
+    import ast
+
+    from .orchestration import review_crontab, review_orchestration
+    from .python_rules import review_python
+    from .source import is_suppressed, kind_of, read_source, suppressions
+    from .sqlfile import review_sql_file, sql_dialect_directive
+    from .sqlparse import known_dialect
+
+    kind = kind_of(path)
+    if kind is None:
+        result.skipped.append(Skipped(display, "unsupported file type (not .py, .sql or crontab)"))
+        return
+    src = read_source(path)
+    if src.text is None:
+        result.skipped.append(Skipped(display, src.reason or "unreadable"))
+        return
+    text = src.text
+    file_dialect = sql_dialect_directive(text) or dialect
+    if file_dialect and not known_dialect(file_dialect):
+        result.skipped.append(Skipped(display, f"unknown SQL dialect {file_dialect!r}"))
+        return
+    hits: list[tuple[int, str, str]] = []
+    errors: list[tuple[int, str]] = []
+    try:
+        if kind == "python":
+            try:
+                tree = ast.parse(text, filename=display)
+            except (SyntaxError, ValueError) as e:
+                line = getattr(e, "lineno", None)
+                result.skipped.append(Skipped(display, f"Python syntax error: {e.msg if isinstance(e, SyntaxError) else e}", line))
+                return
+            info = review_python(display, tree, file_dialect)
+            orch_hits, jobs = review_orchestration(display, tree, info)
+            hits = info.hits + orch_hits
+            errors = info.skipped
+            result.jobs.extend(jobs)
+        elif kind == "sql":
+            res = review_sql_file(display, text, file_dialect)
+            hits, errors = res.hits, res.errors
+        else:
+            hits, jobs = review_crontab(display, text)
+            result.jobs.extend(jobs)
+    except RecursionError:
+        result.skipped.append(Skipped(display, "too deeply nested to analyse"))
+        return
+    result.files_reviewed += 1
+    for line, reason in errors:
+        result.skipped.append(Skipped(display, reason, line))
+    sup = suppressions(text)
+    seen: set[tuple[int, str]] = set()
+    for line, rule_id, detail in hits:
+        if (line, rule_id) in seen:
+            continue
+        seen.add((line, rule_id))
+        if is_suppressed(sup, line, rule_id):
+            result.suppressed += 1
+            continue
+        result.findings.append(Finding(display, line, rule_id, detail))
+
+
+def review_paths(paths: Iterable[str | Path], dialect: str | None = None) -> ReviewResult:
+    """Review files and directories; the library entry point behind `idemtest review`."""
+    from .errors import ReviewUsageError
+    from .source import discover
+    from .sqlparse import known_dialect
+
+    if dialect and not known_dialect(dialect):
+        raise ReviewUsageError(f"unknown SQL dialect {dialect!r}")
+    roots = [Path(p) for p in paths]
+    files, missing = discover(roots)
+    result = ReviewResult()
+    for m in missing:
+        result.skipped.append(Skipped(m.as_posix(), "no such file or directory"))
+    for f in files:
+        review_file(f, _display(f, roots), dialect, result)
+    result.findings.sort()
+    return result
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="idemtest review",
+        description="Static review of pipeline code: file:line | issue | risk | fix.")
+    p.add_argument("paths", nargs="*", metavar="PATH", help="files or directories to review")
+    p.add_argument("--format", choices=("table", "json", "sarif"), default="table")
+    p.add_argument("--fail-on", choices=("low", "medium", "high", "none"), default="high",
+                   help="exit 1 when a finding of this severity or higher exists (default: high)")
+    p.add_argument("--dialect", default=None,
+                   help="SQL dialect (duckdb, postgres, snowflake, bigquery, spark, ...); "
+                        "default: try each")
+    p.add_argument("--output", "-o", default=None, help="write the report to FILE")
+    p.add_argument("--list-rules", action="store_true", help="list the rules and exit")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run `idemtest review`; returns 0 (clean), 1 (findings at --fail-on), 2 (usage error)."""
+    from .errors import ReviewUsageError
+    from .output import render_json, render_rules, render_sarif, render_table
+
+    parser = _parser()
+    try:
+        args = parser.parse_args(list(argv) if argv is not None else None)
+    except SystemExit as e:  # argparse exits 2 on bad usage, 0 on --help
+        return int(e.code) if isinstance(e.code, int) else 2
+    if args.list_rules:
+        sys.stdout.write(render_rules())
+        return 0
+    if not args.paths:
+        parser.print_usage(sys.stderr)
+        sys.stderr.write("idemtest review: error: at least one PATH is required\n")
+        return 2
+    try:
+        result = review_paths(args.paths, dialect=args.dialect)
+    except ReviewUsageError as e:
+        sys.stderr.write(f"idemtest review: error: {e}\n")
+        return 2
+    render = {"table": render_table, "json": render_json, "sarif": render_sarif}[args.format]
+    report = render(result)
+    if args.output:
+        try:
+            Path(args.output).write_text(report, encoding="utf-8")
+        except OSError as e:
+            sys.stderr.write(f"idemtest review: error: cannot write {args.output}: {e}\n")
+            return 2
+    else:
+        sys.stdout.write(report)
+    if args.fail_on == "none":
+        return 0
+    return 1 if result.at_or_above(Severity[args.fail_on.upper()]) else 0

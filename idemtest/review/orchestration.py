@@ -1,0 +1,255 @@
+"""Orchestrator definitions: find the jobs (Airflow, Dagster, Prefect, cron), their tasks
+and cadence, and the rules about how they are scheduled and retried."""
+
+from __future__ import annotations
+
+import ast
+import re
+
+from .model import Job, Task
+from .python_rules import FileInfo, contains_wall_clock, dotted, kw, literal
+from .sql_rules import Hit
+
+MAX_SANE_RETRIES = 10
+DB_IO_MANAGERS = re.compile(
+    r"(DuckDB|Snowflake|BigQuery|Postgres|Deltalake)\w*IOManager|duckdb_\w*io_manager|"
+    r"snowflake_\w*io_manager|bigquery_\w*io_manager"
+)
+
+
+def _module_dicts(tree: ast.Module) -> dict[str, ast.expr]:
+    out: dict[str, ast.expr] = {}
+    for stmt in tree.body:
+        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and \
+                isinstance(stmt.targets[0], ast.Name):
+            out[stmt.targets[0].id] = stmt.value
+    return out
+
+
+def _dict_items(node: ast.expr | None, names: dict[str, ast.expr]) -> dict[str, ast.expr]:
+    if isinstance(node, ast.Name):
+        node = names.get(node.id)
+    if isinstance(node, ast.Dict):
+        return {k.value: v for k, v in zip(node.keys, node.values, strict=False)
+                if isinstance(k, ast.Constant) and isinstance(k.value, str) and v is not None}
+    if isinstance(node, ast.Call) and dotted(node.func) == "dict":
+        return {k.arg: k.value for k in node.keywords if k.arg}
+    return {}
+
+
+def _cadence(node: ast.expr | None) -> str | None:
+    if node is None:
+        return None
+    value = literal(node)
+    return str(value) if value is not None else ast.unparse(node)
+
+
+def _retry_hits(where: ast.AST, retries: ast.expr | None, delay: ast.expr | None,
+                what: str) -> list[Hit]:
+    if retries is None:
+        return []
+    n = literal(retries)
+    line = retries.lineno
+    if isinstance(n, (int, float)) and (n < 0 or n > MAX_SANE_RETRIES):
+        return [(line, "IDM103", f"{what} retries={n} is unbounded")]
+    if isinstance(n, int) and n > 0 and delay is None:
+        return [(line, "IDM103", f"{what} retries={n} without a retry delay")]
+    return []
+
+
+def _task_from_call(call: ast.Call, info: FileInfo,
+                    funcs: dict[str, ast.FunctionDef | ast.AsyncFunctionDef]) -> Task | None:
+    name = dotted(call.func).rsplit(".", 1)[-1]
+    if not name.endswith(("Operator", "Sensor")):
+        return None
+    task_id = literal(kw(call, "task_id"))
+    task = Task(str(task_id or name), call.lineno)
+    tables = info.tables.get(id(call))
+    callable_ = kw(call, "python_callable")
+    if tables is None and isinstance(callable_, ast.Name) and callable_.id in funcs:
+        tables = info.tables.get(id(funcs[callable_.id]))
+    if tables:
+        task.inputs, task.outputs = list(tables[0]), list(tables[1])
+    return task
+
+
+def review_orchestration(path: str, tree: ast.Module, info: FileInfo) -> tuple[list[Hit], list[Job]]:
+    hits: list[Hit] = []
+    jobs: list[Job] = []
+    names = _module_dicts(tree)
+    funcs = {n.name: n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)]
+
+    # ---- Airflow ---------------------------------------------------------------------
+    dag_defs: list[tuple[ast.Call, ast.Call | ast.FunctionDef | ast.AsyncFunctionDef]] = []
+    for c in calls:
+        if dotted(c.func).rsplit(".", 1)[-1] == "DAG":
+            dag_defs.append((c, c))
+    for f in funcs.values():
+        for d in f.decorator_list:
+            if dotted(d).rsplit(".", 1)[-1] == "dag":
+                call = d if isinstance(d, ast.Call) else ast.Call(func=d, args=[], keywords=[])
+                dag_defs.append((call, f))
+    all_task_retries = [kw(c, "retries") for c in calls
+                        if dotted(c.func).endswith(("Operator", "Sensor"))]
+    for call, owner in dag_defs:
+        line = getattr(call, "lineno", None) or owner.lineno
+        args = {k.arg: k.value for k in call.keywords if k.arg}
+        default_args = _dict_items(args.get("default_args"), names)
+        dag_id = literal(args.get("dag_id")) or (literal(call.args[0]) if call.args else None) \
+            or getattr(owner, "name", "dag")
+        if "catchup" not in args:
+            hits.append((line, "IDM101", f"DAG {dag_id}"))
+        if "max_active_runs" not in args:
+            hits.append((line, "IDM102", f"DAG {dag_id}"))
+        retries = default_args.get("retries", args.get("retries"))
+        delay = default_args.get("retry_delay", args.get("retry_delay"))
+        if retries is None and not any(r is not None for r in all_task_retries):
+            hits.append((line, "IDM103", f"DAG {dag_id} sets no retries"))
+        hits.extend(_retry_hits(call, retries, delay, f"DAG {dag_id}"))
+        for src in (default_args, args):
+            dop = src.get("depends_on_past")
+            if dop is not None and literal(dop) is True:
+                hits.append((dop.lineno, "IDM104", f"DAG {dag_id}"))
+            sd = src.get("start_date")
+            if sd is not None and contains_wall_clock(sd):
+                hits.append((sd.lineno, "IDM105", f"DAG {dag_id}: {ast.unparse(sd)[:60]}"))
+        schedule = args.get("schedule", args.get("schedule_interval", args.get("timetable")))
+        job = Job(path, line, "airflow", str(dag_id), _cadence(schedule))
+        body = owner if owner is not call else _with_body(tree, call)
+        for n in ast.walk(body) if body is not None else []:
+            if isinstance(n, ast.Call) and n is not call:
+                t = _task_from_call(n, info, funcs)
+                if t:
+                    job.tasks.append(t)
+            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n is not owner and \
+                    any(dotted(d).split(".")[-1] == "task" or dotted(d).startswith("task.")
+                        for d in n.decorator_list):
+                ins, outs = info.tables.get(id(n), ([], []))
+                job.tasks.append(Task(n.name, n.lineno, list(ins), list(outs)))
+        jobs.append(job)
+    # Task-level retries (operators and TaskFlow/Prefect @task decorators).
+    for c in calls:
+        short = dotted(c.func).rsplit(".", 1)[-1]
+        if short.endswith(("Operator", "Sensor")) or short in {"task", "op", "asset"}:
+            delay = kw(c, "retry_delay") or kw(c, "retry_delay_seconds")
+            hits.extend(_retry_hits(c, kw(c, "retries"), delay, short))
+            rp = kw(c, "retry_policy")
+            if isinstance(rp, ast.Call):
+                hits.extend(_retry_hits(rp, kw(rp, "max_retries"), kw(rp, "delay"), "RetryPolicy"))
+
+    # ---- Dagster -----------------------------------------------------------------------
+    uses_db_io = any(DB_IO_MANAGERS.search(dotted(c.func)) for c in calls)
+    dagster_tasks: list[Task] = []
+    for f in funcs.values():
+        for d in f.decorator_list:
+            short = dotted(d).rsplit(".", 1)[-1]
+            if short not in {"asset", "multi_asset", "op"}:
+                continue
+            dcall = d if isinstance(d, ast.Call) else None
+            ins, outs = info.tables.get(id(f), ([], []))
+            params = [a.arg for a in f.args.args if a.arg not in {"context", "self"}]
+            dagster_tasks.append(Task(f.name, f.lineno, sorted(set(ins) | set(params)),
+                                      list(outs) or ([f.name] if short != "op" else [])))
+            if dcall is not None and kw(dcall, "partitions_def") is not None and uses_db_io \
+                    and short == "asset":
+                meta = kw(dcall, "metadata")
+                keys = set(_dict_items(meta, names)) if meta is not None else set()
+                if "partition_expr" not in keys and not _returns_none(f):
+                    hits.append((d.lineno, "IDM107", f"asset {f.name}"))
+    schedules = []
+    for c in calls:
+        short = dotted(c.func).rsplit(".", 1)[-1]
+        if short == "ScheduleDefinition" or short == "schedule":
+            schedules.append(_cadence(kw(c, "cron_schedule")) or "?")
+        elif short == "build_schedule_from_partitioned_job":
+            schedules.append("from partitions")
+        elif short.endswith("PartitionsDefinition") and short != "PartitionsDefinition":
+            schedules.append(short.replace("PartitionsDefinition", "").lower() + " partitions")
+    if dagster_tasks:
+        jobs.append(Job(path, dagster_tasks[0].line, "dagster", path.rsplit("/", 1)[-1],
+                        ", ".join(dict.fromkeys(schedules)) or None, dagster_tasks))
+
+    # ---- Prefect -------------------------------------------------------------------------
+    flows = {}
+    for f in funcs.values():
+        for d in f.decorator_list:
+            if dotted(d).rsplit(".", 1)[-1] == "flow" and "prefect" in _imports(tree):
+                flows[f.name] = f
+    task_funcs = {n for n, f in funcs.items() for d in f.decorator_list
+                  if dotted(d).rsplit(".", 1)[-1] == "task"}
+    for name, f in flows.items():
+        cadence = None
+        for c in calls:
+            if isinstance(c.func, ast.Attribute) and c.func.attr in {"serve", "deploy", "to_deployment"} \
+                    and dotted(c.func.value) == name:
+                cadence = _cadence(kw(c, "cron") or kw(c, "interval") or kw(c, "rrule"))
+                if cadence and kw(c, "concurrency_limit") is None:
+                    hits.append((c.lineno, "IDM102", f"deployment of flow {name}"))
+        job = Job(path, f.lineno, "prefect", name, cadence)
+        for n in ast.walk(f):
+            if isinstance(n, ast.Call) and dotted(n.func) in task_funcs:
+                tf = funcs[dotted(n.func)]
+                ins, outs = info.tables.get(id(tf), ([], []))
+                job.tasks.append(Task(tf.name, tf.lineno, list(ins), list(outs)))
+        jobs.append(job)
+    return hits, jobs
+
+
+def _returns_none(f: ast.AST) -> bool:
+    # An asset that writes the table itself and returns nothing does not go through the
+    # IO manager's handle_output.
+    return not any(isinstance(n, ast.Return) and n.value is not None for n in ast.walk(f))
+
+
+def _imports(tree: ast.Module) -> set[str]:
+    out: set[str] = set()
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Import):
+            out |= {a.name.split(".")[0] for a in n.names}
+        elif isinstance(n, ast.ImportFrom) and n.module:
+            out.add(n.module.split(".")[0])
+    return out
+
+
+def _with_body(tree: ast.Module, call: ast.Call) -> ast.AST | None:
+    for n in ast.walk(tree):
+        if isinstance(n, (ast.With, ast.AsyncWith)) and any(i.context_expr is call for i in n.items):
+            return n
+    return None
+
+
+# ---- cron -----------------------------------------------------------------------------
+_CRON_LINE = re.compile(r"^\s*(@\w+|(?:\S+\s+){4}\S+)\s+(.+)$")
+_ENV_LINE = re.compile(r"^\s*\w+\s*=")
+_LOCKERS = re.compile(r"\b(flock|run-one|lockrun|solo|setlock|chronic\s+flock|lckdo)\b")
+
+
+def review_crontab(path: str, text: str) -> tuple[list[Hit], list[Job]]:
+    hits: list[Hit] = []
+    jobs: list[Job] = []
+    for i, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#") or _ENV_LINE.match(line):
+            continue
+        m = _CRON_LINE.match(line)
+        if not m:
+            continue
+        schedule, command = m.group(1), m.group(2)
+        fields = schedule.split()
+        if not fields[0].startswith("@") and not all(re.fullmatch(r"[\d*/,\-A-Za-z]+", f) for f in fields):
+            continue
+        # /etc/cron.d lines carry a user name before the command.
+        cmd = command.split(" #", 1)[0].strip()
+        name = cmd.split()[-1] if cmd.split() else cmd
+        job = Job(path, i, "cron", name.rsplit("/", 1)[-1], schedule,
+                  [Task(cmd[:80], i)])
+        jobs.append(job)
+        if schedule != "@reboot" and not _LOCKERS.search(cmd):
+            hits.append((i, "IDM106", f"`{cmd[:60]}`"))
+    return hits, jobs
+
+
+def is_crontab(path: str) -> bool:
+    name = path.rsplit("/", 1)[-1].lower()
+    return name in {"crontab", "cron"} or name.endswith((".cron", ".crontab")) or "/cron.d/" in path

@@ -1,0 +1,335 @@
+"""Python files: find SQL in strings, follow one scope's writes in order, and apply the
+Python-only rules (`to_sql`, wall-clock watermarks, run-time windows)."""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass, field
+
+from .sql_rules import BACKFILL_NAME, Event, Hit, Scope, scope_hits, scope_tables
+from .sqlparse import parse_sql
+from .templating import ident, normalise_placeholders
+
+SQL_LIKE = re.compile(
+    r"^\s*(?:--[^\n]*\n\s*)*(?:"
+    r"select\b[\s\S]*\bfrom\b|insert\s+(?:into|overwrite)\b|update\s+\S+\s+set\b|"
+    r"delete\s+from\b|merge\s+into\b|copy\s+\S+\s+(?:from|to)\b|copy\s+into\b|"
+    r"truncate\s+(?:table\s+)?\S+|drop\s+(?:table|view)\b|"
+    r"create\s+(?:or\s+replace\s+)?(?:(?:temp|temporary|transient)\s+)?(?:table|view)\b|"
+    r"with\s+\w+\s+as\s*\(|alter\s+table\b|begin\b|start\s+transaction\b)",
+    re.I,
+)
+WALL_CLOCK_CALLS = (
+    "datetime.now", "datetime.utcnow", "datetime.today", "date.today", "time.time",
+    "pendulum.now", "pendulum.today", "timezone.utcnow", "Timestamp.now", "Timestamp.utcnow",
+    "Timestamp.today", "arrow.now", "arrow.utcnow", "days_ago",
+)
+WM_VAR = re.compile(
+    r"watermark|high_?water|cursor|since|checkpoint|bookmark|(^|_)state$|"
+    r"last_(run|load|sync|update|updated|ts|seen|loaded|extracted|synced|modified|success)"
+)
+SAVE_STATE = re.compile(
+    r"^(save|set|update|write|put|store|persist|commit|advance|bump)_?"
+    r"(watermark|state|cursor|checkpoint|bookmark|high_?water|last_\w+)"
+)
+DAY_VAR = re.compile(
+    r"^(day|ds|date|run_date|target_date|yesterday|today|partition|partition_date|process_date|"
+    r"load_date|batch_date|window_start|window_end|start|end|start_date|end_date|run_day)$"
+)
+DATE_PARAM = re.compile(
+    r"day|date|ds$|^ds|start|end|window|partition|interval|logical|context|period|since|"
+    r"^ts$|execution|month|hour|year|^kwargs$"
+)
+INCREMENTAL = re.compile(
+    r"watermark|since|cursor|last_|incremental|high_?water|checkpoint|data_interval|"
+    r"logical_date|partition_key|execution_date|(^|_)ds($|_)|window"
+)
+SQL_OPERATORS = re.compile(
+    r"(Postgres|SQLExecuteQuery|Snowflake|BigQueryInsertJob|BigQueryExecuteQuery|MySql|"
+    r"Sqlite|Redshift\w*|Trino|DatabricksSql|Mssql|Oracle|Duck\w*|Jdbc|Vertica|Exasol|"
+    r"Common\w*Sql|SqlExecute)\w*Operator$"
+)
+TXN_CONTEXT = {"begin", "transaction", "atomic", "begin_nested"}
+
+
+def dotted(node: ast.AST) -> str:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        base = dotted(node.value)
+        return f"{base}.{node.attr}" if base else node.attr
+    if isinstance(node, ast.Call):
+        return dotted(node.func)
+    return ""
+
+
+def is_wall_clock_call(node: ast.AST) -> bool:
+    return isinstance(node, ast.Call) and any(
+        (name := dotted(node.func)) == c or name.endswith("." + c) for c in WALL_CLOCK_CALLS
+    )
+
+
+def contains_wall_clock(node: ast.AST) -> bool:
+    return any(is_wall_clock_call(n) for n in ast.walk(node))
+
+
+def kw(call: ast.Call, name: str) -> ast.expr | None:
+    for k in call.keywords:
+        if k.arg == name:
+            return k.value
+    return None
+
+
+def literal(node: ast.AST | None) -> object:
+    if node is None:
+        return None
+    try:
+        return ast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return None
+
+
+@dataclass
+class PyString:
+    text: str
+    line: int
+
+
+def string_of(node: ast.AST) -> PyString | None:
+    """The text of a str constant or f-string, placeholders replaced by identifiers."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return PyString(node.value, node.lineno)
+    if isinstance(node, ast.JoinedStr):
+        parts: list[str] = []
+        for v in node.values:
+            if isinstance(v, ast.Constant) and isinstance(v.value, str):
+                parts.append(v.value)
+            elif isinstance(v, ast.FormattedValue):
+                parts.append(ident(ast.unparse(v.value)))
+        return PyString("".join(parts), node.lineno)
+    return None
+
+
+@dataclass
+class FileInfo:
+    path: str
+    dialect: str | None
+    autocommit: bool = False
+    module_sql: dict[str, ast.expr] = field(default_factory=dict)
+    used_in_functions: set[str] = field(default_factory=set)
+    skipped: list[tuple[int, str]] = field(default_factory=list)
+    hits: list[Hit] = field(default_factory=list)
+    # id(FunctionDef or operator Call) -> (inputs, outputs), for the job inventory
+    tables: dict[int, tuple[list[str], list[str]]] = field(default_factory=dict)
+
+
+def _file_autocommit(tree: ast.Module) -> bool:
+    imports: set[str] = set()
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Import):
+            imports |= {a.name.split(".")[0] for a in n.names}
+        elif isinstance(n, ast.ImportFrom) and n.module:
+            imports.add(n.module.split(".")[0])
+        elif (isinstance(n, ast.keyword) and n.arg == "autocommit" and literal(n.value) is True) or (isinstance(n, ast.Assign) and any(
+                isinstance(t, ast.Attribute) and t.attr == "autocommit" for t in n.targets) \
+                and literal(n.value) is True):
+            return True
+    # DuckDB autocommits every execute() unless a transaction is begun explicitly.
+    return "duckdb" in imports and not imports & {"psycopg", "psycopg2", "sqlalchemy"}
+
+
+class _ScopeWalker:
+    """Collects the events of one scope in source order (nested defs are other scopes)."""
+
+    def __init__(self, info: FileInfo, scope: Scope, func: ast.AST | None) -> None:
+        self.info = info
+        self.scope = scope
+        self.func = func
+        self.wall_names: set[str] = set()
+        self.seen_strings: set[int] = set()
+        self.op_autocommit = False
+
+    # --- emitting -------------------------------------------------------------
+    def sql_string(self, node: ast.AST) -> None:
+        s = string_of(node)
+        if s is None or id(node) in self.seen_strings or not SQL_LIKE.match(s.text):
+            return
+        self.seen_strings.add(id(node))
+        parsed = parse_sql(normalise_placeholders(s.text), self.info.dialect, s.line)
+        for line, reason in parsed.errors:
+            self.info.skipped.append((line, reason))
+        for st in parsed.statements:
+            self.scope.events.append(Event("sql", st.line, stmt=st))
+            if self.op_autocommit:
+                self.scope.events.append(Event("commit", st.line))
+
+    # --- walking ------------------------------------------------------------------
+    def walk_body(self, body: list[ast.stmt]) -> None:
+        for i, stmt in enumerate(body):
+            if i == 0 and isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant):
+                continue  # docstring
+            self.visit(stmt)
+
+    def visit(self, node: ast.AST) -> None:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            if not isinstance(node, ast.Lambda):
+                for d in node.decorator_list:
+                    self.visit(d)
+            return
+        if isinstance(node, (ast.With, ast.AsyncWith)):
+            self.visit_with(node)
+            return
+        if isinstance(node, ast.Assign):
+            self.visit_assign(node)
+            return
+        if isinstance(node, ast.Call):
+            self.visit_call(node)
+            return
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and self.func is not None:
+            const = self.info.module_sql.get(node.id)
+            if const is not None:
+                self.sql_string(const)
+            return
+        if isinstance(node, (ast.Constant, ast.JoinedStr)):
+            if self.func is None and any(id(node) == id(v) for v in self._module_used_values()):
+                return  # emitted where a function uses it
+            self.sql_string(node)
+            return
+        for child in ast.iter_child_nodes(node):
+            self.visit(child)
+
+    def _module_used_values(self) -> list[ast.expr]:
+        return [v for k, v in self.info.module_sql.items() if k in self.info.used_in_functions]
+
+    def visit_with(self, node: ast.With | ast.AsyncWith) -> None:
+        txn = False
+        for item in node.items:
+            self.visit(item.context_expr)
+            ctx = item.context_expr
+            name = dotted(ctx)
+            last = name.rsplit(".", 1)[-1]
+            if last in TXN_CONTEXT or (isinstance(ctx, ast.Name) and not self.scope.autocommit) \
+                    or (last == "connect" and not self.scope.autocommit):
+                txn = True
+        if txn:
+            self.scope.events.append(Event("begin", node.lineno))
+        for stmt in node.body:
+            self.visit(stmt)
+        if txn:
+            self.scope.events.append(Event("commit", node.end_lineno or node.lineno))
+
+    def visit_assign(self, node: ast.Assign) -> None:
+        self.visit(node.value)
+        names = [t.id for t in node.targets if isinstance(t, ast.Name)]
+        if not contains_wall_clock(node.value):
+            return
+        self.wall_names.update(names)
+        if any(WM_VAR.search(n.lower()) for n in names):
+            self.info.hits.append((node.lineno, "IDM401", f"{names[0]} from the wall clock"))
+        elif (self.func is not None and any(DAY_VAR.match(n.lower()) for n in names)
+              and not isinstance(node.value, (ast.BoolOp, ast.IfExp))
+              and not self._has_date_param()):
+            self.info.hits.append((node.lineno, "IDM501", f"{names[0]} from the wall clock"))
+
+    def _has_date_param(self) -> bool:
+        f = self.func
+        if not isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            return False
+        a = f.args
+        params = [p.arg for p in a.posonlyargs + a.args + a.kwonlyargs]
+        params += [p.arg for p in (a.vararg, a.kwarg) if p is not None]
+        return any(DATE_PARAM.search(p.lower()) for p in params)
+
+    def visit_call(self, node: ast.Call) -> None:
+        name = dotted(node.func)
+        last = name.rsplit(".", 1)[-1]
+        is_operator = bool(SQL_OPERATORS.search(last))
+        saved = self.op_autocommit
+        if is_operator:
+            self.op_autocommit = literal(kw(node, "autocommit")) is True
+            start = len(self.scope.events)
+        for child in ast.iter_child_nodes(node):
+            self.visit(child)
+        if is_operator:
+            self.op_autocommit = saved
+            # Each SQL task runs in its own connection: it has committed when the next starts.
+            op_scope = Scope(self.scope.file, "op", self.scope.events[start:])
+            self.info.tables[id(node)] = scope_tables(op_scope)
+            self.scope.events.append(Event("commit", node.lineno))
+            return
+        if isinstance(node.func, ast.Attribute):
+            if last in {"commit", "rollback"} and not node.args:
+                self.scope.events.append(Event("commit", node.lineno))
+            elif last == "begin" and not node.args:
+                self.scope.events.append(Event("begin", node.lineno))
+            elif last == "to_sql":
+                self.to_sql(node)
+        if SAVE_STATE.match(last.lower()) or name.endswith("Variable.set"):
+            args = list(node.args) + [k.value for k in node.keywords]
+            if any(contains_wall_clock(a) or (isinstance(a, ast.Name) and a.id in self.wall_names)
+                   for a in args):
+                self.info.hits.append((node.lineno, "IDM401", f"{last}() given the wall clock"))
+            self.scope.events.append(Event("save_state", node.lineno))
+
+    def to_sql(self, node: ast.Call) -> None:
+        table_node = node.args[0] if node.args else kw(node, "name")
+        table = literal(table_node)
+        if not isinstance(table, str):
+            table = ident(ast.unparse(table_node)) if table_node is not None else None
+        if_exists = literal(kw(node, "if_exists")) or "fail"
+        schema = literal(kw(node, "schema"))
+        if table and isinstance(schema, str):
+            table = f"{schema}.{table}"
+        self.scope.events.append(Event(
+            "to_sql", node.lineno, table=table.lower() if table else None,
+            if_exists=str(if_exists), has_method=kw(node, "method") is not None))
+
+
+def _scope_context(scope: Scope, node: ast.AST, name: str, path: str) -> None:
+    idents: set[str] = set()
+    for n in ast.walk(node):
+        if isinstance(n, ast.Name):
+            idents.add(n.id.lower())
+        elif isinstance(n, ast.arg):
+            idents.add(n.arg.lower())
+        elif isinstance(n, ast.Attribute):
+            idents.add(n.attr.lower())
+        elif isinstance(n, ast.BinOp) and isinstance(n.op, ast.Sub) and \
+                isinstance(n.right, ast.Call) and dotted(n.right.func).split(".")[-1] in {
+                    "timedelta", "Timedelta", "relativedelta", "duration"}:
+            scope.lookback = True
+    scope.incremental = any(INCREMENTAL.search(i) for i in idents)
+    scope.lookback = scope.lookback or any("lookback" in i for i in idents)
+    stem = path.rsplit("/", 1)[-1].lower()
+    scope.backfill = bool(BACKFILL_NAME.search(name.lower()) or BACKFILL_NAME.search(stem))
+
+
+def review_python(path: str, tree: ast.Module, dialect: str | None) -> FileInfo:
+    info = FileInfo(path, dialect, autocommit=_file_autocommit(tree))
+    for stmt in tree.body:
+        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and \
+                isinstance(stmt.targets[0], ast.Name) and string_of(stmt.value) is not None:
+            info.module_sql[stmt.targets[0].id] = stmt.value
+    funcs = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    for f in funcs:
+        for n in ast.walk(f):
+            if isinstance(n, ast.Name) and n.id in info.module_sql:
+                info.used_in_functions.add(n.id)
+
+    scopes: list[tuple[ast.AST | None, Scope]] = []
+    module_scope = Scope(path, "<module>", autocommit=info.autocommit)
+    _scope_context(module_scope, tree, "<module>", path)
+    walker = _ScopeWalker(info, module_scope, None)
+    walker.walk_body(tree.body)
+    scopes.append((None, module_scope))
+    for f in funcs:
+        sc = Scope(path, f.name, autocommit=info.autocommit)
+        _scope_context(sc, f, f.name, path)
+        w = _ScopeWalker(info, sc, f)
+        w.walk_body(f.body)
+        scopes.append((f, sc))
+        info.tables[id(f)] = scope_tables(sc)
+    for _, sc in scopes:
+        info.hits.extend(scope_hits(sc))
+    return info

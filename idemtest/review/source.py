@@ -1,0 +1,89 @@
+"""Finding the files to review, reading them safely, and in-line suppression comments."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+MAX_BYTES = 2 * 1024 * 1024
+SKIP_DIRS = {"__pycache__", "node_modules", "venv", ".venv", "site-packages", "dist", "build",
+             "target", "dbt_packages", "logs"}
+_SUPPRESS = re.compile(r"(?:#|--)\s*idemtest:\s*ignore(?:\[([A-Za-z0-9_,\s]+)\])?")
+
+
+def kind_of(path: Path) -> str | None:
+    from .orchestration import is_crontab
+
+    suffix = path.suffix.lower()
+    if suffix == ".py":
+        return "python"
+    if suffix == ".sql":
+        return "sql"
+    if is_crontab(path.as_posix()):
+        return "cron"
+    return None
+
+
+def discover(paths: list[Path]) -> tuple[list[Path], list[Path]]:
+    """(files to review, paths that do not exist). Explicit files are always included."""
+    found: list[Path] = []
+    missing: list[Path] = []
+    for p in paths:
+        if not p.exists():
+            missing.append(p)
+        elif p.is_file():
+            found.append(p)
+        else:
+            for dirpath, dirnames, filenames in os.walk(p):
+                dirnames[:] = sorted(d for d in dirnames
+                                     if not d.startswith(".") and d not in SKIP_DIRS)
+                for fn in sorted(filenames):
+                    fp = Path(dirpath) / fn
+                    if kind_of(fp) is not None:
+                        found.append(fp)
+    return list(dict.fromkeys(found)), missing
+
+
+@dataclass
+class Source:
+    text: str | None
+    reason: str | None  # why the file was skipped
+
+
+def read_source(path: Path) -> Source:
+    try:
+        size = path.stat().st_size
+        if size > MAX_BYTES:
+            return Source(None, f"file too large ({size} bytes > {MAX_BYTES})")
+        data = path.read_bytes()
+    except OSError as e:
+        return Source(None, f"cannot read: {e.strerror or e}")
+    if b"\x00" in data[:8192]:
+        return Source(None, "binary file")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        return Source(None, f"not UTF-8 text (byte {e.start})")
+    return Source(text, None)
+
+
+def suppressions(text: str) -> dict[int, set[str] | None]:
+    """line -> rule ids silenced there (None = every rule)."""
+    out: dict[int, set[str] | None] = {}
+    for i, line in enumerate(text.splitlines(), start=1):
+        m = _SUPPRESS.search(line)
+        if m:
+            out[i] = {r.strip().upper() for r in m.group(1).split(",") if r.strip()} \
+                if m.group(1) else None
+    return out
+
+
+def is_suppressed(sup: dict[int, set[str] | None], line: int, rule_id: str) -> bool:
+    for ln in (line, line - 1):
+        if ln in sup:
+            ids = sup[ln]
+            if ids is None or rule_id in ids:
+                return True
+    return False

@@ -1,0 +1,414 @@
+"""Rules over SQL statements and over the ordered writes of one scope.
+
+A scope is whatever runs as one unit: a `.sql` file, a Python function, an Airflow module.
+Its events (statements, commits, `to_sql` calls, watermark saves) are in execution order,
+so rules can ask "was the DELETE committed before the INSERT ran?".
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .sqlparse import in_tables, node_line, table_name, tables_read, tables_written
+
+if TYPE_CHECKING:
+    from sqlglot import exp
+
+    from .sqlparse import Statement
+
+STATE_TABLE = re.compile(
+    r"watermark|high_?water|checkpoint|bookmark|cursor|(^|_)state$|^state_|etl_runs|last_run|"
+    r"sync_state|load_state"
+)
+STAGING_TABLE = re.compile(r"(^|_)(stg|staging|tmp|temp|scratch|new|swap)($|_)|__dbt_tmp")
+LOG_TABLE = re.compile(r"(^|_)(log|logs|audit|run_log|job_runs)$")
+MUTABLE_COLUMN = re.compile(
+    r"updated|modified|(^|_)ts$|timestamp|version|(^|_)hash|status|loaded_at|ingested|"
+    r"batch_id|run_id|(^|_)etl_|synced"
+)
+CURSOR_NAME = re.compile(
+    r"watermark|high_?water|cursor|since|checkpoint|bookmark|last_\w+|prev_max|max_\w+|from_ts"
+)
+BACKFILL_NAME = re.compile(r"backfill|reprocess|rerun|re_run|replay|restate|reload")
+_WALL_FUNCS = {"NOW", "GETDATE", "SYSDATE", "SYSTIMESTAMP", "LOCALTIMESTAMP", "GETUTCDATE",
+               "CURRENT_TIMESTAMP", "CURRENT_DATE", "UTC_TIMESTAMP", "TODAY"}
+
+
+@dataclass
+class Event:
+    kind: str  # sql | begin | commit | to_sql | save_state
+    line: int
+    stmt: Statement | None = None
+    table: str | None = None
+    if_exists: str | None = None
+    has_method: bool = False
+
+
+@dataclass
+class Scope:
+    file: str
+    name: str
+    events: list[Event] = field(default_factory=list)
+    autocommit: bool = False
+    incremental: bool = False  # the code keeps a cursor / takes a window
+    lookback: bool = False  # the Python side subtracts a lookback before querying
+    backfill: bool = False
+
+
+Hit = tuple[int, str, str]  # line, rule id, detail
+
+
+def _last(name: str) -> str:
+    return name.rsplit(".", 1)[-1]
+
+
+def _is_staging(name: str | None) -> bool:
+    # The schema counts too: `staging.orders` is a staging table.
+    return bool(name and any(STAGING_TABLE.search(p) for p in name.split(".")))
+
+
+def _is_state(name: str | None) -> bool:
+    return bool(name and STATE_TABLE.search(_last(name)))
+
+
+def _is_log(name: str | None) -> bool:
+    return bool(name and LOG_TABLE.search(_last(name)))
+
+
+def is_wall_clock(node: exp.Expression) -> bool:
+    from sqlglot import exp
+
+    for sub in node.walk():
+        if isinstance(sub, (exp.CurrentTimestamp, exp.CurrentDate, exp.CurrentDatetime,
+                            exp.CurrentTime)):
+            return True
+        if type(sub).__name__ in {"CurrentTimestampLTZ", "Localtimestamp", "UnixSeconds"}:
+            return True
+        if isinstance(sub, exp.Anonymous) and str(sub.this).upper() in _WALL_FUNCS:
+            return True
+        if isinstance(sub, exp.Column) and sub.name.upper() in {"SYSDATE", "CURRENT_TIMESTAMP"}:
+            return True
+    return False
+
+
+def _has_lookback(node: exp.Expression) -> bool:
+    from sqlglot import exp
+
+    for sub in node.walk():
+        if isinstance(sub, (exp.Sub, exp.DateSub, exp.DateAdd, exp.TimestampSub, exp.TsOrDsAdd,
+                            exp.TimestampAdd, exp.DatetimeSub, exp.Interval)):
+            return True
+        if isinstance(sub, exp.Anonymous) and "ADD" in str(sub.this).upper():
+            return True
+    return False
+
+
+def _comparisons(where: exp.Expression) -> list[tuple[Any, Any, Any, bool, bool]]:
+    """(node, column, other side, lower bound?, strict?) for each bound on a column."""
+    from sqlglot import exp
+
+    out: list[tuple[Any, Any, Any, bool, bool]] = []
+    for cmp in where.find_all(exp.GT, exp.GTE, exp.LT, exp.LTE, exp.EQ):
+        left, right = cmp.this, cmp.expression
+        flipped = False
+        if not isinstance(left, exp.Column) and isinstance(right, exp.Column):
+            left, right, flipped = right, left, True
+        if not isinstance(left, exp.Column):
+            continue
+        if isinstance(cmp, exp.EQ):
+            out.append((cmp, left, right, True, False))
+            out.append((cmp, left, right, False, False))
+            continue
+        lower = isinstance(cmp, (exp.GT, exp.GTE)) != flipped
+        out.append((cmp, left, right, lower, isinstance(cmp, (exp.GT, exp.LT))))
+    for btw in where.find_all(exp.Between):
+        if isinstance(btw.this, exp.Column):
+            out.append((btw, btw.this, btw.args["low"], True, False))
+            out.append((btw, btw.this, btw.args["high"], False, False))
+    return out
+
+
+def _is_cursor_value(node: exp.Expression) -> bool:
+    from sqlglot import exp
+
+    if isinstance(node, exp.Paren):
+        node = node.this
+    if isinstance(node, (exp.Placeholder, exp.Parameter)):
+        return True
+    if isinstance(node, (exp.Subquery, exp.Select)):
+        return node.find(exp.Max) is not None
+    if isinstance(node, exp.Column):
+        return bool(CURSOR_NAME.search(node.name.lower()))
+    return False
+
+
+def _where_clauses(expr: exp.Expression) -> list[exp.Where]:
+    from sqlglot import exp
+
+    if isinstance(expr, (exp.Delete, exp.Update)):
+        # A DELETE/UPDATE filter selects rows to change, not a source window; only their
+        # subqueries read sources.
+        own = expr.args.get("where")
+        return [w for w in expr.find_all(exp.Where) if w is not own]
+    return list(expr.find_all(exp.Where))
+
+
+def statement_hits(stmt: Statement, scope: Scope | None) -> list[Hit]:
+    """Rules that need only the statement itself."""
+    from sqlglot import exp
+
+    e = stmt.expr
+    hits: list[Hit] = []
+    target = table_name(e.this) if isinstance(e, (exp.Insert, exp.Update, exp.Merge)) else None
+
+    # IDM204: DO NOTHING on rows that carry a version / update time.
+    if isinstance(e, exp.Insert):
+        conflict = e.args.get("conflict")
+        if conflict is not None and "NOTHING" in str(conflict.args.get("action") or "").upper():
+            cols = {c.name.lower() for c in e.find_all(exp.Column)}
+            cols |= {i.name.lower() for i in e.this.find_all(exp.Identifier)} if e.this else set()
+            if any(MUTABLE_COLUMN.search(c) for c in cols):
+                hits.append((stmt.line, "IDM204", f"into {target}"))
+
+    # IDM205: MERGE matched on a column that changes.
+    if isinstance(e, exp.Merge):
+        on = e.args.get("on")
+        updated: set[str] = set()
+        for when in e.find_all(exp.When):
+            then = when.args.get("then")
+            if isinstance(then, exp.Update):
+                for eq in then.expressions:
+                    if isinstance(eq, exp.EQ) and isinstance(eq.this, exp.Column):
+                        updated.add(eq.this.name.lower())
+        extra = []
+        if on is not None:
+            for eq in on.find_all(exp.EQ):
+                for side in (eq.this, eq.expression):
+                    if isinstance(side, exp.Column):
+                        n = side.name.lower()
+                        if (n in updated or MUTABLE_COLUMN.search(n)) and n not in extra:
+                            extra.append(n)
+        if extra:
+            hits.append((stmt.line, "IDM205", f"on {', '.join(extra)} of {target}"))
+
+    # IDM401 (state table set from the clock).
+    if isinstance(e, (exp.Update, exp.Insert, exp.Merge)) and _is_state(target):
+        values = e.expression if isinstance(e, exp.Insert) else e
+        if values is not None and is_wall_clock(values):
+            hits.append((stmt.line, "IDM401", f"{target} set from the clock"))
+
+    # Cursor and window filters in what the statement reads.
+    reported_501 = False
+    for where in _where_clauses(e):
+        comps = _comparisons(where)
+        by_col: dict[str, list[tuple[exp.Expression, exp.Expression, bool, bool]]] = {}
+        for node, col, other, lower, strict in comps:
+            by_col.setdefault(col.sql().lower(), []).append((node, other, lower, strict))
+        for bounds in by_col.values():
+            lowers = [b for b in bounds if b[2]]
+            uppers = [b for b in bounds if not b[2]]
+            wall_lower = [b for b in lowers if is_wall_clock(b[1])]
+            if lowers and uppers and all(is_wall_clock(b[1]) for b in bounds):
+                if not reported_501:
+                    line = node_line(lowers[0][0], stmt.line)
+                    hits.append((line, "IDM501", "window computed from the current date"))
+                    reported_501 = True
+                continue
+            if wall_lower and not uppers:
+                node = wall_lower[0][0]
+                hits.append((node_line(node, stmt.line), "IDM401", "filter on now()"))
+                continue
+            if uppers or len(lowers) != 1:
+                continue  # a bounded window or an equality, not a cursor
+            node, other, _, strict = lowers[0]
+            if not _is_cursor_value(other) or _has_lookback(other):
+                continue
+            if scope is not None and scope.lookback:
+                continue
+            line = node_line(node, stmt.line)
+            hits.append((line, "IDM402", node.sql(comments=False)[:80]))
+            if strict:
+                hits.append((line, "IDM403", node.sql(comments=False)[:80]))
+    return hits
+
+
+def _kind(stmt: Statement) -> str:
+    """Classify a statement for sequence rules."""
+    from sqlglot import exp
+
+    e = stmt.expr
+    if isinstance(e, exp.Transaction):
+        return "begin"
+    if isinstance(e, (exp.Commit, exp.Rollback)):
+        return "commit"
+    if isinstance(e, exp.Command) and str(e.this).upper() in {"BEGIN", "START"}:
+        return "begin"
+    if isinstance(e, (exp.Delete, exp.TruncateTable)):
+        return "clear"
+    if isinstance(e, exp.Drop) and str(e.args.get("kind") or "").upper() == "TABLE":
+        return "clear"
+    if isinstance(e, exp.Create) and e.args.get("replace"):
+        return "replace"
+    if isinstance(e, exp.Create) and str(e.args.get("kind") or "").upper() == "TABLE":
+        # CREATE TABLE IF NOT EXISTS keeps what is there: it clears nothing.
+        return "other" if e.args.get("exists") else "create"
+    if isinstance(e, (exp.Insert, exp.Copy, exp.Merge, exp.Update)):
+        return "write"
+    return "other"
+
+
+def _cleared_tables(stmt: Statement) -> set[str]:
+    from sqlglot import exp
+
+    e = stmt.expr
+    if isinstance(e, exp.TruncateTable):
+        return {n for n in (table_name(t) for t in e.expressions) if n}
+    if isinstance(e, exp.Drop) and e.args.get("tables"):
+        return {n for n in (table_name(t) for t in e.args["tables"]) if n}
+    n = table_name(e.this)
+    return {n} if n else set()
+
+
+def _is_temp(stmt: Statement) -> bool:
+    from sqlglot import exp
+
+    props = stmt.expr.args.get("properties")
+    return props is not None and props.find(exp.TemporaryProperty) is not None
+
+
+def _is_bare_append(stmt: Statement) -> str | None:
+    """Target table of an INSERT/COPY that adds rows without any key check."""
+    from sqlglot import exp
+
+    e = stmt.expr
+    if isinstance(e, exp.Insert):
+        if e.args.get("overwrite") or e.args.get("conflict") is not None:
+            return None
+        target = table_name(e.this)
+        source = e.expression
+        # INSERT ... SELECT ... WHERE NOT EXISTS (... target ...): an anti-join on the target.
+        if source is not None and target and in_tables(target, tables_read(source)):
+            return None
+        return target
+    if isinstance(e, exp.Copy) and e.args.get("kind"):
+        # Snowflake COPY INTO skips files it already loaded, unless FORCE = TRUE.
+        if re.match(r"\s*copy\s+into\b", stmt.text, re.I) and \
+                not re.search(r"force\s*=\s*true", stmt.text, re.I):
+            return None
+        return table_name(e.this)
+    return None
+
+
+def _reads_for_upsert(stmt: Statement) -> set[str]:
+    from sqlglot import exp
+
+    e = stmt.expr
+    if isinstance(e, exp.Merge) or (isinstance(e, exp.Insert) and e.args.get("conflict")):
+        return tables_read(e)
+    return set()
+
+
+def scope_hits(scope: Scope) -> list[Hit]:
+    """Statement rules plus the rules that need the order of events in one scope."""
+    hits: list[Hit] = []
+    events = scope.events
+    # Transaction id per event: a change between two events means something committed.
+    txn: list[int] = []
+    current, explicit = 0, False
+    for ev in events:
+        kind = _kind(ev.stmt) if ev.kind == "sql" and ev.stmt else ev.kind
+        if kind == "begin":
+            current += 1
+            explicit = True
+            txn.append(current)
+            continue
+        if kind == "commit":
+            current += 1
+            explicit = False
+            txn.append(current)
+            continue
+        if ev.kind == "to_sql" and not explicit:
+            current += 1  # pandas commits each to_sql on its own connection/transaction
+        if ev.kind == "save_state" and ev.stmt is None:
+            current += 1  # a non-SQL store (Airflow Variable, a file) is never transactional
+        txn.append(current)
+        if (scope.autocommit and not explicit) or (ev.kind == "save_state" and ev.stmt is None):
+            current += 1
+        if ev.kind == "to_sql" and not explicit:
+            current += 1
+
+    kinds = [(_kind(ev.stmt) if ev.kind == "sql" and ev.stmt else ev.kind) for ev in events]
+
+    def writes(i: int) -> set[str]:
+        ev = events[i]
+        if ev.kind == "to_sql" and ev.table:
+            return {ev.table}
+        if ev.kind == "sql" and ev.stmt and kinds[i] in {"write", "create", "replace"}:
+            return tables_written(ev.stmt.expr)
+        return set()
+
+    cleared_before: set[str] = set()
+    for i, ev in enumerate(events):
+        st = ev.stmt
+        if ev.kind == "sql" and st is not None:
+            hits.extend(statement_hits(st, scope))
+            kind = kinds[i]
+            if kind == "clear":
+                for t in _cleared_tables(st):
+                    later = [j for j in range(i + 1, len(events)) if in_tables(t, writes(j))]
+                    if (later and txn[later[0]] != txn[i] and not _is_staging(t)
+                            and not _is_state(t)):
+                        rule = "IDM502" if scope.backfill else "IDM301"
+                        hits.append((ev.line, rule, f"{_last(t)} is cleared and reloaded in "
+                                                    "separate transactions"))
+                    cleared_before.add(t)
+            elif kind in {"create", "replace"}:
+                cleared_before |= tables_written(st.expr)
+                if _is_temp(st):
+                    cleared_before |= tables_written(st.expr)
+            elif kind == "write":
+                target = _is_bare_append(st)
+                if target and not _is_staging(target) and not _is_state(target) \
+                        and not _is_log(target) and not in_tables(target, cleared_before) \
+                        and not any(in_tables(target, _reads_for_upsert(ev2.stmt))
+                                    for ev2 in events[i + 1:] if ev2.stmt):
+                    hits.append((ev.line, "IDM201", f"into {target}"))
+        elif ev.kind == "to_sql" and ev.table:
+            t = ev.table
+            if ev.if_exists == "append" and not ev.has_method and not _is_staging(t) \
+                    and not _is_log(t) and not in_tables(t, cleared_before) \
+                    and not any(in_tables(t, _reads_for_upsert(ev2.stmt))
+                                for ev2 in events[i + 1:] if ev2.stmt):
+                hits.append((ev.line, "IDM202", f"into {t}"))
+            if ev.if_exists == "replace" and scope.incremental and not _is_staging(t):
+                hits.append((ev.line, "IDM203", f"into {t}"))
+        # IDM404: a watermark stored, then a load that commits separately afterwards.
+        is_save = ev.kind == "save_state" or (
+            ev.kind == "sql" and st is not None and kinds[i] == "write"
+            and any(_is_state(t) for t in tables_written(st.expr)))
+        # A save that follows a load in the same scope is that load's bookkeeping.
+        loaded_before = any(w and not all(_is_state(t) for t in w)
+                            for w in (writes(k) for k in range(i)))
+        if is_save and not loaded_before:
+            for j in range(i + 1, len(events)):
+                w = writes(j)
+                if w and not all(_is_state(t) for t in w) and txn[j] != txn[i]:
+                    hits.append((ev.line, "IDM404", f"before the load of {', '.join(sorted(w))}"))
+                    break
+    return hits
+
+
+def scope_tables(scope: Scope) -> tuple[list[str], list[str]]:
+    """Inputs and outputs of a scope, for the job inventory."""
+    reads: set[str] = set()
+    written: set[str] = set()
+    for ev in scope.events:
+        if ev.stmt is not None:
+            written |= tables_written(ev.stmt.expr) | (
+                _cleared_tables(ev.stmt) if _kind(ev.stmt) == "clear" else set())
+            reads |= tables_read(ev.stmt.expr)
+        elif ev.kind == "to_sql" and ev.table:
+            written.add(ev.table)
+    return sorted(reads - written), sorted(written)

@@ -1,0 +1,48 @@
+"""`.sql` files: plain scripts and dbt models (Jinja rendered first)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from .sql_rules import BACKFILL_NAME, Event, Hit, Scope, scope_hits
+from .sqlparse import parse_sql
+from .templating import normalise_placeholders, render_jinja
+
+_APPEND_STRATEGIES = {"append"}
+_KEYLESS_OK = {"insert_overwrite", "microbatch"}  # these replace whole partitions/batches
+
+
+@dataclass
+class SqlFileResult:
+    hits: list[Hit] = field(default_factory=list)
+    errors: list[tuple[int, str]] = field(default_factory=list)
+
+
+def review_sql_file(path: str, text: str, dialect: str | None) -> SqlFileResult:
+    out = SqlFileResult()
+    stem = path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    rendered = render_jinja(text, this_name=stem)
+    cfg = rendered.config
+    if cfg.get("materialized") == "incremental":
+        strategy = cfg.get("incremental_strategy", "")
+        line = rendered.config_line or 1
+        if strategy in _APPEND_STRATEGIES:
+            out.hits.append((line, "IDM601", f"model {stem} uses incremental_strategy='append'"))
+        elif not cfg.get("unique_key") and strategy not in _KEYLESS_OK:
+            out.hits.append((line, "IDM601", f"model {stem}"))
+    body = normalise_placeholders(rendered.text)
+    if not body.strip():
+        return out
+    parsed = parse_sql(body, dialect)
+    out.errors.extend(parsed.errors)
+    # psql and most runners autocommit each statement unless the script says BEGIN.
+    scope = Scope(path, stem, autocommit=True, backfill=bool(BACKFILL_NAME.search(stem.lower())))
+    scope.events = [Event("sql", st.line, stmt=st) for st in parsed.statements]
+    out.hits.extend(scope_hits(scope))
+    return out
+
+
+def sql_dialect_directive(text: str) -> str | None:
+    m = re.search(r"(?:--|#)\s*idemtest:\s*dialect\s*=\s*([\w-]+)", text[:4096])
+    return m.group(1).lower() if m else None

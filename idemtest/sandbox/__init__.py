@@ -1,0 +1,67 @@
+"""Sandbox backends behind one interface; `get_backend` picks one from `--idem-db`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .._errors import BackendError, MissingExtraError
+from .base import Backend, Sandbox
+
+if TYPE_CHECKING:
+    from ..instrument import Controller
+
+__all__ = ["Backend", "Sandbox", "get_backend", "redact", "sqlalchemy_engine"]
+
+
+def redact(dsn: str) -> str:
+    """A DSN with its password replaced, fit to print."""
+    import re
+
+    dsn = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", dsn)
+    return re.sub(r"(password\s*=\s*)(\S+)", r"\1***", dsn, flags=re.I)
+
+
+def get_backend(db: str) -> Backend:
+    """`duckdb` (default, in memory), `duckdb-file`, `postgresql://user@host:port/db`, or `postgres+docker`."""
+    text = (db or "duckdb").strip()
+    low = text.lower()
+    if low in ("duckdb", "duckdb:memory", ":memory:"):
+        from .duckdb import DuckDBBackend
+
+        return DuckDBBackend()
+    if low in ("duckdb-file", "duckdb:file"):
+        from .duckdb import DuckDBBackend
+
+        return DuckDBBackend(files=True)
+    if low.startswith(("postgresql://", "postgres://")):
+        from .postgres import PostgresBackend
+
+        return PostgresBackend(text)
+    if low in ("postgres+docker", "postgresql+docker", "docker"):
+        from .postgres import DockerPostgresBackend
+
+        return DockerPostgresBackend()
+    raise BackendError(
+        f"--idem-db={redact(text)!r} is not a known sandbox; use 'duckdb' (default, in memory), "
+        "'duckdb-file', 'postgresql://user@host:port/dbname' (a server where idemtest may create databases) "
+        "or 'postgres+docker' (testcontainers)"
+    )
+
+
+def require(module: str, extra: str) -> Any:
+    """Import an optional dependency, or name the pip command that installs it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise MissingExtraError(f"{module} is not installed; install it with: pip install 'idemtest[{extra}]'") from None
+
+
+def sqlalchemy_engine(sandbox: Sandbox, ctl: Controller | None) -> Any:
+    """A SQLAlchemy engine whose connections are instrumented connections to the sandbox."""
+    sa = require("sqlalchemy", "sqlalchemy")
+    if sandbox.backend == "duckdb":
+        require("duckdb_engine", "sqlalchemy")
+        return sa.create_engine("duckdb://", creator=lambda: sandbox.connect(ctl), poolclass=sa.pool.NullPool)
+    return sa.create_engine("postgresql+psycopg://", creator=lambda: sandbox.connect(ctl), poolclass=sa.pool.NullPool)

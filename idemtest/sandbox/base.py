@@ -1,0 +1,206 @@
+"""The one small interface every sandbox backend implements."""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .._errors import SetupError, SpecError
+
+if TYPE_CHECKING:
+    from ..instrument import Controller
+    from ..spec import Source, Spec, Target
+
+STATE_SCHEMA = "_idemtest"
+STATE_TABLE = f"{STATE_SCHEMA}.state"
+
+
+class Sandbox(ABC):
+    """A throwaway database created by idemtest, and only by idemtest."""
+
+    backend: str = "?"
+    dialect: str = "?"
+    param: str = "?"  # the driver's placeholder
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.landing: Path | None = None
+
+    # --- what a run sees -------------------------------------------------
+    @property
+    def path(self) -> str | None:
+        return None
+
+    @property
+    def dsn(self) -> str | None:
+        return None
+
+    @property
+    def url(self) -> str | None:
+        """A SQLAlchemy URL for the sandbox (pandas `to_sql`)."""
+        return None
+
+    @abstractmethod
+    def connect(self, ctl: Controller | None, kind: str | None = "connect") -> Any:
+        """A new connection for user code, instrumented by `ctl`; `kind=None`
+        does not count the connect itself as a statement boundary."""
+
+    @abstractmethod
+    def raw(self) -> Any:
+        """A new uninstrumented DB-API connection (setup callables, readers)."""
+
+    # --- what the harness does -------------------------------------------
+    @abstractmethod
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
+        """Run a statement on the harness connection, autocommitted."""
+
+    @abstractmethod
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
+
+    @abstractmethod
+    def query(self, sql: str, params: Sequence[Any] | None = None) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Column names and rows of a query on the harness connection."""
+
+    @abstractmethod
+    def table_columns(self, table: str) -> list[str] | None:
+        """The columns of `table` (schema-qualified or not), or None if it does not exist."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Drop the sandbox and everything in it."""
+
+    def split_script(self, sql: str) -> list[str]:
+        return [sql]
+
+    # --- shared helpers built on the primitives ----------------------------
+    def quote(self, ident: str) -> str:
+        return ".".join('"' + p.replace('"', '""') + '"' for p in ident.split("."))
+
+    def prepare(self, spec: Spec) -> None:
+        """State store, setup DDL, and a check that the spec matches the schema."""
+        self.execute(f"CREATE SCHEMA IF NOT EXISTS {STATE_SCHEMA}")
+        self.execute(f"CREATE TABLE IF NOT EXISTS {STATE_TABLE} (key VARCHAR PRIMARY KEY, value VARCHAR)")
+        run_setup(self, spec)
+        validate_schema(self, spec)
+
+    def load_source(self, source: Source, rows: Sequence[dict[str, Any]]) -> None:
+        """Replace the contents of a source table with `rows`."""
+        cols = list(source.columns)
+        table = self.quote(source.table)
+        self.execute(f"DELETE FROM {table}")
+        if rows:
+            placeholders = ", ".join([self.param] * len(cols))
+            collist = ", ".join(self.quote(c) for c in cols)
+            self.executemany(
+                f"INSERT INTO {table} ({collist}) VALUES ({placeholders})",
+                [tuple(r.get(c) for c in cols) for r in rows],
+            )
+
+    def snapshot(self, target: Target) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """All rows of a target table (or query), ignored columns dropped."""
+        if target.query is not None:
+            cols, rows = self.query(target.query)
+        else:
+            cols, rows = self.query(f"SELECT * FROM {self.quote(target.table)}")
+        ignore = set(target.ignore)
+        keep = [i for i, c in enumerate(cols) if c not in ignore]
+        if len(keep) == len(cols):
+            return cols, rows
+        return [cols[i] for i in keep], [tuple(r[i] for i in keep) for r in rows]
+
+
+def resolve_setup_text(spec: Spec) -> str | None:
+    setup = spec.setup
+    if setup is None or callable(setup):
+        return None
+    if isinstance(setup, Path) or (isinstance(setup, str) and re.fullmatch(r"[^\s;]+\.sql", setup.strip())):
+        path = Path(setup)
+        candidates = [path] if path.is_absolute() else [Path.cwd() / path] + ([spec.base_dir / path] if spec.base_dir else [])
+        for c in candidates:
+            if c.is_file():
+                return c.read_text()
+        raise SpecError(f"setup={str(setup)!r}: no such file (looked in {', '.join(str(c.parent) for c in candidates)}); pass an absolute path, a path relative to the test module, or the DDL itself as a string")
+    return str(setup)
+
+
+def run_setup(sandbox: Sandbox, spec: Spec) -> None:
+    text = resolve_setup_text(spec)
+    if text is not None:
+        for stmt in sandbox.split_script(text):
+            try:
+                sandbox.execute(stmt)
+            except Exception as e:
+                raise SetupError(
+                    f"setup SQL failed on {sandbox.backend}: {type(e).__name__}: {str(e).strip()}\n"
+                    f"  statement: {' '.join(stmt.split())[:200]}\n"
+                    "  fix the DDL in Spec(setup=...) — it runs in every fresh, empty sandbox"
+                ) from None
+    elif spec.setup is not None:
+        conn = sandbox.raw()
+        try:
+            spec.setup(conn)  # type: ignore[operator]
+            try:
+                conn.commit()
+            except Exception:
+                pass
+        except Exception as e:
+            raise SetupError(
+                f"setup callable {getattr(spec.setup, '__name__', spec.setup)!r} raised {type(e).__name__}: {e}\n"
+                "  it is called with a fresh connection to an empty sandbox and must create the sources and targets"
+            ) from None
+        finally:
+            try:
+                conn.close()
+            except Exception:
+                pass
+
+
+def validate_schema(sandbox: Sandbox, spec: Spec) -> None:
+    """Names the fix when the spec and the setup DDL disagree."""
+    for s in spec.sources:
+        if s.landing is not None:
+            continue
+        cols = sandbox.table_columns(s.table)
+        if cols is None:
+            raise SpecError(f"source table {s.table!r} does not exist after setup; create it in Spec(setup=...) or fix Source({s.table!r})")
+        missing = [c for c in s.columns if c not in cols]
+        if missing:
+            raise SpecError(f"source {s.table!r} declares columns {missing} that the table does not have (it has {cols}); fix Source(columns=...) or the setup DDL")
+    for t in spec.targets:
+        if t.query is not None:
+            try:
+                cols, _ = sandbox.query(t.query)
+            except Exception as e:
+                raise SpecError(f"target query for {t.table!r} fails on an empty sandbox: {type(e).__name__}: {str(e).strip()}; fix Target(query=...)") from None
+        else:
+            found = sandbox.table_columns(t.table)
+            if found is None:
+                raise SpecError(f"target table {t.table!r} does not exist after setup; create it in Spec(setup=...) (a load that creates its own table should do so with CREATE TABLE IF NOT EXISTS in the setup too)")
+            cols = found
+        for k in t.keys:
+            if k not in cols:
+                raise SpecError(f"target {t.table!r}: key column {k!r} is not among its columns {cols}; fix Target(key=...)")
+        for c in t.ignore:
+            if c not in cols:
+                raise SpecError(f"target {t.table!r}: ignored column {c!r} is not among its columns {cols}; fix Target(ignore=...)")
+        if t.partition_by is not None and t.partition_by not in cols:
+            raise SpecError(f"target {t.table!r}: partition_by column {t.partition_by!r} is not among its columns {cols}")
+
+
+class Backend(ABC):
+    """Creates sandboxes on one database engine; owns the process-wide resources."""
+
+    name: str = "?"
+    dialect: str = "?"
+
+    @abstractmethod
+    def create(self) -> Sandbox: ...
+
+    def close(self) -> None:
+        """Release everything this backend created."""
+
+    def describe(self) -> str:
+        return self.name

@@ -1,0 +1,331 @@
+"""DuckDB sandboxes: one catalog per sandbox inside one process-wide DuckDB instance.
+
+`ATTACH ':memory:'` costs ~0.3 ms where a new `duckdb.connect` costs ~30 ms, so
+every sandbox is a catalog of a shared instance and every connection is a
+`cursor()` of it with `USE <catalog>`. User code that calls
+`duckdb.connect(run.path)` gets such a cursor, instrumented, through a patch of
+`duckdb.connect` that only intercepts sandbox paths.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import tempfile
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from ..instrument import Controller, abbreviate
+from .base import Backend, Sandbox
+
+_counter = itertools.count(1)
+_registry: dict[str, DuckDBSandbox] = {}
+_patch_lock = threading.Lock()
+_original_connect: Any = None
+
+
+def _duckdb() -> Any:
+    import duckdb
+
+    return duckdb
+
+
+def _patched_connect(database: Any = ":memory:", read_only: bool = False, config: Any = None, **kwargs: Any) -> Any:
+    sandbox = _registry.get(str(database))
+    if sandbox is None:
+        if config is None:
+            return _original_connect(database, read_only, **kwargs)
+        return _original_connect(database, read_only, config, **kwargs)
+    from ..instrument import current
+
+    return sandbox.connect(current(), kind="connect")
+
+
+def _install_patch() -> None:
+    global _original_connect
+    with _patch_lock:
+        duckdb = _duckdb()
+        if _original_connect is None:
+            _original_connect = duckdb.connect
+            duckdb.connect = _patched_connect
+
+
+def _uninstall_patch() -> None:
+    global _original_connect
+    with _patch_lock:
+        if _original_connect is not None and not _registry:
+            _duckdb().connect = _original_connect
+            _original_connect = None
+
+
+def split_statements(sql: str) -> list[Any]:
+    """DuckDB's own parser splits a script; a string that fails to parse stays whole
+    so the database reports the syntax error to the user's code."""
+    try:
+        return list(_duckdb().extract_statements(sql))
+    except Exception:
+        return [sql]
+
+
+class DuckDBRelationProxy:
+    """Wraps a lazy relation so that writes through it are statement boundaries."""
+
+    _WRITES = frozenset({"insert_into", "insert", "create", "create_view", "to_table", "to_view", "execute", "write_csv", "to_csv", "write_parquet", "to_parquet"})
+
+    def __init__(self, rel: Any, ctl: Controller | None) -> None:
+        object.__setattr__(self, "_rel", rel)
+        object.__setattr__(self, "_ctl", ctl)
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._rel, name)
+        if not callable(attr):
+            return attr
+        ctl = self._ctl
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if ctl is not None and name in self._WRITES:
+                b = ctl.boundary("relation", f"{name}({', '.join(map(repr, args))}) of {abbreviate(self._rel.sql_query(), 60)}")
+                out = attr(*args, **kwargs)
+                ctl.done(b)
+            else:
+                out = attr(*args, **kwargs)
+            return _wrap_relation(out, ctl)
+
+        return call
+
+    def __iter__(self) -> Any:
+        return iter(self._rel.fetchall())
+
+    def __len__(self) -> int:
+        return len(self._rel)
+
+    def __repr__(self) -> str:
+        return repr(self._rel)
+
+
+def _wrap_relation(obj: Any, ctl: Controller | None) -> Any:
+    duckdb = _duckdb()
+    if isinstance(obj, duckdb.DuckDBPyRelation):
+        return DuckDBRelationProxy(obj, ctl)
+    return obj
+
+
+class DuckDBConnectionProxy:
+    """A DuckDB connection whose statements are boundaries of the run's Controller."""
+
+    def __init__(self, raw: Any, ctl: Controller | None, sandbox: DuckDBSandbox) -> None:
+        object.__setattr__(self, "_raw", raw)
+        object.__setattr__(self, "_ctl", ctl)
+        object.__setattr__(self, "_sandbox", sandbox)
+
+    @property  # type: ignore[misc]
+    def __class__(self) -> Any:  # keeps isinstance(conn, duckdb.DuckDBPyConnection) true
+        return _duckdb().DuckDBPyConnection
+
+    def _stmt(self, kind: str, text: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        ctl = self._ctl
+        if ctl is None:
+            return fn(*args, **kwargs)
+        b = ctl.boundary(kind, text)
+        out = fn(*args, **kwargs)
+        ctl.done(b)
+        return out
+
+    def execute(self, query: Any, parameters: Any = None) -> Any:
+        raw = self._raw
+        if parameters is None and isinstance(query, str) and ";" in query:
+            stmts = split_statements(query)
+            if len(stmts) > 1:
+                # a script is several statements: a crash can fall between them
+                for s in stmts:
+                    self._stmt("execute", getattr(s, "query", s), raw.execute, s)
+                return self
+        if parameters is None:
+            self._stmt("execute", query, raw.execute, query)
+        else:
+            self._stmt("execute", query, raw.execute, query, parameters)
+        return self
+
+    def executemany(self, query: Any, parameters: Any = None) -> Any:
+        self._stmt("executemany", query, self._raw.executemany, query, parameters)
+        return self
+
+    def sql(self, query: Any, *args: Any, **kwargs: Any) -> Any:
+        return _wrap_relation(self._stmt("sql", query, self._raw.sql, query, *args, **kwargs), self._ctl)
+
+    query = sql
+
+    def append(self, table_name: str, df: Any, **kwargs: Any) -> Any:
+        self._stmt("append", f"append to {table_name}", self._raw.append, table_name, df, **kwargs)
+        return self
+
+    def register(self, name: str, obj: Any) -> Any:
+        self._stmt("register", f"register {name}", self._raw.register, name, obj)
+        return self
+
+    def begin(self) -> Any:
+        self._stmt("begin", "BEGIN", self._raw.begin)
+        return self
+
+    def commit(self) -> Any:
+        self._stmt("commit", "COMMIT", self._raw.commit)
+        return self
+
+    def rollback(self) -> Any:
+        self._stmt("rollback", "ROLLBACK", self._raw.rollback)
+        return self
+
+    def cursor(self) -> Any:
+        return self._sandbox.connect(self._ctl, kind="cursor")
+
+    def close(self) -> None:
+        self._raw.close()
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._raw.close()
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._raw, name)
+        if callable(attr) and name in {"table", "view", "values", "from_df", "from_arrow", "from_query", "read_csv", "read_parquet", "read_json", "from_csv_auto", "from_parquet", "table_function"}:
+            ctl = self._ctl
+
+            def call(*args: Any, **kwargs: Any) -> Any:
+                return _wrap_relation(attr(*args, **kwargs), ctl)
+
+            return call
+        return attr
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._raw, name, value)
+
+    def __repr__(self) -> str:
+        return f"<idemtest instrumented DuckDB connection to sandbox {self._sandbox.catalog}>"
+
+
+class DuckDBSandbox(Sandbox):
+    backend = "duckdb"
+    dialect = "duckdb"
+    param = "?"
+
+    def __init__(self, backend: DuckDBBackend, file: str | None = None) -> None:
+        n = next(_counter)
+        super().__init__(f"idemtest_s{n}")
+        self._backend = backend
+        self.catalog = f"idemtest_s{n}"
+        self.file = file
+        self._path = file or f":memory:{self.catalog}"
+        db = backend.instance
+        location = "':memory:'" if file is None else "'" + file.replace("'", "''") + "'"
+        db.execute(f"ATTACH {location} AS {self.catalog}")
+        self._admin = self.raw()
+        _registry[self._path] = self
+        _install_patch()
+
+    @property
+    def path(self) -> str:
+        return self._path
+
+    @property
+    def url(self) -> str:
+        return f"duckdb:///{self._path}"
+
+    def raw(self) -> Any:
+        cur = self._backend.instance.cursor()
+        cur.execute(f"USE {self.catalog}")
+        return cur
+
+    def connect(self, ctl: Controller | None, kind: str | None = "connect") -> Any:
+        if ctl is None:
+            return DuckDBConnectionProxy(self.raw(), None, self)
+        b = ctl.boundary(kind, f"{kind} to sandbox") if kind else None
+        raw = self.raw()
+        ctl.register(raw.close, raw.interrupt)
+        if b is not None:
+            ctl.done(b)
+        return DuckDBConnectionProxy(raw, ctl, self)
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
+        self._admin.execute(sql, params)
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self._admin.executemany(sql, rows)
+
+    def query(self, sql: str, params: Sequence[Any] | None = None) -> tuple[list[str], list[tuple[Any, ...]]]:
+        cur = self._admin.execute(sql, params)
+        cols = [d[0] for d in cur.description] if cur.description else []
+        return cols, cur.fetchall()
+
+    def table_columns(self, table: str) -> list[str] | None:
+        parts = table.split(".")
+        schema, name = (parts[-2], parts[-1]) if len(parts) > 1 else ("main", parts[0])
+        _, rows = self.query(
+            "SELECT column_name FROM information_schema.columns WHERE table_catalog = ? "
+            "AND table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+            [self.catalog, schema, name],
+        )
+        return [r[0] for r in rows] or None
+
+    def split_script(self, sql: str) -> list[str]:
+        stmts = split_statements(sql)
+        return [getattr(s, "query", s) for s in stmts]
+
+    def close(self) -> None:
+        _registry.pop(self._path, None)
+        try:
+            self._admin.close()
+        except Exception:
+            pass
+        try:
+            self._backend.instance.execute("USE memory")
+            self._backend.instance.execute(f"DETACH DATABASE IF EXISTS {self.catalog}")
+        except Exception:
+            pass
+        if self.file:
+            for suffix in ("", ".wal"):
+                try:
+                    os.unlink(self.file + suffix)
+                except OSError:
+                    pass
+
+
+class DuckDBBackend(Backend):
+    """`--idem-db duckdb` (in memory, default) or `duckdb-file` (a temp file per sandbox)."""
+
+    dialect = "duckdb"
+
+    def __init__(self, files: bool = False) -> None:
+        self.name = "duckdb-file" if files else "duckdb"
+        self.files = files
+        self._instance: Any = None
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+
+    @property
+    def instance(self) -> Any:
+        if self._instance is None:
+            _install_patch()
+            self._instance = _original_connect(":memory:")
+        return self._instance
+
+    def create(self) -> DuckDBSandbox:
+        file = None
+        if self.files:
+            if self._tmp is None:
+                self._tmp = tempfile.TemporaryDirectory(prefix="idemtest-duckdb-")
+            file = os.path.join(self._tmp.name, f"sandbox{next(_counter)}.duckdb")
+        return DuckDBSandbox(self, file)
+
+    def close(self) -> None:
+        for sb in list(_registry.values()):
+            if sb._backend is self:
+                sb.close()
+        if self._instance is not None:
+            self._instance.close()
+            self._instance = None
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+        _uninstall_patch()

@@ -1,0 +1,333 @@
+"""What the user declares: sources, targets, setup DDL and the schedule of windows."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Union
+
+from ._errors import SpecError
+
+if TYPE_CHECKING:
+    from .context import RunContext
+
+SetupType = Union[str, Path, Callable[[Any], None], None]
+Oracle = Literal["all-arrived", "same-arrivals"]
+Concurrency = Literal["none", "partitions", "same-partition"]
+
+#: the perturbations a scenario may use; Spec(exercise=...) narrows them
+ALL_PERTURBATIONS: frozenset[str] = frozenset(
+    {"duplicate", "crash", "backfill", "out_of_order", "concurrent"}
+)
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|sec|m|min|h|d|w)", re.I)
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(value: timedelta | str | float, what: str = "duration") -> timedelta:
+    """'2h', '90m', '1h30m', '45s', '1d', a number of seconds, or a timedelta."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return timedelta(seconds=value)
+    if isinstance(value, str):
+        text = value.strip()
+        parts = _DURATION.findall(text)
+        if parts and _DURATION.sub("", text).strip() == "":
+            return timedelta(seconds=sum(float(n) * _UNIT_SECONDS[u.lower()] for n, u in parts))
+    raise SpecError(
+        f"{what}={value!r} is not a duration; write it like '2h', '30m', '1h30m', '45s', '1d', "
+        "a number of seconds, or a datetime.timedelta"
+    )
+
+
+def parse_time(value: datetime | date | str, what: str = "time") -> datetime:
+    """A naive UTC datetime from a datetime, a date or an ISO string."""
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            from datetime import timezone
+
+            value = value.astimezone(timezone.utc).replace(tzinfo=None)
+        return value
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day)
+    if isinstance(value, str):
+        try:
+            return parse_time(datetime.fromisoformat(value.strip()), what)
+        except ValueError:
+            pass
+    raise SpecError(f"{what}={value!r} is not a time; use an ISO string like '2026-06-01' or '2026-06-01T03:00', a date or a datetime")
+
+
+@dataclass(frozen=True)
+class Window:
+    """One scheduled interval [start, end) — Airflow's data interval."""
+
+    index: int
+    start: datetime
+    end: datetime
+    extra: bool = False  # a tail window added so late data can land
+
+    @property
+    def partition(self) -> str:
+        """A stable partition label: the date for daily windows, the hour otherwise."""
+        if self.end - self.start >= timedelta(days=1) and self.start.time() == datetime.min.time():
+            return self.start.date().isoformat()
+        return self.start.isoformat(timespec="minutes")
+
+    def __str__(self) -> str:
+        return f"[{self.start.isoformat(sep=' ')} .. {self.end.isoformat(sep=' ')})"
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """The windows a pipeline runs for, in order."""
+
+    windows: tuple[Window, ...]
+    cadence: timedelta | None = None
+
+    def __post_init__(self) -> None:
+        if not self.windows:
+            raise SpecError("a schedule needs at least one window; use hourly(start, periods=N) with N >= 1")
+        for w in self.windows:
+            if w.end <= w.start:
+                raise SpecError(f"window {w} ends before it starts; every window needs start < end")
+        for a, b in zip(self.windows, self.windows[1:]):
+            if b.start < a.start:
+                raise SpecError(f"windows must be listed in time order: {b} comes after {a}")
+
+    @property
+    def start(self) -> datetime:
+        return self.windows[0].start
+
+    @property
+    def end(self) -> datetime:
+        return max(w.end for w in self.windows)
+
+    def with_tail(self, lateness: timedelta) -> tuple[Window, ...]:
+        """The declared windows plus tail windows that run until the latest late row has landed."""
+        if lateness <= timedelta(0):
+            return self.windows
+        step = self.cadence or (self.windows[-1].end - self.windows[-1].start)
+        out = list(self.windows)
+        while out[-1].end < self.end + lateness:
+            last = out[-1]
+            out.append(Window(len(out), last.end, last.end + step, extra=True))
+        return tuple(out)
+
+
+def every(start: datetime | date | str, step: timedelta | str, periods: int) -> Schedule:
+    """`periods` consecutive windows of length `step` from `start`."""
+    if not isinstance(periods, int) or periods < 1:
+        raise SpecError(f"periods={periods!r}: a schedule needs a whole number of windows >= 1")
+    begin = parse_time(start, "start")
+    delta = parse_duration(step, "step")
+    if delta <= timedelta(0):
+        raise SpecError(f"step={step!r}: windows need a positive length")
+    return Schedule(
+        tuple(Window(i, begin + i * delta, begin + (i + 1) * delta) for i in range(periods)), delta
+    )
+
+
+def hourly(start: datetime | date | str, periods: int = 6) -> Schedule:
+    """Hourly windows, like an Airflow `@hourly` DAG."""
+    return every(start, timedelta(hours=1), periods)
+
+
+def daily(start: datetime | date | str, periods: int = 5) -> Schedule:
+    """Daily windows, like an Airflow `@daily` DAG."""
+    return every(start, timedelta(days=1), periods)
+
+
+def windows(bounds: Iterable[tuple[datetime | date | str, datetime | date | str]]) -> Schedule:
+    """An explicit list of (start, end) windows."""
+    items = [(parse_time(a, "start"), parse_time(b, "end")) for a, b in bounds]
+    return Schedule(tuple(Window(i, a, b) for i, (a, b) in enumerate(items)))
+
+
+def _names(key: str | Sequence[str] | None) -> tuple[str, ...]:
+    if key is None:
+        return ()
+    if isinstance(key, str):
+        return (key,)
+    return tuple(key)
+
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*){0,2}$")
+
+
+def _check_table_name(name: str, what: str) -> None:
+    if not isinstance(name, str) or not _IDENT.match(name):
+        raise SpecError(f"{what} table {name!r} is not a plain table name; write it as 'table' or 'schema.table'")
+
+
+@dataclass(frozen=True)
+class Source:
+    """A source table whose rows idemtest generates.
+
+    `updates=True`: keys receive newer versions over time (an OLTP table whose
+    event-time column moves); `append_only=True`: every version stays as a row
+    (an event log). `landing="csv"|"parquet"|"jsonl"`: the rows arrive as files
+    in `run.landing/<table>/` instead of a sandbox table.
+    """
+
+    table: str
+    columns: Mapping[str, str]
+    key: str | Sequence[str]
+    event_time: str
+    updates: bool = True
+    append_only: bool = False
+    max_rows: int = 12
+    values: Mapping[str, Any] = field(default_factory=dict)  # column -> Hypothesis strategy
+    landing: Literal["csv", "parquet", "jsonl"] | None = None
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return _names(self.key)
+
+    def __post_init__(self) -> None:
+        _check_table_name(self.table, "source")
+        if not self.columns:
+            raise SpecError(f"Source({self.table!r}) declares no columns; pass columns={{'id': 'BIGINT', ...}}")
+        cols = list(self.columns)
+        for k in self.keys:
+            if k not in self.columns:
+                raise SpecError(f"Source({self.table!r}): key column {k!r} is not among its columns {cols}; add it to columns= or fix key=")
+        if not self.keys:
+            raise SpecError(f"Source({self.table!r}) needs key= (the column(s) identifying a row)")
+        if self.event_time not in self.columns:
+            raise SpecError(f"Source({self.table!r}): event_time column {self.event_time!r} is not among its columns {cols}")
+        if "TIME" not in str(self.columns[self.event_time]).upper() and "DATE" not in str(self.columns[self.event_time]).upper():
+            raise SpecError(f"Source({self.table!r}): event_time column {self.event_time!r} has type {self.columns[self.event_time]!r}; it must be a TIMESTAMP or DATE column")
+        for c in self.values:
+            if c not in self.columns:
+                raise SpecError(f"Source({self.table!r}): values= names column {c!r}, which is not among its columns {cols}")
+        if not 1 <= self.max_rows <= 10_000:
+            raise SpecError(f"Source({self.table!r}): max_rows={self.max_rows} must be between 1 and 10000")
+        if self.landing not in (None, "csv", "parquet", "jsonl"):
+            raise SpecError(f"Source({self.table!r}): landing={self.landing!r}; use 'csv', 'parquet' or 'jsonl'")
+
+
+@dataclass(frozen=True)
+class Target:
+    """A table (or query) the load writes, compared against the clean run.
+
+    `atomic=True` opts in to P4: concurrent readers must see each `partition_by`
+    partition either as before a run or as after it.
+    """
+
+    table: str
+    key: str | Sequence[str] | None = None
+    ignore: Sequence[str] = ()
+    query: str | None = None
+    atomic: bool = False
+    partition_by: str | None = None
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return _names(self.key)
+
+    @property
+    def label(self) -> str:
+        return self.table
+
+    def __post_init__(self) -> None:
+        if self.query is None:
+            _check_table_name(self.table, "target")
+        if isinstance(self.ignore, str):
+            object.__setattr__(self, "ignore", (self.ignore,))
+        for k in self.keys:
+            if k in self.ignore:
+                raise SpecError(f"Target({self.table!r}): key column {k!r} is also in ignore=; a key cannot be ignored")
+        if self.atomic and self.partition_by is None and not self.keys:
+            raise SpecError(f"Target({self.table!r}, atomic=True) needs partition_by= (the column that names a partition)")
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A pipeline under test: what it reads, what it writes, and when it runs."""
+
+    sources: Sequence[Source]
+    targets: Sequence[Target]
+    schedule: Schedule
+    setup: SetupType = None
+    max_lateness: timedelta | str | float = timedelta(0)
+    retries: int = 2
+    retry_delay: timedelta | str | float = timedelta(minutes=5)
+    oracle: Oracle = "all-arrived"
+    timeout: timedelta | str | float = timedelta(seconds=30)
+    dialect: str | None = None
+    exercise: Iterable[str] = ALL_PERTURBATIONS
+    concurrency: Concurrency = "partitions"
+    name: str | None = None
+    base_dir: Path | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.base_dir is None:
+            import sys
+
+            # relative setup files resolve next to the module that declared the spec
+            caller = sys._getframe(2).f_globals.get("__file__")
+            object.__setattr__(self, "base_dir", Path(caller).resolve().parent if caller else None)
+        object.__setattr__(self, "sources", tuple(self.sources))
+        object.__setattr__(self, "targets", tuple(self.targets))
+        object.__setattr__(self, "max_lateness", parse_duration(self.max_lateness, "max_lateness"))
+        object.__setattr__(self, "retry_delay", parse_duration(self.retry_delay, "retry_delay"))
+        object.__setattr__(self, "timeout", parse_duration(self.timeout, "timeout"))
+        exercise = frozenset(self.exercise)
+        unknown = exercise - ALL_PERTURBATIONS
+        if unknown:
+            raise SpecError(f"exercise={sorted(unknown)} names unknown perturbations; choose from {sorted(ALL_PERTURBATIONS)}")
+        object.__setattr__(self, "exercise", exercise)
+        if not isinstance(self.schedule, Schedule):
+            raise SpecError(f"schedule={self.schedule!r}; build one with idemtest.hourly(...), daily(...), every(...) or windows([...])")
+        if not self.targets:
+            raise SpecError("a Spec needs at least one Target: the table(s) the load writes")
+        if self.oracle not in ("all-arrived", "same-arrivals"):
+            raise SpecError(f"oracle={self.oracle!r}; use 'all-arrived' (default) or 'same-arrivals'")
+        if self.concurrency not in ("none", "partitions", "same-partition"):
+            raise SpecError(f"concurrency={self.concurrency!r}; use 'none', 'partitions' or 'same-partition'")
+        if not isinstance(self.retries, int) or not 0 <= self.retries <= 10:
+            raise SpecError(f"retries={self.retries!r} must be a whole number from 0 to 10 (the orchestrator's retry bound)")
+        if self.dialect not in (None, "duckdb", "postgres"):
+            raise SpecError(f"dialect={self.dialect!r}; use 'duckdb', 'postgres' or leave it unset for SQL both accept")
+        seen: set[str] = set()
+        for s in self.sources:
+            if not isinstance(s, Source):
+                raise SpecError(f"sources= holds {s!r}; each must be an idemtest.Source")
+            if s.table in seen:
+                raise SpecError(f"source {s.table!r} is declared twice")
+            seen.add(s.table)
+        for t in self.targets:
+            if not isinstance(t, Target):
+                raise SpecError(f"targets= holds {t!r}; each must be an idemtest.Target")
+            if t.table in seen:
+                raise SpecError(f"{t.table!r} is declared both as a source and as a target")
+
+    @property
+    def lateness(self) -> timedelta:
+        return self.max_lateness  # type: ignore[return-value]
+
+    @property
+    def all_windows(self) -> tuple[Window, ...]:
+        return self.schedule.with_tail(self.lateness)
+
+    def fingerprint(self) -> str:
+        """A short digest of what shapes generated data, stored with saved failures."""
+        import hashlib
+
+        text = repr(
+            (
+                [(s.table, sorted(s.columns.items()), s.keys, s.event_time, s.updates, s.append_only, s.landing) for s in self.sources],
+                [(t.table, t.keys, tuple(t.ignore), t.query) for t in self.targets],
+                [(w.start.isoformat(), w.end.isoformat()) for w in self.schedule.windows],
+                str(self.max_lateness),
+            )
+        )
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+LoadFunction = Callable[["RunContext"], Any]

@@ -1,0 +1,2 @@
+SELEC oops FROM WHERE ((( ;
+INSERT INTO

@@ -1,0 +1,2 @@
+-- idemtest: dialect=teradatax
+INSERT INTO t SELECT * FROM s;

@@ -1,0 +1,193 @@
+"""The `idemtest review` command: formats, exit codes, --fail-on, suppression, skipping."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from idemtest.review import main, review_paths
+from idemtest.review.model import RULES
+
+from .conftest import CORPUS
+
+RISKY_SQL = "INSERT INTO analytics.orders SELECT * FROM raw.orders;\n"
+MEDIUM_SQL = (
+    "INSERT INTO t SELECT * FROM s WHERE updated_at >= (SELECT max(updated_at) FROM t);\n"
+)
+
+
+def write(tmp_path: Path, name: str, text: str | bytes) -> Path:
+    p = tmp_path / name
+    if isinstance(text, bytes):
+        p.write_bytes(text)
+    else:
+        p.write_text(text, encoding="utf-8")
+    return p
+
+
+def test_table_output_columns(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write(tmp_path, "load.sql", RISKY_SQL)
+    assert main([str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    header = out.splitlines()[0]
+    assert [c.strip() for c in header.split("|")] == ["file:line", "issue", "risk", "fix"]
+    assert f"{tmp_path.name}/load.sql:1" in out
+    assert "IDM201" in out and "high" in out
+    assert "a crash after statement k then retry (P1/P2)" in out
+
+
+def test_json_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write(tmp_path, "load.sql", RISKY_SQL)
+    write(tmp_path, "bad.sql", b"\xff\xfe\xfa not utf8 \x80")
+    assert main([str(tmp_path), "--format", "json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    [f] = doc["findings"]
+    assert f["rule"] == "IDM201" and f["line"] == 1 and f["severity"] == "high"
+    assert f["fix"] and f["risk"] and f["scenario"]
+    assert doc["skipped"][0]["file"].endswith("bad.sql")
+    assert "UTF-8" in doc["skipped"][0]["reason"]
+    assert doc["summary"]["files_reviewed"] == 1
+
+
+def test_sarif_shape(tmp_path: Path) -> None:
+    write(tmp_path, "load.sql", RISKY_SQL)
+    out = tmp_path / "report.sarif"
+    assert main([str(tmp_path / "load.sql"), "--format", "sarif", "--output", str(out)]) == 1
+    doc = json.loads(out.read_text())
+    assert doc["version"] == "2.1.0"
+    assert doc["$schema"].endswith("sarif-2.1.0.json")
+    [run] = doc["runs"]
+    rules = run["tool"]["driver"]["rules"]
+    assert {r["id"] for r in rules} == set(RULES)
+    for r in rules:
+        assert r["shortDescription"]["text"] and r["help"]["text"]
+    [res] = run["results"]
+    assert res["ruleId"] == "IDM201" and res["level"] == "error"
+    assert res["message"]["text"]
+    loc = res["locations"][0]["physicalLocation"]
+    assert loc["artifactLocation"]["uri"] == "load.sql"
+    assert loc["region"]["startLine"] == 1
+    assert rules[res["ruleIndex"]]["id"] == "IDM201"
+
+
+@pytest.mark.parametrize(
+    ("sql", "fail_on", "code"),
+    [
+        (RISKY_SQL, None, 1),
+        (RISKY_SQL, "high", 1),
+        (RISKY_SQL, "none", 0),
+        (MEDIUM_SQL, None, 0),
+        (MEDIUM_SQL, "high", 0),
+        (MEDIUM_SQL, "medium", 1),
+        (MEDIUM_SQL, "low", 1),
+        ("SELECT 1;\n", "low", 0),
+    ],
+)
+def test_exit_codes(tmp_path: Path, sql: str, fail_on: str | None, code: int,
+                    capsys: pytest.CaptureFixture[str]) -> None:
+    write(tmp_path, "x.sql", sql)
+    argv = [str(tmp_path)] + (["--fail-on", fail_on] if fail_on else [])
+    assert main(argv) == code
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [[], ["--format", "xml", "x"], ["--fail-on", "critical", "x"], ["--dialect", "nosuch", "."],
+     ["--bogus"]],
+)
+def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == 2
+
+
+def test_list_rules(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--list-rules"]) == 0
+    out = capsys.readouterr().out
+    for rid in RULES:
+        assert rid in out
+
+
+def test_missing_path_is_reported_not_crashed(tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([str(tmp_path / "nope")]) == 0
+    assert "no such file" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "reason"),
+    [
+        ("blob.py", b"\x00\x01\x02binary\x00", "binary"),
+        ("latin.sql", "SELECT 'caf\xe9' FROM t;".encode("latin-1"), "UTF-8"),
+        ("huge.sql", b"-- x\n" * (2 * 1024 * 1024 // 5 + 10), "too large"),
+        ("bad.py", b"def f(:\n", "syntax error"),
+        ("notes.txt", b"hello", "unsupported file type"),
+    ],
+)
+def test_unreadable_inputs_are_skipped(tmp_path: Path, name: str, text: bytes,
+                                       reason: str, capsys: pytest.CaptureFixture[str]) -> None:
+    p = write(tmp_path, name, text)
+    result = review_paths([p])
+    assert result.findings == []
+    [skipped] = result.skipped
+    assert reason in skipped.reason
+    assert main([str(p)]) == 0
+    assert "Skipped:" in capsys.readouterr().out
+
+
+def test_python_suppression_same_line_and_line_before(tmp_path: Path) -> None:
+    src = (
+        "def load(cur, df, engine):\n"
+        "    cur.execute('INSERT INTO facts SELECT * FROM src')  # idemtest: ignore[IDM201]\n"
+        "    # idemtest: ignore[IDM202]\n"
+        "    df.to_sql('facts2', engine, if_exists='append')\n"
+        "    df.to_sql('facts3', engine, if_exists='append')  # idemtest: ignore[IDM999]\n"
+        "    df.to_sql('facts4', engine, if_exists='append')  # idemtest: ignore\n"
+    )
+    result = review_paths([write(tmp_path, "load.py", src)])
+    assert [(f.line, f.rule_id) for f in result.findings] == [(5, "IDM202")]
+    assert result.suppressed == 3
+
+
+def test_dialect_flag_limits_parsing(tmp_path: Path) -> None:
+    p = write(tmp_path, "bq.sql", "INSERT INTO `p.d.t` SELECT * FROM `p.d.s`;\n")
+    assert [f.rule_id for f in review_paths([p], dialect="bigquery").findings] == ["IDM201"]
+    # Postgres cannot tokenize BigQuery backticks: listed as skipped, not a crash.
+    result = review_paths([p], dialect="postgres")
+    assert result.findings == [] and result.skipped
+
+
+def test_output_file_unwritable_is_usage_error(tmp_path: Path) -> None:
+    write(tmp_path, "x.sql", "SELECT 1;\n")
+    assert main([str(tmp_path), "--output", str(tmp_path / "no" / "dir" / "r.txt")]) == 2
+
+
+def test_import_is_cheap() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, idemtest.review; print('sqlglot' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).parents[2])
+    assert out.stdout.strip() == "False"
+
+
+def test_main_runs_without_pytest_loaded(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    write(tmp_path, "x.sql", RISKY_SQL)
+    code = (
+        "import sys; from idemtest.review import main; rc = main(sys.argv[1:]); "
+        "assert 'pytest' not in sys.modules, 'pytest imported'; sys.exit(rc)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path), "--format", "json"],
+                          capture_output=True, text=True, cwd=Path(__file__).parents[2])
+    assert proc.returncode == 1, proc.stderr
+    assert json.loads(proc.stdout)["findings"][0]["rule"] == "IDM201"
+
+
+def test_corpus_table_mentions_jobs(capsys: pytest.CaptureFixture[str]) -> None:
+    main([str(CORPUS / "cron")])
+    out = capsys.readouterr().out
+    assert "Jobs found:" in out and "cron" in out
