@@ -105,7 +105,7 @@ class Checker:
                 sb.prepare(self.spec)
                 self._validated = True
         except BaseException:
-            sb.close()
+            self._drop(sb)
             raise
         return sb
 
@@ -114,7 +114,7 @@ class Checker:
         try:
             return clean_run(self.spec, sb, self.load, data)
         finally:
-            sb.close()
+            self._drop(sb)
 
     def clean_cached(self, data: Dataset) -> Outcome:
         """The shrinker retries many schedules on the same data: reuse its clean run."""
@@ -136,7 +136,16 @@ class Checker:
         try:
             return run_scenario(self.spec, sb, self.load, scenario, self.stats)
         finally:
+            self._drop(sb)
+
+    @staticmethod
+    def _drop(sb: Sandbox) -> None:
+        from .landing import cleanup_landing
+
+        try:
             sb.close()
+        finally:
+            cleanup_landing(sb)
 
     # --- judging -------------------------------------------------------------
     def judge(self, scenario: Scenario, clean: Outcome) -> tuple[Finding | None, Outcome]:

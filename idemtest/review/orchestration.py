@@ -241,7 +241,10 @@ def review_crontab(path: str, text: str) -> tuple[list[Hit], list[Job]]:
             continue
         # /etc/cron.d lines carry a user name before the command.
         cmd = command.split(" #", 1)[0].strip()
-        name = cmd.split()[-1] if cmd.split() else cmd
+        # Name the job after the script it runs, not after a trailing redirection.
+        words = [w for w in cmd.split() if ">" not in w and not w.startswith("&")]
+        scripts = [w for w in words if w.endswith((".py", ".sh", ".sql", ".R", ".rb", ".js"))]
+        name = scripts[-1] if scripts else (words[0] if words else cmd)
         job = Job(path, i, "cron", name.rsplit("/", 1)[-1], schedule,
                   [Task(cmd[:80], i)])
         jobs.append(job)

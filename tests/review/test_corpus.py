@@ -71,3 +71,4 @@ def test_jobs_inventory() -> None:
     assert any("0 2 * * *" in (j.cadence or "") for j in dagster)
     cron = [j for j in result.jobs if j.kind == "cron"]
     assert {j.cadence for j in cron} >= {"5 * * * *", "30 2 * * *", "@reboot"}
+    assert {j.name for j in cron} >= {"load_events.py", "snapshot.py", "sync_orders.sh"}

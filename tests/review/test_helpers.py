@@ -104,3 +104,11 @@ def test_every_rule_is_documented() -> None:
         assert isinstance(rule.severity, Severity)
         if rule.scenario:
             assert rule.scenario in rule.fix_text
+
+
+def test_docs_list_every_rule() -> None:
+    from pathlib import Path
+
+    doc = (Path(__file__).parents[2] / "docs" / "review.md").read_text(encoding="utf-8")
+    for rid in RULES:
+        assert f"`{rid}`" in doc
