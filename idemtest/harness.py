@@ -209,6 +209,7 @@ class Checker:
 
         data_st = dataset_strategy(self.spec)
         last: dict[str, Any] = {}
+        failing: set[str] = set()
         examples = {"n": 0}
         budget = self.config.shrink_seconds
 
@@ -225,10 +226,15 @@ class Checker:
                 raise _Abort(e) from None
             steps = d.draw(schedule_strategy(self.spec, self.windows, clean.boundaries), label="schedule")
             scenario = Scenario(data, steps)
-            if spent and scenario.to_json() != last["json"]:
-                # shrink budget spent: every failing candidate the shrinker tried
-                # was smaller than the best so far, so `last` is the smallest
-                # found; other candidates pass untried and shrinking ends quickly
+            key = None
+            if last:
+                import json
+
+                key = json.dumps(scenario.to_json(), sort_keys=True, default=str)
+            if spent and key not in failing:
+                # shrink budget spent: candidates not known to fail pass untried,
+                # so shrinking ends quickly; Hypothesis then replays its best
+                # failing example, which is in `failing` and runs for real
                 return
             finding, out = self.judge(scenario, clean)
             if finding is not None:
@@ -238,7 +244,10 @@ class Checker:
                     except NonDeterminismError as e:
                         raise _Abort(e) from None
                 last.setdefault("found", time.perf_counter())
-                last.update(finding=finding, scenario=scenario, attempts=out.attempts, json=scenario.to_json())
+                last.update(finding=finding, scenario=scenario, attempts=out.attempts)
+                import json
+
+                failing.add(key or json.dumps(scenario.to_json(), sort_keys=True, default=str))
                 raise _Failure(finding.headline)
 
         test = given(st.data())(inner)

@@ -1,0 +1,154 @@
+"""The pytest plugin, driven through pytester as a user would drive it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TESTS = """
+import idemtest
+from pipelines import spec, upsert, append
+
+@idemtest.check(spec)
+def test_upsert(run):
+    upsert(run)
+
+@idemtest.check(spec)
+def test_append(run):
+    append(run)
+"""
+
+
+def saved_files(p: pytest.Pytester) -> list[Path]:
+    d = p.path / ".idemtest" / "failures"
+    return sorted(d.glob("*.json")) if d.exists() else []
+
+
+def test_checks_are_skipped_without_the_option(project: pytest.Pytester) -> None:
+    project.makepyfile(test_pipe=TESTS)
+    result = project.runpytest("-rs")
+    result.assert_outcomes(skipped=2)
+    result.stdout.fnmatch_lines(["*run only with `pytest --idempotency`*"])
+
+
+def test_correct_passes_and_buggy_fails_with_minimal_scenario(project: pytest.Pytester) -> None:
+    project.makepyfile(test_pipe=TESTS)
+    result = project.runpytest("--idempotency", "--idem-examples", "60")
+    result.assert_outcomes(passed=1, failed=1)
+    out = result.stdout.str()
+    assert "test_pipe.py::test_append" in out
+    assert "P2 declared keys stay unique — VIOLATED" in out or "P1 same outcome as one clean run — VIOLATED" in out
+    assert "Minimal scenario" in out
+    assert "Replay: pytest --idempotency --idem-replay" in out
+    # the report is the message, not a traceback through idemtest's internals
+    assert "harness.py" not in out
+    files = saved_files(project)
+    assert len(files) == 1
+    payload = json.loads(files[0].read_text())
+    assert payload["test"] == "test_pipe.py::test_append"
+    assert payload["property"] in ("P1", "P2")
+    assert payload["scenario"]["data"]["src.orders"] and payload["scenario"]["steps"]
+    # the terminal summary counts what was exercised
+    result.stdout.re_match_lines([r"2 check\(s\) on duckdb: \d+ scenarios, \d+ runs, [1-9]\d* crashes injected.*"])
+
+
+def test_replay_reproduces_the_same_diff(project: pytest.Pytester) -> None:
+    project.makepyfile(test_pipe=TESTS)
+    first = project.runpytest("--idempotency", "--idem-examples", "60")
+    first.assert_outcomes(passed=1, failed=1)
+    (saved,) = saved_files(project)
+    diff_lines = [ln for ln in first.stdout.lines if ln.strip().startswith(("order_id=", "duplicate keys", "missing", "extra", "changed"))]
+    assert diff_lines
+    again = project.runpytest("--idempotency", "--idem-replay", str(saved))
+    # only the test that saved the file runs
+    again.assert_outcomes(failed=1, deselected=1)
+    replay_lines = [ln for ln in again.stdout.lines if ln.strip().startswith(("order_id=", "duplicate keys", "missing", "extra", "changed"))]
+    assert replay_lines == diff_lines
+
+
+def test_replay_of_a_fixed_pipeline_passes(project: pytest.Pytester) -> None:
+    project.makepyfile(test_pipe=TESTS)
+    project.runpytest("--idempotency", "--idem-examples", "60").assert_outcomes(passed=1, failed=1)
+    (saved,) = saved_files(project)
+    # the engineer fixes the pipeline: the saved scenario now passes
+    project.makepyfile(test_pipe=TESTS.replace("    append(run)", "    upsert(run)"))
+    project.runpytest("--idempotency", "--idem-replay", str(saved)).assert_outcomes(passed=1, deselected=1)
+
+
+def test_idemtest_replay_command(project: pytest.Pytester) -> None:
+    project.makepyfile(test_pipe=TESTS)
+    project.runpytest("--idempotency", "--idem-examples", "60").assert_outcomes(passed=1, failed=1)
+    (saved,) = saved_files(project)
+    proc = subprocess.run(
+        [sys.executable, "-m", "idemtest.cli", "replay", str(saved), "-p", "no:cacheprovider"],
+        cwd=project.path, capture_output=True, text=True, timeout=300,
+        env={**__import__("os").environ, "PYTHONPATH": str(project.path)},
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "VIOLATED" in proc.stdout
+    assert "1 failed" in proc.stdout
+
+
+def test_fixture_form_and_ini_options(project: pytest.Pytester) -> None:
+    project.makeini("[pytest]\nidempotency = true\nidem_examples = 30\n")
+    project.makepyfile(
+        test_fx="""
+        from pipelines import spec, upsert, append
+
+        def test_ok(idempotency):
+            idempotency.check(spec, upsert)
+            assert idempotency.stats.scenarios == 30
+
+        def test_bad(idempotency):
+            idempotency.check(spec, append)
+        """
+    )
+    result = project.runpytest()
+    result.assert_outcomes(passed=1, failed=1)
+
+
+def test_hypothesis_seed_is_honoured(project: pytest.Pytester) -> None:
+    project.makepyfile(test_pipe=TESTS)
+    contents = []
+    for _ in range(2):
+        for f in saved_files(project):
+            f.unlink()
+        # no example database, so only the seed makes the runs alike
+        result = project.runpytest("--idempotency", "--idem-examples", "40", "--hypothesis-seed", "12345", "-p", "no:cacheprovider", "-k", "append")
+        result.assert_outcomes(failed=1, deselected=1)
+        (saved,) = saved_files(project)
+        contents.append(json.loads(saved.read_text())["scenario"])
+        import shutil
+
+        shutil.rmtree(project.path / ".hypothesis", ignore_errors=True)
+    assert contents[0] == contents[1]
+
+
+def test_example_database_replays_the_failure_first(project: pytest.Pytester) -> None:
+    project.makepyfile(test_pipe=TESTS)
+    project.runpytest("--idempotency", "--idem-examples", "60", "-k", "append").assert_outcomes(failed=1, deselected=1)
+    (first,) = saved_files(project)
+    first_scenario = json.loads(first.read_text())["scenario"]
+    first.unlink()
+    second = project.runpytest("--idempotency", "--idem-examples", "60", "-k", "append")
+    second.assert_outcomes(failed=1, deselected=1)
+    (again,) = saved_files(project)
+    assert json.loads(again.read_text())["scenario"] == first_scenario
+
+
+def test_help_lists_the_options(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--help")
+    result.stdout.fnmatch_lines(["*--idempotency*", "*--idem-examples*", "*--idem-db*", "*--idem-replay*"])
+
+
+def test_unknown_db_is_a_clear_error(project: pytest.Pytester) -> None:
+    project.makepyfile(test_pipe=TESTS)
+    result = project.runpytest("--idempotency", "--idem-db", "oracle://scott:tiger@db/x", "-k", "upsert")
+    result.assert_outcomes(failed=1, deselected=1)
+    out = result.stdout.str()
+    assert "is not a known sandbox" in out and "postgresql://user@host:port/dbname" in out
+    assert "tiger" not in out
