@@ -57,6 +57,7 @@ def check(spec: Spec, *, examples: int | None = None) -> Callable[[F], F]:
         )
         del wrapper.__wrapped__  # type: ignore[attr-defined]
         wrapper._idemtest_spec = spec  # type: ignore[attr-defined]
+        wrapper._idemtest_load = fn  # type: ignore[attr-defined]  # for bench/ and tools
         return wrapper  # type: ignore[return-value]
 
     return decorate

@@ -67,7 +67,7 @@ class TableDiff:
     def _fmt_key(self, row: Row) -> str:
         return ", ".join(f"{k}={fmt_value(row[self.columns.index(k)])}" for k in self.keys)
 
-    def render(self, limit: int = 5, indent: str = "  ") -> str:
+    def render(self, limit: int = 5, indent: str = "  ", missing_title: str = "missing (in the clean run, not after the scenario)") -> str:
         lines: list[str] = []
 
         def section(title: str, items: Sequence[Any], fmt: Any) -> None:
@@ -80,7 +80,7 @@ class TableDiff:
                 lines.append(f"{indent}  … and {len(items) - limit} more")
 
         section("duplicate keys (key appears more than once)", self.duplicate_keys, lambda kc: f"{self._fmt_key(kc[0])}  ×{kc[1]}")
-        section("missing (in the clean run, not after the scenario)", self.missing, self._fmt_row)
+        section(missing_title, self.missing, self._fmt_row)
         section("extra (after the scenario, not in the clean run)", self.extra, self._fmt_row)
 
         def fmt_changed(pair: tuple[Row, Row]) -> str:

@@ -90,6 +90,8 @@ class Checker:
         self._validated = False
         self._determinism_checked = False
         self._clean_cache: dict[str, Outcome] = {}
+        self.first_failure_at: int | None = None  # examples generated until the first failure
+        self.elapsed = 0.0
 
     # --- sandboxes ---------------------------------------------------------
     def _sandbox(self) -> Sandbox:
@@ -243,6 +245,8 @@ class Checker:
                         self.check_determinism(data, clean)
                     except NonDeterminismError as e:
                         raise _Abort(e) from None
+                if not last:
+                    self.first_failure_at = examples["n"]
                 last.setdefault("found", time.perf_counter())
                 last.update(finding=finding, scenario=scenario, attempts=out.attempts)
                 import json

@@ -91,7 +91,10 @@ def render(
             keys = f" (key {', '.join(d.keys)})" if d.keys else ""
             what = "against the clean run" if finding.prop == "P1" else ("before → after the failed attempt" if finding.prop == "P3" else "")
             out.append(f"Diff of {d.target}{keys} {what}:".replace("  ", " "))
-            out.append(d.render(ROW_LIMIT))
+            if finding.prop == "P3":
+                out.append(d.render(ROW_LIMIT, missing_title="lost (committed before the failed attempt, gone after it)"))
+            else:
+                out.append(d.render(ROW_LIMIT))
         hint = suggest_ignore(finding.diffs, spec)
         if hint:
             out.append(hint)
