@@ -48,7 +48,7 @@ class IdempotencyViolation(IdemtestError):
         self.saved = saved
 
     @property
-    def diffs(self) -> list:  # type: ignore[type-arg]
+    def diffs(self) -> list[object]:
         return list(getattr(self.finding, "diffs", []) or [])
 
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from functools import lru_cache
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -84,7 +84,7 @@ _ENUMS: list[tuple[str, list[str]]] = [
 ]
 
 
-@lru_cache(maxsize=None)
+@cache
 def faker_pool(kind: str, size: int = 64) -> tuple[str, ...]:
     """A fixed pool of Faker values per provider: Faker costs ~0.2 ms a call,
     and drawing from a pool keeps the Hypothesis draw the only source of choice."""
@@ -122,7 +122,8 @@ def value_strategy(name: str, sqltype: str) -> SearchStrategy[Any]:
         precision, scale = (args + (18, 3))[:2] if args else (18, 3)
         scale = min(scale, precision)
         top = 10 ** min(precision - scale, 5) * 10**scale - 1
-        return st.integers(0, top).map(lambda n, s=scale: Decimal(n).scaleb(-s))
+        exp = -scale
+        return st.integers(0, top).map(lambda n: Decimal(n).scaleb(exp))
     if base in {"DOUBLE", "FLOAT", "REAL", "FLOAT8", "FLOAT4", "DOUBLE PRECISION"}:
         # multiples of 1/4 are exact in binary: sums do not depend on row order
         return st.integers(0, 4000).map(lambda n: n / 4)
@@ -160,7 +161,8 @@ def key_strategy(name: str, sqltype: str, pool: int) -> SearchStrategy[Any]:
     base, _ = _base_type(sqltype)
     ints = st.integers(1, max(1, pool))
     if base in {"VARCHAR", "TEXT", "STRING", "CHAR", "CHARACTER VARYING"} or base.startswith("VARCHAR"):
-        return ints.map(lambda n, p=name[:3].upper(): f"{p}-{n:04d}")
+        prefix = name[:3].upper()
+        return ints.map(lambda n: f"{prefix}-{n:04d}")
     if base == "UUID":
         return ints.map(lambda n: f"00000000-0000-0000-0000-{n:012d}")
     if base == "DATE":

@@ -55,7 +55,7 @@ def check(spec: Spec, *, examples: int | None = None) -> Callable[[F], F]:
         wrapper.__signature__ = sig.replace(  # type: ignore[attr-defined]
             parameters=[inspect.Parameter(FIXTURE, inspect.Parameter.KEYWORD_ONLY), *[p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in fixtures]]
         )
-        del wrapper.__wrapped__  # type: ignore[attr-defined]
+        del wrapper.__wrapped__
         wrapper._idemtest_spec = spec  # type: ignore[attr-defined]
         wrapper._idemtest_load = fn  # type: ignore[attr-defined]  # for bench/ and tools
         return wrapper  # type: ignore[return-value]

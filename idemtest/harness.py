@@ -9,7 +9,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._errors import IdempotencyViolation, IdemtestError, NonDeterminismError, ReplayError, SpecError
+from ._errors import (
+    IdempotencyViolation,
+    IdemtestError,
+    NonDeterminismError,
+    ReplayError,
+    SpecError,
+)
 from .diff import compare
 from .runner import Finding, Outcome, Stats, clean_run, run_scenario
 
@@ -98,7 +104,7 @@ class Checker:
         sb = self.backend.create()
         try:
             if self._validated:
-                from .sandbox.base import run_setup, STATE_SCHEMA, STATE_TABLE
+                from .sandbox.base import STATE_SCHEMA, STATE_TABLE, run_setup
 
                 sb.execute(f"CREATE SCHEMA IF NOT EXISTS {STATE_SCHEMA}")
                 sb.execute(f"CREATE TABLE IF NOT EXISTS {STATE_TABLE} (key VARCHAR PRIMARY KEY, value VARCHAR)")
@@ -261,7 +267,7 @@ class Checker:
             suppress_health_check=list(HealthCheck),
             verbosity=Verbosity.quiet,
             print_blob=False,
-            database=None if self.config.database is None else settings.default.database,
+            database=None if self.config.database is None else getattr(settings.default, "database", None),
         )(test)
         key = f"idemtest:{self.config.test_id or getattr(self.load, '__qualname__', '')}:{self.spec.fingerprint()}"
         test.hypothesis.inner_test._hypothesis_internal_add_digest = key.encode()  # type: ignore[attr-defined]

@@ -19,7 +19,7 @@ from .instrument import Boundary, Controller, Fault, InjectedCrash, activate
 
 if TYPE_CHECKING:
     from .sandbox.base import Sandbox
-    from .scenario import ParallelStep, RunStep, Scenario
+    from .scenario import RunStep, Scenario
     from .spec import Spec, Window
 
 Snapshot = tuple[list[str], list[tuple[Any, ...]]]
@@ -121,7 +121,7 @@ class Env:
         self.load = load
         self.windows: dict[int, Window] = {w.index: w for w in spec.all_windows}
         self._synced: dict[str, int] = {}
-        self.timeout = spec.timeout.total_seconds()  # type: ignore[attr-defined]
+        self.timeout = spec.timeout_seconds
         self.keyed = [t for t in spec.targets if t.keys]
 
     def sync(self, t: datetime | None) -> None:
@@ -165,7 +165,7 @@ class Env:
                 rec.outcome = "crash"
                 rec.at = c.boundary
                 rec.when = c.when
-            except BaseException as e:  # noqa: BLE001 - any error of the user's code is a failed run
+            except BaseException as e:
                 if ctl.crashed is not None:
                     # user code caught the crash and raised something else: the process is still dead
                     rec.outcome, rec.at, rec.when = "crash", ctl.crashed.boundary, ctl.crashed.when
@@ -236,7 +236,7 @@ def run_with_retries(
     now = clock
     for attempt in range(first_attempt, max_attempts + 1):
         if attempt > 1:
-            now = now + spec.retry_delay  # type: ignore[operator]
+            now = now + spec.retry_delta
             if stats:
                 stats.retries += 1
         fault = run.faults[attempt - 1] if attempt - 1 < len(run.faults) else None

@@ -309,7 +309,15 @@ class Spec:
 
     @property
     def lateness(self) -> timedelta:
-        return self.max_lateness  # type: ignore[return-value]
+        return parse_duration(self.max_lateness)
+
+    @property
+    def retry_delta(self) -> timedelta:
+        return parse_duration(self.retry_delay)
+
+    @property
+    def timeout_seconds(self) -> float:
+        return parse_duration(self.timeout).total_seconds()
 
     @property
     def all_windows(self) -> tuple[Window, ...]:
