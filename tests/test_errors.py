@@ -24,6 +24,7 @@ def make(**kw: object) -> Spec:
         sources=[Source("src.orders", columns=COLS, key="order_id", event_time="updated_at", max_rows=4)],
         targets=[Target("analytics.orders", key="order_id")],
         schedule=hourly("2026-06-01", periods=2),
+        concurrency="none",  # `ok` is a full refresh: two overlapping runs would both insert
     )
     args.update(kw)
     return Spec(**args)  # type: ignore[arg-type]
