@@ -50,7 +50,7 @@ class Config:
     stats: Stats = field(default_factory=Stats)
     backend: Backend | None = None
     database: Any = "default"  # Hypothesis example database; None disables it
-    shrink_seconds: float = 20.0  # time spent shrinking a failure before reporting the smallest so far
+    shrink_seconds: float = 10.0  # time spent shrinking a failure before reporting the smallest so far
 
 
 def check_load_signature(load: Callable[..., Any]) -> None:

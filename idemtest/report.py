@@ -83,6 +83,8 @@ def render(
                     out.append(f"          {b.run}: #{b.index} {b.describe(70)}")
         if finding.step == i:
             out.append(f"        ^ {finding.prop} broken here")
+            if i < len(scenario.steps):
+                out.append(f"    (steps {i + 1}–{len(scenario.steps)} not run)")
             break
     out.append("")
     out.extend(render_sources(spec, scenario))
@@ -90,7 +92,7 @@ def render(
         for d in finding.diffs:
             keys = f" (key {', '.join(d.keys)})" if d.keys else ""
             what = "against the clean run" if finding.prop == "P1" else ("before → after the failed attempt" if finding.prop == "P3" else "")
-            out.append(f"Diff of {d.target}{keys} {what}:".replace("  ", " "))
+            out.append(f"Diff of {d.target}{keys}" + (f" {what}:" if what else ":"))
             if finding.prop == "P3":
                 out.append(d.render(ROW_LIMIT, missing_title="lost (committed before the failed attempt, gone after it)"))
             else:
@@ -102,6 +104,7 @@ def render(
         out.append("Details:")
         out.extend("  " + line for line in finding.detail.rstrip().splitlines())
     if saved:
+        saved = _relative(saved)
         out.append("")
         out.append(f"Saved: {saved}")
         out.append(f"Replay: {replay_command(saved, test_id)}")
@@ -136,6 +139,14 @@ def _fmt_delta(d: Any) -> str:
     h, rem = divmod(secs, 3600)
     m, s = divmod(rem, 60)
     return (f"{h}h" if h else "") + (f"{m}m" if m else "") + (f"{s}s" if s or not (h or m) else "")
+
+
+def _relative(path: str) -> str:
+    """Paths under the working directory print relative: shorter, and pasteable elsewhere."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return path
 
 
 def replay_command(saved: str, test_id: str | None) -> str:
