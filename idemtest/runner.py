@@ -139,6 +139,14 @@ class Env:
                 self.sandbox.load_source(s, rows)
             self._synced[s.table] = arrived
 
+    def sampler(self) -> Any:
+        """A P4 reader for this run, when any target opted in."""
+        if not any(t.atomic for t in self.spec.targets):
+            return None
+        from .visibility import VisibilitySampler
+
+        return VisibilitySampler(self)
+
     def snapshot_all(self) -> dict[str, Snapshot]:
         return {t.label: self.sandbox.snapshot(t) for t in self.spec.targets}
 
@@ -181,8 +189,8 @@ class Env:
         rec.boundaries = ctl.count
         rec.trace = ctl.trace
 
-    def execute(self, step_no: int, run: RunStep, attempt: int, now: datetime, fault: Fault | None) -> Attempt:
-        rec, ctl, ctx = self.new_attempt(step_no, run, attempt, now, fault)
+    def execute(self, step_no: int, run: RunStep, attempt: int, now: datetime, fault: Fault | None, sampler: Any = None) -> Attempt:
+        rec, ctl, ctx = self.new_attempt(step_no, run, attempt, now, fault, gate=sampler.observe if sampler else None)
         with frozen_at(now):
             worker = threading.Thread(target=self.work, args=(rec, ctl, ctx), daemon=True, name=f"idemtest {ctl.label}")
             worker.start()
@@ -241,13 +249,15 @@ def run_with_retries(
                 stats.retries += 1
         fault = run.faults[attempt - 1] if attempt - 1 < len(run.faults) else None
         env.sync(now)
-        rec = env.execute(step_no, run, attempt, now, fault)
+        sampler = env.sampler()
+        rec = env.execute(step_no, run, attempt, now, fault, sampler)
         attempts.append(rec)
         if stats:
             stats.runs += 1
             stats.crashes += rec.outcome == "crash"
         last = check_after_attempt(env, rec, last)
         if rec.outcome == "ok":
+            check_visibility(sampler, rec)
             return now, last
     raise ScenarioFailed(
         Finding(
@@ -258,6 +268,15 @@ def run_with_retries(
             detail=attempts[-1].tb,
         )
     )
+
+
+def check_visibility(sampler: Any, rec: Attempt) -> None:
+    if sampler is None:
+        return
+    finding = sampler.check()
+    if finding is not None:
+        finding.step = rec.step
+        raise ScenarioFailed(finding)
 
 
 def check_after_attempt(env: Env, rec: Attempt, before: dict[str, Snapshot]) -> dict[str, Snapshot]:

@@ -95,11 +95,14 @@ class Interleaver:
 
 def run_parallel(env: Env, step_no: int, step: ParallelStep, clock: datetime, attempts: list[Attempt], last: dict[str, Snapshot], stats: Stats | None) -> tuple[datetime, dict[str, Snapshot]]:
     """Run the step's runs at once, then retry the failed ones as the orchestrator would."""
-    from .runner import check_after_attempt, run_with_retries
+    from .runner import check_after_attempt, check_visibility, run_with_retries
 
     now = max(clock, step.at)
     env.sync(now)
     inter = Interleaver(step.choices)
+    sampler = env.sampler()
+    if sampler is not None:
+        inter.hooks.append(sampler.observe)
     started = []
     for run in step.runs:
         fault = run.faults[0] if run.faults else None
@@ -135,6 +138,8 @@ def run_parallel(env: Env, step_no: int, step: ParallelStep, clock: datetime, at
         stats.crashes += sum(rec.outcome == "crash" for _, rec, _, _ in started)
     for _, rec, _, _ in started:
         last = check_after_attempt(env, rec, last)
+    if all(rec.outcome == "ok" for _, rec, _, _ in started):
+        check_visibility(sampler, started[0][1])
     for label, b in inter.blocked:
         for _, rec, ctl, _ in started:
             if ctl.label == label:

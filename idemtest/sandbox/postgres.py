@@ -74,7 +74,8 @@ _STARTED = int(time.time())  # databases of an earlier process with our pid are 
 
 
 def name_prefix() -> str:
-    """The prefix of every database this process creates (a timestamp and a suffix follow)."""
+    """The prefix of every database this process creates (a timestamp and a suffix follow:
+    `idemtest_<host>_<pid>_<worker>_<unix time hex>_<backend token><kind><n>`)."""
     return f"{PREFIX}{_host_tag()}_{os.getpid()}_{_worker_tag()}_"
 
 
@@ -462,19 +463,7 @@ def _pg2_classes() -> tuple[Any, Any]:
             ctl.done(b)
             return None
 
-        def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
-            # psycopg2's C __exit__ commits without calling self.commit(): make that commit a boundary
-            ctl = self._idem_ctl
-            if ctl is None:
-                return super().__exit__(exc_type, exc, tb)
-            if (exc_type is not None and issubclass(exc_type, InjectedCrash)) or _dead(ctl):
-                return False  # dead process: nothing reaches the server
-            if exc_type is not None:
-                return super().__exit__(exc_type, exc, tb)
-            b = ctl.boundary("commit", "COMMIT (end of with-block)")
-            out = super().__exit__(None, None, None)
-            ctl.done(b)
-            return out
+        # `with conn:` needs no override: psycopg2's __exit__ calls self.commit() / self.rollback()
 
         def __repr__(self) -> str:
             return f"<idemtest instrumented psycopg2 connection to sandbox {self.info.dbname}>"
@@ -710,7 +699,8 @@ class PostgresBackend(Backend):
         self.lock_timeout_ms = lock_timeout_ms
         self.statement_timeout_ms = statement_timeout_ms
         self.pool_size = pool_size
-        self.prefix = name_prefix()
+        # unique per backend (several may share a process); the time lets other hosts judge age
+        self.prefix = f"{name_prefix()}{int(time.time()):08x}_{secrets.token_hex(2)}"
         self._counter = itertools.count(1)
         self._lock = threading.RLock()
         self._created: set[str] = set()  # every database this backend created and has not dropped
@@ -793,7 +783,7 @@ class PostgresBackend(Backend):
         return hashlib.sha1((text or "").encode()).hexdigest()[:10]
 
     def _new_name(self, kind: str) -> str:
-        return f"{self.prefix}{int(time.time()):08x}_{kind}{next(self._counter)}{secrets.token_hex(2)}"
+        return f"{self.prefix}{kind}{next(self._counter)}"
 
     def _create_db(self, name: str, template: str | None, conn: Any = None) -> None:
         with self._lock:
