@@ -29,9 +29,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import psycopg  # noqa: E402
+import psycopg
 
-from idemtest.sandbox.postgres import PostgresBackend, make_url, parse_dsn, split_sql  # noqa: E402
+from idemtest.sandbox.postgres import PostgresBackend, make_url, parse_dsn, split_sql
 
 SETUP = """
 CREATE SCHEMA src; CREATE SCHEMA analytics;

@@ -101,9 +101,11 @@ class Checker:
 
     # --- sandboxes ---------------------------------------------------------
     def _sandbox(self) -> Sandbox:
-        sb = self.backend.create()
+        sb = self.backend.create(self.spec)
         try:
-            if self._validated:
+            if sb.prepared_for is not None:
+                self._validated = True  # the backend's template build ran prepare(): setup + validation
+            elif self._validated:
                 from .sandbox.base import STATE_SCHEMA, STATE_TABLE, run_setup
 
                 sb.execute(f"CREATE SCHEMA IF NOT EXISTS {STATE_SCHEMA}")

@@ -28,6 +28,8 @@ class Sandbox(ABC):
     def __init__(self, name: str) -> None:
         self.name = name
         self.landing: Path | None = None
+        # set by backends that cloned the sandbox from a template where prepare(spec) already ran
+        self.prepared_for: str | None = None
 
     # --- what a run sees -------------------------------------------------
     @property
@@ -197,7 +199,8 @@ class Backend(ABC):
     dialect: str = "?"
 
     @abstractmethod
-    def create(self) -> Sandbox: ...
+    def create(self, spec: Spec | None = None) -> Sandbox:
+        """A fresh sandbox; a backend may use `spec` to clone a prepared template."""
 
     def close(self) -> None:
         """Release everything this backend created."""

@@ -310,7 +310,7 @@ class DuckDBBackend(Backend):
             self._instance = _original_connect(":memory:")
         return self._instance
 
-    def create(self) -> DuckDBSandbox:
+    def create(self, spec: Any = None) -> DuckDBSandbox:
         file = None
         if self.files:
             if self._tmp is None:
