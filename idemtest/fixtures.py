@@ -43,6 +43,12 @@ class Session:
             self.replay_test = load_failure(self.replay).get("test")
 
     @property
+    def dialect(self) -> str:
+        """The sandbox's dialect, known without connecting to a server."""
+        low = self.db.lower()
+        return "postgres" if low.startswith(("postgres", "docker")) else "duckdb"
+
+    @property
     def backend(self) -> Backend:
         if self._backend is None:
             from .sandbox import get_backend
@@ -74,6 +80,9 @@ class Idempotency:
         s = self._session
         if not s.enabled:
             pytest.skip(SKIP_REASON)
+        if spec.dialect is not None and spec.dialect != s.dialect:
+            hint = "--idem-db postgresql://user@host:port/db" if spec.dialect == "postgres" else f"--idem-db {spec.dialect}"
+            pytest.skip(f"this check declares dialect={spec.dialect!r} and the sandbox is {s.dialect}; run it with {hint}")
         replay = None
         if s.replay:
             if s.replay_test and s.replay_test != self._nodeid:

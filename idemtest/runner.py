@@ -303,6 +303,20 @@ def check_after_attempt(env: Env, rec: Attempt, before: dict[str, Snapshot]) -> 
     return after
 
 
+def dialect_hint(spec: Spec, sandbox: Sandbox, error: str) -> str:
+    """SQL written for one engine failing on another deserves a pointer to Spec(dialect=...)."""
+    if spec.dialect is not None:
+        return ""
+    markers = ("Syntax", "Parser", "UndefinedFunction", "Catalog Error", "does not exist", "not supported")
+    if any(m.lower() in error.lower() for m in markers):
+        other = "duckdb" if sandbox.dialect == "postgres" else "postgres"
+        return (
+            f"\nthe sandbox is {sandbox.dialect}: if this SQL is written for {other}, declare Spec(dialect={other!r}) "
+            f"so the check is skipped (with a reason) on other sandboxes, or run it with --idem-db for a {other} sandbox"
+        )
+    return ""
+
+
 def clean_run(spec: Spec, sandbox: Sandbox, load: Callable[[RunContext], Any], data: Dataset) -> Outcome:
     """The oracle: every window once, in order, at its end time, no faults.
 
@@ -326,6 +340,7 @@ def clean_run(spec: Spec, sandbox: Sandbox, load: Callable[[RunContext], Any], d
                 f"{'hung' if rec.outcome == 'hung' else 'raised'} {reason}\n"
                 + (f"\n{rec.tb}\n" if rec.tb else "")
                 + "\nfix the load (or the spec) so that one ordinary run succeeds; idemtest only judges faults once a clean run works"
+                + dialect_hint(spec, sandbox, rec.error)
                 + ("; raise Spec(timeout=...) if the load is just slow" if rec.outcome == "hung" else "")
             )
     return Outcome(None, attempts, env.snapshot_all(), {a.window: a.boundaries for a in attempts}, sum(a.user_seconds for a in attempts))

@@ -152,3 +152,19 @@ def test_unknown_db_is_a_clear_error(project: pytest.Pytester) -> None:
     out = result.stdout.str()
     assert "is not a known sandbox" in out and "postgresql://user@host:port/dbname" in out
     assert "tiger" not in out
+
+
+def test_check_of_another_dialect_is_skipped_with_the_option_to_use(project: pytest.Pytester) -> None:
+    project.makepyfile(
+        test_pg="""
+        import dataclasses, idemtest
+        from pipelines import spec, upsert
+
+        @idemtest.check(dataclasses.replace(spec, dialect="postgres"))
+        def test_pg_only(run):
+            upsert(run)
+        """
+    )
+    result = project.runpytest("--idempotency", "-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*declares dialect='postgres' and the sandbox is duckdb; run it with --idem-db postgresql://*"])
