@@ -64,7 +64,7 @@ def run_one(spec: Any, load: Any, db: str, examples: int, backend: Any) -> dict[
         except IdemtestError as e:
             result = {"prop": f"error: {type(e).__name__}: {str(e).splitlines()[0][:60]}"}
         wall = time.perf_counter() - t0
-    result.update(wall=wall, scenarios=stats.scenarios, user=stats.user_seconds)
+    result.update(wall=wall, scenarios=stats.scenarios, user=stats.user_seconds, interleavings=stats.interleavings, blocked=stats.blocked)
     return result
 
 

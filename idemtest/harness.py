@@ -122,7 +122,9 @@ class Checker:
     def clean(self, data: Dataset) -> Outcome:
         sb = self._sandbox()
         try:
-            return clean_run(self.spec, sb, self.load, data)
+            out = clean_run(self.spec, sb, self.load, data)
+            self.stats.user_seconds += out.user_seconds
+            return out
         finally:
             self._drop(sb)
 
@@ -159,17 +161,15 @@ class Checker:
 
     # --- judging -------------------------------------------------------------
     def judge(self, scenario: Scenario, clean: Outcome) -> tuple[Finding | None, Outcome]:
-        t0 = time.perf_counter()
         out = self.scenario(scenario)
         st = self.stats
         st.scenarios += 1
-        st.user_seconds += out.user_seconds + clean.user_seconds
+        st.user_seconds += out.user_seconds
         st.late_rows += scenario.data.late_rows(self.spec)
         for s in scenario.runs():
             st.duplicates += s.tag == "duplicate"
             st.backfills += s.tag == "backfill"
             st.catch_up += s.tag == "catch-up"
-        st.total_seconds += time.perf_counter() - t0
         if out.finding is not None:
             return out.finding, out
         diffs = []
@@ -283,6 +283,7 @@ class Checker:
             self._raise(last["finding"], last["scenario"], last["attempts"], examples["n"])
         finally:
             self.elapsed = time.perf_counter() - started
+            self.stats.total_seconds += self.elapsed
 
     def replay(self, path: str) -> None:
         from .report import load_failure
@@ -295,8 +296,10 @@ class Checker:
                 "the sources, targets or schedule changed since — replay it on the version of the test that saved it"
             )
         scenario = Scenario.from_json(payload["scenario"])
+        started = time.perf_counter()
         clean = self.clean(scenario.data)
         finding, out = self.judge(scenario, clean)
+        self.stats.total_seconds += time.perf_counter() - started
         if finding is not None:
             if finding.prop == "P1":
                 self.check_determinism(scenario.data, clean)

@@ -62,32 +62,37 @@ class Interleaver:
             self.cv.notify_all()
 
     def drive(self, ctls: list[Controller], deadline: float) -> bool:
-        """Scheduler side: grant turns until every run finished. False on timeout."""
+        """Scheduler side: grant turns until every run finished. False on timeout.
+
+        A run that is neither parked nor finished is executing a statement; once
+        it has done so for `block_after` seconds it is waiting on a lock held by
+        another run, so a parked run gets the turn instead of waiting forever."""
+        since: dict[Controller, float] = {c: time.monotonic() for c in ctls}
+        noted: set[tuple[Controller, int]] = set()
         with self.cv:
-            granted: Controller | None = None
-            granted_at = 0.0
             while True:
                 active = [c for c in ctls if c not in self.finished]
                 if not active:
                     return True
-                parked = [c for c in active if c in self.parked]
-                running = [c for c in active if c not in self.parked]
                 now = time.monotonic()
                 if now > deadline:
                     return False
-                if running:
-                    stuck = granted in running and now - granted_at > self.block_after
-                    if not (stuck and parked):
-                        self.cv.wait(0.01 if granted in running else 0.02)
-                        continue
-                    assert granted is not None
-                    self.blocked.append((granted.label, granted.trace[-1] if granted.trace else Boundary(0, "?")))
-                # every active run is parked (or the granted one is blocked in the database)
+                parked = [c for c in active if c in self.parked]
+                running = [c for c in active if c not in self.parked]
+                busy = [c for c in running if now - since[c] <= self.block_after]
+                if busy or not parked:
+                    self.cv.wait(0.01)
+                    continue
+                for c in running:  # every running one is blocked in the database
+                    mark = (c, c.count)
+                    if mark not in noted:
+                        noted.add(mark)
+                        self.blocked.append((c.label, c.trace[-1] if c.trace else Boundary(0, "?")))
                 pick = self.choices[self.pos] if self.pos < len(self.choices) else 0
                 self.pos += 1
                 granted = parked[pick % len(parked)]
-                granted_at = time.monotonic()
                 self.turn = granted
+                since[granted] = time.monotonic()
                 self.cv.notify_all()
                 while self.turn is granted and granted not in self.finished and time.monotonic() < deadline:
                     self.cv.wait(0.01)
