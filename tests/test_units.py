@@ -55,6 +55,7 @@ COLS = ["id", "v"]
     [
         ([(1, "a")], [(1, "a")], {"missing": 0, "extra": 0, "changed": 0, "duplicate_keys": 0}),
         ([(1, "a")], [(1, "a"), (1, "a")], {"missing": 0, "extra": 1, "changed": 0, "duplicate_keys": 1}),
+        ([(1, "a"), (1, "a")], [(1, "a"), (1, "a")], {"missing": 0, "extra": 0, "changed": 0, "duplicate_keys": 0}),
         ([(1, "a"), (2, "b")], [(1, "a")], {"missing": 1, "extra": 0, "changed": 0, "duplicate_keys": 0}),
         ([(1, "a")], [(1, "b")], {"missing": 0, "extra": 0, "changed": 1, "duplicate_keys": 0}),
         ([(1, 0.1 + 0.2)], [(1, 0.3)], {"missing": 0, "extra": 0, "changed": 0, "duplicate_keys": 0}),
