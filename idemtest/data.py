@@ -215,6 +215,8 @@ def source_strategy(spec: Spec, source: Source) -> SearchStrategy[list[Version]]
     row = st.tuples(key_st, event_time_strategy(spec), lateness_strategy(spec.lateness), st.fixed_dictionaries(others))
     rows = st.lists(row, min_size=1, max_size=source.max_rows, unique_by=(lambda r: r[0]) if unique else None)
 
+    horizon = spec.schedule.end
+
     def build(drawn: list[Any]) -> list[Version]:
         by_key: dict[tuple[Any, ...], list[Any]] = {}
         for key, event, late, vals in drawn:
@@ -232,6 +234,8 @@ def source_strategy(spec: Spec, source: Source) -> SearchStrategy[list[Version]]
                 elif prev_event is not None and event <= prev_event:
                     # versions of one key carry strictly increasing event times
                     event = prev_event + timedelta(seconds=1)
+                if event >= horizon:
+                    break  # bumping versions apart must not push one past the schedule: it would land after the last run
                 arrival = event + late
                 if prev_arrival is not None and arrival < prev_arrival:
                     arrival = prev_arrival  # a later version never lands first

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -130,8 +131,6 @@ class Checker:
 
     def clean_cached(self, data: Dataset) -> Outcome:
         """The shrinker retries many schedules on the same data: reuse its clean run."""
-        import json
-
         from .scenario import Scenario
 
         key = json.dumps(Scenario(data).to_json(), sort_keys=True, default=str)
@@ -220,6 +219,8 @@ class Checker:
         data_st = dataset_strategy(self.spec)
         last: dict[str, Any] = {}
         failing: set[str] = set()
+        failing_data: set[str] = set()
+        bounds_seen: dict[str, dict[int, int]] = {}
         examples = {"n": 0}
         budget = self.config.shrink_seconds
 
@@ -227,6 +228,14 @@ class Checker:
             examples["n"] += 1
             spent = bool(last) and time.perf_counter() - last["found"] > budget
             data = d.draw(data_st, label="source data")
+            data_key = json.dumps(Scenario(data).to_json(), sort_keys=True, default=str)
+            if spent and data_key not in failing_data:
+                # budget spent: skip the clean run of data never seen failing. The
+                # draws must stay what they were for choices seen before, so data
+                # seen before draws its schedule with the boundaries it had then.
+                if data_key in bounds_seen:
+                    d.draw(schedule_strategy(self.spec, self.windows, bounds_seen[data_key]), label="schedule")
+                return
             try:
                 clean = self.clean_cached(data)
                 if not self._determinism_checked:
@@ -234,12 +243,11 @@ class Checker:
                     self._determinism_checked = True
             except IdemtestError as e:
                 raise _Abort(e) from None
+            bounds_seen[data_key] = clean.boundaries
             steps = d.draw(schedule_strategy(self.spec, self.windows, clean.boundaries), label="schedule")
             scenario = Scenario(data, steps)
             key = None
             if last:
-                import json
-
                 key = json.dumps(scenario.to_json(), sort_keys=True, default=str)
             if spent and key not in failing:
                 # shrink budget spent: candidates not known to fail pass untried,
@@ -257,9 +265,8 @@ class Checker:
                     self.first_failure_at = examples["n"]
                 last.setdefault("found", time.perf_counter())
                 last.update(finding=finding, scenario=scenario, attempts=out.attempts)
-                import json
-
                 failing.add(key or json.dumps(scenario.to_json(), sort_keys=True, default=str))
+                failing_data.add(data_key)
                 raise _Failure(finding.headline)
 
         test = given(st.data())(inner)

@@ -35,7 +35,8 @@ def suggest_ignore(diffs: list[TableDiff], spec: Spec) -> str:
     source_cols = {c for s in spec.sources for c in s.columns}
     lines = []
     for d in diffs:
-        own = [c for c in d.columns_differ if c not in source_cols]
+        # only columns named like a load stamp: a computed count is a real difference
+        own = [c for c in d.columns_differ if c not in source_cols and re.search(r"load|ingest|insert|etl|processed|synced|_at$|batch|run_", c, re.I)]
         if d.changed and not d.missing and not d.extra and not d.duplicate_keys and 0 < len(d.columns_differ) <= 2 and own == d.columns_differ:
             cols = ", ".join(repr(c) for c in d.columns_differ)
             lines.append(

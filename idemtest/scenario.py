@@ -142,7 +142,24 @@ def nominal_plan(windows: tuple[Window, ...]) -> list[RunStep]:
     return [RunStep(w.index, w.end) for w in windows]
 
 
+_STRATEGIES: dict[Any, Any] = {}
+
+
 def schedule_strategy(spec: Spec, windows: tuple[Window, ...], boundaries: dict[int, int]) -> SearchStrategy[list[Step]]:
+    """The schedule strategy, built once per (spec, windows, boundaries): building
+    an `st.composite` inspects its source (~20 ms), and it is asked for once per example."""
+    key = (id(spec), windows, tuple(sorted(boundaries.items())))
+    hit = _STRATEGIES.get(key)
+    if hit is not None and hit[0] is spec:
+        return hit[1]
+    strategy = _schedule_strategy(spec, windows, boundaries)
+    if len(_STRATEGIES) >= 256:
+        _STRATEGIES.clear()
+    _STRATEGIES[key] = (spec, strategy)
+    return strategy
+
+
+def _schedule_strategy(spec: Spec, windows: tuple[Window, ...], boundaries: dict[int, int]) -> SearchStrategy[list[Step]]:
     """Perturbations of the nominal plan, each a shrinkable draw.
 
     `boundaries[w]` is the number of statement boundaries the clean run of

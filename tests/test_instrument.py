@@ -95,3 +95,15 @@ def test_fault_point_is_a_boundary_and_a_noop_outside_runs(sandbox: Any) -> None
     ctl = Controller("t", Fault(1, "after"))
     with pytest.raises(InjectedCrash, match=r"fault_point\('after_stage'\)"), activate(ctl):
         idemtest.fault_point("after_stage")
+
+
+def test_run_engine_gives_an_instrumented_sqlalchemy_engine(sandbox: Any) -> None:
+    import pandas as pd
+
+    from idemtest.sandbox import sqlalchemy_engine
+
+    ctl = Controller("t")
+    engine = sqlalchemy_engine(sandbox, ctl)
+    pd.DataFrame({"id": [1, 2], "v": ["a", "b"]}).to_sql("t", engine, if_exists="append", index=False)
+    assert any("INSERT INTO t" in b.text for b in ctl.trace)
+    assert rows(sandbox) == [(1, "a"), (2, "b")]

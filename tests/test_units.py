@@ -124,3 +124,22 @@ def test_scenario_json_round_trip() -> None:
     assert back.to_json() == sc.to_json()
     assert back.data.sources["s.t"][0].values["m"] == Decimal("1.20")
     assert back.steps == steps
+
+
+def test_generated_versions_never_land_after_the_last_run() -> None:
+    from hypothesis import given, settings
+
+    from idemtest import Spec, Target, daily
+    from idemtest.data import source_strategy
+
+    src = Source("s.c", columns={"id": "BIGINT", "d": "DATE"}, key="id", event_time="d", max_rows=12)
+    spec = Spec(sources=[src], targets=[Target("x.y")], schedule=daily("2026-06-01", 3), max_lateness="6h")
+    last_run = spec.all_windows[-1].end
+
+    @settings(max_examples=200, deadline=None, database=None)
+    @given(source_strategy(spec, src))
+    def check(versions: list[Version]) -> None:
+        assert all(v.arrival <= last_run for v in versions)
+        assert all(datetime.combine(v.values["d"], datetime.min.time()) < spec.schedule.end for v in versions)
+
+    check()

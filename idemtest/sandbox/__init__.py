@@ -62,6 +62,7 @@ def sqlalchemy_engine(sandbox: Sandbox, ctl: Controller | None) -> Any:
     """A SQLAlchemy engine whose connections are instrumented connections to the sandbox."""
     sa = require("sqlalchemy", "sqlalchemy")
     if sandbox.backend == "duckdb":
-        require("duckdb_engine", "sqlalchemy")
-        return sa.create_engine("duckdb://", creator=lambda: sandbox.connect(ctl), poolclass=sa.pool.NullPool)
+        duckdb_engine = require("duckdb_engine", "sqlalchemy")
+        # duckdb_engine expects its own wrapper around the DuckDB connection
+        return sa.create_engine("duckdb://", creator=lambda: duckdb_engine.ConnectionWrapper(sandbox.connect(ctl)), poolclass=sa.pool.NullPool)
     return sa.create_engine("postgresql+psycopg://", creator=lambda: sandbox.connect(ctl), poolclass=sa.pool.NullPool)

@@ -1,0 +1,231 @@
+"""Buggy pipelines, one per bug class: each is caught by idemtest.
+
+They are strict xfails — the test fails if idemtest stops catching the bug.
+Run them with `pytest --idempotency examples -rxX` to see what was caught, or
+drop the xfail mark to read the full failure report (minimal schedule, the
+statement interrupted, the row diff and the replay command).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+import idemtest
+from idemtest import Spec, Target, daily, hourly
+
+from .pipelines import customers, events, orders, payments, revenue
+from .sources import CUSTOMERS, EVENTS, ORDERS, PAYMENTS, SETUP
+
+
+def caught(bug: str):
+    return pytest.mark.xfail(strict=True, raises=idemtest.IdempotencyViolation, reason=bug)
+
+
+# --- sequential bug classes ---------------------------------------------------------
+
+append_spec = Spec(
+    name="append_events",
+    setup=SETUP,
+    sources=[EVENTS],
+    targets=[Target("analytics.order_events", key="event_id")],
+    schedule=hourly("2026-06-01", periods=3),
+)
+
+
+@caught("1 append under retry: dlt-hub/dlt#4052, WordPress/openverse-catalog#800")
+@idemtest.check(append_spec, examples=200)
+def test_append_under_retry(run):
+    events.append_events(run.conn, run.window.start, run.window.end)
+
+
+@caught("1 append under retry (pandas to_sql through SQLAlchemy): dlt-hub/dlt#4052, openverse-catalog#800")
+@idemtest.check(append_spec, examples=200)
+def test_pandas_to_sql_append(run):
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+
+    # the job builds its engine from a URL, as it would from WAREHOUSE_URL in production
+    engine = create_engine(run.url, poolclass=NullPool)
+    try:
+        events.append_events_pandas(engine, run.window.start, run.window.end)
+    finally:
+        engine.dispose()
+
+
+autocommit_partition_spec = Spec(
+    name="replace_event_partition_autocommit",
+    setup=SETUP,
+    sources=[EVENTS],
+    targets=[Target("analytics.order_events", key="event_id")],
+    schedule=hourly("2026-06-01", periods=3),
+    max_lateness="1h",
+    concurrency="none",  # the table has no key: concurrent overlapping runs would duplicate too
+)
+
+
+@caught("2 delete and insert committed separately: dagster-io/dagster#21278, dlt-hub/dlt#3023")
+@idemtest.check(autocommit_partition_spec, examples=200)
+def test_delete_then_insert_autocommit(run):
+    events.replace_event_partition_autocommit(run.conn, run.window.start, run.window.end, lookback=autocommit_partition_spec.max_lateness)
+
+
+watermark_first_spec = Spec(
+    name="watermark_first",
+    setup=SETUP,
+    sources=[ORDERS],
+    targets=[Target("analytics.orders", key="order_id")],
+    schedule=hourly("2026-06-01", periods=3),
+)
+
+
+@caught("3 watermark saved before the load: datamill-co/target-postgres PR 120/130, adswerve/target-bigquery#9")
+@idemtest.check(watermark_first_spec, examples=200)
+def test_watermark_saved_before_load(run):
+    orders.load_orders_watermark_first(run.conn, run.state)
+
+
+last_hour_spec = Spec(
+    name="last_hour",
+    setup=SETUP,
+    sources=[ORDERS],
+    targets=[Target("analytics.orders", key="order_id")],
+    schedule=hourly("2026-06-01", periods=3),
+    max_lateness="1h",
+)
+
+
+@caught("4 wall-clock cutoff without lookback: dbt-labs/dbt-core#10867")
+@idemtest.check(last_hour_spec, examples=200)
+def test_wall_clock_cutoff(run):
+    orders.load_orders_last_hour(run.conn)
+
+
+cursor_spec = Spec(
+    name="strict_cursor",
+    setup=SETUP,
+    sources=[CUSTOMERS],
+    targets=[Target("analytics.customers", key="customer_id")],
+    schedule=daily("2026-06-01", periods=3),
+    max_lateness="6h",  # the CRM keeps writing rows dated today after the nightly sync
+)
+
+
+@caught("5 strict > cursor drops rows at MAX(cursor): airbytehq/airbyte#14732, estuary/connectors#5205")
+@idemtest.check(cursor_spec, examples=200)
+def test_strict_cursor(run):
+    customers.load_customers_since_cursor(run.conn, run.state)
+
+
+do_nothing_spec = Spec(
+    name="payments_do_nothing",
+    setup=SETUP,
+    sources=[PAYMENTS],
+    targets=[Target("analytics.payments", key="payment_id")],
+    schedule=hourly("2026-06-01", periods=3),
+    max_lateness="1h",
+)
+
+
+@caught("6 ON CONFLICT DO NOTHING loses updates: dlt-hub/dlt#971")
+@idemtest.check(do_nothing_spec, examples=200)
+def test_on_conflict_do_nothing(run):
+    payments.insert_payments_ignore_existing(run.conn, run.window.start, run.window.end)
+
+
+counter_spec = Spec(
+    name="event_counts",
+    setup=SETUP,
+    sources=[EVENTS],
+    targets=[Target("analytics.event_counts", key="event_type")],
+    schedule=hourly("2026-06-01", periods=3),
+)
+
+
+@caught("7 counter accumulation: dagster-io/dagster#21278")
+@idemtest.check(counter_spec, examples=200)
+def test_counter_accumulation(run):
+    revenue.count_events(run.conn, run.window.start, run.window.end)
+
+
+daily_totals_spec = Spec(
+    name="daily_totals",
+    setup=SETUP,
+    sources=[EVENTS],
+    targets=[Target("analytics.daily_totals", key="day")],
+    schedule=daily("2026-06-01", periods=3),
+)
+
+
+@caught("8 replace-table clobbers a backfill: dagster-io/dagster#15155")
+@idemtest.check(daily_totals_spec, examples=200)
+def test_replace_table_clobbers_backfill(run):
+    revenue.replace_daily_totals(run.conn, run.window.end)
+
+
+run_time_partition_spec = Spec(
+    name="hourly_revenue_by_clock",
+    setup=SETUP,
+    sources=[EVENTS],
+    targets=[Target("analytics.hourly_revenue", key="hour")],
+    schedule=hourly("2026-06-01", periods=3),
+)
+
+
+@caught("9 partition keyed on run time instead of the window: dagster-io/dagster#15155")
+@idemtest.check(run_time_partition_spec, examples=200)
+def test_partition_keyed_on_run_time(run):
+    revenue.hourly_revenue_for_last_hour(run.conn, run.window.start, run.window.end)
+
+
+# --- concurrency-only bug classes: caught only by two runs at once --------------------
+
+check_then_insert_spec = Spec(
+    name="check_then_insert",
+    setup=SETUP,
+    sources=[EVENTS],
+    targets=[Target("analytics.order_events", key="event_id")],
+    schedule=hourly("2026-06-01", periods=3),
+    max_lateness="1h",
+    exercise={"concurrent"},
+    concurrency="partitions",  # neighbouring windows overlap through the lookback
+)
+
+
+@caught("10 check-then-insert dedupe without a unique key: SQLMesh#3866, dagster-io/dagster#15155")
+@idemtest.check(check_then_insert_spec, examples=200)
+def test_check_then_insert(run):
+    events.insert_new_events(run.conn, run.window.start, run.window.end, lookback=check_then_insert_spec.max_lateness)
+
+
+summary_spec = Spec(
+    name="revenue_summary",
+    setup=SETUP,
+    sources=[EVENTS],
+    targets=[Target("analytics.hourly_revenue", key="hour"), Target("analytics.revenue_summary", key="id")],
+    schedule=hourly("2026-06-01", periods=3),
+    exercise={"concurrent"},
+    concurrency="partitions",
+)
+
+
+@caught("11 read-modify-write of a shared summary row: SQLMesh#3866")
+@idemtest.check(summary_spec, examples=200)
+def test_read_modify_write_summary(run):
+    revenue.hourly_revenue_with_summary(run.conn, run.window.start, run.window.end)
+
+
+shared_staging_spec = Spec(
+    name="shared_staging",
+    setup=SETUP,
+    sources=[EVENTS],
+    targets=[Target("analytics.order_events", key="event_id")],
+    schedule=hourly("2026-06-01", periods=3),
+    exercise={"concurrent"},
+    concurrency="partitions",
+)
+
+
+@caught("12 two partitions share one staging table: dlt-hub/dlt#3023, SQLMesh#3866")
+@idemtest.check(shared_staging_spec, examples=200)
+def test_shared_staging_table(run):
+    events.stage_and_load_events(run.conn, run.window.start, run.window.end)
