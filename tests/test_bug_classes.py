@@ -11,8 +11,8 @@ costs nothing while the bug is found early.
 from __future__ import annotations
 
 import re
-from datetime import datetime
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import pytest
