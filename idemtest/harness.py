@@ -221,6 +221,7 @@ class Checker:
         failing: set[str] = set()
         failing_data: set[str] = set()
         bounds_seen: dict[str, dict[int, int]] = {}
+        deterministic: set[str] = set()
         examples = {"n": 0}
         budget = self.config.shrink_seconds
 
@@ -256,11 +257,12 @@ class Checker:
                 return
             finding, out = self.judge(scenario, clean)
             if finding is not None:
-                if finding.prop == "P1":
+                if finding.prop == "P1" and data_key not in deterministic:
                     try:
                         self.check_determinism(data, clean)
                     except NonDeterminismError as e:
                         raise _Abort(e) from None
+                    deterministic.add(data_key)  # shrink candidates reuse data: check each once
                 if not last:
                     self.first_failure_at = examples["n"]
                 last.setdefault("found", time.perf_counter())
@@ -287,7 +289,7 @@ class Checker:
             raise a.error from None
         except _Failure:
             self.stats.failures += 1
-            self._raise(last["finding"], last["scenario"], last["attempts"], examples["n"])
+            self._raise(last["finding"], last["scenario"], last["attempts"], (self.first_failure_at, examples["n"]))
         finally:
             self.elapsed = time.perf_counter() - started
             self.stats.total_seconds += self.elapsed
@@ -313,7 +315,7 @@ class Checker:
             self.stats.failures += 1
             self._raise(finding, scenario, out.attempts, None, saved=str(path))
 
-    def _raise(self, finding: Finding, scenario: Scenario, attempts: Any, examples: int | None, saved: str | None = None) -> None:
+    def _raise(self, finding: Finding, scenario: Scenario, attempts: Any, examples: tuple[int | None, int] | None, saved: str | None = None) -> None:
         from .report import render, save_failure
 
         if saved is None:

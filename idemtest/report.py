@@ -54,7 +54,7 @@ def render(
     attempts: list[Attempt],
     test_id: str | None,
     saved: str | None,
-    examples: int | None = None,
+    examples: tuple[int | None, int] | None = None,
 ) -> str:
     from .scenario import ParallelStep, describe_step
 
@@ -63,7 +63,10 @@ def render(
     n_rows = scenario.data.row_count()
     late = scenario.data.late_rows(spec)
     srcs = ", ".join(f"{len(v)} in {k}" for k, v in scenario.data.sources.items())
-    shrunk = f", after {examples} generated scenario(s) and shrinking" if examples else ""
+    shrunk = ""
+    if examples:
+        first, total = examples
+        shrunk = f"; found at generated scenario {first}, shrunk over {total - (first or 0)} more"
     out.append(f"Minimal scenario ({len(scenario.steps)} steps; {n_rows} source row versions: {srcs or 'none'}; {late} late{shrunk}):")
     by_step: dict[int, list[Attempt]] = {}
     for a in attempts:
