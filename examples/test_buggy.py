@@ -26,6 +26,7 @@ def caught(bug: str):
 append_spec = Spec(
     name="append_events",
     setup=SETUP,
+    dialect="duckdb",  # `?` placeholders and DuckDB SQL
     sources=[EVENTS],
     targets=[Target("analytics.order_events", key="event_id")],
     schedule=hourly("2026-06-01", periods=3),
@@ -55,6 +56,7 @@ def test_pandas_to_sql_append(run):
 autocommit_partition_spec = Spec(
     name="replace_event_partition_autocommit",
     setup=SETUP,
+    dialect="duckdb",  # `?` placeholders and DuckDB SQL
     sources=[EVENTS],
     targets=[Target("analytics.order_events", key="event_id")],
     schedule=hourly("2026-06-01", periods=3),
@@ -72,6 +74,7 @@ def test_delete_then_insert_autocommit(run):
 watermark_first_spec = Spec(
     name="watermark_first",
     setup=SETUP,
+    dialect="duckdb",  # `?` placeholders and DuckDB SQL
     sources=[ORDERS],
     targets=[Target("analytics.orders", key="order_id")],
     schedule=hourly("2026-06-01", periods=3),
@@ -87,6 +90,7 @@ def test_watermark_saved_before_load(run):
 last_hour_spec = Spec(
     name="last_hour",
     setup=SETUP,
+    dialect="duckdb",  # `?` placeholders and DuckDB SQL
     sources=[ORDERS],
     targets=[Target("analytics.orders", key="order_id")],
     schedule=hourly("2026-06-01", periods=3),
@@ -103,6 +107,7 @@ def test_wall_clock_cutoff(run):
 cursor_spec = Spec(
     name="strict_cursor",
     setup=SETUP,
+    dialect="duckdb",  # `?` placeholders and DuckDB SQL
     sources=[CUSTOMERS],
     targets=[Target("analytics.customers", key="customer_id")],
     schedule=daily("2026-06-01", periods=3),
@@ -119,6 +124,7 @@ def test_strict_cursor(run):
 do_nothing_spec = Spec(
     name="payments_do_nothing",
     setup=SETUP,
+    dialect="duckdb",  # `?` placeholders and DuckDB SQL
     sources=[PAYMENTS],
     targets=[Target("analytics.payments", key="payment_id")],
     schedule=hourly("2026-06-01", periods=3),
@@ -135,6 +141,7 @@ def test_on_conflict_do_nothing(run):
 counter_spec = Spec(
     name="event_counts",
     setup=SETUP,
+    dialect="duckdb",  # `?` placeholders and DuckDB SQL
     sources=[EVENTS],
     targets=[Target("analytics.event_counts", key="event_type")],
     schedule=hourly("2026-06-01", periods=3),
@@ -150,6 +157,7 @@ def test_counter_accumulation(run):
 daily_totals_spec = Spec(
     name="daily_totals",
     setup=SETUP,
+    dialect="duckdb",  # `?` placeholders and DuckDB SQL
     sources=[EVENTS],
     targets=[Target("analytics.daily_totals", key="day")],
     schedule=daily("2026-06-01", periods=3),
@@ -165,6 +173,7 @@ def test_replace_table_clobbers_backfill(run):
 run_time_partition_spec = Spec(
     name="hourly_revenue_by_clock",
     setup=SETUP,
+    dialect="duckdb",  # `?` placeholders and DuckDB SQL
     sources=[EVENTS],
     targets=[Target("analytics.hourly_revenue", key="hour")],
     schedule=hourly("2026-06-01", periods=3),
@@ -182,6 +191,7 @@ def test_partition_keyed_on_run_time(run):
 check_then_insert_spec = Spec(
     name="check_then_insert",
     setup=SETUP,
+    dialect="duckdb",  # `?` placeholders and DuckDB SQL
     sources=[EVENTS],
     targets=[Target("analytics.order_events", key="event_id")],
     schedule=hourly("2026-06-01", periods=3),
@@ -200,6 +210,7 @@ def test_check_then_insert(run):
 summary_spec = Spec(
     name="revenue_summary",
     setup=SETUP,
+    dialect="duckdb",  # `?` placeholders and DuckDB SQL
     sources=[EVENTS],
     targets=[Target("analytics.hourly_revenue", key="hour"), Target("analytics.revenue_summary", key="id")],
     schedule=hourly("2026-06-01", periods=3),
@@ -217,6 +228,7 @@ def test_read_modify_write_summary(run):
 shared_staging_spec = Spec(
     name="shared_staging",
     setup=SETUP,
+    dialect="duckdb",  # `?` placeholders and DuckDB SQL
     sources=[EVENTS],
     targets=[Target("analytics.order_events", key="event_id")],
     schedule=hourly("2026-06-01", periods=3),

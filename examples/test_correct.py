@@ -17,6 +17,7 @@ from .sources import EVENTS, ORDERS, PAYMENTS, SETUP
 merge_orders_spec = Spec(
     name="merge_orders",
     setup=SETUP,
+    dialect="duckdb",  # `?` placeholders and DuckDB SQL
     sources=[ORDERS],
     targets=[Target("analytics.orders", key="order_id")],
     schedule=hourly("2026-06-01", periods=3),
@@ -33,6 +34,7 @@ def test_merge_orders_with_lookback(run):
 partition_spec = Spec(
     name="replace_event_partition",
     setup=SETUP,
+    dialect="duckdb",  # `?` placeholders and DuckDB SQL
     sources=[EVENTS],
     targets=[Target("analytics.fct_order_events", key="event_id")],
     schedule=hourly("2026-06-01", periods=3),
@@ -49,6 +51,7 @@ def test_replace_event_partition(run):
 payments_spec = Spec(
     name="upsert_payments",
     setup=SETUP,
+    dialect="duckdb",  # `?` placeholders and DuckDB SQL
     sources=[PAYMENTS],
     targets=[Target("analytics.payments", key="payment_id")],
     schedule=hourly("2026-06-01", periods=3),
@@ -65,6 +68,7 @@ def test_guarded_upsert_payments(run):
 daily_revenue_spec = Spec(
     name="rebuild_daily_revenue",
     setup=SETUP,
+    dialect="duckdb",  # `?` placeholders and DuckDB SQL
     sources=[EVENTS],
     targets=[Target("analytics.daily_revenue", key="day")],
     schedule=daily("2026-06-01", periods=3),
