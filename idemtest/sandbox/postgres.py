@@ -188,6 +188,33 @@ def _dead(ctl: Controller) -> bool:
     return ctl.crashed is not None or ctl.aborted
 
 
+class _TxnBoundaries:
+    """COMMIT and ROLLBACK as statement boundaries, for both drivers' connection classes."""
+
+    _idem_ctl: Controller | None = None
+
+    def commit(self) -> None:
+        ctl = self._idem_ctl
+        if ctl is None:
+            return super().commit()  # type: ignore[misc]
+        b = ctl.boundary("commit", "COMMIT")
+        super().commit()  # type: ignore[misc]
+        ctl.done(b)
+        return None
+
+    def rollback(self) -> None:
+        ctl = self._idem_ctl
+        if ctl is None:
+            return super().rollback()  # type: ignore[misc]
+        if _dead(ctl):
+            # a dead process sends nothing more; closing the connection loses the transaction
+            return None
+        b = ctl.boundary("rollback", "ROLLBACK")
+        super().rollback()  # type: ignore[misc]
+        ctl.done(b)
+        return None
+
+
 # --- DSNs ----------------------------------------------------------------------
 def _conninfo() -> Any:
     return require("psycopg", "postgres").conninfo
@@ -306,31 +333,10 @@ def _pg3_classes() -> tuple[Any, Any]:
                 yield cp
             ctl.done(b)
 
-    class IdemConnection(psycopg.Connection):  # type: ignore[name-defined]
+    class IdemConnection(_TxnBoundaries, psycopg.Connection):  # type: ignore[name-defined]
         """A psycopg 3 connection to a sandbox; `_idem_ctl` is the run's controller."""
 
         _idem_ctl: Controller | None = None
-
-        def commit(self) -> None:
-            ctl = self._idem_ctl
-            if ctl is None:
-                return super().commit()
-            b = ctl.boundary("commit", "COMMIT")
-            super().commit()
-            ctl.done(b)
-            return None
-
-        def rollback(self) -> None:
-            ctl = self._idem_ctl
-            if ctl is None:
-                return super().rollback()
-            if _dead(ctl):
-                # a dead process sends nothing more; closing the connection loses the transaction
-                return None
-            b = ctl.boundary("rollback", "ROLLBACK")
-            super().rollback()
-            ctl.done(b)
-            return None
 
         @contextlib.contextmanager
         def transaction(self, savepoint_name: str | None = None, force_rollback: bool = False) -> Iterator[Any]:
@@ -433,7 +439,7 @@ def _pg2_classes() -> tuple[Any, Any]:
         def copy_to(self, file: Any, table: str, *args: Any, **kwargs: Any) -> Any:
             return self._stmt("copy", f"COPY {table} TO STDOUT", lambda: super(IdemCursor2Mixin, self).copy_to(file, table, *args, **kwargs))  # type: ignore[misc]
 
-    class IdemConnection2(ext.connection):
+    class IdemConnection2(_TxnBoundaries, ext.connection):
         """A psycopg2 connection to a sandbox; `_idem_ctl` is the run's controller."""
 
         _idem_ctl: Controller | None = None
@@ -443,25 +449,6 @@ def _pg2_classes() -> tuple[Any, Any]:
             kwargs["cursor_factory"] = _instrumented_cursor_class(base, IdemCursor2Mixin)
             return super().cursor(*args, **kwargs)
 
-        def commit(self) -> None:
-            ctl = self._idem_ctl
-            if ctl is None:
-                return super().commit()
-            b = ctl.boundary("commit", "COMMIT")
-            super().commit()
-            ctl.done(b)
-            return None
-
-        def rollback(self) -> None:
-            ctl = self._idem_ctl
-            if ctl is None:
-                return super().rollback()
-            if _dead(ctl):
-                return None
-            b = ctl.boundary("rollback", "ROLLBACK")
-            super().rollback()
-            ctl.done(b)
-            return None
 
         # `with conn:` needs no override: psycopg2's __exit__ calls self.commit() / self.rollback()
 
