@@ -173,6 +173,11 @@ class DuckDBConnectionProxy:
         return self
 
     def rollback(self) -> Any:
+        ctl = self._ctl
+        if ctl is not None and (ctl.crashed is not None or ctl.aborted):
+            # a dead process sends nothing more (SQLAlchemy's pool resets connections
+            # from a finalizer); closing already lost the transaction
+            return self
         self._stmt("rollback", "ROLLBACK", self._raw.rollback)
         return self
 
