@@ -36,6 +36,8 @@ from idemtest import Spec
 pytestmark = pytest.mark.postgres
 
 EXAMPLES = 20
+# a buggy check stops at its first failure: a high bound costs nothing when the bug is found early
+BUG_EXAMPLES = 100
 
 
 # columns none of the bugs depends on, held fixed: fewer choices for Hypothesis to shrink
@@ -99,7 +101,7 @@ def test_upsert_without_version_guard_lets_an_old_change_win(pg_dsn: str, tmp_pa
     # one order, up to three changes; a backfill or a catch-up re-runs an older window
     spec = small(order_status.SPEC, 3, {"backfill", "out_of_order"}, order_id=st.just(1))
     with pytest.raises(idemtest.IdempotencyViolation) as info:
-        idemtest.verify(spec, order_status.run_unguarded, db=pg_dsn, examples=40, failures_dir=tmp_path)
+        idemtest.verify(spec, order_status.run_unguarded, db=pg_dsn, examples=BUG_EXAMPLES, failures_dir=tmp_path)
     e = info.value
     assert e.prop == "P1"
     (d,) = e.diffs
@@ -115,7 +117,7 @@ def test_upsert_without_version_guard_lets_an_old_change_win(pg_dsn: str, tmp_pa
 def do_nothing_failure(pg_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> idemtest.IdempotencyViolation:
     """The ON CONFLICT DO NOTHING failure, found once for the check and the replay tests."""
     with pytest.raises(idemtest.IdempotencyViolation) as info:
-        idemtest.verify(DO_NOTHING_SPEC, orders_do_nothing.run_do_nothing, db=pg_dsn, examples=EXAMPLES, failures_dir=tmp_path_factory.mktemp("failures"))
+        idemtest.verify(DO_NOTHING_SPEC, orders_do_nothing.run_do_nothing, db=pg_dsn, examples=BUG_EXAMPLES, failures_dir=tmp_path_factory.mktemp("failures"))
     return info.value
 
 
@@ -149,7 +151,7 @@ def test_saved_failure_replays_on_postgres(do_nothing_failure: idemtest.Idempote
 def test_autocommit_delete_insert_loses_rows_on_a_crash(pg_dsn: str, tmp_path: Path) -> None:
     spec = small(hourly_revenue.SPEC_KEYED, 3, {"crash"})
     with pytest.raises(idemtest.IdempotencyViolation) as info:
-        idemtest.verify(spec, hourly_revenue.run_autocommit, db=pg_dsn, examples=40, failures_dir=tmp_path)
+        idemtest.verify(spec, hourly_revenue.run_autocommit, db=pg_dsn, examples=BUG_EXAMPLES, failures_dir=tmp_path)
     e = info.value
     assert e.prop == "P3"
     (d,) = e.diffs
@@ -165,7 +167,7 @@ def test_autocommit_delete_insert_loses_rows_on_a_crash(pg_dsn: str, tmp_path: P
 def test_autocommit_delete_insert_shows_a_reader_an_empty_hour(pg_dsn: str, tmp_path: Path) -> None:
     spec = small(hourly_revenue.SPEC_ATOMIC, 2)
     with pytest.raises(idemtest.IdempotencyViolation) as info:
-        idemtest.verify(spec, hourly_revenue.run_autocommit, db=pg_dsn, examples=EXAMPLES, failures_dir=tmp_path)
+        idemtest.verify(spec, hourly_revenue.run_autocommit, db=pg_dsn, examples=BUG_EXAMPLES, failures_dir=tmp_path)
     e = info.value
     assert e.prop == "P4"
     (d,) = e.diffs
@@ -177,7 +179,7 @@ def test_swallowed_exception_hides_a_load_that_stopped_working(pg_dsn: str, tmp_
     # a crash leaves staging.employees_temp behind; every later CREATE TABLE fails and is swallowed
     spec = small(employees_airflow.SPEC_CRASHES, 2)
     with pytest.raises(idemtest.IdempotencyViolation) as info:
-        idemtest.verify(spec, employees_airflow.run_tutorial, db=pg_dsn, examples=EXAMPLES, failures_dir=tmp_path)
+        idemtest.verify(spec, employees_airflow.run_tutorial, db=pg_dsn, examples=BUG_EXAMPLES, failures_dir=tmp_path)
     e = info.value
     assert e.prop == "P1"
     (d,) = e.diffs
