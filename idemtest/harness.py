@@ -104,17 +104,10 @@ class Checker:
     def _sandbox(self) -> Sandbox:
         sb = self.backend.create(self.spec)
         try:
-            if sb.prepared_for is not None:
-                self._validated = True  # the backend's template build ran prepare(): setup + validation
-            elif self._validated:
-                from .sandbox.base import STATE_SCHEMA, STATE_TABLE, run_setup
-
-                sb.execute(f"CREATE SCHEMA IF NOT EXISTS {STATE_SCHEMA}")
-                sb.execute(f"CREATE TABLE IF NOT EXISTS {STATE_TABLE} (key VARCHAR PRIMARY KEY, value VARCHAR)")
-                run_setup(sb, self.spec)
-            else:
-                sb.prepare(self.spec)
-                self._validated = True
+            if sb.prepared_for is None:
+                sb.prepare(self.spec, validate=not self._validated)
+            # else: the backend's template build already ran prepare(): setup + validation
+            self._validated = True
         except BaseException:
             self._drop(sb)
             raise
@@ -129,11 +122,9 @@ class Checker:
         finally:
             self._drop(sb)
 
-    def clean_cached(self, data: Dataset) -> Outcome:
-        """The shrinker retries many schedules on the same data: reuse its clean run."""
-        from .scenario import Scenario
-
-        key = json.dumps(Scenario(data).to_json(), sort_keys=True, default=str)
+    def clean_cached(self, data: Dataset, key: str) -> Outcome:
+        """The shrinker retries many schedules on the same data (`key`, from
+        `data_key`): reuse its clean run."""
         hit = self._clean_cache.get(key)
         if hit is None:
             hit = self.clean(data)
@@ -229,7 +220,7 @@ class Checker:
             examples["n"] += 1
             spent = bool(last) and time.perf_counter() - last["found"] > budget
             data = d.draw(data_st, label="source data")
-            data_key = json.dumps(Scenario(data).to_json(), sort_keys=True, default=str)
+            data_key = _json_key(Scenario(data))
             if spent and data_key not in failing_data:
                 # budget spent: skip the clean run of data never seen failing. The
                 # draws must stay what they were for choices seen before, so data
@@ -238,7 +229,7 @@ class Checker:
                     d.draw(schedule_strategy(self.spec, self.windows, bounds_seen[data_key]), label="schedule")
                 return
             try:
-                clean = self.clean_cached(data)
+                clean = self.clean_cached(data, data_key)
                 if not self._determinism_checked:
                     self.check_determinism(data, clean)
                     self._determinism_checked = True
@@ -249,7 +240,7 @@ class Checker:
             scenario = Scenario(data, steps)
             key = None
             if last:
-                key = json.dumps(scenario.to_json(), sort_keys=True, default=str)
+                key = _json_key(scenario)
             if spent and key not in failing:
                 # shrink budget spent: candidates not known to fail pass untried,
                 # so shrinking ends quickly; Hypothesis then replays its best
@@ -267,7 +258,7 @@ class Checker:
                     self.first_failure_at = examples["n"]
                 last.setdefault("found", time.perf_counter())
                 last.update(finding=finding, scenario=scenario, attempts=out.attempts)
-                failing.add(key or json.dumps(scenario.to_json(), sort_keys=True, default=str))
+                failing.add(key or _json_key(scenario))
                 failing_data.add(data_key)
                 raise _Failure(finding.headline)
 
@@ -327,6 +318,11 @@ class Checker:
     def close(self) -> None:
         if self._own_backend:
             self.backend.close()
+
+
+def _json_key(scenario: Scenario) -> str:
+    """A scenario (or, with no steps, its data) as a stable dictionary key."""
+    return json.dumps(scenario.to_json(), sort_keys=True, default=str)
 
 
 class _Failure(Exception):

@@ -81,12 +81,14 @@ class Sandbox(ABC):
     def quote(self, ident: str) -> str:
         return ".".join('"' + p.replace('"', '""') + '"' for p in ident.split("."))
 
-    def prepare(self, spec: Spec) -> None:
-        """State store, setup DDL, and a check that the spec matches the schema."""
+    def prepare(self, spec: Spec, validate: bool = True) -> None:
+        """State store, setup DDL, and (once per spec is enough) a check that the
+        spec matches the schema."""
         self.execute(f"CREATE SCHEMA IF NOT EXISTS {STATE_SCHEMA}")
         self.execute(f"CREATE TABLE IF NOT EXISTS {STATE_TABLE} (key VARCHAR PRIMARY KEY, value VARCHAR)")
         run_setup(self, spec)
-        validate_schema(self, spec)
+        if validate:
+            validate_schema(self, spec)
 
     def load_source(self, source: Source, rows: Sequence[dict[str, Any]]) -> None:
         """Replace the contents of a source table with `rows`."""
