@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -55,9 +54,6 @@ class Dataset:
 
     def row_count(self) -> int:
         return sum(len(v) for v in self.sources.values())
-
-    def arrivals(self) -> list[datetime]:
-        return sorted({v.arrival for vs in self.sources.values() for v in vs})
 
 
 # --- column strategies ------------------------------------------------------
@@ -256,11 +252,3 @@ def dataset_strategy(spec: Spec) -> SearchStrategy[Dataset]:
     if not spec.sources:
         return st.just(Dataset({}))
     return st.fixed_dictionaries({s.table: source_strategy(spec, s) for s in spec.sources}).map(Dataset)
-
-
-def visible_at(spec: Spec, data: Dataset, t: datetime | None) -> dict[str, list[dict[str, Any]]]:
-    return {s.table: data.visible(s, t) for s in spec.sources}
-
-
-def columns_of(rows: Sequence[dict[str, Any]]) -> list[str]:
-    return list(rows[0]) if rows else []

@@ -43,10 +43,6 @@ class Stats:
     user_seconds: float = 0.0
     total_seconds: float = 0.0
 
-    def merge(self, other: Stats) -> None:
-        for k in self.__dataclass_fields__:
-            setattr(self, k, getattr(self, k) + getattr(other, k))
-
 
 @dataclass
 class Attempt:

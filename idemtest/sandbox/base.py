@@ -81,11 +81,15 @@ class Sandbox(ABC):
     def quote(self, ident: str) -> str:
         return ".".join('"' + p.replace('"', '""') + '"' for p in ident.split("."))
 
+    def create_state_store(self) -> None:
+        """The table behind `run.state` (watermarks)."""
+        self.execute(f"CREATE SCHEMA IF NOT EXISTS {STATE_SCHEMA}")
+        self.execute(f"CREATE TABLE IF NOT EXISTS {STATE_TABLE} (key VARCHAR PRIMARY KEY, value VARCHAR)")
+
     def prepare(self, spec: Spec, validate: bool = True) -> None:
         """State store, setup DDL, and (once per spec is enough) a check that the
         spec matches the schema."""
-        self.execute(f"CREATE SCHEMA IF NOT EXISTS {STATE_SCHEMA}")
-        self.execute(f"CREATE TABLE IF NOT EXISTS {STATE_TABLE} (key VARCHAR PRIMARY KEY, value VARCHAR)")
+        self.create_state_store()
         run_setup(self, spec)
         if validate:
             validate_schema(self, spec)

@@ -42,7 +42,7 @@ from urllib.parse import urlencode
 from .._errors import BackendError, IdemtestError
 from ..instrument import Controller, InjectedCrash
 from . import redact, require
-from .base import STATE_SCHEMA, STATE_TABLE, Backend, Sandbox, resolve_setup_text
+from .base import Backend, Sandbox, resolve_setup_text
 
 if TYPE_CHECKING:
     from ..spec import Spec
@@ -807,8 +807,7 @@ class PostgresBackend(Backend):
             tpl = PostgresSandbox(self, name)
             try:
                 if spec is None:
-                    tpl.execute(f"CREATE SCHEMA IF NOT EXISTS {STATE_SCHEMA}")
-                    tpl.execute(f"CREATE TABLE IF NOT EXISTS {STATE_TABLE} (key VARCHAR PRIMARY KEY, value VARCHAR)")
+                    tpl.create_state_store()
                 else:
                     tpl.prepare(spec)
             except Exception as e:
