@@ -78,6 +78,9 @@ watermark_first_spec = Spec(
     sources=[ORDERS],
     targets=[Target("analytics.orders", key="order_id")],
     schedule=hourly("2026-06-01", periods=3),
+    # the bug needs a crash between the watermark save and the INSERT: draw crashes only,
+    # so every generated scenario can reach it (with all perturbations 200 could miss it)
+    exercise={"crash"},
 )
 
 
