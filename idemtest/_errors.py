@@ -1,61 +1,152 @@
-"""One exception tree: every error idemtest raises derives from IdemtestError."""
+"""One exception tree: every error idemtest raises on purpose derives from IdemtestError.
+
+    IdemtestError
+    ├── ConfigurationError          the declaration or the setup is wrong: fix it, then re-run
+    │   ├── SpecError (ValueError)  the Spec contradicts itself or the sandbox schema
+    │   ├── SetupError              the setup DDL fails in a fresh sandbox
+    │   ├── BackendError            a sandbox cannot be created (unreachable server, no Docker)
+    │   │   └── MissingExtraError   an optional dependency is missing; names the pip command
+    │   └── ReplayError             a saved failure cannot be replayed
+    ├── LoadError                   the load fails or hangs even without injected faults
+    └── CheckFailure                a check's verdict; carries .prop, .report, .diffs
+        ├── IdempotencyViolation    P1-P4 broken under a generated scenario
+        └── NonDeterminismError     P0: two clean runs differ, idempotency cannot be judged
+
+Internal control flow (never seen by users) lives here too: InjectedCrash (a
+BaseException, so `except Exception` in user code cannot swallow the simulated
+kill), ScenarioFailed, and the two signals the search passes through Hypothesis.
+"""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .engine.model import Boundary, Finding
 
 
 class IdemtestError(Exception):
     """Root of every error idemtest raises on purpose."""
 
 
-class SpecError(IdemtestError):
+# --- configuration ------------------------------------------------------------------
+
+
+class ConfigurationError(IdemtestError):
+    """Something declared or configured is wrong; the message names the fix."""
+
+
+class SpecError(ConfigurationError, ValueError):
     """The declared Spec is inconsistent with itself or with the sandbox schema."""
 
 
-class SetupError(IdemtestError):
+class SetupError(ConfigurationError):
     """The spec's setup DDL failed in a fresh sandbox."""
+
+
+class BackendError(ConfigurationError):
+    """A sandbox backend cannot be created (unreachable server, no Docker engine)."""
+
+
+class MissingExtraError(BackendError):
+    """An optional dependency is not installed; the message names the pip command."""
+
+    def __init__(self, message: str, *, extra: str = "", module: str = "") -> None:
+        super().__init__(message)
+        self.extra = extra
+        self.module = module
+
+
+class ReplayError(ConfigurationError):
+    """A saved failure file cannot be replayed."""
+
+
+# --- the load's own failure ----------------------------------------------------------
 
 
 class LoadError(IdemtestError):
     """The load function fails or hangs even without injected faults."""
 
 
-class BackendError(IdemtestError):
-    """A sandbox backend cannot be created (missing extra, unreachable server, no Docker)."""
+# --- verdicts ------------------------------------------------------------------------
 
 
-class MissingExtraError(BackendError):
-    """An optional dependency is not installed; the message names the pip command."""
+class CheckFailure(IdemtestError):
+    """A check's verdict against the pipeline: `prop` names the property
+    (P0-P4), `report` is the full text shown to the user, `diffs` the row diffs."""
 
+    prop: str = ""
 
-class ReplayError(IdemtestError):
-    """A saved failure file cannot be replayed."""
-
-
-class IdempotencyViolation(IdemtestError):
-    """The pipeline broke a property (P1-P4) under a generated scenario.
-
-    `prop` is the property id, `finding` the evidence (row diffs), `scenario`
-    the minimal failing scenario, `saved` the JSON file that replays it and
-    `report` the full text shown to the user."""
-
-    def __init__(self, report: str, *, prop: str, finding: object = None, scenario: object = None, attempts: object = None, saved: str | None = None) -> None:
+    def __init__(self, report: str, *, prop: str, finding: Finding | None = None) -> None:
         super().__init__(report)
         self.report = report
         self.prop = prop
         self.finding = finding
+
+    @property
+    def diffs(self) -> list[Any]:
+        return list(getattr(self.finding, "diffs", None) or [])
+
+
+class IdempotencyViolation(CheckFailure):
+    """The pipeline broke a property (P1-P4) under a generated scenario.
+
+    `scenario` is the minimal failing scenario, `attempts` what each run did,
+    `saved` the JSON file that replays it."""
+
+    def __init__(
+        self,
+        report: str,
+        *,
+        prop: str,
+        finding: Finding | None = None,
+        scenario: Any = None,
+        attempts: Any = None,
+        saved: str | None = None,
+    ) -> None:
+        super().__init__(report, prop=prop, finding=finding)
         self.scenario = scenario
         self.attempts = attempts
         self.saved = saved
 
-    @property
-    def diffs(self) -> list[object]:
-        return list(getattr(self.finding, "diffs", []) or [])
 
+class NonDeterminismError(CheckFailure):
+    """P0: two clean runs on the same data differ, so idempotency cannot be judged.
+    `columns` maps each target to the columns whose values differed."""
 
-class NonDeterminismError(IdemtestError):
-    """P0: two clean runs on the same data differ, so idempotency cannot be judged."""
-
-    def __init__(self, report: str, *, columns: dict[str, list[str]] | None = None) -> None:
-        super().__init__(report)
-        self.report = report
+    def __init__(self, report: str, *, columns: dict[str, list[str]] | None = None, finding: Finding | None = None) -> None:
+        super().__init__(report, prop="P0", finding=finding)
         self.columns = columns or {}
+
+
+# --- internal control flow -----------------------------------------------------------
+
+
+class InjectedCrash(BaseException):
+    """The simulated process kill. A BaseException, so `except Exception` in
+    user code cannot swallow it: a real SIGKILL cannot be caught either."""
+
+    def __init__(self, boundary: Boundary | None, when: str, note: str = "") -> None:
+        super().__init__(note or "injected crash")
+        self.boundary = boundary
+        self.when = when
+
+
+class ScenarioFailed(Exception):
+    """A property broke mid-scenario; stops the remaining steps."""
+
+    def __init__(self, finding: Finding) -> None:
+        super().__init__(finding.headline)
+        self.finding = finding
+
+
+class AbortSearch(BaseException):
+    """Carries a configuration or load error out of Hypothesis, unshrunk."""
+
+    def __init__(self, error: IdemtestError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class ExampleFailed(Exception):
+    """Tells Hypothesis that this example broke a property."""

@@ -14,17 +14,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from ._errors import InjectedCrash
+
 _local = threading.local()
-
-
-class InjectedCrash(BaseException):
-    """The simulated process kill. A BaseException, so `except Exception` in
-    user code cannot swallow it — a real SIGKILL cannot be caught either."""
-
-    def __init__(self, boundary: Boundary | None, when: str, note: str = "") -> None:
-        super().__init__(note or "injected crash")
-        self.boundary = boundary
-        self.when = when
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .._errors import BackendError, MissingExtraError
+from .._errors import BackendError
+from .._extras import require
 from .base import Backend, Sandbox
 
 if TYPE_CHECKING:
@@ -46,16 +47,6 @@ def get_backend(db: str) -> Backend:
         "'duckdb-file', 'postgresql://user@host:port/dbname' (a server where idemtest may create databases) "
         "or 'postgres+docker' (testcontainers)"
     )
-
-
-def require(module: str, extra: str) -> Any:
-    """Import an optional dependency, or name the pip command that installs it."""
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise MissingExtraError(f"{module} is not installed; install it with: pip install 'idemtest[{extra}]'") from None
 
 
 def sqlalchemy_engine(sandbox: Sandbox, ctl: Controller | None) -> Any:
