@@ -26,6 +26,8 @@ def discover(folder: Path) -> list[tuple[str, Any, Any, bool]]:
     import importlib
     import inspect
 
+    from idemtest.decorator import definition
+
     base = folder.parent
     sys.path.insert(0, str(base))
     found = []
@@ -33,20 +35,21 @@ def discover(folder: Path) -> list[tuple[str, Any, Any, bool]]:
         name = ".".join(path.relative_to(base).with_suffix("").parts)
         mod = importlib.import_module(name)
         for attr, fn in vars(mod).items():
-            if getattr(fn, "_idemtest_spec", None) is None:
+            check = definition(fn)
+            if check is None:
                 continue
-            load = fn._idemtest_load
+            load = check.load
             if len(inspect.signature(load).parameters) != 1:
                 continue  # needs pytest fixtures
             buggy = any(m.name == "xfail" for m in getattr(fn, "pytestmark", []))
-            found.append((f"{path.relative_to(folder)}::{attr}", fn._idemtest_spec, load, buggy))
+            found.append((f"{path.relative_to(folder)}::{attr}", check.spec.located(check.base_dir) if check.base_dir else check.spec, load, buggy))
     return found
 
 
 def run_one(spec: Any, load: Any, db: str, examples: int, backend: Any) -> dict[str, Any]:
     from idemtest import IdempotencyViolation, IdemtestError
-    from idemtest.harness import Checker, Config
-    from idemtest.runner import Stats
+    from idemtest.engine.model import Stats
+    from idemtest.engine.search import Checker, Config
 
     stats = Stats()
     with tempfile.TemporaryDirectory() as tmp:

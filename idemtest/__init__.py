@@ -8,10 +8,13 @@ decorate a test with `@idemtest.check(spec)` or call
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from typing import TYPE_CHECKING, Any
 
+from ._defaults import VERSION as __version__
 from ._errors import (
     BackendError,
+    CheckFailure,
+    ConfigurationError,
     IdempotencyViolation,
     IdemtestError,
     LoadError,
@@ -21,15 +24,20 @@ from ._errors import (
     SetupError,
     SpecError,
 )
-from .context import RunContext, State
-from .decorator import check
-from .harness import replay, verify
-from .instrument import fault_point
-from .runner import Stats
-from .spec import Schedule, Source, Spec, Target, Window, daily, every, hourly, windows
+
+if TYPE_CHECKING:
+    from .context import RunContext, State
+    from .decorator import CheckDefinition, check
+    from .engine.model import Stats
+    from .engine.search import replay, verify
+    from .instrument import fault_point
+    from .spec import Schedule, Source, Spec, Target, Window, daily, every, hourly, windows
 
 __all__ = [
     "BackendError",
+    "CheckDefinition",
+    "CheckFailure",
+    "ConfigurationError",
     "IdempotencyViolation",
     "IdemtestError",
     "LoadError",
@@ -56,3 +64,47 @@ __all__ = [
     "verify",
     "windows",
 ]
+
+# The rest loads on first use: `import idemtest` (and the pytest plugin, which
+# every pytest run loads) stays cheap, and the engine comes in with a check.
+_LAZY: dict[str, str] = {
+    "RunContext": "context",
+    "State": "context",
+    "CheckDefinition": "decorator",
+    "check": "decorator",
+    "Stats": "engine.model",
+    "replay": "engine.search",
+    "verify": "engine.search",
+    "fault_point": "instrument",
+    **{n: "spec" for n in ("Schedule", "Source", "Spec", "Target", "Window", "daily", "every", "hourly", "windows")},
+}
+
+
+def _own(obj: Any) -> Any:
+    # public names belong to `idemtest`, wherever they are defined (as httpx does):
+    # reprs, docs and tracebacks show `idemtest.Spec`, not a private module path
+    try:
+        obj.__module__ = "idemtest"
+    except (AttributeError, TypeError):
+        pass
+    return obj
+
+
+for _name in __all__:
+    if _name in globals() and not _name.startswith("__"):
+        _own(globals()[_name])
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'idemtest' has no attribute {name!r}")
+    import importlib
+
+    value = _own(getattr(importlib.import_module(f"idemtest.{module}"), name))
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

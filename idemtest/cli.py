@@ -28,7 +28,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def replay(file: str, db: str | None, extra: list[str]) -> int:
     from ._errors import IdemtestError
-    from .report import load_failure
+    from .engine.report import load_failure
+    from .sandbox import saved_db
 
     try:
         payload = load_failure(file)
@@ -41,14 +42,16 @@ def replay(file: str, db: str | None, extra: list[str]) -> int:
         return 2
     import pytest
 
-    saved_db = payload.get("db") or "duckdb"
-    if db is None and saved_db.startswith("postgres"):
+    saved = saved_db(payload.get("db"))
+    if db is None and saved.server:
         # the DSN is never saved (it may hold a password): ask for it
         print(f"idemtest replay: {file} failed on PostgreSQL; pass the server with --idem-db postgresql://user@host:port/db", file=sys.stderr)
         return 2
-    db = db or saved_db
+    db = db or saved.text
     args = [test, "--idempotency", "--idem-replay", file, "--idem-db", db, *extra]
-    print(f"idemtest replay: pytest {' '.join(args)}", flush=True)
+    from .sandbox import redact
+
+    print(f"idemtest replay: pytest {' '.join(redact(a) for a in args)}", flush=True)  # never echo a password
     return int(pytest.main(args))
 
 

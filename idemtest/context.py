@@ -2,38 +2,32 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from datetime import date, datetime
-from decimal import Decimal
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from .sandbox.base import STATE_TABLE
+from . import _json
+from ._defaults import STATE_TABLE
 
 if TYPE_CHECKING:
     from .instrument import Controller
-    from .sandbox.base import Sandbox
     from .spec import Spec, Window
 
 
-def _dump(value: Any) -> str:
-    def default(o: Any) -> Any:
-        if isinstance(o, datetime):
-            return {"$datetime": o.isoformat()}
-        if isinstance(o, date):
-            return {"$date": o.isoformat()}
-        if isinstance(o, Decimal):
-            return {"$decimal": str(o)}
-        raise TypeError(f"run.state cannot store {type(o).__name__} values; store str, numbers, datetimes, dates, lists or dicts")
+class SandboxLike(Protocol):
+    """What a run needs of its sandbox (the sandbox package implements it)."""
 
-    return json.dumps(value, default=default)
+    param: str
+    landing: Path | None
 
-
-def _load(text: str) -> Any:
-    from .scenario import decode
-
-    return json.loads(text, object_hook=decode)
+    @property
+    def dsn(self) -> str | None: ...
+    @property
+    def path(self) -> str | None: ...
+    @property
+    def url(self) -> str | None: ...
+    def connect(self, ctl: Controller | None, kind: str | None = "connect") -> Any: ...
 
 
 class State:
@@ -51,14 +45,14 @@ class State:
     def get(self, key: str, default: Any = None) -> Any:
         cur = self._conn.execute(f"SELECT value FROM {STATE_TABLE} WHERE key = {self._p}", [key])
         row = cur.fetchone()
-        return default if row is None else _load(row[0])
+        return default if row is None else _json.loads(row[0])
 
     def set(self, key: str, value: Any) -> None:
         p = self._p
         self._conn.execute(
             f"INSERT INTO {STATE_TABLE} (key, value) VALUES ({p}, {p}) "
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            [key, _dump(value)],
+            [key, _json.dumps(value)],
         )
 
     def __getitem__(self, key: str) -> Any:
@@ -88,7 +82,7 @@ class RunContext:
     attempt: int
     state: State
     spec: Spec
-    _sandbox: Sandbox = field(repr=False)
+    _sandbox: SandboxLike = field(repr=False)
     _ctl: Controller | None = field(repr=False, default=None)
     label: str = ""
 
@@ -125,4 +119,4 @@ class RunContext:
         """A SQLAlchemy engine bound to the sandbox (needs idemtest[sqlalchemy])."""
         from .sandbox import sqlalchemy_engine
 
-        return sqlalchemy_engine(self._sandbox, self._ctl)
+        return sqlalchemy_engine(self._sandbox, self._ctl)  # type: ignore[arg-type]

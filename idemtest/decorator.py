@@ -5,6 +5,8 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._errors import SpecError
@@ -14,6 +16,25 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 FIXTURE = "idempotency"
+
+
+@dataclass(frozen=True)
+class CheckDefinition:
+    """What `@idemtest.check` attached to a test, as `test.idemtest`: the spec,
+    the undecorated body (called as `load(run, **fixtures)`), the examples asked
+    for, and the folder relative setup files are found in. Tools (bench/,
+    plugins) read it instead of reaching into private attributes."""
+
+    spec: Spec
+    load: Callable[..., Any]
+    examples: int | None
+    base_dir: Path | None
+
+
+def definition(test: Any) -> CheckDefinition | None:
+    """The check a test function was decorated with, or None."""
+    found = getattr(test, "idemtest", None)
+    return found if isinstance(found, CheckDefinition) else None
 
 
 def check(spec: Spec, *, examples: int | None = None) -> Callable[[F], F]:
@@ -26,7 +47,7 @@ def check(spec: Spec, *, examples: int | None = None) -> Callable[[F], F]:
 
     if not isinstance(spec, SpecType):
         raise SpecError(f"@idemtest.check expects an idemtest.Spec, got {spec!r}")
-    if examples is not None and (not isinstance(examples, int) or examples < 1):
+    if examples is not None and (not isinstance(examples, int) or isinstance(examples, bool) or examples < 1):
         raise SpecError(f"examples={examples!r} must be a whole number >= 1")
 
     def decorate(fn: F) -> F:
@@ -40,6 +61,10 @@ def check(spec: Spec, *, examples: int | None = None) -> Callable[[F], F]:
         fixtures = params[1:]
         if any(p.name == FIXTURE for p in fixtures):
             raise SpecError(f"@idemtest.check: {fn.__name__} may not take a fixture named {FIXTURE!r}; idemtest provides it")
+        try:
+            base_dir: Path | None = Path(inspect.getfile(fn)).resolve().parent
+        except (TypeError, OSError):
+            base_dir = None
 
         @functools.wraps(fn)
         def wrapper(**kwargs: Any) -> None:
@@ -49,15 +74,14 @@ def check(spec: Spec, *, examples: int | None = None) -> Callable[[F], F]:
                 return fn(run, **kwargs)
 
             load.__qualname__ = fn.__qualname__
-            harness.check(spec, load, examples=examples)
+            harness.check(spec, load, examples=examples, base_dir=base_dir)
 
         # pytest reads __signature__: it asks for our fixture plus the user's own
         wrapper.__signature__ = sig.replace(  # type: ignore[attr-defined]
             parameters=[inspect.Parameter(FIXTURE, inspect.Parameter.KEYWORD_ONLY), *[p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in fixtures]]
         )
         del wrapper.__wrapped__
-        wrapper._idemtest_spec = spec  # type: ignore[attr-defined]
-        wrapper._idemtest_load = fn  # type: ignore[attr-defined]  # for bench/ and tools
+        wrapper.idemtest = CheckDefinition(spec, fn, examples, base_dir)  # type: ignore[attr-defined]
         return wrapper  # type: ignore[return-value]
 
     return decorate

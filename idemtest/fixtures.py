@@ -1,4 +1,6 @@
-"""The `idempotency` fixture: the fixture form of a check, and the session state behind both forms."""
+"""The `idempotency` fixture (the fixture form of a check) and the per-session
+state behind both forms. Importing this module costs pytest only: the core is
+imported when a check runs."""
 
 from __future__ import annotations
 
@@ -8,52 +10,134 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .runner import Stats
+from . import _defaults
 
 if TYPE_CHECKING:
     from .context import RunContext
+    from .engine.model import Stats
+    from .sandbox import DbChoice
     from .sandbox.base import Backend
     from .spec import Spec
 
 SKIP_REASON = "idempotency checks run only with `pytest --idempotency` (or `idempotency = true` in the ini file)"
 
+#: option name -> default, for options that also have an ini key of the same name
+DEFAULTS: dict[str, Any] = {
+    "idempotency": False,
+    "idem_examples": _defaults.EXAMPLES,
+    "idem_db": _defaults.DB,
+    "idem_replay": None,
+    "idem_shrink_seconds": _defaults.SHRINK_SECONDS,
+}
+
+
+def option(config: pytest.Config, name: str) -> Any:
+    """Command line first, then the ini file, then the default."""
+    value = config.getoption(name, None)
+    if value is not None and value is not False:
+        return value
+    ini = config.getini(name)
+    if ini not in (None, "", False):
+        return ini
+    return DEFAULTS[name]
+
 
 class Session:
-    """Per pytest session: options, the shared sandbox backend, the counters."""
+    """Per pytest session: options, the shared sandbox backend, the counters.
+
+    Options are read and checked only when checks are enabled, so a bad
+    `idem_*` ini value never breaks a plain `pytest` run."""
 
     def __init__(self, config: pytest.Config) -> None:
-        from .plugin import option
-
         self.config = config
         self.enabled = bool(option(config, "idempotency"))
-        self.examples = int(option(config, "idem_examples"))
-        # a number given on the command line beats a per-test examples=
-        self.examples_forced = config.getoption("idem_examples", None) is not None
-        self.db = str(option(config, "idem_db"))
-        self.replay: str | None = option(config, "idem_replay") or None
+        self.failures_dir = Path(str(config.rootpath)) / _defaults.FAILURES_DIR
+        self.examples = _defaults.EXAMPLES
+        self.shrink_seconds = _defaults.SHRINK_SECONDS
+        self.examples_forced = False  # a number given on the command line beats a per-test examples=
+        self.db = _defaults.DB
+        self.replay: str | None = None
         self.replay_test: str | None = None
-        root = Path(str(config.rootpath))
-        self.failures_dir = root / ".idemtest" / "failures"
-        self.stats = Stats()
         self.checks = 0
+        self._stats: Stats | None = None
         self._backend: Backend | None = None
-        if self.replay:
-            from .report import load_failure
+        self._choice: DbChoice | None = None
+        if self.enabled:
+            self._read_options()
 
-            self.replay_test = load_failure(self.replay).get("test")
+    def _read_options(self) -> None:
+        raw = option(self.config, "idem_examples")
+        try:
+            self.examples = int(raw)
+        except (TypeError, ValueError):
+            raise pytest.UsageError(f"--idem-examples / idem_examples={raw!r} is not a whole number; give the number of scenarios per check, e.g. 50") from None
+        if self.examples < 1:
+            raise pytest.UsageError(f"--idem-examples / idem_examples={self.examples}: give at least 1 scenario per check (default {_defaults.EXAMPLES})")
+        self.examples_forced = self.config.getoption("idem_examples", None) is not None
+        raw = option(self.config, "idem_shrink_seconds")
+        try:
+            self.shrink_seconds = float(raw)
+        except (TypeError, ValueError):
+            raise pytest.UsageError(f"--idem-shrink-seconds / idem_shrink_seconds={raw!r} is not a number of seconds; e.g. 10") from None
+        if self.shrink_seconds < 0:
+            raise pytest.UsageError(f"--idem-shrink-seconds / idem_shrink_seconds={raw!r}: give 0 (report the first failure as found) or more seconds")
+        self.db = str(option(self.config, "idem_db"))
+        from ._errors import IdemtestError
+        from .sandbox import parse_db
+
+        try:
+            self._choice = parse_db(self.db)
+        except IdemtestError as e:
+            raise pytest.UsageError(str(e)) from None
+        self.replay = option(self.config, "idem_replay") or None
+        if self.replay:
+            from .engine.report import load_failure
+
+            try:
+                self.replay_test = load_failure(self.replay).get("test")
+            except IdemtestError as e:
+                raise pytest.UsageError(f"--idem-replay: {e}") from None
+
+    @property
+    def stats(self) -> Stats:
+        if self._stats is None:
+            from .engine.model import Stats
+
+            self._stats = Stats()
+        return self._stats
+
+    def export(self) -> dict[str, Any]:
+        """The counters as plain data, for an xdist worker to send to the controller."""
+        from dataclasses import asdict
+
+        return {"checks": self.checks, "stats": asdict(self.stats), "db": self.describe_db()}
+
+    def absorb(self, data: dict[str, Any]) -> None:
+        """Add a worker's counters to this (controller) session's."""
+        self.checks += int(data.get("checks", 0))
+        for k, v in dict(data.get("stats", {})).items():
+            if hasattr(self.stats, k):
+                setattr(self.stats, k, getattr(self.stats, k) + v)
+        self._worker_db = str(data.get("db") or "")
 
     @property
     def dialect(self) -> str:
         """The sandbox's dialect, known without connecting to a server."""
-        low = self.db.lower()
-        return "postgres" if low.startswith(("postgres", "docker")) else "duckdb"
+        return self._choice.dialect if self._choice is not None else "duckdb"
+
+    def describe_db(self) -> str:
+        if getattr(self, "_worker_db", ""):
+            return self._worker_db
+        if self._backend is not None and self._choice is not None and self._choice.server:
+            return self._backend.describe()
+        return str(self._choice) if self._choice is not None else self.db
 
     @property
     def backend(self) -> Backend:
         if self._backend is None:
             from .sandbox import get_backend
 
-            self._backend = get_backend(self.db)
+            self._backend = get_backend(self._choice or self.db)
         return self._backend
 
     def close(self) -> None:
@@ -65,24 +149,29 @@ class Session:
 class Idempotency:
     """What the `idempotency` fixture returns: `idempotency.check(spec, load)`."""
 
-    def __init__(self, session: Session, nodeid: str) -> None:
+    def __init__(self, session: Session, nodeid: str, base_dir: Path | None) -> None:
         self._session = session
         self._nodeid = nodeid
+        self._base_dir = base_dir
 
     @property
     def stats(self) -> Stats:
         return self._session.stats
 
-    def check(self, spec: Spec, load: Callable[[RunContext], Any], *, examples: int | None = None) -> None:
-        """Run `load` under generated scenarios; fails the test with the minimal scenario."""
-        from .harness import Checker, Config
+    def check(self, spec: Spec, load: Callable[[RunContext], Any], *, examples: int | None = None, base_dir: Path | None = None) -> None:
+        """Run `load` under generated scenarios; fails the test with the minimal scenario.
+
+        A relative `Spec(setup="x.sql")` is looked for in the working directory,
+        then next to the test module (or in `base_dir`)."""
+        from ._errors import MissingExtraError
+        from .engine.search import Checker, Config
+        from .sandbox import option_for
 
         s = self._session
         if not s.enabled:
             pytest.skip(SKIP_REASON)
         if spec.dialect is not None and spec.dialect != s.dialect:
-            hint = "--idem-db postgresql://user@host:port/db" if spec.dialect == "postgres" else f"--idem-db {spec.dialect}"
-            pytest.skip(f"this check declares dialect={spec.dialect!r} and the sandbox is {s.dialect}; run it with {hint}")
+            pytest.skip(f"this check declares dialect={spec.dialect!r} and the sandbox is {s.dialect}; run it with {option_for(spec.dialect)}")
         replay = None
         if s.replay:
             if s.replay_test and s.replay_test != self._nodeid:
@@ -96,9 +185,15 @@ class Idempotency:
             test_id=self._nodeid,
             stats=s.stats,
             backend=s.backend,
+            base_dir=base_dir or self._base_dir,
+            shrink_seconds=s.shrink_seconds,
         )
         s.checks += 1
-        Checker(spec, load, cfg).run()
+        try:
+            Checker(spec, load, cfg).run()
+        except MissingExtraError as e:
+            # a driver the load needs is not installed here: say which extra, as importorskip would
+            pytest.skip(str(e))
 
 
 @pytest.fixture(scope="session")
@@ -110,7 +205,7 @@ def _idemtest_session(pytestconfig: pytest.Config) -> Iterator[Session]:
 @pytest.fixture
 def idempotency(_idemtest_session: Session, request: pytest.FixtureRequest) -> Idempotency:
     """Check a load function: `idempotency.check(spec, load)`."""
-    return Idempotency(_idemtest_session, request.node.nodeid)
+    return Idempotency(_idemtest_session, request.node.nodeid, Path(str(request.path)).parent)
 
 
 SESSION_KEY = pytest.StashKey[Session]()

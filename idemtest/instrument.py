@@ -11,51 +11,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 from ._errors import InjectedCrash
+from .engine.model import Boundary, Fault, abbreviate
+
+__all__ = ["Boundary", "Controller", "Fault", "abbreviate", "activate", "current", "fault_point"]
 
 _local = threading.local()
-
-
-@dataclass(frozen=True)
-class Fault:
-    """Crash the run at boundary `at` (1-based), before or after it executes."""
-
-    at: int
-    when: str = "after"  # "before" | "after"
-
-    def to_json(self) -> dict[str, Any]:
-        return {"at": self.at, "when": self.when}
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> Fault:
-        return cls(int(d["at"]), str(d.get("when", "after")))
-
-    def __str__(self) -> str:
-        return f"crash {self.when} boundary {self.at}"
-
-
-@dataclass
-class Boundary:
-    index: int
-    kind: str  # execute | executemany | sql | append | register | commit | rollback | begin | cursor | connect | fault_point | copy
-    text: str = ""
-    run: str = ""
-
-    def describe(self, width: int = 90) -> str:
-        text = " ".join(self.text.split())
-        if len(text) > width:
-            text = text[: width - 1] + "…"
-        if self.kind == "fault_point":
-            return f"fault_point({self.text!r})"
-        return f"{self.kind}: {text}" if text else self.kind
-
-
-def abbreviate(sql: Any, width: int = 90) -> str:
-    text = " ".join(str(sql).split())
-    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 class Controller:

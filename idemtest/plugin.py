@@ -1,4 +1,7 @@
-"""The pytest plugin: wires options, the marker, fixtures and reporting to the core."""
+"""The pytest plugin: wires options, the marker, fixtures and reporting to the core.
+
+Loaded through the `pytest11` entry point on every pytest run, so it imports
+only pytest and `fixtures`; the engine is imported when a check runs."""
 
 from __future__ import annotations
 
@@ -7,39 +10,52 @@ from typing import Any
 
 import pytest
 
-from .fixtures import SESSION_KEY, SKIP_REASON, Session, _idemtest_session, idempotency
+from .fixtures import (
+    DEFAULTS,
+    SESSION_KEY,
+    SKIP_REASON,
+    Session,
+    _idemtest_session,
+    idempotency,
+    option,
+)
 
-__all__ = ["_idemtest_session", "idempotency"]
-
-_DEFAULTS: dict[str, Any] = {"idempotency": False, "idem_examples": 50, "idem_db": "duckdb", "idem_replay": None}
+__all__ = ["_idemtest_session", "idempotency", "option"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("idemtest", "idempotency checks of data-pipeline loads")
     group.addoption("--idempotency", action="store_true", default=None, help="run @idemtest.check tests and idempotency.check() calls (skipped otherwise)")
-    group.addoption("--idem-examples", type=int, default=None, metavar="N", help="generated scenarios per check (default 50)")
+    group.addoption("--idem-examples", default=None, metavar="N", help=f"generated scenarios per check (default {DEFAULTS['idem_examples']})")
     group.addoption("--idem-db", default=None, metavar="DB", help="sandbox: duckdb (default), duckdb-file, postgresql://user@host:port/db, postgres+docker")
     group.addoption("--idem-replay", default=None, metavar="FILE", help="replay a saved failure from .idemtest/failures/ exactly")
+    group.addoption("--idem-shrink-seconds", default=None, metavar="S", help=f"time spent shrinking a failure before reporting it (default {DEFAULTS['idem_shrink_seconds']:g})")
     parser.addini("idempotency", "run idempotency checks without --idempotency", type="bool", default=False)
-    parser.addini("idem_examples", "generated scenarios per check", default="50")
-    parser.addini("idem_db", "sandbox database (see --idem-db)", default="duckdb")
+    parser.addini("idem_examples", "generated scenarios per check", default=str(DEFAULTS["idem_examples"]))
+    parser.addini("idem_db", "sandbox database (see --idem-db)", default=DEFAULTS["idem_db"])
     parser.addini("idem_replay", "saved failure to replay", default="")
-
-
-def option(config: pytest.Config, name: str) -> Any:
-    """Command line first, then the ini file, then the default."""
-    value = config.getoption(name, None)
-    if value is not None and value is not False:
-        return value
-    ini = config.getini(name)
-    if ini not in (None, "", False):
-        return ini
-    return _DEFAULTS[name]
+    parser.addini("idem_shrink_seconds", "time spent shrinking a failure", default=str(DEFAULTS["idem_shrink_seconds"]))
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "idempotency: an idemtest check; runs only with --idempotency")
     config.stash[SESSION_KEY] = Session(config)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    # an xdist worker hands its counters to the controller, which prints the summary
+    state = session.config.stash.get(SESSION_KEY, None)
+    out = getattr(session.config, "workeroutput", None)
+    if state is not None and out is not None and state.checks:
+        out["idemtest"] = state.export()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    state = node.config.stash.get(SESSION_KEY, None)
+    got = getattr(node, "workeroutput", {}).get("idemtest")
+    if state is not None and got:
+        state.absorb(got)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -49,11 +65,12 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    from .decorator import definition
+
     session = config.stash[SESSION_KEY]
     skip = pytest.mark.skip(reason=SKIP_REASON)
     for item in items:
-        fn = getattr(item, "obj", None)
-        if getattr(fn, "_idemtest_spec", None) is not None:
+        if definition(getattr(item, "obj", None)) is not None:
             item.add_marker(pytest.mark.idempotency)
             if not session.enabled:
                 item.add_marker(skip)
@@ -69,9 +86,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
     outcome = yield
     report = outcome.get_result()
+    if call.excinfo is None or not report.failed:
+        return
     from ._errors import IdemtestError
 
-    if call.excinfo is not None and isinstance(call.excinfo.value, IdemtestError) and report.failed:
+    if isinstance(call.excinfo.value, IdemtestError):
         # the report is the message: idemtest's own frames would only hide it
         report.longrepr = str(call.excinfo.value)
 
@@ -84,7 +103,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     tr = terminalreporter
     tr.section("idemtest")
     tr.write_line(
-        f"{session.checks} check(s) on {session.db if '://' not in session.db else session.backend.describe()}: "
+        f"{session.checks} check(s) on {session.describe_db()}: "
         f"{s.scenarios} scenarios, {s.runs} runs, {s.crashes} crashes injected, {s.retries} retries, "
         f"{s.duplicates} duplicate runs, {s.backfills} backfill runs, {s.catch_up} catch-up runs, "
         f"{s.interleavings} interleavings ({s.blocked} lock waits), {s.late_rows} late rows"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Union
@@ -246,42 +246,68 @@ class Target:
             raise SpecError(f"Target({self.table!r}, atomic=True) needs partition_by= (the column that names a partition)")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Spec:
-    """A pipeline under test: what it reads, what it writes, and when it runs."""
+    """A pipeline under test: what it reads, what it writes, and when it runs.
 
-    sources: Sequence[Source]
-    targets: Sequence[Target]
+    Durations are given as "2h", "30m", seconds or timedeltas and are stored as
+    timedeltas under the same names."""
+
+    sources: tuple[Source, ...]
+    targets: tuple[Target, ...]
     schedule: Schedule
-    setup: SetupType = None
-    max_lateness: timedelta | str | float = timedelta(0)
-    retries: int = 2
-    retry_delay: timedelta | str | float = timedelta(minutes=5)
-    oracle: Oracle = "all-arrived"
-    timeout: timedelta | str | float = timedelta(seconds=30)
-    dialect: str | None = None
-    exercise: Iterable[str] = ALL_PERTURBATIONS
-    concurrency: Concurrency = "partitions"
-    name: str | None = None
+    setup: SetupType
+    max_lateness: timedelta
+    retries: int
+    retry_delay: timedelta
+    oracle: Oracle
+    timeout: timedelta
+    dialect: str | None
+    exercise: frozenset[str]
+    concurrency: Concurrency
+    name: str | None
+    #: where a relative `setup="x.sql"` is found besides the working directory;
+    #: the decorator and the fixture set it to the test module's folder
     base_dir: Path | None = field(default=None, compare=False, repr=False)
 
-    def __post_init__(self) -> None:
-        if self.base_dir is None:
-            import sys
+    def __init__(
+        self,
+        sources: Sequence[Source],
+        targets: Sequence[Target],
+        schedule: Schedule,
+        setup: SetupType = None,
+        max_lateness: timedelta | str | float = timedelta(0),
+        retries: int = 2,
+        retry_delay: timedelta | str | float = timedelta(minutes=5),
+        oracle: Oracle = "all-arrived",
+        timeout: timedelta | str | float = timedelta(seconds=30),
+        dialect: str | None = None,
+        exercise: Iterable[str] = ALL_PERTURBATIONS,
+        concurrency: Concurrency = "partitions",
+        name: str | None = None,
+        base_dir: Path | str | None = None,
+    ) -> None:
+        put = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 - frozen dataclass
+        put("sources", tuple(sources))
+        put("targets", tuple(targets))
+        put("schedule", schedule)
+        put("setup", setup)
+        put("max_lateness", parse_duration(max_lateness, "max_lateness"))
+        put("retries", retries)
+        put("retry_delay", parse_duration(retry_delay, "retry_delay"))
+        put("oracle", oracle)
+        put("timeout", parse_duration(timeout, "timeout"))
+        put("dialect", dialect)
+        put("exercise", frozenset(exercise))
+        put("concurrency", concurrency)
+        put("name", name)
+        put("base_dir", Path(base_dir) if base_dir is not None else None)
+        self._validate()
 
-            # relative setup files resolve next to the module that declared the spec
-            caller = sys._getframe(2).f_globals.get("__file__")
-            object.__setattr__(self, "base_dir", Path(caller).resolve().parent if caller else None)
-        object.__setattr__(self, "sources", tuple(self.sources))
-        object.__setattr__(self, "targets", tuple(self.targets))
-        object.__setattr__(self, "max_lateness", parse_duration(self.max_lateness, "max_lateness"))
-        object.__setattr__(self, "retry_delay", parse_duration(self.retry_delay, "retry_delay"))
-        object.__setattr__(self, "timeout", parse_duration(self.timeout, "timeout"))
-        exercise = frozenset(self.exercise)
-        unknown = exercise - ALL_PERTURBATIONS
+    def _validate(self) -> None:
+        unknown = self.exercise - ALL_PERTURBATIONS
         if unknown:
             raise SpecError(f"exercise={sorted(unknown)} names unknown perturbations; choose from {sorted(ALL_PERTURBATIONS)}")
-        object.__setattr__(self, "exercise", exercise)
         if not isinstance(self.schedule, Schedule):
             raise SpecError(f"schedule={self.schedule!r}; build one with idemtest.hourly(...), daily(...), every(...) or windows([...])")
         if not self.targets:
@@ -307,21 +333,13 @@ class Spec:
             if t.table in seen:
                 raise SpecError(f"{t.table!r} is declared both as a source and as a target")
 
-    @property
-    def lateness(self) -> timedelta:
-        return parse_duration(self.max_lateness)
-
-    @property
-    def retry_delta(self) -> timedelta:
-        return parse_duration(self.retry_delay)
-
-    @property
-    def timeout_seconds(self) -> float:
-        return parse_duration(self.timeout).total_seconds()
+    def located(self, base_dir: Path | str) -> Spec:
+        """This spec with relative setup files looked for in `base_dir` too."""
+        return replace(self, base_dir=Path(base_dir))
 
     @property
     def all_windows(self) -> tuple[Window, ...]:
-        return self.schedule.with_tail(self.lateness)
+        return self.schedule.with_tail(self.max_lateness)
 
     def fingerprint(self) -> str:
         """A short digest of what shapes generated data, stored with saved failures."""

@@ -29,7 +29,7 @@ from examples.pipelines import events  # noqa: E402
 
 
 def spec_and_load(test):
-    return test._idemtest_spec, test._idemtest_load
+    return test.idemtest.spec, test.idemtest.load
 
 
 _CAUGHT: dict[str, idemtest.IdempotencyViolation] = {}

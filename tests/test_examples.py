@@ -31,7 +31,7 @@ def test_every_example_is_an_idemtest_check():
     for mod, names in ((correct, CORRECT), (buggy, BUGGY)):
         for name in names:
             fn = getattr(mod, name)
-            assert isinstance(fn._idemtest_spec, idemtest.Spec), name
+            assert isinstance(fn.idemtest.spec, idemtest.Spec), name
 
 
 @pytest.mark.parametrize("name", BUGGY)

@@ -8,11 +8,10 @@ from decimal import Decimal
 import pytest
 
 from idemtest import Source, hourly
-from idemtest.data import Dataset, Version
-from idemtest.diff import compare, duplicate_keys, lost_rows
+from idemtest.engine.diff import compare, duplicate_keys, lost_rows
+from idemtest.engine.model import Dataset, ParallelStep, RunStep, Scenario, Version
 from idemtest.instrument import Fault
 from idemtest.sandbox import redact
-from idemtest.scenario import ParallelStep, RunStep, Scenario
 from idemtest.spec import daily, parse_duration, windows
 
 
@@ -130,7 +129,7 @@ def test_generated_versions_never_land_after_the_last_run() -> None:
     from hypothesis import given, settings
 
     from idemtest import Spec, Target, daily
-    from idemtest.data import source_strategy
+    from idemtest.engine.generate import source_strategy
 
     src = Source("s.c", columns={"id": "BIGINT", "d": "DATE"}, key="id", event_time="d", max_rows=12)
     spec = Spec(sources=[src], targets=[Target("x.y")], schedule=daily("2026-06-01", 3), max_lateness="6h")

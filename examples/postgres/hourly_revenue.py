@@ -92,8 +92,8 @@ SPEC_ATOMIC = Spec(
 
 
 def run_transactional(run) -> None:  # type: ignore[no-untyped-def]
-    rebuild_hours(run.conn, start=run.window.start, end=run.window.end, lookback=SPEC.lateness)
+    rebuild_hours(run.conn, start=run.window.start, end=run.window.end, lookback=SPEC.max_lateness)
 
 
 def run_autocommit(run) -> None:  # type: ignore[no-untyped-def]
-    rebuild_hours_autocommit(run.dsn, start=run.window.start, end=run.window.end, lookback=SPEC.lateness)
+    rebuild_hours_autocommit(run.dsn, start=run.window.start, end=run.window.end, lookback=SPEC.max_lateness)

@@ -99,12 +99,12 @@ SPEC = Spec(
 
 
 def run_guarded(run) -> None:  # type: ignore[no-untyped-def]
-    upsert_order_status(run.dsn, start=run.window.start, end=run.window.end, lookback=SPEC.lateness)
+    upsert_order_status(run.dsn, start=run.window.start, end=run.window.end, lookback=SPEC.max_lateness)
 
 
 def run_unguarded(run) -> None:  # type: ignore[no-untyped-def]
-    upsert_order_status_unguarded(run.dsn, start=run.window.start, end=run.window.end, lookback=SPEC.lateness)
+    upsert_order_status_unguarded(run.dsn, start=run.window.start, end=run.window.end, lookback=SPEC.max_lateness)
 
 
 def run_undeduplicated(run) -> None:  # type: ignore[no-untyped-def]
-    upsert_order_changes_undeduplicated(run.dsn, start=run.window.start, end=run.window.end, lookback=SPEC.lateness)
+    upsert_order_changes_undeduplicated(run.dsn, start=run.window.start, end=run.window.end, lookback=SPEC.max_lateness)

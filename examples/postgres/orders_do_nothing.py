@@ -46,4 +46,4 @@ SPEC = Spec(
 
 
 def run_do_nothing(run) -> None:  # type: ignore[no-untyped-def]
-    insert_new_orders(run.conn, start=run.window.start, end=run.window.end, lookback=SPEC.lateness)
+    insert_new_orders(run.conn, start=run.window.start, end=run.window.end, lookback=SPEC.max_lateness)

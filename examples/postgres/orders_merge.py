@@ -75,4 +75,4 @@ SPEC = Spec(
 
 
 def run_load(run) -> None:  # type: ignore[no-untyped-def]
-    load_orders(run.dsn, lookback=SPEC.lateness)
+    load_orders(run.dsn, lookback=SPEC.max_lateness)

@@ -1,7 +1,12 @@
-"""Sandbox backends behind one interface; `get_backend` picks one from `--idem-db`."""
+"""Sandbox backends behind one interface.
+
+`parse_db` is the one table that turns an `--idem-db` value into a backend
+kind and its SQL dialect, without connecting to anything; `get_backend`
+builds the backend."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .._errors import BackendError
@@ -11,42 +16,98 @@ from .base import Backend, Sandbox
 if TYPE_CHECKING:
     from ..instrument import Controller
 
-__all__ = ["Backend", "Sandbox", "get_backend", "redact", "sqlalchemy_engine"]
+__all__ = ["DIALECTS", "Backend", "DbChoice", "Sandbox", "get_backend", "option_for", "parse_db", "redact", "saved_db", "sqlalchemy_engine"]
+
+#: dialect -> the `--idem-db` value that gives a sandbox of it
+DIALECTS: dict[str, str] = {
+    "duckdb": "--idem-db duckdb",
+    "postgres": "--idem-db postgresql://user@host:port/db",
+}
+
+_KINDS: dict[str, tuple[str, str]] = {  # spelling -> (kind, dialect)
+    "duckdb": ("duckdb", "duckdb"),
+    "duckdb:memory": ("duckdb", "duckdb"),
+    ":memory:": ("duckdb", "duckdb"),
+    "duckdb-file": ("duckdb-file", "duckdb"),
+    "duckdb:file": ("duckdb-file", "duckdb"),
+    "postgres+docker": ("postgres+docker", "postgres"),
+    "postgresql+docker": ("postgres+docker", "postgres"),
+    "docker": ("postgres+docker", "postgres"),
+}
+
+
+@dataclass(frozen=True)
+class DbChoice:
+    """A parsed `--idem-db` value: `kind` picks the backend, `dialect` the SQL it speaks."""
+
+    text: str
+    kind: str  # duckdb | duckdb-file | postgres | postgres+docker
+    dialect: str  # duckdb | postgres
+
+    @property
+    def server(self) -> bool:
+        """A server DSN: never saved or printed with its password."""
+        return self.kind == "postgres"
+
+    def __str__(self) -> str:
+        return redact(self.text) if self.server else self.kind
 
 
 def redact(dsn: str) -> str:
     """A DSN with its password replaced, fit to print."""
-    import re
+    from .postgres.dsn import redact as _redact
 
-    dsn = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", dsn)
-    return re.sub(r"(password\s*=\s*)(\S+)", r"\1***", dsn, flags=re.I)
+    return _redact(dsn)
 
 
-def get_backend(db: str) -> Backend:
+def parse_db(db: str | None) -> DbChoice:
     """`duckdb` (default, in memory), `duckdb-file`, `postgresql://user@host:port/db`, or `postgres+docker`."""
-    text = (db or "duckdb").strip()
+    text = ("duckdb" if db is None else str(db)).strip()
     low = text.lower()
-    if low in ("duckdb", "duckdb:memory", ":memory:"):
-        from .duckdb import DuckDBBackend
-
-        return DuckDBBackend()
-    if low in ("duckdb-file", "duckdb:file"):
-        from .duckdb import DuckDBBackend
-
-        return DuckDBBackend(files=True)
+    if low in _KINDS:
+        kind, dialect = _KINDS[low]
+        return DbChoice(text, kind, dialect)
     if low.startswith(("postgresql://", "postgres://")):
-        from .postgres import PostgresBackend
-
-        return PostgresBackend(text)
-    if low in ("postgres+docker", "postgresql+docker", "docker"):
-        from .postgres import DockerPostgresBackend
-
-        return DockerPostgresBackend()
+        return DbChoice(text, "postgres", "postgres")
     raise BackendError(
         f"--idem-db={redact(text)!r} is not a known sandbox; use 'duckdb' (default, in memory), "
         "'duckdb-file', 'postgresql://user@host:port/dbname' (a server where idemtest may create databases) "
         "or 'postgres+docker' (testcontainers)"
     )
+
+
+def saved_db(name: str | None) -> DbChoice:
+    """The sandbox a saved failure names (a backend's `name`: a server's DSN is never saved)."""
+    if name in ("postgres", "postgresql"):
+        return DbChoice("postgres", "postgres", "postgres")
+    try:
+        return parse_db(name)
+    except BackendError:
+        return parse_db(None)
+
+
+def option_for(dialect: str) -> str:
+    """The option that gives a sandbox of `dialect`, for skip reasons and errors."""
+    return DIALECTS.get(dialect, f"--idem-db {dialect}")
+
+
+def get_backend(db: str | DbChoice | None) -> Backend:
+    choice = db if isinstance(db, DbChoice) else parse_db(db)
+    if choice.kind == "duckdb":
+        from .duckdb import DuckDBBackend
+
+        return DuckDBBackend()
+    if choice.kind == "duckdb-file":
+        from .duckdb import DuckDBBackend
+
+        return DuckDBBackend(files=True)
+    if choice.kind == "postgres":
+        from .postgres import PostgresBackend
+
+        return PostgresBackend(choice.text)
+    from .postgres import DockerPostgresBackend
+
+    return DockerPostgresBackend()
 
 
 def sqlalchemy_engine(sandbox: Sandbox, ctl: Controller | None) -> Any:

@@ -8,14 +8,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .._defaults import STATE_SCHEMA, STATE_TABLE
 from .._errors import SetupError, SpecError
 
 if TYPE_CHECKING:
     from ..instrument import Controller
     from ..spec import Source, Spec, Target
-
-STATE_SCHEMA = "_idemtest"
-STATE_TABLE = f"{STATE_SCHEMA}.state"
 
 
 class Sandbox(ABC):

@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from .data import Dataset
-    from .sandbox.base import Sandbox
-    from .spec import Source
+    from ..engine.model import Dataset
+    from ..spec import Source
+    from .base import Sandbox
 
 
 def landing_dir(sandbox: Sandbox) -> Path:
@@ -84,7 +84,7 @@ def write_landing(sandbox: Sandbox, source: Source, data: Dataset, t: datetime |
 def _write_parquet(path: Path, source: Source, rows: list[dict[str, Any]]) -> None:
     import duckdb
 
-    from .sandbox import duckdb as sbduck
+    from . import duckdb as sbduck
 
     connect = sbduck._original_connect or duckdb.connect
     con = connect(":memory:")

@@ -1,4 +1,6 @@
-"""Executes a scenario against a sandbox, checks P2/P3/P4 along the way, records a trace."""
+"""Plays schedules against a sandbox: the clean run (the oracle), a scenario's
+steps with retries as an orchestrator makes them, and concurrent steps under the
+interleaving scheduler. P2/P3 are judged after every attempt, P4 after a run."""
 
 from __future__ import annotations
 
@@ -6,105 +8,32 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from ._errors import LoadError
+from .._errors import InjectedCrash, LoadError, ScenarioFailed
+from .._extras import missing_extra
+from ..context import RunContext, State
+from ..instrument import Controller, activate
 from .clock import frozen_at
-from .context import RunContext, State
-from .data import Dataset
-from .diff import TableDiff, duplicate_keys, lost_rows
-from .instrument import Boundary, Controller, Fault, InjectedCrash, activate
+from .interleave import Interleaver
+from .model import (
+    Attempt,
+    Dataset,
+    Fault,
+    Finding,
+    Outcome,
+    ParallelStep,
+    RunStep,
+    Scenario,
+    Snapshot,
+    Stats,
+)
+from .properties import VisibilitySampler, all_attempts_failed, judge_attempt
 
 if TYPE_CHECKING:
-    from .sandbox.base import Sandbox
-    from .scenario import RunStep, Scenario
-    from .spec import Spec, Window
-
-Snapshot = tuple[list[str], list[tuple[Any, ...]]]
-
-
-@dataclass
-class Stats:
-    """What was exercised; the pytest terminal summary prints it."""
-
-    scenarios: int = 0
-    runs: int = 0
-    crashes: int = 0
-    retries: int = 0
-    duplicates: int = 0
-    backfills: int = 0
-    catch_up: int = 0
-    late_rows: int = 0
-    interleavings: int = 0
-    blocked: int = 0
-    failures: int = 0
-    user_seconds: float = 0.0
-    total_seconds: float = 0.0
-
-
-@dataclass
-class Attempt:
-    """One execution of the load: what it was asked to do and how it ended."""
-
-    step: int
-    window: int
-    attempt: int
-    now: datetime
-    tag: str
-    fault: Fault | None
-    outcome: str = "ok"  # ok | crash | error | hung
-    at: Boundary | None = None
-    when: str = ""
-    error: str = ""
-    tb: str = ""
-    boundaries: int = 0
-    trace: list[Boundary] = field(default_factory=list)
-    user_seconds: float = 0.0
-    parallel: bool = False
-    blocked: list[Boundary] = field(default_factory=list)  # statements that waited on a database lock
-
-    def describe(self) -> str:
-        head = f"attempt {self.attempt} at {self.now.isoformat(sep=' ')}"
-        if self.outcome == "crash" and self.at is not None:
-            return f"{head}: CRASHED {self.when} statement {self.at.index} — {self.at.describe()}"
-        if self.outcome == "crash":
-            return f"{head}: CRASHED ({self.when})"
-        if self.outcome == "error":
-            return f"{head}: FAILED with {self.error}"
-        if self.outcome == "hung":
-            return f"{head}: HUNG ({self.error})"
-        planned = f" (planned {self.fault}, not reached: the run has {self.boundaries} statements)" if self.fault else ""
-        return f"{head}: ok, {self.boundaries} statements{planned}"
-
-
-@dataclass
-class Finding:
-    """A broken property, with the evidence."""
-
-    prop: str  # P1 | P2 | P3 | P4
-    headline: str
-    diffs: list[TableDiff] = field(default_factory=list)
-    step: int | None = None
-    detail: str = ""
-
-
-@dataclass
-class Outcome:
-    finding: Finding | None
-    attempts: list[Attempt]
-    final: dict[str, Snapshot]
-    boundaries: dict[int, int] = field(default_factory=dict)
-    user_seconds: float = 0.0
-
-
-class ScenarioFailed(Exception):
-    """Internal: a property broke mid-scenario; stops the remaining steps."""
-
-    def __init__(self, finding: Finding) -> None:
-        super().__init__(finding.headline)
-        self.finding = finding
+    from ..sandbox.base import Sandbox
+    from ..spec import Spec, Window
 
 
 class Env:
@@ -117,31 +46,28 @@ class Env:
         self.load = load
         self.windows: dict[int, Window] = {w.index: w for w in spec.all_windows}
         self._synced: dict[str, int] = {}
-        self.timeout = spec.timeout_seconds
+        self.timeout = spec.timeout.total_seconds()
         self.keyed = [t for t in spec.targets if t.keys]
 
     def sync(self, t: datetime | None) -> None:
         """Make every source read as it does at simulated time t (None: all arrived)."""
         for s in self.spec.sources:
-            arrived = sum(1 for v in self.data.sources.get(s.table, []) if t is None or v.arrival <= t)
+            arrived = self.data.arrived(s.table, t)
             if self._synced.get(s.table) == arrived:
                 continue
-            rows = self.data.visible(s, t)
             if s.landing is not None:
-                from .landing import write_landing
+                from ..sandbox.landing import write_landing
 
                 write_landing(self.sandbox, s, self.data, t)
             else:
-                self.sandbox.load_source(s, rows)
+                self.sandbox.load_source(s, self.data.visible(s, t))
             self._synced[s.table] = arrived
 
-    def sampler(self) -> Any:
+    def sampler(self) -> VisibilitySampler | None:
         """A P4 reader for this run, when any target opted in."""
         if not any(t.atomic for t in self.spec.targets):
             return None
-        from .visibility import VisibilitySampler
-
-        return VisibilitySampler(self)
+        return VisibilitySampler(self.spec.targets, self.sandbox.snapshot)
 
     def snapshot_all(self) -> dict[str, Snapshot]:
         return {t.label: self.sandbox.snapshot(t) for t in self.spec.targets}
@@ -177,6 +103,7 @@ class Env:
                     rec.outcome = "error"
                     rec.error = f"{type(e).__name__}: {str(e).strip()}"
                     rec.tb = user_traceback(e)
+                    rec.exception = e
             finally:
                 rec.user_seconds = time.perf_counter() - t0
 
@@ -185,7 +112,7 @@ class Env:
         rec.boundaries = ctl.count
         rec.trace = ctl.trace
 
-    def execute(self, step_no: int, run: RunStep, attempt: int, now: datetime, fault: Fault | None, sampler: Any = None) -> Attempt:
+    def execute(self, step_no: int, run: RunStep, attempt: int, now: datetime, fault: Fault | None, sampler: VisibilitySampler | None = None) -> Attempt:
         rec, ctl, ctx = self.new_attempt(step_no, run, attempt, now, fault, gate=sampler.observe if sampler else None)
         with frozen_at(now):
             worker = threading.Thread(target=self.work, args=(rec, ctl, ctx), daemon=True, name=f"idemtest {ctl.label}")
@@ -209,8 +136,6 @@ def user_traceback(e: BaseException, limit: int = 12) -> str:
 
 def run_scenario(spec: Spec, sandbox: Sandbox, load: Callable[[RunContext], Any], scenario: Scenario, stats: Stats | None = None) -> Outcome:
     """Play the scenario's steps; stop at the first broken property."""
-    from .scenario import ParallelStep
-
     env = Env(spec, sandbox, scenario.data, load)
     attempts: list[Attempt] = []
     clock = spec.schedule.start
@@ -220,8 +145,6 @@ def run_scenario(spec: Spec, sandbox: Sandbox, load: Callable[[RunContext], Any]
         for step_no, step in enumerate(scenario.steps, 1):
             clock = max(clock, step.at)
             if isinstance(step, ParallelStep):
-                from .scheduler import run_parallel
-
                 clock, last = run_parallel(env, step_no, step, clock, attempts, last, stats)
             else:
                 clock, last = run_with_retries(env, step_no, step, clock, attempts, last, stats)
@@ -240,7 +163,7 @@ def run_with_retries(
     now = clock
     for attempt in range(first_attempt, max_attempts + 1):
         if attempt > 1:
-            now = now + spec.retry_delta
+            now = now + spec.retry_delay
             if stats:
                 stats.retries += 1
         fault = run.faults[attempt - 1] if attempt - 1 < len(run.faults) else None
@@ -255,18 +178,10 @@ def run_with_retries(
         if rec.outcome == "ok":
             check_visibility(sampler, rec)
             return now, last
-    raise ScenarioFailed(
-        Finding(
-            "P1",
-            f"the run of window {run.window} failed on all {max_attempts} attempts, so the outcome cannot match a clean run "
-            f"(last: {attempts[-1].error or attempts[-1].outcome})",
-            step=step_no,
-            detail=attempts[-1].tb,
-        )
-    )
+    raise ScenarioFailed(all_attempts_failed(run.window, step_no, [a for a in attempts if a.step == step_no and a.window == run.window]))
 
 
-def check_visibility(sampler: Any, rec: Attempt) -> None:
+def check_visibility(sampler: VisibilitySampler | None, rec: Attempt) -> None:
     if sampler is None:
         return
     finding = sampler.check()
@@ -280,22 +195,9 @@ def check_after_attempt(env: Env, rec: Attempt, before: dict[str, Snapshot]) -> 
     if not env.keyed:
         return before
     after = env.snapshot_keyed()
-    for t in env.keyed:
-        dup = duplicate_keys(t.label, t.keys, after[t.label])
-        if dup.duplicate_keys:
-            raise ScenarioFailed(Finding("P2", f"duplicate keys in {t.label} after step {rec.step} ({rec.tag} run of window {rec.window}, attempt {rec.attempt})", [dup], rec.step))
-        if rec.outcome != "ok" and t.label in before:
-            lost = lost_rows(t.label, t.keys, before[t.label], after[t.label])
-            if lost.missing:
-                raise ScenarioFailed(
-                    Finding(
-                        "P3",
-                        f"rows of {t.label} committed before step {rec.step} are gone after its attempt {rec.attempt} failed "
-                        "(a reader sees a gap until the retry)",
-                        [lost],
-                        rec.step,
-                    )
-                )
+    finding = judge_attempt(env.keyed, rec, before, after)
+    if finding is not None:
+        raise ScenarioFailed(finding)
     return after
 
 
@@ -318,8 +220,6 @@ def clean_run(spec: Spec, sandbox: Sandbox, load: Callable[[RunContext], Any], d
 
     all-arrived: every source row is present from the start; same-arrivals: the
     sources grow along the same arrival timeline as the scenario."""
-    from .scenario import RunStep
-
     env = Env(spec, sandbox, data, load)
     attempts: list[Attempt] = []
     if spec.oracle == "all-arrived":
@@ -330,6 +230,9 @@ def clean_run(spec: Spec, sandbox: Sandbox, load: Callable[[RunContext], Any], d
         rec = env.execute(i, RunStep(w.index, w.end), 1, w.end, None)
         attempts.append(rec)
         if rec.outcome != "ok":
+            extra = missing_extra(rec.exception) if rec.exception is not None else None
+            if extra is not None:
+                raise extra  # a driver the load needs is not installed: name the pip command
             reason = rec.error if rec.outcome in ("error", "hung") else "an injected crash escaped"
             raise LoadError(
                 f"the load fails even without faults: the clean run of window {w.index} {w} (now={w.end.isoformat(sep=' ')}) "
@@ -340,3 +243,59 @@ def clean_run(spec: Spec, sandbox: Sandbox, load: Callable[[RunContext], Any], d
                 + ("; raise Spec(timeout=...) if the load is just slow" if rec.outcome == "hung" else "")
             )
     return Outcome(None, attempts, env.snapshot_all(), {a.window: a.boundaries for a in attempts}, sum(a.user_seconds for a in attempts))
+
+
+def run_parallel(env: Env, step_no: int, step: ParallelStep, clock: datetime, attempts: list[Attempt], last: dict[str, Snapshot], stats: Stats | None) -> tuple[datetime, dict[str, Snapshot]]:
+    """Run the step's runs at once, then retry the failed ones as the orchestrator would."""
+    now = max(clock, step.at)
+    env.sync(now)
+    inter = Interleaver(step.choices)
+    sampler = env.sampler()
+    if sampler is not None:
+        inter.hooks.append(sampler.observe)
+    started = []
+    for run in step.runs:
+        fault = run.faults[0] if run.faults else None
+        rec, ctl, ctx = env.new_attempt(step_no, run, 1, now, fault, gate=inter.gate)
+        rec.parallel = True
+        started.append((run, rec, ctl, ctx))
+
+    def body(rec: Attempt, ctl: Controller, ctx: Any) -> None:
+        try:
+            env.work(rec, ctl, ctx)
+        finally:
+            inter.done(ctl)
+
+    with frozen_at(now):
+        threads = [threading.Thread(target=body, args=(rec, ctl, ctx), daemon=True, name=f"idemtest {ctl.label}") for _, rec, ctl, ctx in started]
+        for t in threads:
+            t.start()
+        ok = inter.drive([c for _, _, c, _ in started], time.monotonic() + env.timeout)
+        if not ok:
+            for _, rec, ctl, _ in started:
+                if ctl not in inter.finished:
+                    ctl.interrupt_all()
+                    rec.outcome, rec.error = "hung", f"did not finish within timeout={env.timeout:g}s while running concurrently"
+            for t in threads:
+                t.join(2.0)
+    for _, rec, ctl, _ in started:
+        env.finish(rec, ctl)
+        attempts.append(rec)
+    if stats:
+        stats.interleavings += 1
+        stats.runs += len(started)
+        stats.blocked += len(inter.blocked)
+        stats.crashes += sum(rec.outcome == "crash" for _, rec, _, _ in started)
+    for _, rec, _, _ in started:
+        last = check_after_attempt(env, rec, last)
+    if all(rec.outcome == "ok" for _, rec, _, _ in started):
+        check_visibility(sampler, started[0][1])
+    for label, b in inter.blocked:
+        for _, rec, ctl, _ in started:
+            if ctl.label == label:
+                rec.blocked.append(b)
+    clock = now
+    for run, rec, _, _ in started:
+        if rec.outcome != "ok":
+            clock, last = run_with_retries(env, step_no, run, clock, attempts, last, stats, first_attempt=2)
+    return clock, last

@@ -3,55 +3,45 @@
 from __future__ import annotations
 
 import inspect
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._errors import (
+from .. import _defaults, _json
+from .._errors import (
+    AbortSearch,
+    ExampleFailed,
     IdempotencyViolation,
     IdemtestError,
-    NonDeterminismError,
     ReplayError,
     SpecError,
 )
-from .diff import compare
-from .runner import Finding, Outcome, Stats, clean_run, run_scenario
+from .execute import clean_run, run_scenario
+from .model import Dataset, Finding, Outcome, Scenario, Stats
+from .properties import judge_determinism, judge_outcome
 
 if TYPE_CHECKING:
-    from .context import RunContext
-    from .data import Dataset
-    from .sandbox.base import Backend, Sandbox
-    from .scenario import Scenario
-    from .spec import Spec
-
-DEFAULT_EXAMPLES = 50
-FAILURES_DIR = Path(".idemtest") / "failures"
-
-
-class _Abort(BaseException):
-    """Carries a configuration error out of Hypothesis without shrinking it."""
-
-    def __init__(self, error: IdemtestError) -> None:
-        super().__init__(str(error))
-        self.error = error
+    from ..context import RunContext
+    from ..sandbox.base import Backend, Sandbox
+    from ..spec import Spec
 
 
 @dataclass
 class Config:
     """How a check runs; the pytest plugin fills it from options and ini."""
 
-    examples: int = DEFAULT_EXAMPLES
-    db: str = "duckdb"
+    examples: int = _defaults.EXAMPLES
+    db: str = _defaults.DB
     replay: str | None = None
-    failures_dir: Path = FAILURES_DIR
+    failures_dir: Path = _defaults.FAILURES_DIR
     test_id: str | None = None
     stats: Stats = field(default_factory=Stats)
     backend: Backend | None = None
     database: Any = "default"  # Hypothesis example database; None disables it
-    shrink_seconds: float = 10.0  # time spent shrinking a failure before reporting the smallest so far
+    shrink_seconds: float = _defaults.SHRINK_SECONDS
+    base_dir: Path | None = None  # where a relative Spec(setup="x.sql") is looked for: the test module's folder
 
 
 def check_load_signature(load: Callable[..., Any]) -> None:
@@ -74,7 +64,9 @@ def check_load_signature(load: Callable[..., Any]) -> None:
 
 def _dialect_ok(spec: Spec, backend: Backend) -> None:
     if spec.dialect is not None and spec.dialect != backend.dialect:
-        raise SpecError(f"this spec declares dialect={spec.dialect!r} but the sandbox is {backend.describe()}; run it with --idem-db for a {spec.dialect} sandbox")
+        from ..sandbox import option_for
+
+        raise SpecError(f"this spec declares dialect={spec.dialect!r} but the sandbox is {backend.describe()}; run it with {option_for(spec.dialect)}")
 
 
 class Checker:
@@ -82,13 +74,15 @@ class Checker:
 
     def __init__(self, spec: Spec, load: Callable[[RunContext], Any], config: Config) -> None:
         check_load_signature(load)
+        if spec.base_dir is None and config.base_dir is not None:
+            spec = spec.located(config.base_dir)
         self.spec = spec
         self.load = load
         self.config = config
         self.stats = config.stats
         self._own_backend = config.backend is None
         if config.backend is None:
-            from .sandbox import get_backend
+            from ..sandbox import get_backend
 
             config.backend = get_backend(config.db)
         self.backend: Backend = config.backend
@@ -142,7 +136,7 @@ class Checker:
 
     @staticmethod
     def _drop(sb: Sandbox) -> None:
-        from .landing import cleanup_landing
+        from ..sandbox.landing import cleanup_landing
 
         try:
             sb.close()
@@ -162,40 +156,13 @@ class Checker:
             st.catch_up += s.tag == "catch-up"
         if out.finding is not None:
             return out.finding, out
-        diffs = []
-        for t in self.spec.targets:
-            d = compare(t.label, t.keys, clean.final[t.label], out.final[t.label])
-            if not d.empty:
-                diffs.append(d)
-        if diffs:
-            what = "; ".join(f"{d.target}: " + ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in d.counts().items() if n) for d in diffs)
-            return Finding("P1", f"after the scenario the targets differ from one clean run ({what})", diffs), out
-        return None, out
+        return judge_outcome(self.spec, clean, out), out
 
     def check_determinism(self, data: Dataset, first: Outcome) -> None:
         """P0: a second clean run on the same data must give the same tables."""
-        second = self.clean(data)
-        cols: dict[str, list[str]] = {}
-        diffs = []
-        for t in self.spec.targets:
-            d = compare(t.label, t.keys, first.final[t.label], second.final[t.label])
-            if not d.empty:
-                diffs.append(d)
-                cols[t.label] = d.columns_differ
-        if diffs:
-            lines = ["idemtest: P0 determinism — two clean runs of the same data differ, so idempotency cannot be judged", ""]
-            for d in diffs:
-                if d.columns_differ:
-                    lines.append(f"non-deterministic column(s) in {d.target}: {', '.join(d.columns_differ)}")
-                    lines.append(
-                        f"  declare them ignored — Target({d.target!r}, ignore={d.columns_differ!r}) — or fix them "
-                        "(use run.now instead of SQL now()/random(), and derive ids from the data)"
-                    )
-                else:
-                    lines.append(f"{d.target}: the two clean runs produced different rows")
-                    lines.append("  the load depends on something other than its input and run.now (random ids? unordered LIMIT? SQL now()?)")
-                lines.append(d.render(3, "    "))
-            raise NonDeterminismError("\n".join(lines), columns=cols)
+        error = judge_determinism(self.spec, first, self.clean(data))
+        if error is not None:
+            raise error
 
     # --- the generated search ------------------------------------------------
     def run(self) -> None:
@@ -204,8 +171,7 @@ class Checker:
         from hypothesis import HealthCheck, Verbosity, given, settings
         from hypothesis import strategies as st
 
-        from .data import dataset_strategy
-        from .scenario import Scenario, schedule_strategy
+        from .generate import dataset_strategy, schedule_strategy
 
         data_st = dataset_strategy(self.spec)
         last: dict[str, Any] = {}
@@ -234,7 +200,7 @@ class Checker:
                     self.check_determinism(data, clean)
                     self._determinism_checked = True
             except IdemtestError as e:
-                raise _Abort(e) from None
+                raise AbortSearch(e) from None
             bounds_seen[data_key] = clean.boundaries
             steps = d.draw(schedule_strategy(self.spec, self.windows, clean.boundaries), label="schedule")
             scenario = Scenario(data, steps)
@@ -251,8 +217,8 @@ class Checker:
                 if finding.prop == "P1" and data_key not in deterministic:
                     try:
                         self.check_determinism(data, clean)
-                    except NonDeterminismError as e:
-                        raise _Abort(e) from None
+                    except IdemtestError as e:
+                        raise AbortSearch(e) from None
                     deterministic.add(data_key)  # shrink candidates reuse data: check each once
                 if not last:
                     self.first_failure_at = examples["n"]
@@ -260,7 +226,7 @@ class Checker:
                 last.update(finding=finding, scenario=scenario, attempts=out.attempts)
                 failing.add(key or _json_key(scenario))
                 failing_data.add(data_key)
-                raise _Failure(finding.headline)
+                raise ExampleFailed(finding.headline)
 
         test = given(st.data())(inner)
         test = settings(
@@ -276,9 +242,9 @@ class Checker:
         started = time.perf_counter()
         try:
             test()
-        except _Abort as a:
+        except AbortSearch as a:
             raise a.error from None
-        except _Failure:
+        except ExampleFailed:
             self.stats.failures += 1
             self._raise(last["finding"], last["scenario"], last["attempts"], (self.first_failure_at, examples["n"]))
         finally:
@@ -287,7 +253,6 @@ class Checker:
 
     def replay(self, path: str) -> None:
         from .report import load_failure
-        from .scenario import Scenario
 
         payload = load_failure(path)
         if payload.get("spec") not in (None, self.spec.fingerprint()):
@@ -322,30 +287,50 @@ class Checker:
 
 def _json_key(scenario: Scenario) -> str:
     """A scenario (or, with no steps, its data) as a stable dictionary key."""
-    return json.dumps(scenario.to_json(), sort_keys=True, default=str)
+    return _json.stable_key(scenario.to_json())
 
 
-class _Failure(Exception):
-    """Internal: tells Hypothesis this example broke a property."""
+def module_dir(fn: Callable[..., Any]) -> Path | None:
+    """The folder of the module that defines `fn`: where its relative setup files live."""
+    try:
+        return Path(inspect.getfile(inspect.unwrap(fn))).resolve().parent
+    except (TypeError, OSError):
+        return None
 
 
 def verify(
     spec: Spec,
     load: Callable[[RunContext], Any],
     *,
-    examples: int = DEFAULT_EXAMPLES,
-    db: str = "duckdb",
+    examples: int = _defaults.EXAMPLES,
+    db: str = _defaults.DB,
     replay: str | None = None,
-    failures_dir: str | Path = FAILURES_DIR,
+    failures_dir: str | Path = _defaults.FAILURES_DIR,
     test_id: str | None = None,
     stats: Stats | None = None,
+    base_dir: str | Path | None = None,
+    shrink_seconds: float = _defaults.SHRINK_SECONDS,
 ) -> Stats:
     """Check that `load` is idempotent under generated scenarios, without pytest.
 
     Raises IdempotencyViolation with the minimal scenario (saved as JSON) when a
     property breaks, NonDeterminismError when two clean runs differ, and another
-    IdemtestError when the spec or the load itself is broken."""
-    config = Config(examples=examples, db=db, replay=replay, failures_dir=Path(failures_dir), test_id=test_id, stats=stats or Stats())
+    IdemtestError when the spec or the load itself is broken. A relative
+    `Spec(setup="x.sql")` is looked for in the working directory, then in
+    `base_dir` (default: the folder of the module defining `load`).
+    `shrink_seconds` bounds the time spent shrinking a failure."""
+    if not isinstance(examples, int) or isinstance(examples, bool) or examples < 1:
+        raise SpecError(f"examples={examples!r}: the number of generated scenarios must be a whole number >= 1")
+    config = Config(
+        examples=examples,
+        db=db,
+        replay=replay,
+        failures_dir=Path(failures_dir),
+        test_id=test_id,
+        stats=stats or Stats(),
+        base_dir=Path(base_dir) if base_dir is not None else module_dir(load),
+        shrink_seconds=shrink_seconds,
+    )
     checker = Checker(spec, load, config)
     try:
         checker.run()
@@ -359,4 +344,4 @@ def replay(path: str | Path, spec: Spec, load: Callable[[RunContext], Any], *, d
     from .report import load_failure
 
     payload = load_failure(path)
-    verify(spec, load, replay=str(path), db=db or payload.get("db") or "duckdb", test_id=payload.get("test"))
+    verify(spec, load, replay=str(path), db=db or payload.get("db") or _defaults.DB, test_id=payload.get("test"))

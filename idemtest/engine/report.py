@@ -3,30 +3,22 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import __version__
-from ._errors import ReplayError
+from .. import _json
+from .._defaults import ROW_LIMIT, VERSION
+from .._errors import ReplayError
+from .diff import fmt_value
+from .model import ParallelStep, describe_step
+from .properties import TITLES
 
 if TYPE_CHECKING:
+    from ..spec import Spec
     from .diff import TableDiff
-    from .runner import Attempt, Finding
-    from .scenario import Scenario
-    from .spec import Spec
-
-PROPERTIES = {
-    "P0": "determinism (two clean runs give the same output)",
-    "P1": "same outcome as one clean run",
-    "P2": "declared keys stay unique",
-    "P3": "no gap after a failed run",
-    "P4": "atomic visibility to concurrent readers",
-}
-
-ROW_LIMIT = 5
+    from .model import Attempt, Finding, Scenario
 
 
 def suggest_ignore(diffs: list[TableDiff], spec: Spec) -> str:
@@ -56,10 +48,8 @@ def render(
     saved: str | None,
     examples: tuple[int | None, int] | None = None,
 ) -> str:
-    from .scenario import ParallelStep, describe_step
-
     windows = {w.index: w for w in spec.all_windows}
-    out = [f"idemtest: {finding.prop} {PROPERTIES.get(finding.prop, '')} — VIOLATED", f"  {finding.headline}", ""]
+    out = [f"idemtest: {finding.prop} {TITLES.get(finding.prop, '')} — VIOLATED", f"  {finding.headline}", ""]
     n_rows = scenario.data.row_count()
     late = scenario.data.late_rows(spec)
     srcs = ", ".join(f"{len(v)} in {k}" for k, v in scenario.data.sources.items())
@@ -120,8 +110,6 @@ def render(
 
 def render_sources(spec: Spec, scenario: Scenario, limit: int = 12) -> list[str]:
     """The generated source rows, with when each one landed."""
-    from .diff import fmt_value
-
     lines: list[str] = []
     for s in spec.sources:
         versions = scenario.data.sources.get(s.table, [])
@@ -171,7 +159,7 @@ def save_failure(
 ) -> Path:
     """Write the failing scenario as self-contained JSON: data + schedule + version."""
     payload: dict[str, Any] = {
-        "idemtest": __version__,
+        "idemtest": VERSION,
         "test": test_id,
         "spec": spec.fingerprint(),
         "db": db,
@@ -179,8 +167,8 @@ def save_failure(
         "headline": finding.headline,
         "scenario": scenario.to_json(),
     }
-    text = json.dumps(payload, indent=1, sort_keys=False)
-    digest = hashlib.sha256(json.dumps(payload["scenario"], sort_keys=True).encode()).hexdigest()[:10]
+    text = _json.dumps(payload, indent=1)
+    digest = hashlib.sha256(_json.stable_key(payload["scenario"]).encode()).hexdigest()[:10]
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", (test_id or spec.name or "check").split("::")[-1])[:80]
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{stem}-{digest}.json"
@@ -193,8 +181,8 @@ def load_failure(path: str | Path) -> dict[str, Any]:
     if not p.is_file():
         raise ReplayError(f"replay file {str(p)!r} does not exist; saved failures live under .idemtest/failures/")
     try:
-        payload = json.loads(p.read_text())
-    except (ValueError, UnicodeDecodeError) as e:
+        payload = _json.loads(p.read_text())
+    except (ValueError, UnicodeDecodeError, OSError) as e:
         raise ReplayError(f"replay file {str(p)!r} is not JSON written by idemtest ({e})") from None
     if not isinstance(payload, dict) or "scenario" not in payload:
         raise ReplayError(f"replay file {str(p)!r} has no 'scenario'; pass a file from .idemtest/failures/")

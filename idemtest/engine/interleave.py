@@ -13,15 +13,12 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from .clock import frozen_at
-from .instrument import Boundary, Controller
+from .model import Boundary
 
 if TYPE_CHECKING:
-    from .runner import Attempt, Env, Snapshot, Stats
-    from .scenario import ParallelStep
+    from ..instrument import Controller
 
 BLOCK_AFTER = 0.25  # seconds a granted statement may run before it counts as blocked
 
@@ -51,7 +48,7 @@ class Interleaver:
                 self.cv.wait(0.05)
             self.turn = None  # acknowledge: the scheduler may look again
             self.parked.pop(ctl, None)
-            b.seq = next(self.seq)  # type: ignore[attr-defined]
+            b.seq = next(self.seq)
             self.cv.notify_all()
         for hook in self.hooks:
             hook(ctl, b)
@@ -96,61 +93,3 @@ class Interleaver:
                 self.cv.notify_all()
                 while self.turn is granted and granted not in self.finished and time.monotonic() < deadline:
                     self.cv.wait(0.01)
-
-
-def run_parallel(env: Env, step_no: int, step: ParallelStep, clock: datetime, attempts: list[Attempt], last: dict[str, Snapshot], stats: Stats | None) -> tuple[datetime, dict[str, Snapshot]]:
-    """Run the step's runs at once, then retry the failed ones as the orchestrator would."""
-    from .runner import check_after_attempt, check_visibility, run_with_retries
-
-    now = max(clock, step.at)
-    env.sync(now)
-    inter = Interleaver(step.choices)
-    sampler = env.sampler()
-    if sampler is not None:
-        inter.hooks.append(sampler.observe)
-    started = []
-    for run in step.runs:
-        fault = run.faults[0] if run.faults else None
-        rec, ctl, ctx = env.new_attempt(step_no, run, 1, now, fault, gate=inter.gate)
-        rec.parallel = True
-        started.append((run, rec, ctl, ctx))
-
-    def body(rec: Attempt, ctl: Controller, ctx: Any) -> None:
-        try:
-            env.work(rec, ctl, ctx)
-        finally:
-            inter.done(ctl)
-
-    with frozen_at(now):
-        threads = [threading.Thread(target=body, args=(rec, ctl, ctx), daemon=True, name=f"idemtest {ctl.label}") for _, rec, ctl, ctx in started]
-        for t in threads:
-            t.start()
-        ok = inter.drive([c for _, _, c, _ in started], time.monotonic() + env.timeout)
-        if not ok:
-            for _, rec, ctl, _ in started:
-                if ctl not in inter.finished:
-                    ctl.interrupt_all()
-                    rec.outcome, rec.error = "hung", f"did not finish within timeout={env.timeout:g}s while running concurrently"
-            for t in threads:
-                t.join(2.0)
-    for _, rec, ctl, _ in started:
-        env.finish(rec, ctl)
-        attempts.append(rec)
-    if stats:
-        stats.interleavings += 1
-        stats.runs += len(started)
-        stats.blocked += len(inter.blocked)
-        stats.crashes += sum(rec.outcome == "crash" for _, rec, _, _ in started)
-    for _, rec, _, _ in started:
-        last = check_after_attempt(env, rec, last)
-    if all(rec.outcome == "ok" for _, rec, _, _ in started):
-        check_visibility(sampler, started[0][1])
-    for label, b in inter.blocked:
-        for _, rec, ctl, _ in started:
-            if ctl.label == label:
-                rec.blocked.append(b)
-    clock = now
-    for run, rec, _, _ in started:
-        if rec.outcome != "ok":
-            clock, last = run_with_retries(env, step_no, run, clock, attempts, last, stats, first_attempt=2)
-    return clock, last

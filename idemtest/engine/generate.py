@@ -1,59 +1,22 @@
-"""Source data generation: rows, newer versions of keys, and arrival times."""
+"""Every Hypothesis strategy idemtest draws from: source rows (values by SQL
+type and column name, newer versions of keys, arrival times) and the schedule
+perturbations (duplicates, crashes, backfills, catch-up, concurrent pairs).
+Hypothesis is imported inside the builders, so importing this module is cheap."""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
+from .model import Dataset, Fault, ParallelStep, RunStep, Step, Version, nominal_plan
+
 if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
 
-    from .spec import Source, Spec
-
-
-@dataclass
-class Version:
-    """One version of one source row and the moment it lands in the source."""
-
-    values: dict[str, Any]
-    arrival: datetime
-
-    def event(self, source: Source) -> datetime:
-        v = self.values[source.event_time]
-        return v if isinstance(v, datetime) else datetime(v.year, v.month, v.day)
-
-
-@dataclass
-class Dataset:
-    """Generated rows for every declared source."""
-
-    sources: dict[str, list[Version]] = field(default_factory=dict)
-
-    def visible(self, source: Source, t: datetime | None) -> list[dict[str, Any]]:
-        """The source as it reads at simulated time t (None: everything has arrived).
-
-        A table source shows the latest arrived version of every key; an
-        append-only source shows every arrived row."""
-        versions = [v for v in self.sources.get(source.table, []) if t is None or v.arrival <= t]
-        if source.append_only or not source.updates:
-            return [v.values for v in versions]
-        latest: dict[tuple[Any, ...], dict[str, Any]] = {}
-        for v in versions:  # versions of a key are stored in arrival order
-            latest[tuple(v.values[k] for k in source.keys)] = v.values
-        return list(latest.values())
-
-    def late_rows(self, spec: Spec) -> int:
-        n = 0
-        for s in spec.sources:
-            n += sum(1 for v in self.sources.get(s.table, []) if v.arrival > v.event(s))
-        return n
-
-    def row_count(self) -> int:
-        return sum(len(v) for v in self.sources.values())
+    from ..spec import Source, Spec, Window
 
 
 # --- column strategies ------------------------------------------------------
@@ -141,7 +104,7 @@ def value_strategy(name: str, sqltype: str) -> SearchStrategy[Any]:
         return st.uuids().map(str)
     if base in {"JSON", "JSONB"}:
         return st.integers(0, 100).map(lambda n: f'{{"v": {n}}}')
-    from ._errors import SpecError
+    from .._errors import SpecError
 
     raise SpecError(
         f"column {name!r} has type {sqltype!r}, which idemtest cannot generate values for; "
@@ -208,7 +171,7 @@ def source_strategy(spec: Spec, source: Source) -> SearchStrategy[list[Version]]
         if c not in key_cols and c != source.event_time
     }
     is_date = _base_type(source.columns[source.event_time])[0] == "DATE"
-    row = st.tuples(key_st, event_time_strategy(spec), lateness_strategy(spec.lateness), st.fixed_dictionaries(others))
+    row = st.tuples(key_st, event_time_strategy(spec), lateness_strategy(spec.max_lateness), st.fixed_dictionaries(others))
     rows = st.lists(row, min_size=1, max_size=source.max_rows, unique_by=(lambda r: r[0]) if unique else None)
 
     horizon = spec.schedule.end
@@ -252,3 +215,133 @@ def dataset_strategy(spec: Spec) -> SearchStrategy[Dataset]:
     if not spec.sources:
         return st.just(Dataset({}))
     return st.fixed_dictionaries({s.table: source_strategy(spec, s) for s in spec.sources}).map(Dataset)
+
+
+# --- schedules ------------------------------------------------------------------------
+
+_STRATEGIES: dict[Any, Any] = {}
+
+
+def schedule_strategy(spec: Spec, windows: tuple[Window, ...], boundaries: dict[int, int]) -> SearchStrategy[list[Step]]:
+    """The schedule strategy, built once per (spec, windows, boundaries): building
+    an `st.composite` inspects its source (~20 ms), and it is asked for once per example."""
+    key = (id(spec), windows, tuple(sorted(boundaries.items())))
+    hit = _STRATEGIES.get(key)
+    if hit is not None and hit[0] is spec:
+        return hit[1]
+    strategy = _schedule_strategy(spec, windows, boundaries)
+    if len(_STRATEGIES) >= 256:
+        _STRATEGIES.clear()
+    _STRATEGIES[key] = (spec, strategy)
+    return strategy
+
+
+def _schedule_strategy(spec: Spec, windows: tuple[Window, ...], boundaries: dict[int, int]) -> SearchStrategy[list[Step]]:
+    """Perturbations of the nominal plan, each a shrinkable draw.
+
+    `boundaries[w]` is the number of statement boundaries the clean run of
+    window w went through, so crashes land on statements that exist."""
+    from hypothesis import strategies as st
+
+    n = len(windows)
+    ops: list[SearchStrategy[Any]] = []
+    if "duplicate" in spec.exercise:
+        ops.append(st.tuples(st.just("duplicate"), st.integers(0, n - 1), st.integers(0, n - 1)))
+    if "crash" in spec.exercise:
+        crash = st.tuples(st.just("crash"), st.integers(0, 4 * n))
+        ops.extend([crash, crash])  # crashes are the commonest production fault: draw them twice as often
+    if "backfill" in spec.exercise and n > 1:
+        ops.append(st.tuples(st.just("backfill"), st.integers(1, n - 1), st.integers(0, n - 1), st.integers(1, n)))
+    if "out_of_order" in spec.exercise and n > 1:
+        ops.append(st.tuples(st.just("out_of_order"), st.integers(0, n - 2), st.integers(2, min(4, n)), st.randoms(use_true_random=False)))
+    concurrent = "concurrent" in spec.exercise and spec.concurrency != "none"
+    if concurrent:
+        ops.append(st.tuples(st.just("concurrent"), st.integers(0, 4 * n), st.integers(0, n - 1)))
+    if not ops:
+        return st.just(list(nominal_plan(windows)))
+
+    retries = max(1, spec.retries)
+
+    @st.composite
+    def build(draw: Any) -> list[Step]:
+        steps: list[RunStep] = nominal_plan(windows)
+        mutations = draw(st.lists(st.one_of(*ops), max_size=4))
+        crashes: list[int] = []
+        pairs: list[tuple[int, int]] = []
+        for op in mutations:
+            kind = op[0]
+            if kind == "duplicate":
+                _, w, delay = op
+                pos = next(i for i, s in enumerate(steps) if s.window == w)
+                target = min(len(steps) - 1, pos + delay)
+                steps.insert(target + 1, RunStep(w, steps[target].at, (), "duplicate"))
+            elif kind == "backfill":
+                _, after, first, length = op
+                pos = max(i for i, s in enumerate(steps) if s.window == after)
+                last = min(after - 1, first + length - 1)
+                first = min(first, last)
+                at = steps[pos].at
+                steps[pos + 1 : pos + 1] = [RunStep(w, at, (), "backfill") for w in range(first, last + 1)]
+            elif kind == "out_of_order":
+                _, first, length, rnd = op
+                idx = [i for i, s in enumerate(steps) if s.tag == "nominal" and first <= s.window < first + length]
+                if len(idx) < 2 or idx != list(range(idx[0], idx[0] + len(idx))):
+                    continue
+                block = [steps[i] for i in idx]
+                at = max(s.at for s in block)  # the scheduler was paused, then catches up
+                order = list(range(len(block)))
+                rnd.shuffle(order)
+                steps[idx[0] : idx[-1] + 1] = [RunStep(block[j].window, at, (), "catch-up") for j in order]
+            elif kind == "crash":
+                crashes.append(op[1])
+            elif kind == "concurrent":
+                pairs.append((op[1], op[2]))
+        for pick in crashes:
+            i = pick % len(steps)
+            s = steps[i]
+            top = max(1, boundaries.get(s.window, 1))
+            faults = draw(
+                st.lists(
+                    st.builds(Fault, st.integers(1, top), st.sampled_from(["after", "before"])),
+                    min_size=1,
+                    max_size=retries,
+                )
+            )
+            steps[i] = RunStep(s.window, s.at, tuple(faults), s.tag)
+        # monotonic clock: a step never runs before the one listed ahead of it
+        out: list[Step] = []
+        clock = windows[0].start
+        for s in steps:
+            clock = max(clock, s.at)
+            out.append(RunStep(s.window, clock, s.faults, s.tag) if s.at != clock else s)
+        if pairs:
+            out = _pair_runs(draw, spec, out, pairs)
+        return out
+
+    return build()
+
+
+def _pair_runs(draw: Any, spec: Spec, steps: list[Step], pairs: list[tuple[int, int]]) -> list[Step]:
+    """Turn a run and a later one into two runs at once, interleaved by drawn choices."""
+    from hypothesis import strategies as st
+
+    for pick, offset in pairs:
+        singles = [i for i, s in enumerate(steps) if isinstance(s, RunStep)]
+        if len(singles) < 2:
+            break
+        i = singles[pick % len(singles)]
+        a = steps[i]
+        assert isinstance(a, RunStep)
+        candidates = [j for j in singles if j > i]
+        if spec.concurrency != "same-partition":
+            candidates = [j for j in candidates if steps[j].window != a.window]  # type: ignore[union-attr]
+        if not candidates:
+            continue
+        j = candidates[min(offset, len(candidates) - 1)]
+        b = steps[j]
+        assert isinstance(b, RunStep)
+        choices = tuple(draw(st.lists(st.integers(0, 1), max_size=40)))
+        at = max(a.at, b.at)
+        both = ParallelStep((RunStep(a.window, at, a.faults, a.tag), RunStep(b.window, at, b.faults, b.tag)), choices)
+        steps = steps[:i] + [both] + [s for k, s in enumerate(steps) if k > i and k != j]
+    return steps
