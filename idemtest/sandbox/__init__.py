@@ -7,19 +7,12 @@ from typing import TYPE_CHECKING, Any
 from .._errors import BackendError
 from .._extras import require
 from .base import Backend, Sandbox
+from .postgres.dsn import redact
 
 if TYPE_CHECKING:
     from ..instrument import Controller
 
 __all__ = ["Backend", "Sandbox", "get_backend", "redact", "sqlalchemy_engine"]
-
-
-def redact(dsn: str) -> str:
-    """A DSN with its password replaced, fit to print."""
-    import re
-
-    dsn = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", dsn)
-    return re.sub(r"(password\s*=\s*)(\S+)", r"\1***", dsn, flags=re.I)
 
 
 def get_backend(db: str) -> Backend:
