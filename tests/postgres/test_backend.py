@@ -88,7 +88,8 @@ def test_bad_setup_names_the_statement(backend: Any) -> None:
 
 
 def test_sweep_drops_only_stale_idemtest_databases(pg_dsn: str, admin: Any) -> None:
-    from idemtest.sandbox.postgres import PostgresBackend, _host_tag
+    from idemtest.sandbox.postgres import PostgresBackend
+    from idemtest.sandbox.postgres.names import _host_tag
 
     now = int(time.time())
     host = _host_tag()

@@ -146,7 +146,7 @@ def test_other_dsns_pass_through(sb: Any, pg_dsn: str) -> None:
     import psycopg
     import psycopg2
 
-    from idemtest.sandbox.postgres import _pg3_classes
+    from idemtest.sandbox.postgres.drivers import _pg3_classes
 
     ctl = Controller("other")
     with activate(ctl):
@@ -179,7 +179,7 @@ def pg2_load(dsn: Any) -> Callable[[], None]:
 def test_psycopg2_boundaries_and_crashes(sb: Any, form: str) -> None:
     import psycopg2
 
-    from idemtest.sandbox.postgres import _pg2_classes
+    from idemtest.sandbox.postgres.drivers import _pg2_classes
 
     p = sb.params
     dsn: Any = {"url": sb.dsn, "keyvalue": f"host={p['host']} port={p.get('port', 5432)} dbname={sb.dbname} user={p['user']}", "kwargs": {"host": p["host"], "port": p.get("port", "5432"), "database": sb.dbname, "user": p["user"]}}[form]
