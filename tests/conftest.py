@@ -8,7 +8,13 @@ import duckdb  # noqa: F401
 import pytest
 import time_machine  # noqa: F401
 
+import idemtest
 import idemtest.sandbox.duckdb  # noqa: F401
+
+# The same goes for idemtest's own lazily imported modules: a class imported
+# first inside one pytester run would be a different class in the next one.
+for _name in idemtest.__all__:
+    getattr(idemtest, _name)
 
 PIPELINE = textwrap.dedent(
     '''

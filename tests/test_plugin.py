@@ -45,7 +45,7 @@ def test_correct_passes_and_buggy_fails_with_minimal_scenario(project: pytest.Py
     assert "Minimal scenario" in out
     assert "Replay: pytest --idempotency --idem-replay" in out
     # the report is the message, not a traceback through idemtest's internals
-    assert "harness.py" not in out
+    assert "search.py" not in out and "execute.py" not in out
     files = saved_files(project)
     assert len(files) == 1
     payload = json.loads(files[0].read_text())
@@ -148,8 +148,9 @@ def test_help_lists_the_options(pytester: pytest.Pytester) -> None:
 def test_unknown_db_is_a_clear_error(project: pytest.Pytester) -> None:
     project.makepyfile(test_pipe=TESTS)
     result = project.runpytest("--idempotency", "--idem-db", "oracle://scott:tiger@db/x", "-k", "upsert")
-    result.assert_outcomes(failed=1, deselected=1)
-    out = result.stdout.str()
+    # refused before any test runs, as any other bad command-line value is
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    out = result.stdout.str() + result.stderr.str()
     assert "is not a known sandbox" in out and "postgresql://user@host:port/dbname" in out
     assert "tiger" not in out
 
@@ -168,3 +169,59 @@ def test_check_of_another_dialect_is_skipped_with_the_option_to_use(project: pyt
     result = project.runpytest("--idempotency", "-rs")
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(["*declares dialect='postgres' and the sandbox is duckdb; run it with --idem-db postgresql://*"])
+
+
+@pytest.mark.parametrize(
+    ("ini", "message"),
+    [
+        ("idem_examples = many", "idem_examples='many' is not a whole number"),
+        ("idem_examples = 0", "give at least 1 scenario per check"),
+        ("idem_db = oracle://x", "is not a known sandbox"),
+        ("idem_replay = missing.json", "does not exist"),
+        ("idem_shrink_seconds = soon", "is not a number of seconds"),
+    ],
+)
+def test_a_bad_ini_value_breaks_only_runs_that_check(project: pytest.Pytester, ini: str, message: str) -> None:
+    project.makeini(f"[pytest]\n{ini}\n")
+    project.makepyfile(test_pipe=TESTS)
+    plain = project.runpytest()
+    plain.assert_outcomes(skipped=2)  # an ordinary pytest run does not read idemtest's options
+    checked = project.runpytest("--idempotency")
+    assert checked.ret == pytest.ExitCode.USAGE_ERROR
+    assert message in checked.stdout.str() + checked.stderr.str()
+    assert "INTERNALERROR" not in checked.stdout.str() + checked.stderr.str()
+
+
+def test_a_load_needing_a_missing_extra_is_skipped_with_the_pip_command(project: pytest.Pytester) -> None:
+    project.makepyfile(
+        test_extra="""
+        import idemtest
+        from pipelines import spec, upsert
+
+        @idemtest.check(spec)
+        def test_needs_a_driver(run):
+            import psycopg2_not_installed_here as psycopg2  # stands for a driver of an extra
+            upsert(run)
+
+        @idemtest.check(spec)
+        def test_needs_sqlalchemy(run):
+            raise ModuleNotFoundError("No module named 'sqlalchemy'", name="sqlalchemy")
+        """
+    )
+    result = project.runpytest("--idempotency", "-rs")
+    # an unknown module is the load's own bug; a module an idemtest extra installs is a skip
+    result.assert_outcomes(failed=1, skipped=1)
+    result.stdout.re_match_lines([r".*SKIPPED.*pip install 'idemtest\[sqlalchemy\]'.*"])
+
+
+def test_xdist_workers_report_one_summary(project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("xdist")
+    import idemtest
+
+    # the subprocess must load this checkout's idemtest, whatever is installed
+    monkeypatch.setenv("PYTHONPATH", str(Path(idemtest.__file__).resolve().parents[1]))
+    project.makepyfile(test_pipe=TESTS)
+    result = project.runpytest_subprocess("--idempotency", "--idem-examples", "10", "-n", "2", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=1)
+    # both workers' checks are counted in the controller's summary
+    result.stdout.re_match_lines([r"2 check\(s\) on duckdb: \d+ scenarios, \d+ runs, .*"])
