@@ -14,7 +14,7 @@
 
 Internal control flow (never seen by users) lives here too: InjectedCrash (a
 BaseException, so `except Exception` in user code cannot swallow the simulated
-kill), ScenarioFailed, and the two signals the search passes through Hypothesis.
+kill), ScenarioFailed, TargetUnreadable, and the two signals the search passes through Hypothesis.
 """
 
 from __future__ import annotations
@@ -138,6 +138,15 @@ class ScenarioFailed(Exception):
     def __init__(self, finding: Finding) -> None:
         super().__init__(finding.headline)
         self.finding = finding
+
+
+class TargetUnreadable(Exception):
+    """A target cannot be read after a run (dropped, renamed, broken by the load)."""
+
+    def __init__(self, target: str, error: str) -> None:
+        super().__init__(f"{target}: {error}")
+        self.target = target
+        self.error = error
 
 
 class AbortSearch(BaseException):

@@ -77,9 +77,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if session.replay and session.replay_test:
         # replaying runs just the test that saved the file
         keep = [i for i in items if i.nodeid == session.replay_test]
-        if keep:
-            config.hook.pytest_deselected(items=[i for i in items if i not in keep])
-            items[:] = keep
+        if not keep:
+            # a replay that cannot replay must not pass by skipping everything
+            pytest.exit(
+                f"--idem-replay {session.replay} was saved by {session.replay_test}, which is not among the collected tests; "
+                f"run it from the rootdir it was saved in: pytest --idempotency --idem-replay {session.replay} {session.replay_test}",
+                returncode=pytest.ExitCode.USAGE_ERROR,
+            )
+        config.hook.pytest_deselected(items=[i for i in items if i not in keep])
+        items[:] = keep
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -32,7 +32,10 @@ def parse_duration(value: timedelta | str | float, what: str = "duration") -> ti
     if isinstance(value, timedelta):
         return value
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return timedelta(seconds=value)
+        try:
+            return timedelta(seconds=value)
+        except (ValueError, OverflowError):
+            pass  # nan, inf: fall through to the error
     if isinstance(value, str):
         text = value.strip()
         parts = _DURATION.findall(text)
@@ -121,8 +124,13 @@ class Schedule:
 
 def every(start: datetime | date | str, step: timedelta | str, periods: int) -> Schedule:
     """`periods` consecutive windows of length `step` from `start`."""
-    if not isinstance(periods, int) or periods < 1:
+    if not isinstance(periods, int) or isinstance(periods, bool) or periods < 1:
         raise SpecError(f"periods={periods!r}: a schedule needs a whole number of windows >= 1")
+    if periods > MAX_WINDOWS:
+        raise SpecError(
+            f"periods={periods}: more than the {MAX_WINDOWS} windows a check can run (every scenario runs each one); "
+            "a handful (hourly(start, periods=6)) finds the bugs idemtest looks for"
+        )
     begin = parse_time(start, "start")
     delta = parse_duration(step, "step")
     if delta <= timedelta(0):
@@ -154,6 +162,44 @@ def _names(key: str | Sequence[str] | None) -> tuple[str, ...]:
     if isinstance(key, str):
         return (key,)
     return tuple(key)
+
+
+def _check_names(value: Any, owner: str, what: str, example: str) -> None:
+    """A column name or a list of them: anything else names the fix."""
+    if value is None or isinstance(value, str):
+        if isinstance(value, str) and not value.strip():
+            raise SpecError(f"{owner}: {what}='' names no column; write {what}={example}")
+        return
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) and v.strip() for v in value):
+        return
+    raise SpecError(f"{owner}: {what}={value!r} must be a column name or a list of column names, e.g. {what}={example}")
+
+
+def _check_bool(value: Any, owner: str, what: str) -> None:
+    if not isinstance(value, bool):
+        raise SpecError(f"{owner}: {what}={value!r} must be True or False")
+
+
+def _check_str(value: Any, owner: str, what: str, example: str) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise SpecError(f"{owner}: {what}={value!r} must be a non-empty string, e.g. {what}={example}")
+
+
+def _as_items(value: Any, what: str, kind: type) -> tuple[Any, ...]:
+    """`sources=`/`targets=`: a list of one kind; a lone item names the fix."""
+    if isinstance(value, kind):
+        raise SpecError(f"{what}={kind.__name__}(...) is a single {kind.__name__}; pass a list: {what}=[{kind.__name__}(...)]")
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
+        raise SpecError(f"{what}={value!r} must be a list of idemtest.{kind.__name__}, e.g. {what}=[{kind.__name__}(...)]")
+    items = tuple(value)
+    for item in items:
+        if not isinstance(item, kind):
+            raise SpecError(f"{what}= holds {item!r}; each must be an idemtest.{kind.__name__}")
+    return items
+
+
+#: more windows than this (declared + tail) would run for hours; refuse them up front
+MAX_WINDOWS = 500
 
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*){0,2}$")
@@ -190,8 +236,22 @@ class Source:
 
     def __post_init__(self) -> None:
         _check_table_name(self.table, "source")
+        owner = f"Source({self.table!r})"
+        if not isinstance(self.columns, Mapping):
+            raise SpecError(f"{owner}: columns={self.columns!r} must map each column to its SQL type, e.g. columns={{'id': 'BIGINT', 'updated_at': 'TIMESTAMP'}}")
         if not self.columns:
-            raise SpecError(f"Source({self.table!r}) declares no columns; pass columns={{'id': 'BIGINT', ...}}")
+            raise SpecError(f"{owner} declares no columns; pass columns={{'id': 'BIGINT', ...}}")
+        for c, t in self.columns.items():
+            if not isinstance(c, str) or not c.strip() or not isinstance(t, str) or not t.strip():
+                raise SpecError(f"{owner}: column {c!r}: {t!r} — columns= maps column names to SQL type names, e.g. {{'amount': 'DECIMAL(12,2)'}}")
+        _check_names(self.key, owner, "key", "'order_id' or ['order_id', 'line_no']")
+        _check_str(self.event_time, owner, "event_time", "'updated_at'")
+        _check_bool(self.updates, owner, "updates")
+        _check_bool(self.append_only, owner, "append_only")
+        if not isinstance(self.max_rows, int) or isinstance(self.max_rows, bool):
+            raise SpecError(f"{owner}: max_rows={self.max_rows!r} must be a whole number between 1 and 10000")
+        if not isinstance(self.values, Mapping):
+            raise SpecError(f"{owner}: values={self.values!r} must map column names to Hypothesis strategies, e.g. values={{'status': st.sampled_from(['new', 'paid'])}}")
         cols = list(self.columns)
         for k in self.keys:
             if k not in self.columns:
@@ -202,9 +262,14 @@ class Source:
             raise SpecError(f"Source({self.table!r}): event_time column {self.event_time!r} is not among its columns {cols}")
         if "TIME" not in str(self.columns[self.event_time]).upper() and "DATE" not in str(self.columns[self.event_time]).upper():
             raise SpecError(f"Source({self.table!r}): event_time column {self.event_time!r} has type {self.columns[self.event_time]!r}; it must be a TIMESTAMP or DATE column")
-        for c in self.values:
+        for c, strategy in self.values.items():
             if c not in self.columns:
                 raise SpecError(f"Source({self.table!r}): values= names column {c!r}, which is not among its columns {cols}")
+            if not _is_strategy(strategy):
+                raise SpecError(
+                    f"Source({self.table!r}): values[{c!r}]={strategy!r} is not a Hypothesis strategy; "
+                    f"write values={{{c!r}: st.just({strategy!r})}} or another strategy from hypothesis.strategies"
+                )
         if not 1 <= self.max_rows <= 10_000:
             raise SpecError(f"Source({self.table!r}): max_rows={self.max_rows} must be between 1 and 10000")
         if self.landing not in (None, "csv", "parquet", "jsonl"):
@@ -237,8 +302,18 @@ class Target:
     def __post_init__(self) -> None:
         if self.query is None:
             _check_table_name(self.table, "target")
+        else:
+            _check_str(self.table, "Target(query=...)", "table", "'current_customers' (a label for the query)")
+            _check_str(self.query, f"Target({self.table!r})", "query", "'SELECT * FROM dim WHERE is_current'")
+        owner = f"Target({self.table!r})"
+        _check_names(self.key, owner, "key", "'order_id' or ['order_id', 'line_no']")
         if isinstance(self.ignore, str):
             object.__setattr__(self, "ignore", (self.ignore,))
+        _check_names(tuple(self.ignore) if isinstance(self.ignore, (list, tuple)) else self.ignore, owner, "ignore", "['loaded_at']")
+        object.__setattr__(self, "ignore", tuple(self.ignore))
+        _check_bool(self.atomic, owner, "atomic")
+        if self.partition_by is not None:
+            _check_str(self.partition_by, owner, "partition_by", "'order_date'")
         for k in self.keys:
             if k in self.ignore:
                 raise SpecError(f"Target({self.table!r}): key column {k!r} is also in ignore=; a key cannot be ignored")
@@ -288,8 +363,8 @@ class Spec:
         base_dir: Path | str | None = None,
     ) -> None:
         put = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 - frozen dataclass
-        put("sources", tuple(sources))
-        put("targets", tuple(targets))
+        put("sources", _as_items(sources, "sources", Source))
+        put("targets", _as_items(targets, "targets", Target))
         put("schedule", schedule)
         put("setup", setup)
         put("max_lateness", parse_duration(max_lateness, "max_lateness"))
@@ -298,6 +373,11 @@ class Spec:
         put("oracle", oracle)
         put("timeout", parse_duration(timeout, "timeout"))
         put("dialect", dialect)
+        # one name is one perturbation, not a string read letter by letter
+        if isinstance(exercise, str):
+            exercise = (exercise,)
+        if not isinstance(exercise, Iterable) or not all(isinstance(e, str) for e in exercise):
+            raise SpecError(f"exercise={exercise!r} must be a list of perturbation names from {sorted(ALL_PERTURBATIONS)}")
         put("exercise", frozenset(exercise))
         put("concurrency", concurrency)
         put("name", name)
@@ -305,6 +385,16 @@ class Spec:
         self._validate()
 
     def _validate(self) -> None:
+        if self.max_lateness < timedelta(0):
+            raise SpecError(f"max_lateness={self.max_lateness}: data cannot arrive before it happens; give 0 or a positive duration like '2h'")
+        if self.retry_delay < timedelta(0):
+            raise SpecError(f"retry_delay={self.retry_delay}: a retry cannot run before the failure; give 0 or a positive duration like '5m'")
+        if self.timeout <= timedelta(0):
+            raise SpecError(f"timeout={self.timeout}: a run needs a positive time limit, e.g. timeout='30s'")
+        if self.setup is not None and not isinstance(self.setup, (str, Path)) and not callable(self.setup):
+            raise SpecError(f"setup={self.setup!r} must be SQL text, a path to a .sql file, or a callable taking a connection")
+        if self.name is not None and (not isinstance(self.name, str) or not self.name.strip()):
+            raise SpecError(f"name={self.name!r} must be a non-empty string (a label for reports and saved files)")
         unknown = self.exercise - ALL_PERTURBATIONS
         if unknown:
             raise SpecError(f"exercise={sorted(unknown)} names unknown perturbations; choose from {sorted(ALL_PERTURBATIONS)}")
@@ -322,16 +412,22 @@ class Spec:
             raise SpecError(f"dialect={self.dialect!r}; use 'duckdb', 'postgres' or leave it unset for SQL both accept")
         seen: set[str] = set()
         for s in self.sources:
-            if not isinstance(s, Source):
-                raise SpecError(f"sources= holds {s!r}; each must be an idemtest.Source")
             if s.table in seen:
                 raise SpecError(f"source {s.table!r} is declared twice")
             seen.add(s.table)
+        labels: set[str] = set()
         for t in self.targets:
-            if not isinstance(t, Target):
-                raise SpecError(f"targets= holds {t!r}; each must be an idemtest.Target")
             if t.table in seen:
                 raise SpecError(f"{t.table!r} is declared both as a source and as a target")
+            if t.table in labels:
+                raise SpecError(f"target {t.table!r} is declared twice; declare each table once (give query targets distinct names)")
+            labels.add(t.table)
+        if len(self.all_windows) > MAX_WINDOWS:
+            raise SpecError(
+                f"the schedule has {len(self.schedule.windows)} windows plus tail windows for max_lateness={self.max_lateness}: "
+                f"{len(self.all_windows)} in all, more than the {MAX_WINDOWS} a check can run; every scenario runs each window, "
+                "so check a few (hourly(start, periods=6) is typical) — the bugs idemtest finds show up within a handful"
+            )
 
     def located(self, base_dir: Path | str) -> Spec:
         """This spec with relative setup files looked for in `base_dir` too."""
@@ -354,6 +450,11 @@ class Spec:
             )
         )
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _is_strategy(value: Any) -> bool:
+    # a duck check: importing Hypothesis here would make declaring a Spec cost ~100 ms
+    return any(c.__name__ == "SearchStrategy" and c.__module__.startswith("hypothesis") for c in type(value).__mro__)
 
 
 LoadFunction = Callable[["RunContext"], Any]

@@ -9,7 +9,7 @@ import pytest
 import time_machine  # noqa: F401
 
 import idemtest
-import idemtest.sandbox.duckdb  # noqa: F401
+import idemtest.sandbox.duckdb
 
 # The same goes for idemtest's own lazily imported modules: a class imported
 # first inside one pytester run would be a different class in the next one.

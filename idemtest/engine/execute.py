@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from .._errors import InjectedCrash, LoadError, ScenarioFailed
+from .._errors import InjectedCrash, LoadError, ScenarioFailed, TargetUnreadable
 from .._extras import missing_extra
 from ..context import RunContext, State
 from ..instrument import Controller, activate
@@ -33,7 +33,7 @@ from .properties import VisibilitySampler, all_attempts_failed, judge_attempt
 
 if TYPE_CHECKING:
     from ..sandbox.base import Sandbox
-    from ..spec import Spec, Window
+    from ..spec import Spec, Target, Window
 
 
 class Env:
@@ -69,11 +69,18 @@ class Env:
             return None
         return VisibilitySampler(self.spec.targets, self.sandbox.snapshot)
 
+    def read(self, target: Target) -> Snapshot:
+        try:
+            return self.sandbox.snapshot(target)
+        except Exception as e:
+            # the load dropped or broke its own target: say which, not a driver traceback
+            raise TargetUnreadable(target.label, f"{type(e).__name__}: {' '.join(str(e).split())[:300]}") from None
+
     def snapshot_all(self) -> dict[str, Snapshot]:
-        return {t.label: self.sandbox.snapshot(t) for t in self.spec.targets}
+        return {t.label: self.read(t) for t in self.spec.targets}
 
     def snapshot_keyed(self) -> dict[str, Snapshot]:
-        return {t.label: self.sandbox.snapshot(t) for t in self.keyed}
+        return {t.label: self.read(t) for t in self.keyed}
 
     # --- one attempt -----------------------------------------------------
     def new_attempt(self, step_no: int, run: RunStep, attempt: int, now: datetime, fault: Fault | None, gate: Any = None) -> tuple[Attempt, Controller, RunContext]:
@@ -141,6 +148,7 @@ def run_scenario(spec: Spec, sandbox: Sandbox, load: Callable[[RunContext], Any]
     clock = spec.schedule.start
     last = env.snapshot_keyed() if env.keyed else {}
     finding: Finding | None = None
+    step_no = 0
     try:
         for step_no, step in enumerate(scenario.steps, 1):
             clock = max(clock, step.at)
@@ -150,7 +158,23 @@ def run_scenario(spec: Spec, sandbox: Sandbox, load: Callable[[RunContext], Any]
                 clock, last = run_with_retries(env, step_no, step, clock, attempts, last, stats)
     except ScenarioFailed as f:
         finding = f.finding
-    final = env.snapshot_all() if finding is None else {}
+    except TargetUnreadable as u:
+        last_attempt = attempts[-1] if attempts else None
+        failed = last_attempt is not None and last_attempt.outcome != "ok"
+        finding = Finding(
+            "P3" if failed else "P1",
+            f"target {u.target} cannot be read after step {step_no}"
+            + (f" (its attempt {last_attempt.attempt} failed: a reader finds no table until the retry)" if failed and last_attempt else "")
+            + f": {u.error}",
+            step=step_no,
+        )
+    if finding is None:
+        try:
+            final = env.snapshot_all()
+        except TargetUnreadable as u:
+            finding, final = Finding("P1", f"target {u.target} cannot be read after the scenario: {u.error}", step=None), {}
+    else:
+        final = {}
     return Outcome(finding, attempts, final, user_seconds=sum(a.user_seconds for a in attempts))
 
 
@@ -242,7 +266,14 @@ def clean_run(spec: Spec, sandbox: Sandbox, load: Callable[[RunContext], Any], d
                 + dialect_hint(spec, sandbox, rec.error)
                 + ("; raise Spec(timeout=...) if the load is just slow" if rec.outcome == "hung" else "")
             )
-    return Outcome(None, attempts, env.snapshot_all(), {a.window: a.boundaries for a in attempts}, sum(a.user_seconds for a in attempts))
+    try:
+        final = env.snapshot_all()
+    except TargetUnreadable as u:
+        raise LoadError(
+            f"target {u.target} cannot be read after the clean run ({u.error}); the load must leave its targets in place — "
+            "create them in Spec(setup=...), and if the load rebuilds one, do it with CREATE OR REPLACE or in one transaction"
+        ) from None
+    return Outcome(None, attempts, final, {a.window: a.boundaries for a in attempts}, sum(a.user_seconds for a in attempts))
 
 
 def run_parallel(env: Env, step_no: int, step: ParallelStep, clock: datetime, attempts: list[Attempt], last: dict[str, Snapshot], stats: Stats | None) -> tuple[datetime, dict[str, Snapshot]]:

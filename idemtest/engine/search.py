@@ -261,6 +261,7 @@ class Checker:
                 "the sources, targets or schedule changed since — replay it on the version of the test that saved it"
             )
         scenario = Scenario.from_json(payload["scenario"])
+        self._check_replayable(path, scenario)
         started = time.perf_counter()
         clean = self.clean(scenario.data)
         finding, out = self.judge(scenario, clean)
@@ -270,6 +271,27 @@ class Checker:
                 self.check_determinism(scenario.data, clean)
             self.stats.failures += 1
             self._raise(finding, scenario, out.attempts, None, saved=str(path))
+
+    def _check_replayable(self, path: str, scenario: Scenario) -> None:
+        """A saved scenario must fit this spec: windows that exist, faults that make sense, declared sources."""
+        from .model import ParallelStep
+
+        n = len(self.windows)
+        for step in scenario.steps:
+            for run in step.runs if isinstance(step, ParallelStep) else (step,):
+                if not 0 <= run.window < n:
+                    raise ReplayError(f"{path}: a step runs window {run.window}, but this spec has windows 0..{n - 1}; the schedule changed since it was saved, or the file was edited")
+                for f in run.faults:
+                    if f.at < 1 or f.when not in ("before", "after"):
+                        raise ReplayError(f"{path}: fault {f.to_json()} is not a crash 'before' or 'after' statement k >= 1; was the file edited?")
+        declared = {s.table: s for s in self.spec.sources}
+        for table, versions in scenario.data.sources.items():
+            source = declared.get(table)
+            if source is None:
+                raise ReplayError(f"{path}: the saved data fills source {table!r}, which this spec does not declare (it declares {sorted(declared)})")
+            for v in versions:
+                if set(v.values) != set(source.columns):
+                    raise ReplayError(f"{path}: a saved row of {table} has columns {sorted(v.values)}, the spec declares {sorted(source.columns)}")
 
     def _raise(self, finding: Finding, scenario: Scenario, attempts: Any, examples: tuple[int | None, int] | None, saved: str | None = None) -> None:
         from .report import render, save_failure

@@ -6,6 +6,7 @@ builds the backend."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +35,10 @@ _KINDS: dict[str, tuple[str, str]] = {  # spelling -> (kind, dialect)
     "postgresql+docker": ("postgres+docker", "postgres"),
     "docker": ("postgres+docker", "postgres"),
 }
+
+
+# libpq's other spelling: "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
+_KEY_VALUE_DSN = re.compile(r"^\s*(host|hostaddr|port|user|dbname|password|service)\s*=", re.I)
 
 
 @dataclass(frozen=True)
@@ -67,11 +72,11 @@ def parse_db(db: str | None) -> DbChoice:
     if low in _KINDS:
         kind, dialect = _KINDS[low]
         return DbChoice(text, kind, dialect)
-    if low.startswith(("postgresql://", "postgres://")):
+    if low.startswith(("postgresql://", "postgres://")) or _KEY_VALUE_DSN.match(text):
         return DbChoice(text, "postgres", "postgres")
     raise BackendError(
         f"--idem-db={redact(text)!r} is not a known sandbox; use 'duckdb' (default, in memory), "
-        "'duckdb-file', 'postgresql://user@host:port/dbname' (a server where idemtest may create databases) "
+        "'duckdb-file', 'postgresql://user@host:port/dbname' or 'host=... user=... dbname=...' (a server where idemtest may create databases) "
         "or 'postgres+docker' (testcontainers)"
     )
 

@@ -122,7 +122,8 @@ def resolve_setup_text(spec: Spec) -> str | None:
     setup = spec.setup
     if setup is None or callable(setup):
         return None
-    if isinstance(setup, Path) or (isinstance(setup, str) and re.fullmatch(r"[^\s;]+\.sql", setup.strip())):
+    # a one-line string ending in .sql is a file name, spaces and all; SQL has a newline or a ';'
+    if isinstance(setup, Path) or (isinstance(setup, str) and re.fullmatch(r"[^\n;]+\.sql", setup.strip(), re.I)):
         path = Path(setup)
         candidates = [path] if path.is_absolute() else [Path.cwd() / path] + ([spec.base_dir / path] if spec.base_dir else [])
         for c in candidates:
