@@ -13,15 +13,17 @@ def main(argv: list[str] | None = None) -> int:
     rp = sub.add_parser("replay", help="replay a saved failure (runs the test that saved it, through pytest)")
     rp.add_argument("file", help="a JSON file from .idemtest/failures/")
     rp.add_argument("--idem-db", default=None, help="sandbox to replay on (default: the one it failed on)")
-    rp.add_argument("pytest_args", nargs=argparse.REMAINDER, help="extra pytest arguments")
     sub.add_parser("review", help="static review of pipeline code: file:line | issue | risk | fix", add_help=False)
     if args[:1] == ["review"]:
         from .review import main as review_main
 
         return int(review_main(args[1:]))
-    ns = parser.parse_args(args)
+    # options may come before or after the file; what idemtest does not know goes to pytest
+    ns, extra = parser.parse_known_args(args)
     if ns.command == "replay":
-        return replay(ns.file, ns.idem_db, ns.pytest_args)
+        return replay(ns.file, ns.idem_db, extra)
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     parser.print_help()
     return 2
 

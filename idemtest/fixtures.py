@@ -65,6 +65,9 @@ class Session:
         if self.enabled:
             self._read_options()
 
+    def __repr__(self) -> str:
+        return f"<idemtest session: {self.checks} check(s) on {self.describe_db()}>"
+
     def _read_options(self) -> None:
         raw = option(self.config, "idem_examples")
         try:

@@ -47,6 +47,7 @@ def render(
     test_id: str | None,
     saved: str | None,
     examples: tuple[int | None, int] | None = None,
+    db: str | None = None,
 ) -> str:
     windows = {w.index: w for w in spec.all_windows}
     out = [f"idemtest: {finding.prop} {TITLES.get(finding.prop, '')} — VIOLATED", f"  {finding.headline}", ""]
@@ -103,8 +104,8 @@ def render(
         saved = _relative(saved)
         out.append("")
         out.append(f"Saved: {saved}")
-        out.append(f"Replay: {replay_command(saved, test_id)}")
-        out.append(f"    or: idemtest replay {shlex.quote(saved)}")
+        out.append(f"Replay: {replay_command(saved, test_id, db)}")
+        out.append(f"    or: idemtest replay {shlex.quote(saved)}{db_option(db)}")
     return "\n".join(out)
 
 
@@ -143,9 +144,24 @@ def _relative(path: str) -> str:
         return path
 
 
-def replay_command(saved: str, test_id: str | None) -> str:
+def db_option(db: str | None) -> str:
+    """` --idem-db …` for a failure saved on another sandbox than the default:
+    a server is named without its password (libpq reads PGPASSWORD or ~/.pgpass)."""
+    if not db:
+        return ""
+    from ..sandbox import parse_db
+    from ..sandbox.postgres.dsn import without_password
+
+    choice = parse_db(db)
+    if choice.kind == "duckdb":
+        return ""
+    return f" --idem-db {shlex.quote(without_password(choice.text) if choice.server else choice.kind)}"
+
+
+def replay_command(saved: str, test_id: str | None, db: str | None = None) -> str:
+    """The command that replays `saved`, with every option it needs."""
     node = f" {shlex.quote(test_id)}" if test_id else ""
-    return f"pytest --idempotency --idem-replay {shlex.quote(saved)}{node}"
+    return f"pytest --idempotency --idem-replay {shlex.quote(saved)}{db_option(db)}{node}"
 
 
 def save_failure(

@@ -43,6 +43,12 @@ class Config:
     shrink_seconds: float = _defaults.SHRINK_SECONDS
     base_dir: Path | None = None  # where a relative Spec(setup="x.sql") is looked for: the test module's folder
 
+    def __repr__(self) -> str:
+        # shown by `pytest -l` in tracebacks: the DSN's password must not be
+        from ..sandbox import redact
+
+        return f"Config(examples={self.examples}, db={redact(self.db)!r}, replay={self.replay!r}, test_id={self.test_id!r})"
+
 
 def check_load_signature(load: Callable[..., Any]) -> None:
     if not callable(load):
@@ -299,7 +305,7 @@ class Checker:
         if saved is None:
             path = save_failure(self.config.failures_dir, spec=self.spec, scenario=scenario, finding=finding, test_id=self.config.test_id, db=self.backend.name)
             saved = str(path)
-        text = render(spec=self.spec, finding=finding, scenario=scenario, attempts=attempts, test_id=self.config.test_id, saved=saved, examples=examples)
+        text = render(spec=self.spec, finding=finding, scenario=scenario, attempts=attempts, test_id=self.config.test_id, saved=saved, examples=examples, db=self.config.db)
         raise IdempotencyViolation(text, prop=finding.prop, finding=finding, scenario=scenario, attempts=attempts, saved=saved)
 
     def close(self) -> None:

@@ -7,7 +7,7 @@ builds the backend."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .._errors import BackendError
@@ -45,9 +45,12 @@ _KEY_VALUE_DSN = re.compile(r"^\s*(host|hostaddr|port|user|dbname|password|servi
 class DbChoice:
     """A parsed `--idem-db` value: `kind` picks the backend, `dialect` the SQL it speaks."""
 
-    text: str
+    text: str = field(repr=False)  # may hold a password: shown redacted
     kind: str  # duckdb | duckdb-file | postgres | postgres+docker
     dialect: str  # duckdb | postgres
+
+    def __repr__(self) -> str:
+        return f"DbChoice({redact(self.text)!r}, kind={self.kind!r}, dialect={self.dialect!r})"
 
     @property
     def server(self) -> bool:

@@ -9,11 +9,29 @@ from urllib.parse import urlencode
 
 from ..._extras import require
 
+# user:password@ in a URL; the password may hold an unencoded '@' or ':', so the
+# match runs to the last '@' of the URL (a host never contains one)
+_URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s'\"]*:)[^\s'\"]*@", re.I)
+# password=... in key=value DSNs and URL query strings: quoted (with spaces and
+# escaped quotes) or bare up to a space, '&' or the end
+_KV_PASSWORD = re.compile(r"""((?:\bPG|\b|_)password\s*=\s*)('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|[^\s&'"]+)""", re.I)
+
 
 def redact(dsn: str) -> str:
-    """A DSN with its password replaced, fit to print."""
-    dsn = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", dsn)
-    return re.sub(r"(password\s*=\s*)(\S+)", r"\1***", dsn, flags=re.I)
+    """Any text with the passwords of the DSNs in it replaced, fit to print:
+    URLs (`postgresql://u:pw@h/db`, an unencoded '@' in pw too), key=value DSNs
+    (`password=pw`, `password='p w'`), `?password=` query strings, PGPASSWORD=."""
+    text = _URL_PASSWORD.sub(r"\1***@", str(dsn))
+    return _KV_PASSWORD.sub(r"\1***", text)
+
+
+def without_password(dsn: str) -> str:
+    """The DSN with its password removed (not masked), so a printed command still
+    runs: libpq then takes the password from PGPASSWORD or ~/.pgpass."""
+    text = re.sub(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s'\"]*):[^\s'\"]*@", r"\1@", str(dsn), flags=re.I)
+    text = re.sub(r"""[?&]password=[^&\s]*""", lambda m: "?" if m.group(0).startswith("?") else "", text, flags=re.I)
+    text = text.replace("?&", "?").rstrip("?")
+    return re.sub(r"""\s*\bpassword\s*=\s*('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|\S+)""", "", text, flags=re.I).strip()
 
 
 def _conninfo() -> Any:
