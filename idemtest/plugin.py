@@ -39,7 +39,29 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "idempotency: an idemtest check; runs only with --idempotency")
-    config.stash[SESSION_KEY] = Session(config)
+    session = Session(config)
+    config.stash[SESSION_KEY] = session
+    if session.enabled:
+        _sigterm_ends_the_session()
+
+
+def _sigterm_ends_the_session() -> None:
+    """SIGTERM (a CI runner cancelling the job) ends pytest as Ctrl-C does, so the
+    session still drops its sandboxes; by default it would kill the process at once."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt("SIGTERM")
+
+    signal.signal(signal.SIGTERM, interrupt)
+    _restore.append(lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL))
+
+
+_restore: list[Any] = []
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
@@ -62,6 +84,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     session = config.stash.get(SESSION_KEY, None)
     if session is not None:
         session.close()
+    while _restore:
+        _restore.pop()()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

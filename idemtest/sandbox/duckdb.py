@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import itertools
 import os
-import tempfile
+import shutil
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from ..instrument import Controller, abbreviate
+from . import scratch
 from .base import Backend, Sandbox
 
 _counter = itertools.count(1)
@@ -306,7 +308,9 @@ class DuckDBBackend(Backend):
         self.name = "duckdb-file" if files else "duckdb"
         self.files = files
         self._instance: Any = None
-        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._tmp: Path | None = None
+        if files:
+            scratch.sweep("duckdb")  # files a killed run left behind
 
     @property
     def instance(self) -> Any:
@@ -319,8 +323,8 @@ class DuckDBBackend(Backend):
         file = None
         if self.files:
             if self._tmp is None:
-                self._tmp = tempfile.TemporaryDirectory(prefix="idemtest-duckdb-")
-            file = os.path.join(self._tmp.name, f"sandbox{next(_counter)}.duckdb")
+                self._tmp = scratch.make("duckdb")
+            file = os.path.join(self._tmp, f"sandbox{next(_counter)}.duckdb")
         return DuckDBSandbox(self, file)
 
     def close(self) -> None:
@@ -331,6 +335,6 @@ class DuckDBBackend(Backend):
             self._instance.close()
             self._instance = None
         if self._tmp is not None:
-            self._tmp.cleanup()
+            shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
         _uninstall_patch()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import json
 import shutil
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,9 +21,17 @@ if TYPE_CHECKING:
     from .base import Sandbox
 
 
+_swept: list[bool] = []
+
+
 def landing_dir(sandbox: Sandbox) -> Path:
     if sandbox.landing is None:
-        sandbox.landing = Path(tempfile.mkdtemp(prefix=f"idemtest-landing-{sandbox.name}-"))
+        from . import scratch
+
+        if not _swept:
+            _swept.append(True)
+            scratch.sweep("landing")  # folders a killed run left behind
+        sandbox.landing = scratch.make("landing")
     return sandbox.landing
 
 

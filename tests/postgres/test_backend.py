@@ -101,14 +101,20 @@ def test_sweep_drops_only_stale_idemtest_databases(pg_dsn: str, admin: Any) -> N
     not_ours_pattern = unique("idemtest_keepme_")
     not_idemtest = unique("notidemtest_")
     busy = f"idemtest_{host}_{_dead_pid()}_m_{now:08x}_s2{os.urandom(2).hex()}"
-    mine = [stale_dead_pid, stale_old, fresh_other_host, live_pid, not_ours_pattern, not_idemtest, busy]
+    # the idle template of a live session on another host, hours old: its lease keeps it
+    leased_old = f"idemtest_{other}_2_m_{now - 7200:08x}_{os.urandom(2).hex()}t1"
+    mine = [stale_dead_pid, stale_old, fresh_other_host, live_pid, not_ours_pattern, not_idemtest, busy, leased_old]
     for d in mine:
         admin.execute(f'CREATE DATABASE "{d}"')
     import psycopg
 
     from idemtest.sandbox.postgres import make_url, parse_dsn
+    from idemtest.sandbox.postgres.names import lease, owner_of
 
     holder = psycopg.connect(make_url({**parse_dsn(pg_dsn), "dbname": busy}))  # someone is connected
+    owner = owner_of(leased_old)
+    assert owner is not None
+    lessee = psycopg.connect(pg_dsn, application_name=lease(owner))  # the live session's admin connection
     before = databases(admin)
     try:
         be = PostgresBackend(pg_dsn)
@@ -117,7 +123,7 @@ def test_sweep_drops_only_stale_idemtest_databases(pg_dsn: str, admin: Any) -> N
         assert stale_dead_pid not in after
         assert stale_old not in after
         assert sorted(be.swept) == sorted([stale_dead_pid, stale_old])
-        for kept in (fresh_other_host, live_pid, not_ours_pattern, not_idemtest, busy):
+        for kept in (fresh_other_host, live_pid, not_ours_pattern, not_idemtest, busy, leased_old):
             assert kept in after, kept
         # databases idemtest did not create are untouched, including the pre-existing `test`
         assert {d for d in before if not d.startswith("idemtest_")} <= after
@@ -125,6 +131,7 @@ def test_sweep_drops_only_stale_idemtest_databases(pg_dsn: str, admin: Any) -> N
             assert "test" in after
     finally:
         holder.close()
+        lessee.close()
         for d in mine:
             admin.execute(f'DROP DATABASE IF EXISTS "{d}"')
 

@@ -1,9 +1,12 @@
 """Which `idemtest_*` databases are ours, and which are leftovers of dead sessions.
 
 Every database idemtest creates is named
-`idemtest_<host>_<pid>_<worker>_<unix time hex>_<suffix>`: the sweep parses
-the name to decide whether its creator is gone (same host, dead pid) or it is
-simply old (another host: over STALE_AFTER_S seconds).
+`idemtest_<host>_<pid>_<worker>_<unix time hex>_<token><kind><n>`; everything
+before `<kind>` is its owner (one backend of one process). While a backend
+lives it holds a lease: its admin connection's `application_name` is
+`idemtest lease <owner>`. A sweep drops only what is provably dead: no lease on
+the server, and, on this host, the owner's pid gone; on another host, no lease
+and older than a short grace (a lease is taken before the first database).
 """
 
 from __future__ import annotations
@@ -14,11 +17,14 @@ import re
 import socket
 import sys
 import time
+from collections.abc import Collection
 
 PREFIX = "idemtest_"
 # idemtest_<host hash>_<pid>_<worker>_<unix time hex>_<suffix>; the sweep parses it
 _NAME_RE = re.compile(r"^idemtest_([0-9a-f]{4})_(\d+)_([a-z0-9]+)_([0-9a-f]{8})_([a-z0-9]+)$")
-STALE_AFTER_S = 3600.0
+LEASE = "idemtest lease "
+#: a database of another host's owner without a lease is dead after this (clock skew, start-up)
+GRACE_S = 120.0
 
 
 def _host_tag() -> str:
@@ -51,11 +57,30 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def is_stale(name: str, now: float | None = None) -> bool:
-    """An idemtest database left by a dead process of this host, or older than an hour."""
+def owner_of(name: str) -> str | None:
+    """The owner prefix of an idemtest database name (what its lease names), or None."""
+    m = _NAME_RE.match(name)
+    if m is None:
+        return None
+    host, pid, worker, stamp, suffix = m.groups()
+    return f"{PREFIX}{host}_{pid}_{worker}_{stamp}_{suffix[:4]}"
+
+
+def lease(owner: str) -> str:
+    """The application_name a live backend's admin connection carries."""
+    return f"{LEASE}{owner}"[:63]  # PostgreSQL truncates application_name at 63 bytes
+
+
+def is_stale(name: str, leases: Collection[str] = (), now: float | None = None) -> bool:
+    """An idemtest database whose owner is provably dead: no lease among
+    `leases` (the application_names connected to the server) and, on this host,
+    its process gone; on another host, older than GRACE_S."""
     m = _NAME_RE.match(name)
     if m is None:
         return False
+    owner = owner_of(name)
+    if owner is not None and lease(owner) in leases:
+        return False  # a live session holds it, whatever its host or age
     host, pid, _worker, stamp, _suffix = m.groups()
     created = int(stamp, 16)
     if host == _host_tag():
@@ -63,5 +88,5 @@ def is_stale(name: str, now: float | None = None) -> bool:
             # ours, or an earlier process that had our pid (containers reuse pids)
             return created < _STARTED
         return not _pid_alive(int(pid))
-    # another host's process cannot be probed: go by age
-    return (time.time() if now is None else now) - created > STALE_AFTER_S
+    # another host's process cannot be probed: without a lease it is gone
+    return (time.time() if now is None else now) - created > GRACE_S

@@ -25,7 +25,7 @@ from ..._extras import require
 from ..base import Backend, resolve_setup_text
 from .drivers import _plain_connect
 from .dsn import _scrub, parse_dsn, redact
-from .names import is_stale, name_prefix
+from .names import LEASE, is_stale, lease, name_prefix
 from .patches import (
     _backends,
     _install_patches,
@@ -81,6 +81,7 @@ class PostgresBackend(Backend):
         self._worker: threading.Thread | None = None
         self._background = background
         self._closed = False
+        self._lease = lease(self.prefix)
         self.admin = self._admin_connect()
         v = int(self.admin.info.server_version)
         self.server_version = f"{v // 10000}.{v % 10000}" if v >= 100000 else str(v)
@@ -95,7 +96,8 @@ class PostgresBackend(Backend):
     def _admin_connect(self) -> Any:
         psycopg = require("psycopg", "postgres")
         try:
-            return _plain_connect(self.dsn, autocommit=True, connect_timeout=10)
+            # the admin connection is this backend's lease: while it is open, no sweep drops our databases
+            return _plain_connect(self.dsn, autocommit=True, connect_timeout=10, application_name=self._lease)
         except psycopg.Error as e:
             raise BackendError(
                 f"cannot connect to PostgreSQL at {redact(self.dsn)}: {_scrub(str(e).strip(), self._password)}\n"
@@ -124,14 +126,15 @@ class PostgresBackend(Backend):
         """Drop idemtest databases left by crashed sessions; returns their names.
 
         Only names of our own pattern, only when nobody is connected, and only
-        when the process that made them is dead (same host) or over an hour old."""
+        when their owner is provably dead: no lease, and its pid gone (this host)."""
+        leases = {r[0] for r in self.admin.execute("SELECT application_name FROM pg_stat_activity WHERE application_name LIKE %s", [LEASE + "%"]).fetchall()}
         rows = self.admin.execute(
             "SELECT d.datname, (SELECT count(*) FROM pg_stat_activity a WHERE a.datname = d.datname) "
             "FROM pg_database d WHERE d.datname LIKE 'idemtest\\_%' AND NOT d.datistemplate"
         ).fetchall()
         dropped = []
         for name, connected in rows:
-            if connected or not is_stale(name):
+            if connected or not is_stale(name, leases):
                 continue
             try:
                 # no FORCE: if someone connected meanwhile, the drop fails and the database stays
@@ -224,9 +227,13 @@ class PostgresBackend(Backend):
         sb.register()
         return sb
 
+    #: used sandboxes waiting to be dropped before the harness drops one itself:
+    #: without this bound a busy server falls behind and the run's exit waits minutes
+    MAX_PENDING_DROPS = 4
+
     def release(self, name: str) -> None:
-        """A used sandbox: dropped in the background (or now)."""
-        if self._background and not self._closed:
+        """A used sandbox: dropped in the background, or now when the background is behind."""
+        if self._background and not self._closed and self._jobs.qsize() < self.MAX_PENDING_DROPS:
             self._start_worker()
             self._jobs.put(("drop", name))
         else:
@@ -279,6 +286,54 @@ class PostgresBackend(Backend):
                     with contextlib.suppress(Exception):
                         conn.close()
 
+    def _listed(self) -> set[str]:
+        """Databases on the server under this backend's prefix."""
+        try:
+            conn = _plain_connect(self.dsn, autocommit=True, connect_timeout=5, application_name=self._lease)
+        except Exception:
+            return set()
+        try:
+            rows = conn.execute("SELECT datname FROM pg_database WHERE starts_with(datname, %s)", [self.prefix]).fetchall()
+            return {r[0] for r in rows}
+        except Exception:
+            return set()
+        finally:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+    def _drop_all(self, names: list[str], workers: int = 4, budget_s: float = 20.0) -> None:
+        """Drop `names` on a few connections at once, for at most `budget_s`: what is
+        left then is swept by the next run (its owner's pid is gone by then)."""
+        if not names:
+            return
+        todo: queue.Queue[str] = queue.Queue()
+        for n in names:
+            todo.put(n)
+        deadline = time.monotonic() + budget_s
+
+        def drain() -> None:
+            try:
+                conn = _plain_connect(self.dsn, autocommit=True, connect_timeout=5, application_name=self._lease)
+            except Exception:
+                return
+            try:
+                while time.monotonic() < deadline:
+                    try:
+                        name = todo.get_nowait()
+                    except queue.Empty:
+                        return
+                    with contextlib.suppress(Exception):
+                        self._drop_db(name, conn)
+            finally:
+                with contextlib.suppress(Exception):
+                    conn.close()
+
+        threads = [threading.Thread(target=drain, name="idemtest postgres cleanup", daemon=True) for _ in range(min(workers, len(names)))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(max(0.0, deadline - time.monotonic()) + 1.0)
+
     def close(self) -> None:
         """Drop every database this backend created (sandboxes, pool, templates)."""
         if self._closed:
@@ -287,19 +342,27 @@ class PostgresBackend(Backend):
         with contextlib.suppress(Exception):
             atexit.unregister(self.close)
         if self._worker is not None:
+            # pending drops are done below, in parallel: the worker only finishes its current job
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    self._jobs.get_nowait()
+                    self._jobs.task_done()
             self._jobs.put(None)
-            self._worker.join(30)
+            self._worker.join(10)
         with _registry_lock:
             for dbname, sb in list(_registry.items()):
                 if sb.backend_ref is self:
                     sb.close_connections()
                     del _registry[dbname]
-        with contextlib.suppress(Exception):
-            if self.admin.closed:
-                self.admin = _plain_connect(self.dsn, autocommit=True)
-            for name in sorted(self._created):
-                with contextlib.suppress(Exception):
-                    self._drop_db(name)
+        # what the server holds under our prefix too: a CREATE interrupted by Ctrl-C may
+        # still complete on the server after the interrupt reached us
+        self._drop_all(sorted(set(self._created) | self._listed()))
+        for _ in range(3):
+            left = self._listed()
+            if not left:
+                break
+            time.sleep(0.3)
+            self._drop_all(sorted(left), budget_s=5.0)
         with contextlib.suppress(Exception):
             self.admin.close()
         with _patch_lock:
