@@ -20,6 +20,7 @@ from typing import Any
 from ..instrument import Controller, abbreviate
 from . import scratch
 from .base import Backend, Sandbox
+from .sqlclock import clocked
 
 _counter = itertools.count(1)
 _registry: dict[str, DuckDBSandbox] = {}
@@ -74,6 +75,8 @@ class DuckDBRelationProxy:
     """Wraps a lazy relation so that writes through it are statement boundaries."""
 
     _WRITES = frozenset({"insert_into", "insert", "create", "create_view", "to_table", "to_view", "execute", "write_csv", "to_csv", "write_parquet", "to_parquet"})
+    # methods whose string arguments are SQL expressions (`rel.filter("ts > now()")`)
+    _EXPRESSIONS = frozenset({"filter", "project", "select"})
 
     def __init__(self, rel: Any, ctl: Controller | None) -> None:
         object.__setattr__(self, "_rel", rel)
@@ -86,6 +89,10 @@ class DuckDBRelationProxy:
         ctl = self._ctl
 
         def call(*args: Any, **kwargs: Any) -> Any:
+            if name in self._EXPRESSIONS:
+                args = tuple(clocked(a, "duckdb", fragment=True) for a in args)
+            elif name == "query" and len(args) > 1:  # rel.query(view_name, sql)
+                args = (args[0], clocked(args[1], "duckdb"), *args[2:])
             if ctl is not None and name in self._WRITES:
                 b = ctl.boundary("relation", f"{name}({', '.join(map(repr, args))}) of {abbreviate(self._rel.sql_query(), 60)}")
                 out = attr(*args, **kwargs)
@@ -134,6 +141,8 @@ class DuckDBConnectionProxy:
         ctl.done(b)
         return out
 
+    # The trace keeps the statement as the user wrote it; the database gets it with
+    # SQL clock calls replaced by the run's simulated time (`clocked`).
     def execute(self, query: Any, parameters: Any = None) -> Any:
         raw = self._raw
         if parameters is None and isinstance(query, str) and ";" in query:
@@ -141,20 +150,23 @@ class DuckDBConnectionProxy:
             if len(stmts) > 1:
                 # a script is several statements: a crash can fall between them
                 for s in stmts:
-                    self._stmt("execute", getattr(s, "query", s), raw.execute, s)
+                    text = getattr(s, "query", s)
+                    sent = clocked(text, "duckdb")
+                    self._stmt("execute", text, raw.execute, s if sent is text else sent)
                 return self
+        sent = clocked(query, "duckdb")
         if parameters is None:
-            self._stmt("execute", query, raw.execute, query)
+            self._stmt("execute", query, raw.execute, sent)
         else:
-            self._stmt("execute", query, raw.execute, query, parameters)
+            self._stmt("execute", query, raw.execute, sent, parameters)
         return self
 
     def executemany(self, query: Any, parameters: Any = None) -> Any:
-        self._stmt("executemany", query, self._raw.executemany, query, parameters)
+        self._stmt("executemany", query, self._raw.executemany, clocked(query, "duckdb"), parameters)
         return self
 
     def sql(self, query: Any, *args: Any, **kwargs: Any) -> Any:
-        return _wrap_relation(self._stmt("sql", query, self._raw.sql, query, *args, **kwargs), self._ctl)
+        return _wrap_relation(self._stmt("sql", query, self._raw.sql, clocked(query, "duckdb"), *args, **kwargs), self._ctl)
 
     query = sql
 
@@ -201,6 +213,8 @@ class DuckDBConnectionProxy:
             ctl = self._ctl
 
             def call(*args: Any, **kwargs: Any) -> Any:
+                if name == "from_query" and args:
+                    args = (clocked(args[0], "duckdb"), *args[1:])
                 return _wrap_relation(attr(*args, **kwargs), ctl)
 
             return call
@@ -317,6 +331,12 @@ class DuckDBBackend(Backend):
         if self._instance is None:
             _install_patch()
             self._instance = _original_connect(":memory:")
+            try:
+                # every sandbox session reads timestamps in UTC, like the run times and
+                # the SQL clock's literals, whatever the machine's zone (as on PostgreSQL)
+                self._instance.execute("SET GLOBAL TimeZone = 'UTC'")
+            except Exception:
+                pass  # a DuckDB built without ICU has no time zones: UTC already
         return self._instance
 
     def create(self, spec: Any = None) -> DuckDBSandbox:

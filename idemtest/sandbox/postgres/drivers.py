@@ -14,7 +14,9 @@ from typing import Any
 
 from ..._errors import InjectedCrash
 from ..._extras import require
+from ...engine.clock import sql_now
 from ...instrument import Controller
+from ..sqlclock import clocked
 from .sqlsplit import split_sql
 
 
@@ -26,6 +28,18 @@ def _sql_text(query: Any, conn: Any = None) -> str:
     with contextlib.suppress(Exception):
         return str(query.as_string(conn))  # psycopg.sql.Composed
     return str(query)
+
+
+def _clocked(query: Any, ctx: Any = None) -> Any:
+    """The query to send: SQL clock calls replaced by the run's simulated time
+    (`sandbox.sqlclock`); the query object itself when there is nothing to replace."""
+    if sql_now() is None:
+        return query  # no run is timing this statement
+    if isinstance(query, str):
+        return clocked(query, "postgres")
+    text = _sql_text(query, ctx)  # bytes or psycopg.sql.Composed
+    sent = clocked(text, "postgres")
+    return query if sent is text else sent
 
 
 def _dead(ctl: Controller) -> bool:
@@ -76,7 +90,7 @@ def _pg3_classes() -> tuple[Any, Any]:
             conn = self.connection  # type: ignore[attr-defined]
             ctl: Controller | None = getattr(conn, "_idem_ctl", None)
             if ctl is None:
-                return super().execute(query, params, **kw)  # type: ignore[misc]
+                return super().execute(_clocked(query, conn), params, **kw)  # type: ignore[misc]
             if params is None and isinstance(query, str) and ";" in query and not conn.autocommit:
                 # inside a transaction a script is several statements a crash can fall
                 # between; in autocommit mode PostgreSQL runs it atomically, so keep it whole
@@ -84,11 +98,11 @@ def _pg3_classes() -> tuple[Any, Any]:
                 if len(stmts) > 1:
                     for s in stmts:
                         b = ctl.boundary("execute", s)
-                        super().execute(s, **kw)  # type: ignore[misc]
+                        super().execute(_clocked(s), **kw)  # type: ignore[misc]
                         ctl.done(b)
                     return self
             b = ctl.boundary("execute", _sql_text(query, conn))
-            out = super().execute(query, params, **kw)  # type: ignore[misc]
+            out = super().execute(_clocked(query, conn), params, **kw)  # type: ignore[misc]
             ctl.done(b)
             return out
 
@@ -96,9 +110,9 @@ def _pg3_classes() -> tuple[Any, Any]:
             conn = self.connection  # type: ignore[attr-defined]
             ctl: Controller | None = getattr(conn, "_idem_ctl", None)
             if ctl is None:
-                return super().executemany(query, params_seq, **kw)  # type: ignore[misc]
+                return super().executemany(_clocked(query, conn), params_seq, **kw)  # type: ignore[misc]
             b = ctl.boundary("executemany", _sql_text(query, conn))
-            out = super().executemany(query, params_seq, **kw)  # type: ignore[misc]
+            out = super().executemany(_clocked(query, conn), params_seq, **kw)  # type: ignore[misc]
             ctl.done(b)
             return out
 
@@ -107,12 +121,12 @@ def _pg3_classes() -> tuple[Any, Any]:
             conn = self.connection  # type: ignore[attr-defined]
             ctl: Controller | None = getattr(conn, "_idem_ctl", None)
             if ctl is None:
-                with super().copy(statement, params, **kw) as cp:  # type: ignore[misc]
+                with super().copy(_clocked(statement, conn), params, **kw) as cp:  # type: ignore[misc]
                     yield cp
                 return
             # the COPY is one statement: it starts at entry and completes at exit
             b = ctl.boundary("copy", _sql_text(statement, conn))
-            with super().copy(statement, params, **kw) as cp:  # type: ignore[misc]
+            with super().copy(_clocked(statement, conn), params, **kw) as cp:  # type: ignore[misc]
                 yield cp
             ctl.done(b)
 
@@ -203,18 +217,18 @@ def _pg2_classes() -> tuple[Any, Any]:
                 stmts = split_sql(query)
                 if len(stmts) > 1:
                     for s in stmts:
-                        self._stmt("execute", s, super().execute, s)  # type: ignore[misc]
+                        self._stmt("execute", s, super().execute, _clocked(s))  # type: ignore[misc]
                     return None
-            return self._stmt("execute", query, super().execute, query, vars)  # type: ignore[misc]
+            return self._stmt("execute", query, super().execute, _clocked(query, self), vars)  # type: ignore[misc]
 
         def executemany(self, query: Any, vars_list: Any) -> Any:
-            return self._stmt("executemany", query, super().executemany, query, vars_list)  # type: ignore[misc]
+            return self._stmt("executemany", query, super().executemany, _clocked(query, self), vars_list)  # type: ignore[misc]
 
         def callproc(self, procname: Any, parameters: Any = None) -> Any:
             return self._stmt("execute", f"CALL {procname}", super().callproc, procname, parameters)  # type: ignore[misc]
 
         def copy_expert(self, sql: Any, file: Any, size: int = 8192) -> Any:
-            return self._stmt("copy", sql, super().copy_expert, sql, file, size)  # type: ignore[misc]
+            return self._stmt("copy", sql, super().copy_expert, _clocked(sql, self), file, size)  # type: ignore[misc]
 
         def copy_from(self, file: Any, table: str, *args: Any, **kwargs: Any) -> Any:
             return self._stmt("copy", f"COPY {table} FROM STDIN", lambda: super(IdemCursor2Mixin, self).copy_from(file, table, *args, **kwargs))  # type: ignore[misc]

@@ -163,10 +163,13 @@ class PostgresBackend(Backend):
             self._created.add(name)
         tpl = f' TEMPLATE "{template}"' if template else ""
         self._ddl(f'CREATE DATABASE "{name}"{tpl}', conn)
-        # per-database defaults reach every session, whatever driver user code uses
+        # per-database defaults reach every session, whatever driver user code uses;
+        # UTC keeps now()::date, timestamptz output and the SQL clock's literals in the
+        # run's (UTC) time, whatever the server's own zone
         self._ddl(
             f"ALTER DATABASE \"{name}\" SET lock_timeout = '{int(self.lock_timeout_ms)}ms'; "
-            f"ALTER DATABASE \"{name}\" SET statement_timeout = '{int(self.statement_timeout_ms)}ms'",
+            f"ALTER DATABASE \"{name}\" SET statement_timeout = '{int(self.statement_timeout_ms)}ms'; "
+            f"ALTER DATABASE \"{name}\" SET timezone = 'UTC'",
             conn,
         )
 
