@@ -17,8 +17,15 @@ from hypothesis import strategies as st
 
 import idemtest
 from idemtest import Source, Spec, Target, daily, hourly, windows
-from idemtest.engine.model import Fault, ParallelStep, RunStep, Scenario, step_from_json
-from idemtest.engine.systematic import FAMILIES, Planned, enumerate_plan, systematic_dataset, thin
+from idemtest.engine.model import Boundary, Fault, ParallelStep, RunStep, Scenario, step_from_json
+from idemtest.engine.systematic import (
+    FAMILIES,
+    Planned,
+    enumerate_plan,
+    pause_points,
+    systematic_dataset,
+    thin,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -223,6 +230,23 @@ def test_exercise_and_concurrency_are_respected() -> None:
     assert counts(plan) == {"nominal": 1, "concurrent": 9 + (1 + 1) + (2 + 2) + (1 + 2)}
     twins = [p.steps[0] for p in plan if isinstance(p.steps[0], ParallelStep) and p.steps[0].runs[0].window == p.steps[0].runs[1].window == 0]
     assert twins and all(t.runs[1].tag == "duplicate" for t in twins)  # type: ignore[union-attr]
+
+
+def test_runs_are_paused_after_reads_that_a_later_write_may_act_on() -> None:
+    trace = [
+        Boundary(1, "cursor"),
+        Boundary(2, "execute", "SELECT total FROM mart.summary"),
+        Boundary(3, "execute", "  (select count(*) from src.events)"),
+        Boundary(4, "execute", "BEGIN TRANSACTION"),
+        Boundary(5, "execute", "WITH x AS (SELECT 1) INSERT INTO mart.h SELECT * FROM x"),
+        Boundary(6, "execute", "UPDATE mart.summary SET total = 3"),
+        Boundary(7, "commit"),
+        Boundary(8, "execute", "SELECT count(*) FROM mart.h"),  # nothing is written after it
+    ]
+    assert pause_points(trace) == [2, 3]
+    spec = Spec(**SMALL, exercise={"concurrent"})  # type: ignore[arg-type]
+    plan = enumerate_plan(spec, spec.all_windows, {0: 8, 1: 8}, pauses={0: [2, 3], 1: []})
+    assert counts(plan) == {"nominal": 1, "concurrent": 3 + 2}
 
 
 def test_a_large_plan_is_thinned_evenly() -> None:

@@ -29,6 +29,7 @@ whole) or its time budget (a multiple of the clean run's cost, see
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from .generate import RawRow, assemble_versions, is_date_event, key_value, value_at
 from .model import (
+    Boundary,
     Dataset,
     Fault,
     Finding,
@@ -179,12 +181,20 @@ def families(spec: Spec) -> list[str]:
     return [f for f in FAMILIES if allowed[f]]
 
 
-def enumerate_plan(spec: Spec, windows: tuple[Window, ...], boundaries: dict[int, int], rerun_boundaries: dict[int, int] | None = None) -> list[Planned]:
+def enumerate_plan(
+    spec: Spec,
+    windows: tuple[Window, ...],
+    boundaries: dict[int, int],
+    rerun_boundaries: dict[int, int] | None = None,
+    pauses: dict[int, list[int]] | None = None,
+) -> list[Planned]:
     """Every single-fault scenario, in running order.
 
     `boundaries[w]`: statement boundaries of window w's nominal run (crash points
     and interleavings are enumerated over them); `rerun_boundaries[w]`: those of
-    a duplicate run of w right after its nominal run (default: the same)."""
+    a duplicate run of w right after its nominal run (default: the same);
+    `pauses[w]`: the statements after which a run of w is paused while another
+    runs (default: every one but the last; see `pause_points`)."""
     rerun = rerun_boundaries if rerun_boundaries is not None else boundaries
     nominal = nominal_plan(windows)
     n = len(nominal)
@@ -223,16 +233,16 @@ def enumerate_plan(spec: Spec, windows: tuple[Window, ...], boundaries: dict[int
                     step = RunStep(w, windows[w].end, (Fault(k, when),), "duplicate")
                     out.append(Planned("rerun_crash", with_step(w, step), f"a duplicate run of window {w} crashes {when} statement {k}, then is retried", w + 2))
     if "concurrent" in allowed:
-        out.extend(_concurrent(spec, windows, nominal, boundaries))
+        out.extend(_concurrent(spec, windows, nominal, boundaries, pauses or {}))
     return out
 
 
-def _concurrent(spec: Spec, windows: tuple[Window, ...], nominal: list[RunStep], boundaries: dict[int, int]) -> list[Planned]:
+def _concurrent(spec: Spec, windows: tuple[Window, ...], nominal: list[RunStep], boundaries: dict[int, int], pauses: dict[int, list[int]]) -> list[Planned]:
     """Two runs at once under fixed interleavings: A's statements all first, B's
-    all first, strictly alternating; then every schedule that preempts one run
-    once (A runs k statements, B runs to the end, A finishes), which is what a
+    all first, strictly alternating; then the schedules that pause one run once
+    (A runs k statements, B runs to the end, A finishes), which is what a
     read-modify-write lost update needs on an engine that aborts write-write
-    conflicts."""
+    conflicts (alternating, the two writes collide and one run is retried)."""
     n = len(nominal)
     pairs: list[tuple[int, int]] = [(w, w + 1) for w in range(n - 1)]
     if spec.concurrency == "same-partition":
@@ -256,11 +266,31 @@ def _concurrent(spec: Spec, windows: tuple[Window, ...], nominal: list[RunStep],
         fixed.append(Planned("concurrent", step(a, b, ()), f"{name(a, b)}, {first}'s statements first"))
         fixed.append(Planned("concurrent", step(a, b, (1,) * m), f"{name(a, b)}, {second}'s statements first"))
         fixed.append(Planned("concurrent", step(a, b, (0, 1) * m), f"{name(a, b)}, statements strictly alternating"))
-        for k in range(1, ba):
+        for k in pauses.get(a, range(1, ba)):
             preempt.append(Planned("concurrent", step(a, b, (0,) * k + (1,) * m), f"{name(a, b)}, {first} paused after {k} statement(s) while {second} runs"))
-        for k in range(1, bb):
+        for k in pauses.get(b, range(1, bb)):
             preempt.append(Planned("concurrent", step(a, b, (1,) * k + (0,) * m), f"{name(a, b)}, {second} paused after {k} statement(s) while {first} runs"))
     return fixed + preempt
+
+
+_WRITE = re.compile(r"\b(insert|update|delete|merge|upsert|create|drop|alter|truncate|copy)\b", re.I)
+_READ = re.compile(r"^[\s(]*(select|with|values|table|from|show|describe|pragma)\b", re.I)
+
+
+def pause_points(trace: list[Boundary]) -> list[int]:
+    """Where pausing a run while another one runs can change the outcome: right
+    after a read that a later write of the same run may act on (the lost update:
+    read, the other run writes, write back what was read). Pausing after a write
+    instead is what "strictly alternating" already does, and pausing after
+    bookkeeping (cursor, connect) is the same as pausing after the statement before."""
+    def reads(b: Boundary) -> bool:
+        return b.kind in ("execute", "sql", "executemany") and bool(_READ.match(b.text)) and not _WRITE.search(b.text)
+
+    def writes(b: Boundary) -> bool:
+        return b.kind in ("append", "copy") or (b.kind in ("execute", "sql", "executemany") and not reads(b))
+
+    last_write = max((b.index for b in trace if writes(b)), default=0)
+    return [b.index for b in trace if reads(b) and b.index < last_write]
 
 
 def thin(plan: list[Planned], cap: int) -> list[Planned]:
@@ -297,6 +327,7 @@ class Coverage:
     enumerated: int = 0  # before thinning
     judged: int = 0
     stopped: str = ""  # why the pass stopped early, if it did
+    thinned_by: str = ""  # what made the plan smaller than the enumeration, if anything
     crash_points: int = 0  # planned (window, statement, before/after) points of nominal runs
     tried: int = 0  # ... played
     crashed: int = 0  # ... at which the run really crashed (a planned point past the run's end is not)
@@ -340,7 +371,7 @@ class Coverage:
 
     def line(self) -> str:
         """One short line: what the pass reached of what it planned."""
-        parts = [f"{self.judged}/{self.planned} single-fault scenarios" + (f" (thinned from {self.enumerated})" if self.enumerated > self.planned else "")]
+        parts = [f"{self.judged}/{self.planned} single-fault scenarios" + (f" (thinned from {self.enumerated} by {self.thinned_by})" if self.enumerated > self.planned else "")]
         if self.crash_points:
             parts.append(f"crash points {self.crashed}/{self.crash_points} ({self.retried} retried)")
         if self.rerun_points:
@@ -394,11 +425,14 @@ def run_pass(spec: Spec, data: Dataset, clean: Outcome, judge: Judge, *, cap: in
     head = [p for p in enumerate_plan(spec, windows, {}, {}) if p.family in ("nominal", "duplicate")]
     counts: dict[int, int] = dict(clean.boundaries)
     rerun: dict[int, int] = {}
+    pauses: dict[int, list[int]] = {}
 
-    def final_plan() -> list[Planned]:
-        full = enumerate_plan(spec, windows, counts, {**counts, **rerun})
+    def final_plan(room: int = cap) -> list[Planned]:
+        full = enumerate_plan(spec, windows, counts, {**counts, **rerun}, pauses)
         cov.enumerated = len(full)
-        plan = thin(full, cap)
+        plan = thin(full, min(cap, room))
+        if len(plan) < len(full):
+            cov.thinned_by = f"the cap of {cap}" if cap <= room else "the time budget"
         cov.planned = len(plan)
         cov.crash_points = sum(p.family == "crash" for p in plan)
         cov.rerun_points = sum(p.family == "rerun_crash" for p in plan)
@@ -410,6 +444,7 @@ def run_pass(spec: Spec, data: Dataset, clean: Outcome, judge: Judge, *, cap: in
         cov.add(p, out)
         if p.family == "nominal":
             counts.update({a.window: a.boundaries for a in out.attempts if a.tag == "nominal" and a.attempt == 1})
+            pauses.update({a.window: pause_points(a.trace) for a in out.attempts if a.tag == "nominal" and a.attempt == 1})
         elif p.family == "duplicate":
             rerun.update({a.window: a.boundaries for a in out.attempts if a.tag == "duplicate" and a.attempt == 1})
         if finding is None:
@@ -420,6 +455,7 @@ def run_pass(spec: Spec, data: Dataset, clean: Outcome, judge: Judge, *, cap: in
     def estimate() -> int:
         return len(final_plan())
 
+    started = time.perf_counter()
     for i, p in enumerate(head, 1):
         if time.perf_counter() > deadline and i > 1:
             cov.planned = estimate()
@@ -428,7 +464,11 @@ def run_pass(spec: Spec, data: Dataset, clean: Outcome, judge: Judge, *, cap: in
         found = play(i, p, estimate)
         if found is not None:
             return PassResult(cov, found)
-    plan = final_plan()  # starts with `head`: thinning keeps the nominal plan and the duplicates whole
+    # the head's cost tells how many scenarios the time left allows: a plan that does not
+    # fit is thinned evenly now, rather than cut off at the time budget later
+    each = (time.perf_counter() - started) / len(head)
+    room = len(head) + int(0.9 * (deadline - time.perf_counter()) / each) if each > 0 else cap
+    plan = final_plan(room)  # starts with `head`: thinning keeps the nominal plan and the duplicates whole
     for i, p in enumerate(plan, 1):
         if i <= len(head):
             continue  # judged above
