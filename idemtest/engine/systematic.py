@@ -15,16 +15,21 @@ single-fault scenarios against one fixed, "rich" data set:
    window before one per statement): the nominal plan, a duplicate run of each
    window, a backfill of each window after the last, each adjacent pair out of
    order, a crash before/after each statement of each window (then the retry),
-   the same inside a duplicate run, and two runs at once under fixed
-   interleavings. Each is a plain `list[Step]`, so a failure saves and replays
-   like any other.
+   the same inside a duplicate run, and two adjacent windows (or, with
+   concurrency="same-partition", one window twice) at once under fixed
+   interleavings: one run's statements first, the other's, strictly
+   alternating, and one run paused after each read a later write may act on.
+   Each is a plain `list[Step]`, so a failure saves and replays like any other.
 3. `run_pass(...)`: judges them in order and stops at the first failure,
    which is reported as found (no shrinking: one fault is already minimal).
 
 Budget: the pass runs completely unless the plan exceeds `SYSTEMATIC_MAX`
-scenarios (then the large families are thinned evenly, the small ones kept
-whole) or its time budget (a multiple of the clean run's cost, see
-`_defaults`) runs out; either is reported in the coverage line.
+scenarios, or would not fit its time budget (`SYSTEMATIC_CLEAN_RUNS` times the
+clean run's cost, at least `SYSTEMATIC_MIN_SECONDS`; the cost of the first
+scenarios says how many fit): then the large families are thinned evenly and
+the small ones kept whole. The time budget is also a hard stop. Both show in
+the coverage line. A crash is followed by one retry, as in generated schedules
+(the executor grants the attempt after a planned crash even with retries=0).
 """
 
 from __future__ import annotations
