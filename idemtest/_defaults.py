@@ -6,8 +6,19 @@ from pathlib import Path
 
 VERSION = "0.1.0"
 
-#: generated scenarios per check (`--idem-examples`, `idem_examples`)
+#: scenarios per check, systematic + generated (`--idem-examples`, `idem_examples`)
 EXAMPLES = 50
+#: the systematic single-fault pass (engine/systematic.py) plays at most this many
+#: scenarios: a larger plan is thinned evenly, family by family
+SYSTEMATIC_MAX = 400
+#: ... and stops once it has spent this many times the cost of its clean run (a
+#: single-fault scenario costs about one clean run), but never before SYSTEMATIC_MIN_SECONDS:
+#: the cap is on what the load costs, so a slow load gets proportionally more time
+SYSTEMATIC_CLEAN_RUNS = 600
+SYSTEMATIC_MIN_SECONDS = 30.0
+#: generated (random, multi-fault) scenarios after the systematic pass, even when
+#: the pass alone used up `EXAMPLES`: random data is always tried
+GENERATED_FLOOR = 10
 #: sandbox database (`--idem-db`, `idem_db`)
 DB = "duckdb"
 #: where failing scenarios are saved, relative to the pytest rootdir or the working directory

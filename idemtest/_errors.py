@@ -12,6 +12,8 @@
         ├── IdempotencyViolation    P1-P4 broken under a generated scenario
         └── NonDeterminismError     P0: two clean runs differ, idempotency cannot be judged
 
+    IdemtestWarning (UserWarning)   the check ran but may not see much (every target empty)
+
 Internal control flow (never seen by users) lives here too: InjectedCrash (a
 BaseException, so `except Exception` in user code cannot swallow the simulated
 kill), ScenarioFailed, TargetUnreadable, and the two signals the search passes through Hypothesis.
@@ -117,6 +119,14 @@ class NonDeterminismError(CheckFailure):
     def __init__(self, report: str, *, columns: dict[str, list[str]] | None = None, finding: Finding | None = None) -> None:
         super().__init__(report, prop="P0", finding=finding)
         self.columns = columns or {}
+
+
+# --- warnings ------------------------------------------------------------------------
+
+
+class IdemtestWarning(UserWarning):
+    """The check ran, but something suggests it cannot see much: e.g. every
+    target stayed empty after a clean run of data that covers every window."""
 
 
 # --- internal control flow -----------------------------------------------------------

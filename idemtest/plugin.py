@@ -132,11 +132,18 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     s = session.stats
     tr = terminalreporter
     tr.section("idemtest")
+    replayed = s.scenarios - s.systematic - s.generated
     tr.write_line(
         f"{session.checks} check(s) on {session.describe_db()}: "
-        f"{s.scenarios} scenarios, {s.runs} runs, {s.crashes} crashes injected, {s.retries} retries, "
+        f"{s.systematic} systematic + {s.generated} generated scenarios{f' + {replayed} replayed' if replayed > 0 else ''}, {s.runs} runs, {s.crashes} crashes injected, {s.retries} retries, "
         f"{s.duplicates} duplicate runs, {s.backfills} backfill runs, {s.catch_up} catch-up runs, "
         f"{s.interleavings} interleavings ({s.blocked} lock waits), {s.late_rows} late rows"
     )
+    if s.systematic:
+        tr.write_line(s.coverage_line())
+    if config.getoption("verbose", 0) > 0:
+        # what each check's systematic pass covered, one short line per check
+        for line in s.coverage:
+            tr.write_line(f"  {line}")
     if s.failures:
         tr.write_line(f"{s.failures} failing scenario(s) saved under {session.failures_dir}")

@@ -1,11 +1,10 @@
 """Every bug class of examples/ is caught with the right property and evidence;
 every correct example passes a long run; saved failures replay exactly.
 
-These call `idemtest.verify` directly (no --idempotency needed). Hypothesis
-draws at random: the `examples=` budgets below are several times the number
-of scenarios the bugs took to be found over a range of seeds (see
-examples/README.md), and a run stops at its first failure, so a large budget
-costs nothing while the bug is found early.
+These call `idemtest.verify` directly (no --idempotency needed), at the
+default number of scenarios: each of these bugs is exposed by one fault, so
+the systematic single-fault pass finds it on every run, whatever the seed
+(bench/search_bench.py measures how soon).
 """
 
 from __future__ import annotations
@@ -35,15 +34,16 @@ def spec_and_load(test):
 _CAUGHT: dict[str, idemtest.IdempotencyViolation] = {}
 
 
-def catch(test, tmp_path, examples):
-    """The violation idemtest finds for `test` (searched once per session:
-    the replay tests reuse the class tests' findings)."""
+def catch(test, tmp_path):
+    """The violation idemtest finds for `test` at the default examples (searched
+    once per session: the replay tests reuse the class tests' findings)."""
     name = test.__name__
     if name not in _CAUGHT:
         spec, load = spec_and_load(test)
         with pytest.raises(idemtest.IdempotencyViolation) as info:
-            idemtest.verify(spec, load, examples=examples, failures_dir=tmp_path)
+            idemtest.verify(spec, load, failures_dir=tmp_path)
         _CAUGHT[name] = info.value
+        assert "found by the systematic pass" in info.value.report, info.value.report
     exc = _CAUGHT[name]
     assert exc.saved and Path(exc.saved).is_file()
     return exc
@@ -71,7 +71,7 @@ def col(d, row, name):
 
 @pytest.mark.parametrize("test", [buggy.test_append_under_retry, buggy.test_pandas_to_sql_append], ids=["sql", "pandas"])
 def test_1_append_under_retry_duplicates_keys(test, tmp_path):
-    exc = catch(test, tmp_path, examples=300)
+    exc = catch(test, tmp_path)
     assert exc.prop == "P2"
     d = diff_of(exc, "analytics.order_events")
     assert d.duplicate_keys and all(n >= 2 for _, n in d.duplicate_keys)
@@ -80,7 +80,7 @@ def test_1_append_under_retry_duplicates_keys(test, tmp_path):
 
 
 def test_2_delete_and_insert_committed_separately_leave_a_gap(tmp_path):
-    exc = catch(buggy.test_delete_then_insert_autocommit, tmp_path, examples=300)
+    exc = catch(buggy.test_delete_then_insert_autocommit, tmp_path)
     assert exc.prop == "P3"
     d = diff_of(exc, "analytics.order_events")
     assert d.missing, exc.report
@@ -88,7 +88,7 @@ def test_2_delete_and_insert_committed_separately_leave_a_gap(tmp_path):
 
 
 def test_3_watermark_saved_before_the_load_loses_rows_after_a_crash(tmp_path):
-    exc = catch(buggy.test_watermark_saved_before_load, tmp_path, examples=400)
+    exc = catch(buggy.test_watermark_saved_before_load, tmp_path)
     assert exc.prop == "P1"
     d = diff_of(exc, "analytics.orders")
     assert (d.missing or d.changed) and not d.extra and not d.duplicate_keys, exc.report
@@ -99,7 +99,7 @@ def test_3_watermark_saved_before_the_load_loses_rows_after_a_crash(tmp_path):
 
 
 def test_4_wall_clock_cutoff_misses_late_rows(tmp_path):
-    exc = catch(buggy.test_wall_clock_cutoff, tmp_path, examples=300)
+    exc = catch(buggy.test_wall_clock_cutoff, tmp_path)
     assert exc.prop == "P1"
     d = diff_of(exc, "analytics.orders")
     assert (d.missing or d.changed) and not d.extra, exc.report
@@ -112,7 +112,7 @@ def test_4_wall_clock_cutoff_misses_late_rows(tmp_path):
 
 
 def test_5_strict_cursor_drops_rows_at_the_cursor_value(tmp_path):
-    exc = catch(buggy.test_strict_cursor, tmp_path, examples=400)
+    exc = catch(buggy.test_strict_cursor, tmp_path)
     assert exc.prop == "P1"
     d = diff_of(exc, "analytics.customers")
     assert (d.missing or d.changed) and not d.extra, exc.report
@@ -125,7 +125,7 @@ def test_5_strict_cursor_drops_rows_at_the_cursor_value(tmp_path):
 
 
 def test_6_on_conflict_do_nothing_loses_updates(tmp_path):
-    exc = catch(buggy.test_on_conflict_do_nothing, tmp_path, examples=300)
+    exc = catch(buggy.test_on_conflict_do_nothing, tmp_path)
     assert exc.prop == "P1"
     d = diff_of(exc, "analytics.payments")
     assert d.changed and not d.missing and not d.extra, exc.report
@@ -135,7 +135,7 @@ def test_6_on_conflict_do_nothing_loses_updates(tmp_path):
 
 
 def test_7_counter_accumulation_counts_a_window_twice(tmp_path):
-    exc = catch(buggy.test_counter_accumulation, tmp_path, examples=300)
+    exc = catch(buggy.test_counter_accumulation, tmp_path)
     assert exc.prop == "P1"
     d = diff_of(exc, "analytics.event_counts")
     assert d.changed and "events" in d.columns_differ and set(d.columns_differ) <= {"events", "revenue"}, exc.report
@@ -145,7 +145,7 @@ def test_7_counter_accumulation_counts_a_window_twice(tmp_path):
 
 
 def test_8_replace_table_clobbers_later_days_on_a_backfill(tmp_path):
-    exc = catch(buggy.test_replace_table_clobbers_backfill, tmp_path, examples=300)
+    exc = catch(buggy.test_replace_table_clobbers_backfill, tmp_path)
     assert exc.prop == "P1"
     d = diff_of(exc, "analytics.daily_totals")
     assert d.missing and not d.extra, exc.report
@@ -154,7 +154,7 @@ def test_8_replace_table_clobbers_later_days_on_a_backfill(tmp_path):
 
 
 def test_9_partition_keyed_on_run_time_overwrites_another_hour(tmp_path):
-    exc = catch(buggy.test_partition_keyed_on_run_time, tmp_path, examples=300)
+    exc = catch(buggy.test_partition_keyed_on_run_time, tmp_path)
     assert exc.prop == "P1"
     d = diff_of(exc, "analytics.hourly_revenue")
     assert d.changed or d.missing or d.extra, exc.report
@@ -165,14 +165,14 @@ def test_9_partition_keyed_on_run_time_overwrites_another_hour(tmp_path):
 
 
 def test_10_check_then_insert_duplicates_under_two_runs_at_once(tmp_path):
-    exc = catch(buggy.test_check_then_insert, tmp_path, examples=300)
+    exc = catch(buggy.test_check_then_insert, tmp_path)
     assert exc.prop == "P2"
     assert diff_of(exc, "analytics.order_events").duplicate_keys
     assert "at once:" in exc.report and "interleaving (statement by statement)" in exc.report
 
 
 def test_11_read_modify_write_of_a_summary_row_loses_an_update(tmp_path):
-    exc = catch(buggy.test_read_modify_write_summary, tmp_path, examples=300)
+    exc = catch(buggy.test_read_modify_write_summary, tmp_path)
     assert exc.prop == "P1"
     d = diff_of(exc, "analytics.revenue_summary")
     # the total (or the count of hours, when the lost hour's revenue is 0) is stale
@@ -182,7 +182,7 @@ def test_11_read_modify_write_of_a_summary_row_loses_an_update(tmp_path):
 
 
 def test_12_shared_staging_table_publishes_the_other_windows_rows(tmp_path):
-    exc = catch(buggy.test_shared_staging_table, tmp_path, examples=300)
+    exc = catch(buggy.test_shared_staging_table, tmp_path)
     assert exc.prop in ("P1", "P2")
     d = diff_of(exc, "analytics.order_events")
     assert d.duplicate_keys or d.missing, exc.report
@@ -216,7 +216,7 @@ def _signature(exc):
 
 def test_replay_reproduces_the_failure_and_passes_once_fixed(tmp_path):
     spec, load = spec_and_load(buggy.test_strict_cursor)
-    first = catch(buggy.test_strict_cursor, tmp_path, examples=400)
+    first = catch(buggy.test_strict_cursor, tmp_path)
     with pytest.raises(idemtest.IdempotencyViolation) as again:
         idemtest.replay(first.saved, spec, load)
     assert _signature(again.value) == _signature(first)
@@ -232,7 +232,7 @@ def test_replay_reproduces_the_failure_and_passes_once_fixed(tmp_path):
 
 def test_replay_of_a_crash_names_the_same_statement(tmp_path):
     spec, load = spec_and_load(buggy.test_delete_then_insert_autocommit)
-    first = catch(buggy.test_delete_then_insert_autocommit, tmp_path, examples=300)
+    first = catch(buggy.test_delete_then_insert_autocommit, tmp_path)
     with pytest.raises(idemtest.IdempotencyViolation) as again:
         idemtest.verify(spec, load, replay=first.saved, failures_dir=tmp_path)
     assert _signature(again.value) == _signature(first)

@@ -53,7 +53,7 @@ def test_correct_passes_and_buggy_fails_with_minimal_scenario(project: pytest.Py
     assert payload["property"] in ("P1", "P2")
     assert payload["scenario"]["data"]["src.orders"] and payload["scenario"]["steps"]
     # the terminal summary counts what was exercised
-    result.stdout.re_match_lines([r"2 check\(s\) on duckdb: \d+ scenarios, \d+ runs, [1-9]\d* crashes injected.*"])
+    result.stdout.re_match_lines([r"2 check\(s\) on duckdb: [1-9]\d* systematic \+ [1-9]\d* generated scenarios, \d+ runs, [1-9]\d* crashes injected.*"])
 
 
 def test_replay_reproduces_the_same_diff(project: pytest.Pytester) -> None:
@@ -101,7 +101,9 @@ def test_fixture_form_and_ini_options(project: pytest.Pytester) -> None:
 
         def test_ok(idempotency):
             idempotency.check(spec, upsert)
-            assert idempotency.stats.scenarios == 30
+            # the systematic pass, then what is left of idem_examples (at least 10) generated
+            s = idempotency.stats
+            assert s.systematic > 0 and s.generated >= 10 and s.scenarios == s.systematic + s.generated
 
         def test_bad(idempotency):
             idempotency.check(spec, append)
@@ -171,6 +173,22 @@ def test_check_of_another_dialect_is_skipped_with_the_option_to_use(project: pyt
     result.stdout.fnmatch_lines(["*declares dialect='postgres' and the sandbox is duckdb; run it with --idem-db postgresql://*"])
 
 
+SUMMARY = r"{n} check\(s\) on duckdb: [1-9]\d* systematic \+ \d+ generated scenarios, \d+ runs, .*"
+
+
+def test_summary_counts_both_phases_and_prints_coverage_per_check_under_v(project: pytest.Pytester) -> None:
+    project.makepyfile(test_pipe=TESTS)
+    result = project.runpytest("--idempotency", "--idem-examples", "20", "-v", "-k", "upsert")
+    result.assert_outcomes(passed=1, deselected=1)
+    result.stdout.re_match_lines([SUMMARY.format(n=1), r"single-fault pass: \d+ crash points played \(\d+ crashed, \d+ retried\); windows \d+ duplicated, .*"])
+    # one compact line per check
+    result.stdout.re_match_lines([r"  test_pipe.py::test_upsert: \d+ systematic \+ \d+ generated; \d+/\d+ single-fault scenarios; crash points .*"])
+    quiet = project.runpytest("--idempotency", "--idem-examples", "20", "-k", "append")
+    quiet.assert_outcomes(failed=1, deselected=1)
+    quiet.stdout.re_match_lines([SUMMARY.format(n=1)])
+    assert not [ln for ln in quiet.stdout.lines if "single-fault scenarios;" in ln]
+
+
 @pytest.mark.parametrize(
     ("ini", "message"),
     [
@@ -214,14 +232,15 @@ def test_a_load_needing_a_missing_extra_is_skipped_with_the_pip_command(project:
     result.stdout.re_match_lines([r".*SKIPPED.*pip install 'idemtest\[sqlalchemy\]'.*"])
 
 
-def test_xdist_workers_report_one_summary(project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_summary_under_xdist_adds_up_the_workers(project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("xdist")
     import idemtest
 
     # the subprocess must load this checkout's idemtest, whatever is installed
     monkeypatch.setenv("PYTHONPATH", str(Path(idemtest.__file__).resolve().parents[1]))
-    project.makepyfile(test_pipe=TESTS)
-    result = project.runpytest_subprocess("--idempotency", "--idem-examples", "10", "-n", "2", "-p", "no:cacheprovider")
-    result.assert_outcomes(passed=1, failed=1)
+    project.makepyfile(test_pipe=TESTS.replace("    append(run)", "    upsert(run)"))
+    result = project.runpytest_subprocess("--idempotency", "--idem-examples", "20", "-n", "2", "-v", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
     # both workers' checks are counted in the controller's summary
-    result.stdout.re_match_lines([r"2 check\(s\) on duckdb: \d+ scenarios, \d+ runs, .*"])
+    result.stdout.re_match_lines([SUMMARY.format(n=2)])
+    assert len([ln for ln in result.stdout.lines if "single-fault scenarios;" in ln]) == 2

@@ -6,9 +6,10 @@ Hypothesis is imported inside the builders, so importing this module is cheap.""
 from __future__ import annotations
 
 import re
+import uuid
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from functools import cache
+from functools import cache, partial
 from typing import TYPE_CHECKING, Any
 
 from .model import Dataset, Fault, ParallelStep, RunStep, Step, Version, nominal_plan
@@ -69,41 +70,50 @@ def _base_type(sqltype: str) -> tuple[str, tuple[int, ...]]:
     return m.group(1).upper(), args
 
 
-def value_strategy(name: str, sqltype: str) -> SearchStrategy[Any]:
-    """A Hypothesis strategy for a non-key column from its SQL type and name."""
-    from hypothesis import strategies as st
+_INT_TYPES = {"BIGINT", "INTEGER", "INT", "INT8", "INT4", "SMALLINT", "INT2", "TINYINT", "HUGEINT", "UBIGINT", "UINTEGER"}
+_FLOAT_TYPES = {"DOUBLE", "FLOAT", "REAL", "FLOAT8", "FLOAT4", "DOUBLE PRECISION"}
+_STRING_TYPES = {"VARCHAR", "TEXT", "STRING", "CHAR", "CHARACTER VARYING", "BPCHAR"}
 
+
+def _is_string(base: str) -> bool:
+    return base in _STRING_TYPES or base.startswith("VARCHAR")
+
+
+def column_domain(name: str, sqltype: str) -> tuple[str, Any]:
+    """What values a non-key column takes, from its SQL type and name: one table
+    shared by the random strategies and the systematic pass's fixed values.
+
+    ("int", top): integers 0..top; ("decimal", (top, exp)): n * 10**exp for n in
+    0..top; ("quarter", top): n / 4 for n in 0..top (exact in binary: sums do not
+    depend on row order); ("pool", values); ("bool"|"date"|"timestamp"|"uuid"|"json", None)."""
     base, args = _base_type(sqltype)
     lname = name.lower()
-    if base in {"BIGINT", "INTEGER", "INT", "INT8", "INT4", "SMALLINT", "INT2", "TINYINT", "HUGEINT", "UBIGINT", "UINTEGER"}:
-        return st.integers(0, 1000)
+    if base in _INT_TYPES:
+        return "int", 1000
     if base in {"DECIMAL", "NUMERIC"}:
         precision, scale = (args + (18, 3))[:2] if args else (18, 3)
         scale = min(scale, precision)
-        top = 10 ** min(precision - scale, 5) * 10**scale - 1
-        exp = -scale
-        return st.integers(0, top).map(lambda n: Decimal(n).scaleb(exp))
-    if base in {"DOUBLE", "FLOAT", "REAL", "FLOAT8", "FLOAT4", "DOUBLE PRECISION"}:
-        # multiples of 1/4 are exact in binary: sums do not depend on row order
-        return st.integers(0, 4000).map(lambda n: n / 4)
+        return "decimal", (10 ** min(precision - scale, 5) * 10**scale - 1, -scale)
+    if base in _FLOAT_TYPES:
+        return "quarter", 4000
     if base in {"BOOLEAN", "BOOL"}:
-        return st.booleans()
+        return "bool", None
     if base == "DATE":
-        return st.dates(date(2020, 1, 1), date(2030, 12, 31))
+        return "date", None
     if base.startswith("TIMESTAMP") or base == "DATETIME":
-        return st.datetimes(datetime(2020, 1, 1), datetime(2030, 12, 31)).map(lambda d: d.replace(microsecond=0))
-    if base in {"VARCHAR", "TEXT", "STRING", "CHAR", "CHARACTER VARYING", "BPCHAR"} or base.startswith("VARCHAR"):
+        return "timestamp", None
+    if _is_string(base):
         for pattern, kind in _FAKER_KINDS:
             if re.search(pattern, lname):
-                return st.sampled_from(faker_pool(kind))
+                return "pool", faker_pool(kind)
         for pattern, choices in _ENUMS:
             if re.search(pattern, lname):
-                return st.sampled_from(choices)
-        return st.sampled_from(faker_pool("word"))
-    if base in {"UUID"}:
-        return st.uuids().map(str)
+                return "pool", tuple(choices)
+        return "pool", faker_pool("word")
+    if base == "UUID":
+        return "uuid", None
     if base in {"JSON", "JSONB"}:
-        return st.integers(0, 100).map(lambda n: f'{{"v": {n}}}')
+        return "json", None
     from .._errors import SpecError
 
     raise SpecError(
@@ -113,20 +123,73 @@ def value_strategy(name: str, sqltype: str) -> SearchStrategy[Any]:
     )
 
 
+def value_strategy(name: str, sqltype: str) -> SearchStrategy[Any]:
+    """A Hypothesis strategy for a non-key column from its SQL type and name."""
+    from hypothesis import strategies as st
+
+    kind, arg = column_domain(name, sqltype)
+    if kind == "int":
+        return st.integers(0, arg)
+    if kind == "decimal":
+        top, exp = arg
+        return st.integers(0, top).map(lambda n: Decimal(n).scaleb(exp))
+    if kind == "quarter":
+        return st.integers(0, arg).map(lambda n: n / 4)
+    if kind == "bool":
+        return st.booleans()
+    if kind == "date":
+        return st.dates(date(2020, 1, 1), date(2030, 12, 31))
+    if kind == "timestamp":
+        return st.datetimes(datetime(2020, 1, 1), datetime(2030, 12, 31)).map(lambda d: d.replace(microsecond=0))
+    if kind == "pool":
+        return st.sampled_from(arg)
+    if kind == "uuid":
+        return st.uuids().map(str)
+    return st.integers(0, 100).map(lambda n: f'{{"v": {n}}}')
+
+
+def value_at(name: str, sqltype: str, i: int) -> Any:
+    """The i-th fixed value of a non-key column (no randomness): consecutive i give
+    different values, none of them zero or empty, inside the ranges the strategies use."""
+    kind, arg = column_domain(name, sqltype)
+    if kind == "int":
+        return (17 + 37 * i) % (arg + 1)
+    if kind == "decimal":
+        top, exp = arg
+        return Decimal((1250 + 3737 * i) % (top + 1) or 1).scaleb(exp)
+    if kind == "quarter":
+        return ((10 + 37 * i) % (arg + 1)) / 4
+    if kind == "bool":
+        return i % 2 == 0
+    if kind == "date":
+        return date(2026, 1, 1) + timedelta(days=i)
+    if kind == "timestamp":
+        return datetime(2026, 1, 1) + timedelta(hours=i)
+    if kind == "pool":
+        return arg[i % len(arg)]
+    if kind == "uuid":
+        return str(uuid.UUID(int=i + 1))
+    return f'{{"v": {i}}}'
+
+
+def key_value(name: str, sqltype: str, n: int) -> Any:
+    """The key value numbered n, shaped by the key column's type: 1 -> 1,
+    'ORD-0001', a UUID ending in 1, or 2026-01-02."""
+    base, _ = _base_type(sqltype)
+    if _is_string(base):
+        return f"{name[:3].upper()}-{n:04d}"
+    if base == "UUID":
+        return f"00000000-0000-0000-0000-{n:012d}"
+    if base == "DATE":
+        return date(2026, 1, 1) + timedelta(days=n)
+    return n
+
+
 def key_strategy(name: str, sqltype: str, pool: int) -> SearchStrategy[Any]:
     """Keys come from a small pool so that versions of one key collide."""
     from hypothesis import strategies as st
 
-    base, _ = _base_type(sqltype)
-    ints = st.integers(1, max(1, pool))
-    if base in {"VARCHAR", "TEXT", "STRING", "CHAR", "CHARACTER VARYING"} or base.startswith("VARCHAR"):
-        prefix = name[:3].upper()
-        return ints.map(lambda n: f"{prefix}-{n:04d}")
-    if base == "UUID":
-        return ints.map(lambda n: f"00000000-0000-0000-0000-{n:012d}")
-    if base == "DATE":
-        return ints.map(lambda n: date(2026, 1, 1) + timedelta(days=n))
-    return ints
+    return st.integers(1, max(1, pool)).map(partial(key_value, name, sqltype))
 
 
 def event_time_strategy(spec: Spec) -> SearchStrategy[datetime]:
@@ -170,43 +233,55 @@ def source_strategy(spec: Spec, source: Source) -> SearchStrategy[list[Version]]
         for c, t in source.columns.items()
         if c not in key_cols and c != source.event_time
     }
-    is_date = _base_type(source.columns[source.event_time])[0] == "DATE"
     row = st.tuples(key_st, event_time_strategy(spec), lateness_strategy(spec.max_lateness), st.fixed_dictionaries(others))
     rows = st.lists(row, min_size=1, max_size=source.max_rows, unique_by=(lambda r: r[0]) if unique else None)
 
+    return rows.map(partial(assemble_versions, spec, source))
+
+
+def is_date_event(source: Source) -> bool:
+    return _base_type(source.columns[source.event_time])[0] == "DATE"
+
+
+#: one drawn (or built) row: key values, event time, lateness, the other columns
+RawRow = tuple[tuple[Any, ...], datetime, timedelta, dict[str, Any]]
+
+
+def assemble_versions(spec: Spec, source: Source, drawn: list[RawRow]) -> list[Version]:
+    """Rows -> versions in arrival order, keeping the data model's promises:
+    versions of one key carry strictly increasing event times and arrive in
+    order, a DATE event time is a whole day, and nothing lands after the last run."""
+    is_date = is_date_event(source)
     horizon = spec.schedule.end
-
-    def build(drawn: list[Any]) -> list[Version]:
-        by_key: dict[tuple[Any, ...], list[Any]] = {}
-        for key, event, late, vals in drawn:
-            by_key.setdefault(key, []).append((event, late, vals))
-        versions: list[Version] = []
-        for key, items in by_key.items():
-            items.sort(key=lambda x: x[0])
-            prev_event: datetime | None = None
-            prev_arrival: datetime | None = None
-            for event, late, vals in items:
-                if is_date:
-                    event = datetime(event.year, event.month, event.day)
-                    if prev_event is not None and event <= prev_event:
-                        event = prev_event + timedelta(days=1)
-                elif prev_event is not None and event <= prev_event:
-                    # versions of one key carry strictly increasing event times
-                    event = prev_event + timedelta(seconds=1)
-                if event >= horizon:
-                    break  # bumping versions apart must not push one past the schedule: it would land after the last run
-                arrival = event + late
-                if prev_arrival is not None and arrival < prev_arrival:
-                    arrival = prev_arrival  # a later version never lands first
-                values = dict(zip(key_cols, key))
-                values[source.event_time] = event.date() if is_date else event
-                values.update(vals)
-                versions.append(Version({c: values[c] for c in source.columns}, arrival))
-                prev_event, prev_arrival = event, arrival
-        versions.sort(key=lambda v: v.arrival)  # stable: per-key order is kept
-        return versions
-
-    return rows.map(build)
+    key_cols = source.keys
+    by_key: dict[tuple[Any, ...], list[Any]] = {}
+    for key, event, late, vals in drawn:
+        by_key.setdefault(key, []).append((event, late, vals))
+    versions: list[Version] = []
+    for key, items in by_key.items():
+        items.sort(key=lambda x: x[0])
+        prev_event: datetime | None = None
+        prev_arrival: datetime | None = None
+        for event, late, vals in items:
+            if is_date:
+                event = datetime(event.year, event.month, event.day)
+                if prev_event is not None and event <= prev_event:
+                    event = prev_event + timedelta(days=1)
+            elif prev_event is not None and event <= prev_event:
+                # versions of one key carry strictly increasing event times
+                event = prev_event + timedelta(seconds=1)
+            if event >= horizon:
+                break  # bumping versions apart must not push one past the schedule: it would land after the last run
+            arrival = event + late
+            if prev_arrival is not None and arrival < prev_arrival:
+                arrival = prev_arrival  # a later version never lands first
+            values = dict(zip(key_cols, key))
+            values[source.event_time] = event.date() if is_date else event
+            values.update(vals)
+            versions.append(Version({c: values[c] for c in source.columns}, arrival))
+            prev_event, prev_arrival = event, arrival
+    versions.sort(key=lambda v: v.arrival)  # stable: per-key order is kept
+    return versions
 
 
 def dataset_strategy(spec: Spec) -> SearchStrategy[Dataset]:

@@ -221,7 +221,9 @@ class Scenario:
 class Stats:
     """What was exercised; the pytest terminal summary prints it."""
 
-    scenarios: int = 0
+    scenarios: int = 0  # systematic + generated
+    systematic: int = 0  # single-fault scenarios of the systematic pass
+    generated: int = 0  # scenarios Hypothesis generated (shrinking included)
     runs: int = 0
     crashes: int = 0
     retries: int = 0
@@ -234,6 +236,25 @@ class Stats:
     failures: int = 0
     user_seconds: float = 0.0
     total_seconds: float = 0.0
+    # what the systematic passes covered (summed over checks)
+    crash_points: int = 0  # (window, statement, before/after) points played
+    crash_points_hit: int = 0  # ... where the run really crashed
+    crash_points_retried: int = 0  # ... and was then retried
+    windows_duplicated: int = 0
+    windows_backfilled: int = 0
+    windows_out_of_order: int = 0
+    fixed_interleavings: int = 0
+    coverage: list[str] = field(default_factory=list)  # one line per check
+
+    def coverage_line(self) -> str:
+        """The systematic passes' coverage, summed over checks, in one line."""
+        if not self.systematic:
+            return ""
+        parts = [f"{self.crash_points} crash points played ({self.crash_points_hit} crashed, {self.crash_points_retried} retried)"]
+        parts.append(f"windows {self.windows_duplicated} duplicated, {self.windows_backfilled} backfilled, {self.windows_out_of_order} run out of order")
+        if self.fixed_interleavings:
+            parts.append(f"{self.fixed_interleavings} fixed interleavings")
+        return "single-fault pass: " + "; ".join(parts)
 
 
 @dataclass

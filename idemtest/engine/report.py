@@ -48,6 +48,7 @@ def render(
     saved: str | None,
     examples: tuple[int | None, int] | None = None,
     db: str | None = None,
+    found: str | None = None,
 ) -> str:
     windows = {w.index: w for w in spec.all_windows}
     out = [f"idemtest: {finding.prop} {TITLES.get(finding.prop, '')} — VIOLATED", f"  {finding.headline}", ""]
@@ -58,6 +59,8 @@ def render(
     if examples:
         first, total = examples
         shrunk = f"; found at generated scenario {first}, shrunk over {total - (first or 0)} more"
+    if found:
+        shrunk = f"; {found}"
     out.append(f"Minimal scenario ({len(scenario.steps)} steps; {n_rows} source row versions: {srcs or 'none'}; {late} late{shrunk}):")
     by_step: dict[int, list[Attempt]] = {}
     for a in attempts:

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from ..context import RunContext
     from ..sandbox.base import Backend, Sandbox
     from ..spec import Spec
+    from .systematic import PassResult
 
 
 @dataclass
@@ -42,6 +43,8 @@ class Config:
     database: Any = "default"  # Hypothesis example database; None disables it
     shrink_seconds: float = _defaults.SHRINK_SECONDS
     base_dir: Path | None = None  # where a relative Spec(setup="x.sql") is looked for: the test module's folder
+    systematic: bool = True  # the single-fault pass before the random search
+    seed: int | None = None  # seeds the random search (as @hypothesis.seed does); None: Hypothesis decides
 
     def __repr__(self) -> str:
         # shown by `pytest -l` in tracebacks: the DSN's password must not be
@@ -98,6 +101,9 @@ class Checker:
         self._determinism_checked = False
         self._clean_cache: dict[str, Outcome] = {}
         self.first_failure_at: int | None = None  # examples generated until the first failure
+        self.found_by: str | None = None  # "systematic" | "generated": the phase that found the failure
+        self.systematic: PassResult | None = None
+        self.generated = 0  # scenarios the random search judged (shrinking included)
         self.elapsed = 0.0
 
     # --- sandboxes ---------------------------------------------------------
@@ -170,10 +176,84 @@ class Checker:
         if error is not None:
             raise error
 
-    # --- the generated search ------------------------------------------------
+    # --- the two phases --------------------------------------------------------
     def run(self) -> None:
+        """The systematic single-fault pass, then the random search with what is
+        left of `examples` (at least GENERATED_FLOOR scenarios)."""
         if self.config.replay:
             return self.replay(self.config.replay)
+        started = time.perf_counter()
+        before = (self.stats.systematic, self.stats.generated)
+        try:
+            if self.config.systematic:
+                self.run_systematic()
+                left = max(_defaults.GENERATED_FLOOR, self.config.examples - (self.stats.systematic - before[0]))
+            else:
+                left = self.config.examples
+            self.search(left)
+        finally:
+            self.elapsed = time.perf_counter() - started
+            self.stats.total_seconds += self.elapsed
+            if self.systematic is not None:
+                label = self.config.test_id or getattr(self.load, "__qualname__", "check")
+                done = f"{self.stats.systematic - before[0]} systematic + {self.stats.generated - before[1]} generated"
+                self.stats.coverage.append(f"{label}: {done}; {self.systematic.coverage.line()}")
+
+    def run_systematic(self) -> None:
+        """Phase 1: every single-fault scenario on the fixed data set (engine/systematic.py)."""
+        from .systematic import run_pass, systematic_dataset
+
+        data = systematic_dataset(self.spec)
+        t0 = time.perf_counter()
+        clean = self.clean_cached(data, _json_key(Scenario(data)))
+        budget = max(_defaults.SYSTEMATIC_MIN_SECONDS, _defaults.SYSTEMATIC_CLEAN_RUNS * (time.perf_counter() - t0))
+        if not self._determinism_checked:
+            self.check_determinism(data, clean)
+            self._determinism_checked = True
+        if all(not rows for _, rows in clean.final.values()):
+            self._warn_empty(data)
+
+        def judge(scenario: Scenario) -> tuple[Finding | None, Outcome]:
+            self.stats.systematic += 1
+            return self.judge(scenario, clean)
+
+        result = run_pass(self.spec, data, clean, judge, cap=_defaults.SYSTEMATIC_MAX, deadline=time.perf_counter() + budget)
+        self.systematic = result
+        cov, st = result.coverage, self.stats
+        st.crash_points += cov.tried + cov.rerun_tried
+        st.crash_points_hit += cov.crashed + cov.rerun_crashed
+        st.crash_points_retried += cov.retried + cov.rerun_retried
+        st.windows_duplicated += len(cov.duplicated)
+        st.windows_backfilled += len(cov.backfilled)
+        st.windows_out_of_order += len(cov.swapped)
+        st.fixed_interleavings += cov.interleavings
+        found = result.found
+        if found is not None:
+            # one fault on fixed data is already minimal: reported as found, no shrinking
+            self.found_by = "systematic"
+            self.stats.failures += 1
+            self._raise(found.finding, found.scenario, found.outcome.attempts, None, found=found.describe())
+
+    def _warn_empty(self, data: Dataset) -> None:
+        import warnings
+
+        from .._errors import IdemtestWarning
+
+        targets = ", ".join(t.label for t in self.spec.targets)
+        rows = data.row_count()
+        windows = len(self.spec.schedule.windows)
+        warnings.warn(
+            IdemtestWarning(
+                f"idemtest: every target ({targets}) is empty after a clean run of {rows} source row(s) covering all {windows} declared window(s), "
+                "so no lost, duplicated or stale row can show. Does the load swallow its own errors (an `except Exception: pass`), "
+                "or do its filters never match the rows the sources declare (check event_time= and the schedule against the load's WHERE)?"
+            ),
+            stacklevel=2,
+        )
+
+    # --- the generated search ------------------------------------------------
+    def search(self, count: int) -> None:
+        """Phase 2: Hypothesis draws data and multi-fault schedules, and shrinks a failure."""
         from hypothesis import HealthCheck, Verbosity, given, settings
         from hypothesis import strategies as st
 
@@ -218,6 +298,8 @@ class Checker:
                 # so shrinking ends quickly; Hypothesis then replays its best
                 # failing example, which is in `failing` and runs for real
                 return
+            self.generated += 1
+            self.stats.generated += 1
             finding, out = self.judge(scenario, clean)
             if finding is not None:
                 if finding.prop == "P1" and data_key not in deterministic:
@@ -236,7 +318,7 @@ class Checker:
 
         test = given(st.data())(inner)
         test = settings(
-            max_examples=self.config.examples,
+            max_examples=count,
             deadline=None,
             suppress_health_check=list(HealthCheck),
             verbosity=Verbosity.quiet,
@@ -245,17 +327,18 @@ class Checker:
         )(test)
         key = f"idemtest:{self.config.test_id or getattr(self.load, '__qualname__', '')}:{self.spec.fingerprint()}"
         test.hypothesis.inner_test._hypothesis_internal_add_digest = key.encode()  # type: ignore[attr-defined]
-        started = time.perf_counter()
+        if self.config.seed is not None:
+            from hypothesis import seed
+
+            test = seed(self.config.seed)(test)
         try:
             test()
         except AbortSearch as a:
             raise a.error from None
         except ExampleFailed:
+            self.found_by = "generated"
             self.stats.failures += 1
             self._raise(last["finding"], last["scenario"], last["attempts"], (self.first_failure_at, examples["n"]))
-        finally:
-            self.elapsed = time.perf_counter() - started
-            self.stats.total_seconds += self.elapsed
 
     def replay(self, path: str) -> None:
         from .report import load_failure
@@ -299,13 +382,18 @@ class Checker:
                 if set(v.values) != set(source.columns):
                     raise ReplayError(f"{path}: a saved row of {table} has columns {sorted(v.values)}, the spec declares {sorted(source.columns)}")
 
-    def _raise(self, finding: Finding, scenario: Scenario, attempts: Any, examples: tuple[int | None, int] | None, saved: str | None = None) -> None:
+    def _raise(
+        self, finding: Finding, scenario: Scenario, attempts: Any, examples: tuple[int | None, int] | None, saved: str | None = None, found: str | None = None
+    ) -> None:
         from .report import render, save_failure
 
         if saved is None:
             path = save_failure(self.config.failures_dir, spec=self.spec, scenario=scenario, finding=finding, test_id=self.config.test_id, db=self.backend.name)
             saved = str(path)
-        text = render(spec=self.spec, finding=finding, scenario=scenario, attempts=attempts, test_id=self.config.test_id, saved=saved, examples=examples, db=self.config.db)
+        text = render(
+            spec=self.spec, finding=finding, scenario=scenario, attempts=attempts, test_id=self.config.test_id,
+            saved=saved, examples=examples, found=found, db=self.config.db,
+        )
         raise IdempotencyViolation(text, prop=finding.prop, finding=finding, scenario=scenario, attempts=attempts, saved=saved)
 
     def close(self) -> None:
@@ -338,6 +426,8 @@ def verify(
     stats: Stats | None = None,
     base_dir: str | Path | None = None,
     shrink_seconds: float = _defaults.SHRINK_SECONDS,
+    seed: int | None = None,
+    systematic: bool = True,
 ) -> Stats:
     """Check that `load` is idempotent under generated scenarios, without pytest.
 
@@ -346,7 +436,12 @@ def verify(
     IdemtestError when the spec or the load itself is broken. A relative
     `Spec(setup="x.sql")` is looked for in the working directory, then in
     `base_dir` (default: the folder of the module defining `load`).
-    `shrink_seconds` bounds the time spent shrinking a failure."""
+    `shrink_seconds` bounds the time spent shrinking a failure.
+
+    `examples` is the total number of scenarios: the systematic single-fault
+    pass runs first (completely, up to its own cap, even past `examples`), then
+    Hypothesis generates what is left, at least a few. `seed` fixes the
+    random search; `systematic=False` skips the pass."""
     if not isinstance(examples, int) or isinstance(examples, bool) or examples < 1:
         raise SpecError(f"examples={examples!r}: the number of generated scenarios must be a whole number >= 1")
     config = Config(
@@ -358,6 +453,8 @@ def verify(
         stats=stats or Stats(),
         base_dir=Path(base_dir) if base_dir is not None else module_dir(load),
         shrink_seconds=shrink_seconds,
+        systematic=systematic,
+        seed=seed,
     )
     checker = Checker(spec, load, config)
     try:
