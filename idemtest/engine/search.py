@@ -44,6 +44,7 @@ class Config:
     shrink_seconds: float = _defaults.SHRINK_SECONDS
     base_dir: Path | None = None  # where a relative Spec(setup="x.sql") is looked for: the test module's folder
     systematic: bool = True  # the single-fault pass before the random search
+    systematic_max: int | None = None  # its cap (a larger plan is thinned evenly); None: _defaults.SYSTEMATIC_MAX
     seed: int | None = None  # seeds the random search (as @hypothesis.seed does); None: Hypothesis decides
 
     def __repr__(self) -> str:
@@ -217,7 +218,8 @@ class Checker:
             self.stats.systematic += 1
             return self.judge(scenario, clean)
 
-        result = run_pass(self.spec, data, clean, judge, cap=_defaults.SYSTEMATIC_MAX, deadline=time.perf_counter() + budget)
+        cap = self.config.systematic_max if self.config.systematic_max is not None else _defaults.SYSTEMATIC_MAX
+        result = run_pass(self.spec, data, clean, judge, cap=cap, deadline=time.perf_counter() + budget)
         self.systematic = result
         cov, st = result.coverage, self.stats
         st.crash_points += cov.tried + cov.rerun_tried
@@ -428,6 +430,7 @@ def verify(
     shrink_seconds: float = _defaults.SHRINK_SECONDS,
     seed: int | None = None,
     systematic: bool = True,
+    systematic_max: int | None = None,
 ) -> Stats:
     """Check that `load` is idempotent under generated scenarios, without pytest.
 
@@ -441,9 +444,12 @@ def verify(
     `examples` is the total number of scenarios: the systematic single-fault
     pass runs first (completely, up to its own cap, even past `examples`), then
     Hypothesis generates what is left, at least a few. `seed` fixes the
-    random search; `systematic=False` skips the pass."""
+    random search; `systematic=False` skips the pass, `systematic_max=N` thins
+    it to N scenarios spread evenly over its families (a quicker, partial pass)."""
     if not isinstance(examples, int) or isinstance(examples, bool) or examples < 1:
         raise SpecError(f"examples={examples!r}: the number of generated scenarios must be a whole number >= 1")
+    if systematic_max is not None and (not isinstance(systematic_max, int) or isinstance(systematic_max, bool) or systematic_max < 1):
+        raise SpecError(f"systematic_max={systematic_max!r} must be a whole number >= 1 (or None for the default cap)")
     config = Config(
         examples=examples,
         db=db,
@@ -454,6 +460,7 @@ def verify(
         base_dir=Path(base_dir) if base_dir is not None else module_dir(load),
         shrink_seconds=shrink_seconds,
         systematic=systematic,
+        systematic_max=systematic_max,
         seed=seed,
     )
     checker = Checker(spec, load, config)
