@@ -11,7 +11,6 @@ from idemtest import Source, hourly
 from idemtest.engine.diff import compare, duplicate_keys, lost_rows
 from idemtest.engine.model import Dataset, ParallelStep, RunStep, Scenario, Version
 from idemtest.instrument import Fault
-from idemtest.sandbox import redact
 from idemtest.spec import daily, parse_duration, windows
 
 
@@ -81,18 +80,6 @@ def test_duplicate_and_lost_rows() -> None:
     before = (COLS, [(1, "a"), (2, "b")])
     assert lost_rows("t", ["id"], before, (COLS, [(1, "z")])).missing == [(2, "b")]
     assert lost_rows("t", [], before, (COLS, [])).missing == []  # keyless targets are not judged for P3
-
-
-@pytest.mark.parametrize(
-    ("dsn", "shown"),
-    [
-        ("postgresql://alice:s3cret@db:5432/x", "postgresql://alice:***@db:5432/x"),
-        ("host=db user=alice password=s3cret dbname=x", "host=db user=alice password=*** dbname=x"),
-        ("postgresql://alice@db/x", "postgresql://alice@db/x"),
-    ],
-)
-def test_redact(dsn: str, shown: str) -> None:
-    assert redact(dsn) == shown
 
 
 SRC = Source("s.t", columns={"id": "BIGINT", "v": "VARCHAR", "ts": "TIMESTAMP"}, key="id", event_time="ts")
