@@ -1,4 +1,4 @@
-"""Every bug class of examples/ is caught with the right property and evidence;
+"""Every bug class of examples/duckdb/ is caught with the right property and evidence;
 every correct example passes a long run; saved failures replay exactly.
 
 These call `idemtest.verify` directly (no --idempotency needed). Hypothesis
@@ -23,9 +23,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import examples.test_buggy as buggy  # noqa: E402
-import examples.test_correct as correct  # noqa: E402
-from examples.pipelines import events  # noqa: E402
+import examples.duckdb.test_buggy as buggy  # noqa: E402
+import examples.duckdb.test_correct as correct  # noqa: E402
+from examples.duckdb.pipelines import customers, events  # noqa: E402
 
 
 def spec_and_load(test):
@@ -221,8 +221,6 @@ def test_replay_reproduces_the_failure_and_passes_once_fixed(tmp_path):
         idemtest.replay(first.saved, spec, load)
     assert _signature(again.value) == _signature(first)
     assert again.value.saved == first.saved
-
-    from examples.pipelines import customers
 
     def fixed(run):
         customers.load_customers_since_cursor(run.conn, run.state, inclusive=True)
