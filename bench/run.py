@@ -1,6 +1,7 @@
 """Benchmark the examples: `python bench/run.py [--examples N] [--db duckdb --db postgresql://…]`.
 
-For every `@idemtest.check` test under examples/ it runs the check directly
+For every `@idemtest.check` test under examples/ (duckdb/ and postgres/; each
+--db runs the checks of its dialect) it runs the check directly
 (no pytest, no Hypothesis example database, so counts are honest) and prints:
 scenarios per second, the ratio of total time to time inside user load code,
 and for each buggy example the number of generated scenarios until the first
@@ -20,29 +21,42 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def package_root(folder: Path) -> Path:
+    """The folder holding the outermost package around `folder` (what pytest puts on
+    sys.path). Never `folder`'s parent blindly: with --folder examples/duckdb that
+    would be examples/, and its `duckdb/` package would shadow the real duckdb."""
+    base = folder.resolve()
+    while (base / "__init__.py").is_file():
+        base = base.parent
+    return base
+
+
 def discover(folder: Path) -> list[tuple[str, Any, Any, bool]]:
-    """Every `@idemtest.check` test in test_*.py files below `folder`, imported as
-    package modules so that their relative imports work."""
+    """Every `@idemtest.check` test in test_*.py files below `folder` (examples/duckdb
+    and examples/postgres alike), imported as package modules so that their relative
+    imports work."""
     import importlib
     import inspect
 
-    from idemtest.decorator import definition
+    from idemtest import CheckDefinition
 
-    base = folder.parent
-    sys.path.insert(0, str(base))
+    folder = folder.resolve()
+    base = package_root(folder)
+    if str(base) not in sys.path:
+        sys.path.insert(0, str(base))
     found = []
     for path in sorted(folder.rglob("test_*.py")):
         name = ".".join(path.relative_to(base).with_suffix("").parts)
         mod = importlib.import_module(name)
         for attr, fn in vars(mod).items():
-            check = definition(fn)
-            if check is None:
+            check = getattr(fn, "idemtest", None)
+            if not attr.startswith("test_") or not isinstance(check, CheckDefinition):
                 continue
             load = check.load
             if len(inspect.signature(load).parameters) != 1:
                 continue  # needs pytest fixtures
             buggy = any(m.name == "xfail" for m in getattr(fn, "pytestmark", []))
-            found.append((f"{path.relative_to(folder)}::{attr}", check.spec.located(check.base_dir) if check.base_dir else check.spec, load, buggy))
+            found.append((f"{path.relative_to(folder).as_posix()}::{attr}", check.spec.located(check.base_dir) if check.base_dir else check.spec, load, buggy))
     return found
 
 

@@ -1,4 +1,10 @@
-"""The source tables the example pipelines read, declared once for every spec."""
+"""The source tables of the example warehouse, each declared once for both backends.
+
+Column types are spelled the way DuckDB and PostgreSQL both accept them, so the
+same `Source` feeds `duckdb/schema.sql` and `postgres/schema.sql` (both create
+these tables with exactly these columns). A spec that needs a variation derives
+it with `dataclasses.replace(SOURCE, ...)` instead of declaring the table again.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +12,7 @@ from hypothesis import strategies as st
 
 from idemtest import Source
 
-from .pipelines import SCHEMA
-
-SETUP = SCHEMA  # examples/pipelines/schema.sql, run in every fresh sandbox
-
+# orders: an OLTP table; updated_at moves when an order changes status
 ORDERS = Source(
     "src.orders",
     columns={
@@ -24,6 +27,7 @@ ORDERS = Source(
     max_rows=10,
 )
 
+# payments: payment attempts whose status moves (authorised -> captured -> refunded)
 PAYMENTS = Source(
     "src.payments",
     columns={
@@ -39,6 +43,7 @@ PAYMENTS = Source(
     max_rows=10,
 )
 
+# events: an append-only order-event log (clickstream, checkout, refund ...)
 EVENTS = Source(
     "src.events",
     columns={
@@ -58,10 +63,46 @@ EVENTS = Source(
     max_rows=10,
 )
 
+# customers: a CRM export whose change column is a DATE (updated_on)
 CUSTOMERS = Source(
     "src.customers",
     columns={"customer_id": "BIGINT", "email": "VARCHAR", "city": "VARCHAR", "updated_on": "DATE"},
     key="customer_id",
     event_time="updated_on",
     max_rows=10,
+)
+
+# order_changes: a CDC feed of the orders table (Debezium-style), one row per change
+ORDER_CHANGES = Source(
+    "src.order_changes",
+    columns={
+        "change_id": "BIGINT",
+        "order_id": "BIGINT",
+        "status": "VARCHAR",
+        "amount": "DECIMAL(12,2)",
+        "changed_at": "TIMESTAMP",
+    },
+    key="change_id",
+    event_time="changed_at",
+    append_only=True,  # a change log: every change stays a row
+    values={"order_id": st.integers(1, 3)},  # few orders, so one order changes several times
+    max_rows=6,
+)
+
+# employees: the Airflow tutorial downloads employees.csv; here the upstream system
+# drops one CSV file per batch into run.landing/hr.employees/ (no table in the sandbox)
+EMPLOYEES_CSV = Source(
+    "hr.employees",
+    columns={
+        "serial_number": "BIGINT",
+        "company_name": "VARCHAR",
+        "employee_markme": "VARCHAR",
+        "description": "VARCHAR",
+        "leave_days": "INTEGER",
+        "updated_at": "TIMESTAMP",
+    },
+    key="serial_number",
+    event_time="updated_at",
+    landing="csv",
+    max_rows=6,
 )

@@ -1,6 +1,7 @@
 -- The PostgreSQL examples' warehouse: OLTP sources copied into `src`, modelled
 -- tables in `analytics`, scratch tables in `staging`, pipeline bookkeeping in `etl`.
 -- Every sandbox idemtest creates starts from this script (run once, in a template).
+-- The `src` tables have exactly the columns and types of examples/sources.py.
 CREATE SCHEMA IF NOT EXISTS src;
 CREATE SCHEMA IF NOT EXISTS staging;
 CREATE SCHEMA IF NOT EXISTS analytics;
@@ -12,7 +13,7 @@ CREATE TABLE src.orders (
     order_id       BIGINT,
     customer_email VARCHAR,
     status         VARCHAR,
-    amount         NUMERIC(12, 2),
+    amount         DECIMAL(12, 2),
     updated_at     TIMESTAMP
 );
 
@@ -21,16 +22,16 @@ CREATE TABLE src.order_changes (
     change_id  BIGINT,
     order_id   BIGINT,
     status     VARCHAR,
-    amount     NUMERIC(12, 2),
+    amount     DECIMAL(12, 2),
     changed_at TIMESTAMP
 );
 
--- order_events: an append-only event log (checkout, payment, refund ...)
-CREATE TABLE src.order_events (
+-- events: an append-only order-event log (checkout, payment, refund ...)
+CREATE TABLE src.events (
     event_id   BIGINT,
     order_id   BIGINT,
     event_type VARCHAR,
-    amount     NUMERIC(12, 2),
+    amount     DECIMAL(12, 2),
     event_time TIMESTAMP
 );
 
@@ -39,7 +40,7 @@ CREATE TABLE analytics.orders (
     order_id       BIGINT PRIMARY KEY,
     customer_email VARCHAR,
     status         VARCHAR,
-    amount         NUMERIC(12, 2),
+    amount         DECIMAL(12, 2),
     updated_at     TIMESTAMP NOT NULL
 );
 
@@ -47,7 +48,7 @@ CREATE TABLE analytics.orders (
 CREATE TABLE analytics.order_status (
     order_id   BIGINT PRIMARY KEY,
     status     VARCHAR,
-    amount     NUMERIC(12, 2),
+    amount     DECIMAL(12, 2),
     changed_at TIMESTAMP NOT NULL,
     change_id  BIGINT NOT NULL
 );
@@ -55,17 +56,17 @@ CREATE TABLE analytics.order_status (
 CREATE TABLE analytics.hourly_revenue (
     hour    TIMESTAMP PRIMARY KEY,
     events  BIGINT NOT NULL,
-    revenue NUMERIC(18, 2) NOT NULL
+    revenue DECIMAL(18, 2) NOT NULL
 );
 
 -- per-window revenue and a running total kept next to it (a dashboard tile)
 CREATE TABLE analytics.window_revenue (
     window_start TIMESTAMP PRIMARY KEY,
-    revenue      NUMERIC(18, 2) NOT NULL
+    revenue      DECIMAL(18, 2) NOT NULL
 );
 CREATE TABLE analytics.revenue_summary (
     id            INTEGER PRIMARY KEY,
-    total_revenue NUMERIC(18, 2) NOT NULL
+    total_revenue DECIMAL(18, 2) NOT NULL
 );
 INSERT INTO analytics.revenue_summary VALUES (1, 0);
 

@@ -1,4 +1,4 @@
-"""The PostgreSQL example pipelines (examples/postgres/) on the real server, through `idemtest.verify`.
+"""The PostgreSQL examples (examples/postgres/) on the real server, through `idemtest.verify`.
 
 Correct loads pass under every perturbation (concurrency included) and really
 inject crashes; each buggy load is caught with the property and the row diff
@@ -9,7 +9,8 @@ failure runs a clean run for every data candidate the shrinker tries, so the
 buggy checks run on small data (`small()`): two rows are all any of these
 bugs needs. Some also narrow `exercise` to the perturbation that finds
 their bug, so the search is short and the test does not depend on luck; the
-examples' own specs (examples/postgres/test_pg_examples.py) keep everything on.
+examples' own checks (examples/postgres/test_correct.py, test_buggy.py) keep
+everything on. Specs and loads come from those checks (`test.idemtest`).
 """
 
 from __future__ import annotations
@@ -22,20 +23,17 @@ from typing import Any
 import pytest
 from hypothesis import strategies as st
 
+import examples.postgres.test_buggy as buggy
+import examples.postgres.test_correct as correct
 import idemtest
-from examples.postgres import (
-    employees_airflow,
-    hourly_revenue,
-    order_status,
-    orders_do_nothing,
-    orders_merge,
-    revenue_summary,
-)
+from examples.postgres.pipelines import employees_airflow
 from idemtest import Spec
 
 pytestmark = pytest.mark.postgres
 
 EXAMPLES = 20
+# the correct loads' single-fault pass, thinned evenly over its families (see test_correct_example_passes)
+SYSTEMATIC_MAX = 60
 # a buggy check stops at its first failure: a high bound costs nothing when the bug is found early
 BUG_EXAMPLES = 100
 
@@ -70,20 +68,36 @@ def column(diff: Any, row: tuple[Any, ...], name: str) -> Any:
     return row[diff.columns.index(name)]
 
 
+def spec_of(test: Any) -> Spec:
+    return test.idemtest.spec
+
+
+def load_of(test: Any) -> Any:
+    return test.idemtest.load
+
+
+def distinct_star(run: Any) -> None:
+    # the tutorial's own `SELECT DISTINCT *` merge: no example check of its own, since
+    # test_buggy.py shows the same PostgreSQL-only failure on the change log
+    employees_airflow.merge_employees_distinct_star(run.dsn, run.landing)
+
+
 # --- correct loads: pass, with crashes injected ------------------------------------
 @pytest.mark.parametrize(
-    ("spec", "load", "examples"),
+    ("test", "examples"),
     [
-        pytest.param(orders_merge.SPEC, orders_merge.run_load, EXAMPLES, id="merge-with-event-time-watermark"),
-        pytest.param(order_status.SPEC, order_status.run_guarded, EXAMPLES, id="on-conflict-with-version-guard"),
-        pytest.param(hourly_revenue.SPEC, hourly_revenue.run_transactional, EXAMPLES, id="delete-insert-in-one-transaction"),
+        pytest.param(correct.test_merge_with_event_time_watermark, EXAMPLES, id="merge-with-event-time-watermark"),
+        pytest.param(correct.test_upsert_with_version_guard, EXAMPLES, id="on-conflict-with-version-guard"),
+        pytest.param(correct.test_delete_insert_in_one_transaction, EXAMPLES, id="delete-insert-in-one-transaction"),
         # early runs see fewer landed files than the clean run, so some planned crashes fall
         # past the last statement: more examples for enough crashes that land
-        pytest.param(employees_airflow.SPEC, employees_airflow.run_merge, 30, id="airflow-temp-table-upsert"),
+        pytest.param(correct.test_airflow_temp_table_upsert, 30, id="airflow-temp-table-upsert"),
     ],
 )
-def test_correct_example_passes(spec: Spec, load: Any, examples: int, pg_dsn: str, tmp_path: Path) -> None:
-    stats = idemtest.verify(spec, load, db=pg_dsn, examples=examples, failures_dir=tmp_path)
+def test_correct_example_passes(test: Any, examples: int, pg_dsn: str, tmp_path: Path) -> None:
+    # a thinned single-fault pass (every family, fewer crash points) keeps the suite in minutes;
+    # the full pass runs in `pytest --idempotency --idem-db ... examples/postgres`
+    stats = idemtest.verify(spec_of(test), load_of(test), db=pg_dsn, examples=examples, failures_dir=tmp_path, systematic_max=SYSTEMATIC_MAX)
     # the systematic single-fault pass, then at least 10 generated scenarios
     assert stats.scenarios == stats.systematic + stats.generated >= examples and stats.generated >= 10
     assert stats.crashes > 0 and stats.retries > 0 and stats.crash_points_hit > 0
@@ -93,16 +107,18 @@ def test_correct_example_passes(spec: Spec, load: Any, examples: int, pg_dsn: st
 def test_running_total_passes_without_concurrency(pg_dsn: str, tmp_path: Path) -> None:
     # the read-modify-write load is fine under retries, crashes, duplicates and backfills:
     # only two runs at once break it (test_lost_update_is_found_only_by_an_interleaving)
-    stats = idemtest.verify(revenue_summary.SPEC_SEQUENTIAL, revenue_summary.run_update_revenue, db=pg_dsn, examples=EXAMPLES, failures_dir=tmp_path)
+    test = correct.test_running_total_without_concurrency
+    stats = idemtest.verify(spec_of(test), load_of(test), db=pg_dsn, examples=EXAMPLES, failures_dir=tmp_path, systematic_max=SYSTEMATIC_MAX)
     assert stats.scenarios >= EXAMPLES and stats.crashes > 0 and stats.interleavings == 0
 
 
 # --- buggy loads: caught with the right property and diff ------------------------------
 def test_upsert_without_version_guard_lets_an_old_change_win(pg_dsn: str, tmp_path: Path) -> None:
     # one order, up to three changes; a backfill or a catch-up re-runs an older window
-    spec = small(order_status.SPEC, 3, {"backfill", "out_of_order"}, order_id=st.just(1))
+    test = buggy.test_upsert_without_version_guard
+    spec = small(spec_of(test), 3, {"backfill", "out_of_order"}, order_id=st.just(1))
     with pytest.raises(idemtest.IdempotencyViolation) as info:
-        idemtest.verify(spec, order_status.run_unguarded, db=pg_dsn, examples=BUG_EXAMPLES, failures_dir=tmp_path)
+        idemtest.verify(spec, load_of(test), db=pg_dsn, examples=BUG_EXAMPLES, failures_dir=tmp_path)
     e = info.value
     assert e.prop == "P1"
     (d,) = e.diffs
@@ -118,11 +134,11 @@ def test_upsert_without_version_guard_lets_an_old_change_win(pg_dsn: str, tmp_pa
 def do_nothing_failure(pg_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> idemtest.IdempotencyViolation:
     """The ON CONFLICT DO NOTHING failure, found once for the check and the replay tests."""
     with pytest.raises(idemtest.IdempotencyViolation) as info:
-        idemtest.verify(DO_NOTHING_SPEC, orders_do_nothing.run_do_nothing, db=pg_dsn, examples=BUG_EXAMPLES, failures_dir=tmp_path_factory.mktemp("failures"))
+        idemtest.verify(DO_NOTHING_SPEC, load_of(buggy.test_on_conflict_do_nothing), db=pg_dsn, examples=BUG_EXAMPLES, failures_dir=tmp_path_factory.mktemp("failures"))
     return info.value
 
 
-DO_NOTHING_SPEC = small(orders_do_nothing.SPEC, 2)
+DO_NOTHING_SPEC = small(spec_of(buggy.test_on_conflict_do_nothing), 2)
 
 
 def test_on_conflict_do_nothing_keeps_the_first_version(do_nothing_failure: idemtest.IdempotencyViolation) -> None:
@@ -140,7 +156,7 @@ def test_saved_failure_replays_on_postgres(do_nothing_failure: idemtest.Idempote
     saved = do_nothing_failure.saved
     assert saved is not None
     with pytest.raises(idemtest.IdempotencyViolation) as info:
-        idemtest.verify(DO_NOTHING_SPEC, orders_do_nothing.run_do_nothing, replay=saved, db=pg_dsn)
+        idemtest.verify(DO_NOTHING_SPEC, load_of(buggy.test_on_conflict_do_nothing), replay=saved, db=pg_dsn)
     again = info.value
     assert again.prop == do_nothing_failure.prop
     assert again.saved == saved  # a replay does not save a new file
@@ -150,9 +166,10 @@ def test_saved_failure_replays_on_postgres(do_nothing_failure: idemtest.Idempote
 
 
 def test_autocommit_delete_insert_loses_rows_on_a_crash(pg_dsn: str, tmp_path: Path) -> None:
-    spec = small(hourly_revenue.SPEC_KEYED, 3, {"crash"})
+    test = buggy.test_delete_insert_autocommit
+    spec = small(spec_of(test), 3, {"crash"})
     with pytest.raises(idemtest.IdempotencyViolation) as info:
-        idemtest.verify(spec, hourly_revenue.run_autocommit, db=pg_dsn, examples=BUG_EXAMPLES, failures_dir=tmp_path)
+        idemtest.verify(spec, load_of(test), db=pg_dsn, examples=BUG_EXAMPLES, failures_dir=tmp_path)
     e = info.value
     assert e.prop == "P3"
     (d,) = e.diffs
@@ -166,9 +183,10 @@ def test_autocommit_delete_insert_loses_rows_on_a_crash(pg_dsn: str, tmp_path: P
 
 
 def test_autocommit_delete_insert_shows_a_reader_an_empty_hour(pg_dsn: str, tmp_path: Path) -> None:
-    spec = small(hourly_revenue.SPEC_ATOMIC, 2)
+    test = buggy.test_delete_insert_autocommit_seen_by_a_reader
+    spec = small(spec_of(test), 2)
     with pytest.raises(idemtest.IdempotencyViolation) as info:
-        idemtest.verify(spec, hourly_revenue.run_autocommit, db=pg_dsn, examples=BUG_EXAMPLES, failures_dir=tmp_path)
+        idemtest.verify(spec, load_of(test), db=pg_dsn, examples=BUG_EXAMPLES, failures_dir=tmp_path)
     e = info.value
     assert e.prop == "P4"
     (d,) = e.diffs
@@ -178,9 +196,10 @@ def test_autocommit_delete_insert_shows_a_reader_an_empty_hour(pg_dsn: str, tmp_
 
 def test_swallowed_exception_hides_a_load_that_stopped_working(pg_dsn: str, tmp_path: Path) -> None:
     # a crash leaves staging.employees_temp behind; every later CREATE TABLE fails and is swallowed
-    spec = small(employees_airflow.SPEC_CRASHES, 2)
+    test = buggy.test_airflow_tutorial_swallowed_errors
+    spec = small(spec_of(test), 2)
     with pytest.raises(idemtest.IdempotencyViolation) as info:
-        idemtest.verify(spec, employees_airflow.run_tutorial, db=pg_dsn, examples=BUG_EXAMPLES, failures_dir=tmp_path)
+        idemtest.verify(spec, load_of(test), db=pg_dsn, examples=BUG_EXAMPLES, failures_dir=tmp_path)
     e = info.value
     assert e.prop == "P1"
     (d,) = e.diffs
@@ -196,9 +215,10 @@ def test_swallowed_exception_hides_a_load_that_stopped_working(pg_dsn: str, tmp_
 
 
 def test_lost_update_is_found_only_by_an_interleaving(pg_dsn: str, tmp_path: Path) -> None:
-    spec = small(revenue_summary.SPEC, 2)
+    test = buggy.test_running_total_read_modify_write
+    spec = small(spec_of(test), 2)
     with pytest.raises(idemtest.IdempotencyViolation) as info:
-        idemtest.verify(spec, revenue_summary.run_update_revenue, db=pg_dsn, examples=80, failures_dir=tmp_path)
+        idemtest.verify(spec, load_of(test), db=pg_dsn, examples=80, failures_dir=tmp_path)
     e = info.value
     assert e.prop == "P1"
     (d,) = e.diffs  # the per-window rows are right; only the running total is off
@@ -214,8 +234,8 @@ def test_lost_update_is_found_only_by_an_interleaving(pg_dsn: str, tmp_path: Pat
 @pytest.mark.parametrize(
     ("spec", "load"),
     [
-        pytest.param(order_status.SPEC, order_status.run_undeduplicated, id="upsert-from-change-log-without-distinct-on"),
-        pytest.param(employees_airflow.SPEC, employees_airflow.run_distinct_star, id="airflow-tutorial-select-distinct-star"),
+        pytest.param(spec_of(buggy.test_upsert_from_change_log_without_dedup), load_of(buggy.test_upsert_from_change_log_without_dedup), id="upsert-from-change-log-without-distinct-on"),
+        pytest.param(spec_of(correct.test_airflow_temp_table_upsert), distinct_star, id="airflow-tutorial-select-distinct-star"),
     ],
 )
 def test_upsert_of_a_repeated_key_is_a_cardinality_violation(spec: Spec, load: Any, pg_dsn: str, tmp_path: Path) -> None:

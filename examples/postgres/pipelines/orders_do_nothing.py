@@ -8,18 +8,16 @@ one first, so the outcome differs (P1, "changed" rows). The fix is
 `DO UPDATE … WHERE analytics.orders.updated_at < EXCLUDED.updated_at`
 (see order_status.py and orders_merge.py).
 
-The run's own connection (`run.conn`, psycopg 3).
+A psycopg 3 connection the caller owns (`run.conn` under idemtest).
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
-import psycopg
-
-from idemtest import Spec, Target
-
-from ._common import MAX_LATENESS, ORDERS, SCHEDULE, SCHEMA
+if TYPE_CHECKING:
+    import psycopg
 
 INSERT_NEW_ORDERS = """
 INSERT INTO analytics.orders (order_id, customer_email, status, amount, updated_at)
@@ -31,19 +29,7 @@ ON CONFLICT (order_id) DO NOTHING
 
 
 def insert_new_orders(conn: psycopg.Connection, *, start: datetime, end: datetime, lookback: timedelta) -> None:
+    """BUG (ON CONFLICT DO NOTHING loses updates): the keyed cousin of
+    dlt-hub/dlt#971 — the first version of an order loaded is kept forever."""
     with conn.transaction():
         conn.execute(INSERT_NEW_ORDERS, {"since": start - lookback, "until": end})
-
-
-SPEC = Spec(
-    dialect="postgres",
-    setup=SCHEMA,
-    sources=[ORDERS],
-    targets=[Target("analytics.orders", key="order_id")],
-    schedule=SCHEDULE,
-    max_lateness=MAX_LATENESS,
-)
-
-
-def run_do_nothing(run) -> None:  # type: ignore[no-untyped-def]
-    insert_new_orders(run.conn, start=run.window.start, end=run.window.end, lookback=SPEC.max_lateness)

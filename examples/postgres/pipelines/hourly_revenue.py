@@ -18,24 +18,22 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
-import psycopg
-
-from idemtest import Spec, Target
-
-from ._common import MAX_LATENESS, ORDER_EVENTS, SCHEDULE, SCHEMA
+if TYPE_CHECKING:
+    import psycopg
 
 DELETE_HOURS = "DELETE FROM analytics.hourly_revenue WHERE hour >= %(since)s AND hour < %(until)s"
 INSERT_HOURS = """
 INSERT INTO analytics.hourly_revenue (hour, events, revenue)
 SELECT date_trunc('hour', event_time), count(*), sum(amount)
-FROM src.order_events
+FROM src.events
 WHERE event_time >= %(since)s AND event_time < %(until)s
 GROUP BY 1
 """
 
 
-def hour_range(start: datetime, end: datetime, lookback: timedelta) -> dict[str, datetime]:
+def _hour_range(start: datetime, end: datetime, lookback: timedelta) -> dict[str, datetime]:
     """Whole hours from the one holding `start - lookback` up to `end`: an hour is
     always rebuilt from all of its events, never from part of them."""
     since = (start - lookback).replace(minute=0, second=0, microsecond=0)
@@ -43,8 +41,9 @@ def hour_range(start: datetime, end: datetime, lookback: timedelta) -> dict[str,
 
 
 def rebuild_hours(conn: psycopg.Connection, *, start: datetime, end: datetime, lookback: timedelta) -> None:
-    """Recompute the hours in [start - lookback, end) in one transaction."""
-    bounds = hour_range(start, end, lookback)
+    """CORRECT: recompute the hours in [start - lookback, end) in one transaction,
+    serialised against an overlapping run (the race of SQLMesh#3866)."""
+    bounds = _hour_range(start, end, lookback)
     with conn.transaction():
         conn.execute("LOCK TABLE analytics.hourly_revenue IN SHARE ROW EXCLUSIVE MODE")
         conn.execute(DELETE_HOURS, bounds)
@@ -52,48 +51,11 @@ def rebuild_hours(conn: psycopg.Connection, *, start: datetime, end: datetime, l
 
 
 def rebuild_hours_autocommit(dsn: str, *, start: datetime, end: datetime, lookback: timedelta) -> None:
-    """The same rebuild, each statement committed on its own."""
-    bounds = hour_range(start, end, lookback)
+    """BUG (DELETE and INSERT committed separately): the same rebuild, each
+    statement committed on its own — the dagster-io/dagster#21278 family."""
+    import psycopg  # here, not at the top: importing the examples needs no driver
+
+    bounds = _hour_range(start, end, lookback)
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(DELETE_HOURS, bounds)
         conn.execute(INSERT_HOURS, bounds)
-
-
-SPEC = Spec(
-    dialect="postgres",
-    setup=SCHEMA,
-    sources=[ORDER_EVENTS],
-    # atomic: a reader sampled at every statement boundary must see an hour whole
-    targets=[Target("analytics.hourly_revenue", key="hour", atomic=True, partition_by="hour")],
-    schedule=SCHEDULE,
-    max_lateness=MAX_LATENESS,
-    concurrency="same-partition",
-)
-
-# The buggy load judged on a keyed target (P3: rows gone after a crash) ...
-SPEC_KEYED = Spec(
-    dialect="postgres",
-    setup=SCHEMA,
-    sources=[ORDER_EVENTS],
-    targets=[Target("analytics.hourly_revenue", key="hour")],
-    schedule=SCHEDULE,
-    max_lateness=MAX_LATENESS,
-)
-# ... and on an atomic one without crashes (P4: a reader sees a deleted hour)
-SPEC_ATOMIC = Spec(
-    dialect="postgres",
-    setup=SCHEMA,
-    sources=[ORDER_EVENTS],
-    targets=[Target("analytics.hourly_revenue", atomic=True, partition_by="hour")],
-    schedule=SCHEDULE,
-    max_lateness=MAX_LATENESS,
-    exercise={"duplicate", "backfill", "out_of_order"},
-)
-
-
-def run_transactional(run) -> None:  # type: ignore[no-untyped-def]
-    rebuild_hours(run.conn, start=run.window.start, end=run.window.end, lookback=SPEC.max_lateness)
-
-
-def run_autocommit(run) -> None:  # type: ignore[no-untyped-def]
-    rebuild_hours_autocommit(run.dsn, start=run.window.start, end=run.window.end, lookback=SPEC.max_lateness)

@@ -35,12 +35,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import psycopg2
-
-from idemtest import Spec, Target
-
-from ._common import EMPLOYEES_CSV, MAX_LATENESS, SCHEDULE, SCHEMA
-
 COLUMNS = "serial_number, company_name, employee_markme, description, leave_days, updated_at"
 COPY_CSV = "COPY {table} ({cols}) FROM STDIN WITH (FORMAT csv, HEADER true)"
 
@@ -71,7 +65,7 @@ ON CONFLICT (serial_number) DO UPDATE
 """
 
 
-def landed_files(landing: Path) -> list[Path]:
+def _landed_files(landing: Path) -> list[Path]:
     return sorted((landing / "hr.employees").glob("*.csv"))
 
 
@@ -82,21 +76,31 @@ def _copy_files(cur, table: str, files: list[Path]) -> None:  # type: ignore[no-
 
 
 def merge_employees(dsn: str, landing: Path) -> None:
-    """Load every landed employees file: temp table + deduplicated upsert, one transaction."""
+    """CORRECT: load every landed employees file — temp table + deduplicated
+    upsert in one transaction, errors left to the orchestrator (the fix of the
+    tutorial behind apache/airflow PR 29158)."""
+    import psycopg2  # here, not at the top: importing the examples needs no driver
+
     conn = psycopg2.connect(dsn)
     try:
         with conn, conn.cursor() as cur:
             cur.execute(
                 "CREATE TEMP TABLE employees_temp (LIKE analytics.employees INCLUDING DEFAULTS) ON COMMIT DROP"
             )
-            _copy_files(cur, "employees_temp", landed_files(landing))
+            _copy_files(cur, "employees_temp", _landed_files(landing))
             cur.execute(UPSERT_FROM_TEMP.format(temp="employees_temp"))
     finally:
         conn.close()
 
 
 def merge_employees_tutorial(dsn: str, landing: Path) -> int:
-    """The tutorial's error handling: 0 on success, 1 on any error — and the task succeeds either way."""
+    """BUG (swallowed errors hide a broken load): the tutorial's error handling
+    (apache/airflow PR 29158) — 0 on success, 1 on any error, and the task
+    succeeds either way."""
+    # here, not at the top (importing the examples needs no driver), and outside
+    # the try: a missing driver is a setup problem, not something to swallow too
+    import psycopg2
+
     try:
         conn = psycopg2.connect(dsn)
         cur = conn.cursor()
@@ -104,7 +108,7 @@ def merge_employees_tutorial(dsn: str, landing: Path) -> int:
         cur.execute("CREATE TABLE staging.employees_temp (LIKE analytics.employees INCLUDING DEFAULTS)")
         conn.commit()
         # get_data
-        _copy_files(cur, "staging.employees_temp", landed_files(landing))
+        _copy_files(cur, "staging.employees_temp", _landed_files(landing))
         conn.commit()
         # merge_data
         cur.execute(UPSERT_FROM_TEMP.format(temp="staging.employees_temp"))
@@ -116,50 +120,18 @@ def merge_employees_tutorial(dsn: str, landing: Path) -> int:
 
 
 def merge_employees_distinct_star(dsn: str, landing: Path) -> None:
-    """The tutorial's `SELECT DISTINCT *` merge, in one transaction, errors not swallowed."""
+    """BUG (PostgreSQL-specific: an upsert whose source repeats a key): the
+    tutorial's `SELECT DISTINCT *` merge (the query of apache/airflow PR 29158),
+    in one transaction, errors not swallowed."""
+    import psycopg2  # here, not at the top: importing the examples needs no driver
+
     conn = psycopg2.connect(dsn)
     try:
         with conn, conn.cursor() as cur:
             cur.execute(
                 "CREATE TEMP TABLE employees_temp (LIKE analytics.employees INCLUDING DEFAULTS) ON COMMIT DROP"
             )
-            _copy_files(cur, "employees_temp", landed_files(landing))
+            _copy_files(cur, "employees_temp", _landed_files(landing))
             cur.execute(TUTORIAL_MERGE.format(temp="employees_temp"))
     finally:
         conn.close()
-
-
-SPEC = Spec(
-    dialect="postgres",
-    setup=SCHEMA,
-    sources=[EMPLOYEES_CSV],
-    targets=[Target("analytics.employees", key="serial_number")],
-    schedule=SCHEDULE,
-    max_lateness=MAX_LATENESS,
-    concurrency="same-partition",
-)
-
-
-def run_merge(run) -> None:  # type: ignore[no-untyped-def]
-    merge_employees(run.dsn, run.landing)
-
-
-def run_tutorial(run) -> None:  # type: ignore[no-untyped-def]
-    merge_employees_tutorial(run.dsn, run.landing)
-
-
-def run_distinct_star(run) -> None:  # type: ignore[no-untyped-def]
-    merge_employees_distinct_star(run.dsn, run.landing)
-
-
-# The tutorial's bug needs a crash at the right statement and data that lands after it;
-# among all perturbations that takes many examples, so its check draws crashes only.
-SPEC_CRASHES = Spec(
-    dialect="postgres",
-    setup=SCHEMA,
-    sources=[EMPLOYEES_CSV],
-    targets=SPEC.targets,
-    schedule=SCHEDULE,
-    max_lateness=MAX_LATENESS,
-    exercise={"crash"},
-)

@@ -1,5 +1,6 @@
 -- An e-commerce warehouse in miniature: OLTP sources copied into `src`,
 -- modelled tables in `analytics`, a scratch `staging` schema.
+-- The `src` tables have exactly the columns and types of examples/sources.py.
 CREATE SCHEMA IF NOT EXISTS src;
 CREATE SCHEMA IF NOT EXISTS staging;
 CREATE SCHEMA IF NOT EXISTS analytics;

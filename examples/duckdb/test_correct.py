@@ -2,7 +2,7 @@
 retries after crashes at any statement, duplicate runs, late rows, backfills,
 out-of-order catch-up and two runs at once.
 
-    pytest --idempotency examples
+    pytest --idempotency examples/duckdb
 """
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ from __future__ import annotations
 import idemtest
 from idemtest import Spec, Target, daily, hourly
 
+from ..sources import EVENTS, ORDERS, PAYMENTS
+from . import SCHEMA as SETUP
 from .pipelines import events, orders, payments, revenue
-from .sources import EVENTS, ORDERS, PAYMENTS, SETUP
 
 # (a) MERGE with a lookback on an event-time watermark
 merge_orders_spec = Spec(

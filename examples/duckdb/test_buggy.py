@@ -1,7 +1,7 @@
 """Buggy pipelines, one per bug class: each is caught by idemtest.
 
 They are strict xfails — the test fails if idemtest stops catching the bug.
-Run them with `pytest --idempotency examples -rxX` to see what was caught, or
+Run them with `pytest --idempotency examples/duckdb -rxX` to see what was caught, or
 drop the xfail mark to read the full failure report (minimal schedule, the
 statement interrupted, the row diff and the replay command).
 """
@@ -13,8 +13,9 @@ import pytest
 import idemtest
 from idemtest import Spec, Target, daily, hourly
 
+from ..sources import CUSTOMERS, EVENTS, ORDERS, PAYMENTS
+from . import SCHEMA as SETUP
 from .pipelines import customers, events, orders, payments, revenue
-from .sources import CUSTOMERS, EVENTS, ORDERS, PAYMENTS, SETUP
 
 
 def caught(bug: str):
@@ -42,6 +43,9 @@ def test_append_under_retry(run):
 @caught("1 append under retry (pandas to_sql through SQLAlchemy): dlt-hub/dlt#4052, openverse-catalog#800")
 @idemtest.check(append_spec, examples=200)
 def test_pandas_to_sql_append(run):
+    # imported here, not at the top: without idemtest[sqlalchemy] this check is skipped
+    # with the pip command instead of breaking collection of every example
+    import duckdb_engine  # noqa: F401  (the `duckdb://` dialect; without it create_engine raises NoSuchModuleError)
     from sqlalchemy import create_engine
     from sqlalchemy.pool import NullPool
 

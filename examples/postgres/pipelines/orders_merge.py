@@ -19,12 +19,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import psycopg
-
-from idemtest import Spec, Target
-
-from ._common import MAX_LATENESS, ORDERS, SCHEDULE, SCHEMA
-
 PIPELINE = "orders_merge"
 
 MERGE_ORDERS = """
@@ -45,7 +39,11 @@ WHEN NOT MATCHED THEN
 
 
 def load_orders(dsn: str, *, lookback: timedelta) -> int:
-    """Merge orders changed since the watermark (minus the lookback); returns rows merged."""
+    """CORRECT: merge the orders changed since the watermark (minus the lookback),
+    the watermark moved in the same transaction; returns the rows merged.
+    The opposite of datamill-co/target-postgres PR 120 and dbt-core#10867."""
+    import psycopg  # here, not at the top: importing the examples needs no driver
+
     with psycopg.connect(dsn) as conn, conn.transaction():
         (high_water,) = conn.execute(
             "SELECT high_water FROM etl.watermarks WHERE pipeline = %s FOR UPDATE", [PIPELINE]
@@ -61,18 +59,3 @@ def load_orders(dsn: str, *, lookback: timedelta) -> int:
             {"since": since, "pipeline": PIPELINE},
         )
         return merged
-
-
-SPEC = Spec(
-    dialect="postgres",
-    setup=SCHEMA,
-    sources=[ORDERS],
-    targets=[Target("analytics.orders", key="order_id")],
-    schedule=SCHEDULE,
-    max_lateness=MAX_LATENESS,
-    concurrency="same-partition",  # max_active_runs > 1: even two runs of one window may overlap
-)
-
-
-def run_load(run) -> None:  # type: ignore[no-untyped-def]
-    load_orders(run.dsn, lookback=SPEC.max_lateness)

@@ -24,12 +24,6 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-import psycopg2
-
-from idemtest import Spec, Target
-
-from ._common import MAX_LATENESS, ORDER_CHANGES, SCHEDULE, SCHEMA
-
 LAST_CHANGE_PER_ORDER = """
     SELECT DISTINCT ON (order_id) order_id, status, amount, changed_at, change_id
     FROM src.order_changes
@@ -67,6 +61,8 @@ ON CONFLICT (order_id) DO UPDATE
 
 
 def _run(dsn: str, sql: str, start: datetime, end: datetime, lookback: timedelta) -> None:
+    import psycopg2  # here, not at the top: importing the examples needs no driver
+
     conn = psycopg2.connect(dsn)
     try:
         with conn, conn.cursor() as cur:  # `with conn`: COMMIT on success, ROLLBACK on error
@@ -76,35 +72,20 @@ def _run(dsn: str, sql: str, start: datetime, end: datetime, lookback: timedelta
 
 
 def upsert_order_status(dsn: str, *, start: datetime, end: datetime, lookback: timedelta) -> None:
+    """CORRECT: the last change per order, upserted only over an older one — a
+    backfill or catch-up run (dagster-io/dagster#15155) cannot go back in time."""
     _run(dsn, UPSERT_GUARDED, start, end, lookback)
 
 
 def upsert_order_status_unguarded(dsn: str, *, start: datetime, end: datetime, lookback: timedelta) -> None:
+    """BUG (upsert without a version guard): a backfill or catch-up run
+    (dagster-io/dagster#15155) writes an older change over a newer one."""
     _run(dsn, UPSERT_UNGUARDED, start, end, lookback)
 
 
 def upsert_order_changes_undeduplicated(dsn: str, *, start: datetime, end: datetime, lookback: timedelta) -> None:
+    """BUG (PostgreSQL-specific: an upsert whose source repeats a key): the same
+    failure as the Airflow tutorial's `SELECT DISTINCT *` merge (the query
+    apache/airflow PR 29158 fixed; see employees_airflow.py). PostgreSQL raises
+    CardinalityViolation where DuckDB picks one of the rows silently."""
     _run(dsn, UPSERT_UNDEDUPLICATED, start, end, lookback)
-
-
-SPEC = Spec(
-    dialect="postgres",
-    setup=SCHEMA,
-    sources=[ORDER_CHANGES],
-    targets=[Target("analytics.order_status", key="order_id")],
-    schedule=SCHEDULE,
-    max_lateness=MAX_LATENESS,
-    concurrency="same-partition",
-)
-
-
-def run_guarded(run) -> None:  # type: ignore[no-untyped-def]
-    upsert_order_status(run.dsn, start=run.window.start, end=run.window.end, lookback=SPEC.max_lateness)
-
-
-def run_unguarded(run) -> None:  # type: ignore[no-untyped-def]
-    upsert_order_status_unguarded(run.dsn, start=run.window.start, end=run.window.end, lookback=SPEC.max_lateness)
-
-
-def run_undeduplicated(run) -> None:  # type: ignore[no-untyped-def]
-    upsert_order_changes_undeduplicated(run.dsn, start=run.window.start, end=run.window.end, lookback=SPEC.max_lateness)
