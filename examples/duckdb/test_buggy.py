@@ -35,13 +35,13 @@ append_spec = Spec(
 
 
 @caught("1 append under retry: dlt-hub/dlt#4052, WordPress/openverse-catalog#800")
-@idemtest.check(append_spec, examples=200)
+@idemtest.check(append_spec)
 def test_append_under_retry(run):
     events.append_events(run.conn, run.window.start, run.window.end)
 
 
 @caught("1 append under retry (pandas to_sql through SQLAlchemy): dlt-hub/dlt#4052, openverse-catalog#800")
-@idemtest.check(append_spec, examples=200)
+@idemtest.check(append_spec)
 def test_pandas_to_sql_append(run):
     # imported here, not at the top: without idemtest[sqlalchemy] this check is skipped
     # with the pip command instead of breaking collection of every example
@@ -70,7 +70,7 @@ autocommit_partition_spec = Spec(
 
 
 @caught("2 delete and insert committed separately: dagster-io/dagster#21278, dlt-hub/dlt#3023")
-@idemtest.check(autocommit_partition_spec, examples=200)
+@idemtest.check(autocommit_partition_spec)
 def test_delete_then_insert_autocommit(run):
     events.replace_event_partition_autocommit(run.conn, run.window.start, run.window.end, lookback=autocommit_partition_spec.max_lateness)
 
@@ -89,7 +89,7 @@ watermark_first_spec = Spec(
 
 
 @caught("3 watermark saved before the load: datamill-co/target-postgres PR 120/130, adswerve/target-bigquery#9")
-@idemtest.check(watermark_first_spec, examples=200)
+@idemtest.check(watermark_first_spec)
 def test_watermark_saved_before_load(run):
     orders.load_orders_watermark_first(run.conn, run.state)
 
@@ -106,7 +106,7 @@ last_hour_spec = Spec(
 
 
 @caught("4 wall-clock cutoff without lookback: dbt-labs/dbt-core#10867")
-@idemtest.check(last_hour_spec, examples=200)
+@idemtest.check(last_hour_spec)
 def test_wall_clock_cutoff(run):
     orders.load_orders_last_hour(run.conn)
 
@@ -123,7 +123,7 @@ cursor_spec = Spec(
 
 
 @caught("5 strict > cursor drops rows at MAX(cursor): airbytehq/airbyte#14732, estuary/connectors#5205")
-@idemtest.check(cursor_spec, examples=200)
+@idemtest.check(cursor_spec)
 def test_strict_cursor(run):
     customers.load_customers_since_cursor(run.conn, run.state)
 
@@ -140,7 +140,7 @@ do_nothing_spec = Spec(
 
 
 @caught("6 ON CONFLICT DO NOTHING loses updates: dlt-hub/dlt#971")
-@idemtest.check(do_nothing_spec, examples=200)
+@idemtest.check(do_nothing_spec)
 def test_on_conflict_do_nothing(run):
     payments.insert_payments_ignore_existing(run.conn, run.window.start, run.window.end)
 
@@ -156,7 +156,7 @@ counter_spec = Spec(
 
 
 @caught("7 counter accumulation: dagster-io/dagster#21278")
-@idemtest.check(counter_spec, examples=200)
+@idemtest.check(counter_spec)
 def test_counter_accumulation(run):
     revenue.count_events(run.conn, run.window.start, run.window.end)
 
@@ -172,7 +172,7 @@ daily_totals_spec = Spec(
 
 
 @caught("8 replace-table clobbers a backfill: dagster-io/dagster#15155")
-@idemtest.check(daily_totals_spec, examples=200)
+@idemtest.check(daily_totals_spec)
 def test_replace_table_clobbers_backfill(run):
     revenue.replace_daily_totals(run.conn, run.window.end)
 
@@ -188,7 +188,7 @@ run_time_partition_spec = Spec(
 
 
 @caught("9 partition keyed on run time instead of the window: dagster-io/dagster#15155")
-@idemtest.check(run_time_partition_spec, examples=200)
+@idemtest.check(run_time_partition_spec)
 def test_partition_keyed_on_run_time(run):
     revenue.hourly_revenue_for_last_hour(run.conn, run.window.start, run.window.end)
 
@@ -209,7 +209,7 @@ check_then_insert_spec = Spec(
 
 
 @caught("10 check-then-insert dedupe without a unique key: SQLMesh#3866, dagster-io/dagster#15155")
-@idemtest.check(check_then_insert_spec, examples=200)
+@idemtest.check(check_then_insert_spec)
 def test_check_then_insert(run):
     events.insert_new_events(run.conn, run.window.start, run.window.end, lookback=check_then_insert_spec.max_lateness)
 
@@ -227,7 +227,7 @@ summary_spec = Spec(
 
 
 @caught("11 read-modify-write of a shared summary row: SQLMesh#3866")
-@idemtest.check(summary_spec, examples=200)
+@idemtest.check(summary_spec)
 def test_read_modify_write_summary(run):
     revenue.hourly_revenue_with_summary(run.conn, run.window.start, run.window.end)
 
@@ -245,6 +245,6 @@ shared_staging_spec = Spec(
 
 
 @caught("12 two partitions share one staging table: dlt-hub/dlt#3023, SQLMesh#3866")
-@idemtest.check(shared_staging_spec, examples=200)
+@idemtest.check(shared_staging_spec)
 def test_shared_staging_table(run):
     events.stage_and_load_events(run.conn, run.window.start, run.window.end)
