@@ -17,7 +17,7 @@ import idemtest
 from idemtest import Spec, Target, hourly
 
 from ..sources import EMPLOYEES_CSV, EVENTS, ORDER_CHANGES, ORDERS
-from . import EXAMPLES, SCHEMA, fewer_rows
+from . import BUG_EXAMPLES, SCHEMA, fewer_rows
 from .pipelines import (
     employees_airflow,
     hourly_revenue,
@@ -46,7 +46,7 @@ order_status_spec = Spec(
 
 
 @caught("13 upsert without a version guard: a backfill or catch-up run writes an older change over a newer one (dagster-io/dagster#15155)")
-@idemtest.check(order_status_spec, examples=EXAMPLES)
+@idemtest.check(order_status_spec, examples=BUG_EXAMPLES)
 def test_upsert_without_version_guard(run):
     order_status.upsert_order_status_unguarded(run.dsn, start=run.window.start, end=run.window.end, lookback=order_status_spec.max_lateness)
 
@@ -63,7 +63,7 @@ do_nothing_spec = Spec(
 
 
 @caught("6 ON CONFLICT DO NOTHING keeps the first version of an order: dlt-hub/dlt#971")
-@idemtest.check(do_nothing_spec, examples=EXAMPLES)
+@idemtest.check(do_nothing_spec, examples=BUG_EXAMPLES)
 def test_on_conflict_do_nothing(run):
     orders_do_nothing.insert_new_orders(run.conn, start=run.window.start, end=run.window.end, lookback=do_nothing_spec.max_lateness)
 
@@ -81,7 +81,7 @@ autocommit_keyed_spec = Spec(
 
 
 @caught("2 delete and insert committed separately: a crash between them leaves hours missing (P3; dagster-io/dagster#21278)")
-@idemtest.check(autocommit_keyed_spec, examples=EXAMPLES)
+@idemtest.check(autocommit_keyed_spec, examples=BUG_EXAMPLES)
 def test_delete_insert_autocommit(run):
     hourly_revenue.rebuild_hours_autocommit(run.dsn, start=run.window.start, end=run.window.end, lookback=autocommit_keyed_spec.max_lateness)
 
@@ -100,7 +100,7 @@ autocommit_atomic_spec = Spec(
 
 
 @caught("2 delete and insert committed separately: a reader sees an hour deleted and not yet re-inserted (P4; dagster-io/dagster#21278)")
-@idemtest.check(autocommit_atomic_spec, examples=EXAMPLES)
+@idemtest.check(autocommit_atomic_spec, examples=BUG_EXAMPLES)
 def test_delete_insert_autocommit_seen_by_a_reader(run):
     hourly_revenue.rebuild_hours_autocommit(run.dsn, start=run.window.start, end=run.window.end, lookback=autocommit_atomic_spec.max_lateness)
 
@@ -120,7 +120,7 @@ tutorial_spec = Spec(
 
 
 @caught("14 swallowed errors: after a crash the tutorial's `except` hides every failing run (apache/airflow PR 29158)")
-@idemtest.check(tutorial_spec, examples=EXAMPLES)
+@idemtest.check(tutorial_spec, examples=BUG_EXAMPLES)
 def test_airflow_tutorial_swallowed_errors(run):
     employees_airflow.merge_employees_tutorial(run.dsn, run.landing)
 
@@ -131,7 +131,7 @@ def test_airflow_tutorial_swallowed_errors(run):
     "15 upsert whose source repeats a key: CardinalityViolation on PostgreSQL, resolved silently by DuckDB (the query of apache/airflow PR 29158)",
     raises=idemtest.LoadError,
 )
-@idemtest.check(order_status_spec, examples=EXAMPLES)
+@idemtest.check(order_status_spec, examples=BUG_EXAMPLES)
 def test_upsert_from_change_log_without_dedup(run):
     order_status.upsert_order_changes_undeduplicated(run.dsn, start=run.window.start, end=run.window.end, lookback=order_status_spec.max_lateness)
 
@@ -152,6 +152,6 @@ running_total_spec = Spec(
 
 
 @caught("11 read-modify-write of a running total: two runs at once lose an update (SQLMesh#3866)")
-@idemtest.check(running_total_spec, examples=EXAMPLES)
+@idemtest.check(running_total_spec, examples=BUG_EXAMPLES)
 def test_running_total_read_modify_write(run):
     revenue_summary.update_revenue(run.conn, start=run.window.start, end=run.window.end)
