@@ -62,6 +62,7 @@ class Session:
         self._stats: Stats | None = None
         self._backend: Backend | None = None
         self._choice: DbChoice | None = None
+        self._worker_db = ""  # on an xdist controller: the sandbox its workers reported
         if self.enabled:
             self._read_options()
 
@@ -129,7 +130,7 @@ class Session:
         return self._choice.dialect if self._choice is not None else "duckdb"
 
     def describe_db(self) -> str:
-        if getattr(self, "_worker_db", ""):
+        if self._worker_db:
             return self._worker_db
         if self._backend is not None and self._choice is not None and self._choice.server:
             return self._backend.describe()

@@ -15,9 +15,10 @@ import hashlib
 import os
 import re
 import socket
-import sys
 import time
 from collections.abc import Collection
+
+from ..scratch import pid_alive as _pid_alive
 
 PREFIX = "idemtest_"
 # idemtest_<host hash>_<pid>_<worker>_<unix time hex>_<suffix>; the sweep parses it
@@ -43,18 +44,6 @@ def name_prefix() -> str:
     """The prefix of every database this process creates (a timestamp and a suffix follow:
     `idemtest_<host>_<pid>_<worker>_<unix time hex>_<backend token><kind><n>`)."""
     return f"{PREFIX}{_host_tag()}_{os.getpid()}_{_worker_tag()}_"
-
-
-def _pid_alive(pid: int) -> bool:
-    if sys.platform == "win32":  # os.kill(pid, 0) would terminate the process there
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OSError):
-        return True
-    return True
 
 
 def owner_of(name: str) -> str | None:
