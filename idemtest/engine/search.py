@@ -104,7 +104,6 @@ class Checker:
         self.first_failure_at: int | None = None  # examples generated until the first failure
         self.found_by: str | None = None  # "systematic" | "generated": the phase that found the failure
         self.systematic: PassResult | None = None
-        self.generated = 0  # scenarios the random search judged (shrinking included)
         self.elapsed = 0.0
 
     # --- sandboxes ---------------------------------------------------------
@@ -300,7 +299,6 @@ class Checker:
                 # so shrinking ends quickly; Hypothesis then replays its best
                 # failing example, which is in `failing` and runs for real
                 return
-            self.generated += 1
             self.stats.generated += 1
             finding, out = self.judge(scenario, clean)
             if finding is not None:
