@@ -1,7 +1,13 @@
-"""Precision, recall and speed of `idemtest review` on the labelled corpus, next to
+"""Precision, recall and speed of `idemtest review` on two labelled corpora, next to
 pipeline-lint 0.1.0 (a peer linter on PyPI) run on the same files.
 
 Run: python bench/review_bench.py [--no-install]
+
+1. The corpus written beside the rules (tests/review/corpus).
+2. The real corpus (tests/review/real_corpus): public pipeline code nobody here wrote, labelled
+   by reading it (labels.json), scored at severity medium and above, overall and on the
+   held-out repositories (kept out of rule development) separately; skipped files are listed
+   with their reasons and crashes counted. `python bench/real_corpus.py` fetches its files.
 
 Ground truth is the corpus's `# expect: IDMxxx` / `-- expect: IDMxxx` comments
 (tests/review/corpus). A prediction counts as a true positive when the same file and line
@@ -14,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import re
 import subprocess
 import sys
@@ -132,6 +139,76 @@ def run_peer(truth: set[Key]) -> dict[str, float] | None:
     return stats
 
 
+def run_real(peer_ok: bool) -> None:
+    sys.path.insert(0, str(ROOT / "bench"))
+    import real_corpus as rc
+
+    if rc.missing():
+        copied, problems = rc.materialise(Path(os.environ.get("IDEMTEST_CORPUS_MIRROR",
+                                                              "/work/.mirror")))
+        if rc.missing():
+            print(f"\nreal corpus: {len(rc.missing())} file(s) missing; run "
+                  "`python bench/real_corpus.py --mirror DIR` first")
+            return
+    n = len(rc.entries())
+    repos = {str(e["repo"]) for e in rc.entries()}
+    held = rc.heldout_keys()
+    gold = rc.truth()
+    labels = rc.labels()
+    print(f"\nREAL corpus: {n} files from {len(repos)} repositories "
+          f"({len(held)} files in {len({k.split('/', 1)[0] for k in held})} held-out "
+          f"repositories); {len(gold)} labelled risks at medium+ in "
+          f"{sum(1 for v in labels.values() if v['risks'])} files; "
+          f"{sum(1 for v in labels.values() if not v['risks'])} files reviewed with no risk")
+    t = time.perf_counter()
+    found, skipped, crashes, reviewed = rc.review_each()
+    secs = time.perf_counter() - t
+    dev = set(labels) - held
+    rows = [("idemtest review", "all", rc.score(found, gold)),
+            ("idemtest review", "dev", rc.score(found, gold, dev)),
+            ("idemtest review", "held-out", rc.score(found, gold, held))]
+    if peer_ok:
+        from pipeline_lint.engine import lint_paths
+
+        pred: list[tuple[str, int, str]] = []
+        violations = []
+        peer_crashes = 0
+        for e in rc.entries():  # one file at a time: pipeline-lint raises on some files
+            try:
+                violations += lint_paths([rc.FILES / rc.key(e)]).violations
+            except (Exception, RecursionError):
+                peer_crashes += 1
+        print(f"pipeline-lint raised on {peer_crashes} file(s) (counted as reviewed, no findings)")
+        for v in violations:
+            if v.rule_id not in PEER_MAP:
+                continue
+            k = Path(v.path).resolve().relative_to(rc.FILES.resolve()).as_posix()
+            # a peer violation stands for any of our rules of its class on that line
+            hit = [g for g in gold if g[0] == k and g[1] == v.line and g[2] in PEER_MAP[v.rule_id]]
+            pred.append(hit[0] if hit else (k, v.line, v.rule_id))
+        rows += [("pipeline-lint 0.1.0", "all", rc.score(pred, gold)),
+                 ("pipeline-lint 0.1.0", "held-out", rc.score(pred, gold, held))]
+    print(f"{'tool':<22} {'files':<9} {'precision':>9} {'recall':>7} {'found':>9} {'preds':>6}")
+    for name, part, sc in rows:
+        print(f"{name:<22} {part:<9} {sc['precision']:>9.2f} {sc['recall']:>7.2f} "
+              f"{int(sc['found']):>4}/{int(sc['labels']):<4} {int(sc['predictions']):>6}")
+    print(f"files reviewed: {reviewed}/{n} in {secs:.1f}s; crashes: {len(crashes)}")
+    for c in crashes:
+        print("  CRASH", c)
+    whole = sorted({(f, r) for f, ln, r in skipped if ln is None})
+    parts = sorted({(f, ln, r) for f, ln, r in skipped if ln is not None})
+    print(f"skipped files: {len(whole)}; skipped statements: {len(parts)} "
+          f"in {len({f for f, _, _ in parts})} file(s)")
+    for f, r in whole:
+        print(f"  skipped {f}: {r}")
+    by_file: dict[str, list[tuple[int, str]]] = {}
+    for f, ln, r in parts:
+        by_file.setdefault(f, []).append((ln, r))
+    for f, items in sorted(by_file.items()):
+        lines = ", ".join(str(ln) for ln, _ in items[:8]) + (" ..." if len(items) > 8 else "")
+        print(f"  skipped in {f} ({len(items)} statement(s), lines {lines}): {items[0][1][:90]}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--no-install", action="store_true",
@@ -151,6 +228,7 @@ def main() -> int:
             rows.append(("pipeline-lint 0.1.0", peer))
     else:
         print("pipeline-lint: NOT INSTALLED, no comparison (pip install pipeline-lint==0.1.0)")
+    peer_ok = len(rows) > 1
     print()
     print(f"{'tool':<22} {'precision':>9} {'recall':>7} {'found':>9} {'preds':>6} "
           f"{'files':>6} {'files/s':>9}")
@@ -166,6 +244,7 @@ def main() -> int:
               f"unmapped rules ({', '.join(sorted(PEER_UNSCORED))}) left out of its precision.")
         print("pipeline-lint does not read crontab files, Dagster/Prefect definitions or SQL "
               "in psycopg/duckdb/pandas calls; it reads .py and .sql only.")
+    run_real(peer_ok)
     return 0
 
 

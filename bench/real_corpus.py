@@ -1,0 +1,150 @@
+"""The real labelled corpus: public pipeline code nobody here wrote, for `idemtest review`.
+
+The files themselves are not committed (their code is other people's): the manifest
+(tests/review/real_corpus/manifest.json) names each file's repository, commit, path,
+licence and sha256, and this script copies them out of local git snapshots of those
+repositories into tests/review/real_corpus/files/<owner>__<repo>/<path> (git-ignored).
+
+Run: python bench/real_corpus.py [--mirror DIR]   (DIR holds <owner>+<repo>/repo git dirs;
+default /work/.mirror, or $IDEMTEST_CORPUS_MIRROR). Labels are in labels.json beside the
+manifest: for every file, the idempotency risks found by reading it (line, rule class, why).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+REAL = ROOT / "tests" / "review" / "real_corpus"
+FILES = REAL / "files"
+MANIFEST = REAL / "manifest.json"
+LABELS = REAL / "labels.json"
+
+
+def entries() -> list[dict[str, object]]:
+    return list(json.loads(MANIFEST.read_text(encoding="utf-8")))
+
+
+def key(entry: dict[str, object]) -> str:
+    """The file's path under files/: `<owner>__<repo>/<path>`."""
+    return f"{str(entry['repo']).replace('/', '__')}/{entry['path']}"
+
+
+def labels() -> dict[str, dict[str, Any]]:
+    return dict(json.loads(LABELS.read_text(encoding="utf-8"))["files"])
+
+
+Key = tuple[str, int, str]  # file key, line, rule
+
+
+def truth(min_severity: int = 2, heldout: bool | None = None) -> set[Key]:
+    """Labelled risks at `min_severity` (2 = medium) and above; a label whose rule this
+    version does not define still counts (it is a miss)."""
+    from idemtest.review.model import RULES
+
+    out: set[Key] = set()
+    for k, v in labels().items():
+        if heldout is not None and v["heldout"] != heldout:
+            continue
+        for r in v["risks"]:
+            rule = RULES.get(r["rule"])
+            if rule is None or int(rule.severity) >= min_severity:
+                out.add((k, int(r["line"]), str(r["rule"])))
+    return out
+
+
+def heldout_keys() -> set[str]:
+    return {k for k, v in labels().items() if v["heldout"]}
+
+
+def review_each() -> tuple[list[Key], list[tuple[str, int | None, str]], list[str], int]:
+    """Review the corpus as a user would (one run over files/): (medium+ findings, skipped,
+    crashes, files reviewed). If the run raises, each file is reviewed alone to count crashes."""
+    from idemtest.review import review_paths
+
+    def rel(display: str) -> str:
+        return display.split("/", 1)[1] if display.startswith("files/") else display
+
+    try:
+        res = review_paths([FILES])
+    except Exception:  # a crash is what is being counted: find which files
+        crashes = []
+        for e in entries():
+            try:
+                review_paths([FILES / key(e)])
+            except Exception as exc:
+                crashes.append(f"{key(e)}: {type(exc).__name__}: {exc}")
+        return [], [], crashes, 0
+    found = [(rel(f.file), f.line, f.rule_id) for f in res.findings if int(f.severity) >= 2]
+    skipped = [(rel(s.file), s.line, s.reason) for s in res.skipped]
+    return found, skipped, [], res.files_reviewed
+
+
+def score(pred: list[Key], gold: set[Key], only: set[str] | None = None) -> dict[str, float]:
+    """Precision/recall of `pred` against `gold`, optionally on the files in `only`."""
+    if only is not None:
+        pred = [p for p in pred if p[0] in only]
+        gold = {g for g in gold if g[0] in only}
+    tp = sum(1 for p in pred if p in gold)
+    return {"predictions": len(pred), "tp": tp, "labels": len(gold),
+            "found": len(set(pred) & gold),
+            "precision": tp / len(pred) if pred else 1.0,
+            "recall": len(set(pred) & gold) / len(gold) if gold else 1.0}
+
+
+def missing() -> list[str]:
+    """Manifest files absent or altered under files/ (empty when the corpus is ready)."""
+    out = []
+    for e in entries():
+        p = FILES / key(e)
+        if not p.is_file() or hashlib.sha256(p.read_bytes()).hexdigest() != e["sha256"]:
+            out.append(key(e))
+    return out
+
+
+def materialise(mirror: Path) -> tuple[int, list[str]]:
+    """Copy every manifest file out of its snapshot; returns (copied, problems)."""
+    copied, problems = 0, []
+    for e in entries():
+        dest = FILES / key(e)
+        if dest.is_file() and hashlib.sha256(dest.read_bytes()).hexdigest() == e["sha256"]:
+            continue
+        git_dir = mirror / str(e["repo"]).replace("/", "+") / "repo"
+        if not git_dir.is_dir():
+            problems.append(f"{key(e)}: no snapshot of {e['repo']} at {git_dir}")
+            continue
+        proc = subprocess.run(["git", "--git-dir", str(git_dir), "show", f"{e['commit']}:{e['path']}"],
+                              capture_output=True, check=False)
+        if proc.returncode != 0:
+            problems.append(f"{key(e)}: {proc.stderr.decode(errors='replace').strip()[:120]}")
+            continue
+        if hashlib.sha256(proc.stdout).hexdigest() != e["sha256"]:
+            problems.append(f"{key(e)}: content differs from the manifest's sha256")
+            continue
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(proc.stdout)
+        copied += 1
+    return copied, problems
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--mirror", default=os.environ.get("IDEMTEST_CORPUS_MIRROR", "/work/.mirror"))
+    args = ap.parse_args()
+    copied, problems = materialise(Path(args.mirror))
+    for p in problems:
+        print("  problem:", p)
+    n = len(entries())
+    print(f"real corpus: {n - len(missing())}/{n} files present ({copied} copied now) in {FILES}")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
