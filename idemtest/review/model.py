@@ -91,6 +91,12 @@ _RULE_LIST = [
          "Add `metadata={\"partition_expr\": \"<partition column>\"}` to the asset and use an IO "
          "manager that replaces the slice (delete + insert in one transaction).",
          _DUPLICATE),
+    Rule("IDM108", "catchup-in-default-args", "orchestration", Severity.MEDIUM,
+         "`catchup` set in `default_args`, where Airflow ignores it",
+         "default_args are passed to tasks, not to the DAG: the DAG keeps the default catch-up "
+         "and can launch one run per missed interval when it is turned on",
+         "Move `catchup=` out of default_args onto the DAG itself: `DAG(..., catchup=False)`.",
+         _BACKFILL),
     # 2xx: loads
     Rule("IDM201", "bare-append", "load", Severity.HIGH,
          "bare `INSERT`/`COPY` into a target of a retried task",
@@ -123,6 +129,13 @@ _RULE_LIST = [
          "Match on the business key only and put version/time conditions in "
          "`WHEN MATCHED AND s.updated_at > t.updated_at`.",
          _LATE),
+    Rule("IDM206", "swallowed-load-error", "load", Severity.HIGH,
+         "exception swallowed around a load (`except Exception:` that logs, passes or returns)",
+         "a load that fails half-way is reported as a success: the orchestrator neither retries "
+         "it nor alerts, and the window stays partial or missing",
+         "Let the exception propagate (re-raise after logging) so the run fails and is retried; "
+         "catch only the specific errors the load can really recover from.",
+         _RETRY),
     # 3xx: destructive steps
     Rule("IDM301", "delete-before-replacement", "destructive", Severity.HIGH,
          "`DELETE`/`TRUNCATE`/`DROP` of live data committed before its replacement is loaded",

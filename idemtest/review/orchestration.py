@@ -57,6 +57,72 @@ def _retry_hits(where: ast.AST, retries: ast.expr | None, delay: ast.expr | None
     return []
 
 
+_NO_WRITE_OPERATORS = {"EmptyOperator", "DummyOperator", "LatestOnlyOperator",
+                       "ShortCircuitOperator", "BranchPythonOperator"}
+_NO_WRITE_COMMAND = re.compile(r"^\s*(echo|sleep|true|date|printf|exit\s+0)\b")
+_NO_WRITE_CALLS = {"print", "info", "debug", "warning", "log", "sleep", "format", "pprint"}
+
+
+def _unscheduled(schedule: ast.expr | None) -> bool:
+    """schedule=None / "@once" (every branch of a conditional): nothing runs on its own, so
+    catch-up, overlap and retry hygiene do not arise. A missing schedule is Airflow 2's daily."""
+    if schedule is None:
+        return False
+    if isinstance(schedule, ast.IfExp):
+        return _unscheduled(schedule.body) and _unscheduled(schedule.orelse)
+    if isinstance(schedule, ast.Constant):
+        return schedule.value is None or schedule.value == "@once"
+    return False
+
+
+def _writes_nothing(body: ast.AST | None, funcs: dict[str, ast.FunctionDef | ast.AsyncFunctionDef],
+                    owner: ast.AST) -> bool:
+    """Every task of the DAG is an Empty/Dummy operator, an `echo`, or a function that only
+    prints: such a DAG changes no data, so its scheduling cannot duplicate or lose any."""
+    if body is None:
+        return False
+    tasks = 0
+    for n in ast.walk(body):
+        if isinstance(n, ast.Call):
+            short = dotted(n.func).rsplit(".", 1)[-1]
+            if not short.endswith("Operator"):
+                continue
+            tasks += 1
+            if short in _NO_WRITE_OPERATORS:
+                continue
+            cmd = literal(kw(n, "bash_command"))
+            if short == "BashOperator" and isinstance(cmd, str) and _NO_WRITE_COMMAND.match(cmd):
+                continue
+            cb = kw(n, "python_callable")
+            if short == "PythonOperator" and isinstance(cb, ast.Name) and cb.id in funcs \
+                    and _only_prints(funcs[cb.id]):
+                continue
+            return False
+        elif isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n is not owner and any(
+                dotted(d).split(".")[-1] == "task" or dotted(d).startswith("task.")
+                for d in n.decorator_list):
+            tasks += 1
+            if not _only_prints(n):
+                return False
+    return tasks > 0
+
+
+def _only_prints(f: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    for n in ast.walk(f):
+        if isinstance(n, ast.Call) and dotted(n.func).rsplit(".", 1)[-1] not in _NO_WRITE_CALLS:
+            return False
+    return True
+
+
+def _module_wall_names(tree: ast.Module) -> set[str]:
+    """Module-level names bound to a wall-clock expression (`START = days_ago(1)`)."""
+    out: set[str] = set()
+    for stmt in tree.body:
+        if isinstance(stmt, ast.Assign) and contains_wall_clock(stmt.value):
+            out |= {t.id for t in stmt.targets if isinstance(t, ast.Name)}
+    return out
+
+
 def _task_from_call(call: ast.Call, info: FileInfo,
                     funcs: dict[str, ast.FunctionDef | ast.AsyncFunctionDef]) -> Task | None:
     name = dotted(call.func).rsplit(".", 1)[-1]
@@ -92,31 +158,40 @@ def review_orchestration(path: str, tree: ast.Module, info: FileInfo) -> tuple[l
                 dag_defs.append((call, f))
     all_task_retries = [kw(c, "retries") for c in calls
                         if dotted(c.func).endswith(("Operator", "Sensor"))]
+    wall_names = _module_wall_names(tree)
     for call, owner in dag_defs:
         line = getattr(call, "lineno", None) or owner.lineno
         args = {k.arg: k.value for k in call.keywords if k.arg}
         default_args = _dict_items(args.get("default_args"), names)
         dag_id = literal(args.get("dag_id")) or (literal(call.args[0]) if call.args else None) \
             or getattr(owner, "name", "dag")
-        if "catchup" not in args:
+        schedule = args.get("schedule", args.get("schedule_interval", args.get("timetable")))
+        body = owner if owner is not call else _with_body(tree, call)
+        # catchup in default_args is ignored by Airflow (it is a DAG argument, not a task's).
+        dflt_catchup = default_args.get("catchup")
+        if dflt_catchup is not None and "catchup" not in args:
+            hits.append((dflt_catchup.lineno, "IDM108", f"DAG {dag_id}"))
+        # Hygiene matters only for a DAG that runs on a schedule and changes data.
+        hygiene = not _unscheduled(schedule) and not _writes_nothing(body, funcs, owner)
+        if hygiene and "catchup" not in args:
             hits.append((line, "IDM101", f"DAG {dag_id}"))
-        if "max_active_runs" not in args:
+        if hygiene and "max_active_runs" not in args:
             hits.append((line, "IDM102", f"DAG {dag_id}"))
         retries = default_args.get("retries", args.get("retries"))
         delay = default_args.get("retry_delay", args.get("retry_delay"))
-        if retries is None and not any(r is not None for r in all_task_retries):
+        if hygiene and retries is None and not any(r is not None for r in all_task_retries):
             hits.append((line, "IDM103", f"DAG {dag_id} sets no retries"))
-        hits.extend(_retry_hits(call, retries, delay, f"DAG {dag_id}"))
+        if hygiene:
+            hits.extend(_retry_hits(call, retries, delay, f"DAG {dag_id}"))
         for src in (default_args, args):
             dop = src.get("depends_on_past")
             if dop is not None and literal(dop) is True:
                 hits.append((dop.lineno, "IDM104", f"DAG {dag_id}"))
             sd = src.get("start_date")
-            if sd is not None and contains_wall_clock(sd):
+            if sd is not None and hygiene and (contains_wall_clock(sd) or (
+                    isinstance(sd, ast.Name) and sd.id in wall_names)):
                 hits.append((sd.lineno, "IDM105", f"DAG {dag_id}: {ast.unparse(sd)[:60]}"))
-        schedule = args.get("schedule", args.get("schedule_interval", args.get("timetable")))
         job = Job(path, line, "airflow", str(dag_id), _cadence(schedule))
-        body = owner if owner is not call else _with_body(tree, call)
         for n in ast.walk(body) if body is not None else []:
             if isinstance(n, ast.Call) and n is not call:
                 t = _task_from_call(n, info, funcs)

@@ -14,7 +14,7 @@ from .templating import ident, normalise_placeholders
 SQL_LIKE = re.compile(
     r"^\s*(?:--[^\n]*\n\s*)*(?:"
     r"select\b[\s\S]*\bfrom\b|insert\s+(?:into|overwrite)\b|update\s+\S+\s+set\b|"
-    r"delete\s+from\b|merge\s+into\b|copy\s+\S+\s+(?:from|to)\b|copy\s+into\b|"
+    r"delete\s+from\b|merge\s+into\b|copy\s+\S+(?:\s*\([^)]*\))?\s+(?:from|to)\b|copy\s+into\b|"
     r"truncate\s+(?:table\s+)?\S+|drop\s+(?:table|view)\b|"
     r"create\s+(?:or\s+replace\s+)?(?:(?:temp|temporary|transient)\s+)?(?:table|view)\b|"
     r"with\s+\w+\s+as\s*\(|alter\s+table\b|begin\b|start\s+transaction\b)",
@@ -97,7 +97,15 @@ class PyString:
 
 
 def string_of(node: ast.AST) -> PyString | None:
-    """The text of a str constant or f-string, placeholders replaced by identifiers."""
+    """The text of a str constant, f-string or `"...".format(args)`, placeholders replaced by
+    identifiers (a positional `{}` by the name of its argument)."""
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+            and node.func.attr == "format" and isinstance(node.func.value, ast.Constant) \
+            and isinstance(node.func.value.value, str):
+        args = iter(node.args)
+        text = re.sub(r"\{\}", lambda _: ident(ast.unparse(next(args, ast.Name("x")))),
+                      node.func.value.value)
+        return PyString(text, node.lineno)
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
         return PyString(node.value, node.lineno)
     if isinstance(node, ast.JoinedStr):
@@ -135,8 +143,10 @@ def _file_autocommit(tree: ast.Module) -> bool:
                 isinstance(t, ast.Attribute) and t.attr == "autocommit" for t in n.targets) \
                 and literal(n.value) is True):
             return True
-    # DuckDB autocommits every execute() unless a transaction is begun explicitly.
-    return "duckdb" in imports and not imports & {"psycopg", "psycopg2", "sqlalchemy"}
+    # DuckDB autocommits every execute() unless a transaction is begun explicitly; Dagster's
+    # DuckDBResource.get_connection() hands out such a connection too.
+    duck = any("duckdb" in i for i in imports)
+    return duck and not imports & {"psycopg", "psycopg2", "sqlalchemy"}
 
 
 class _ScopeWalker:
@@ -184,6 +194,9 @@ class _ScopeWalker:
             self.visit_assign(node)
             return
         if isinstance(node, ast.Call):
+            if string_of(node) is not None:  # "...".format(...)
+                self.seen_strings.add(id(node.func.value))  # type: ignore[attr-defined]
+                self.sql_string(node)
             self.visit_call(node)
             return
         if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and self.func is not None:
@@ -305,6 +318,74 @@ def _scope_context(scope: Scope, node: ast.AST, name: str, path: str) -> None:
     scope.backfill = bool(BACKFILL_NAME.search(name.lower()) or BACKFILL_NAME.search(stem))
 
 
+_WRITE_SQL = re.compile(r"^\s*(?:--[^\n]*\n\s*)*(insert|merge|copy|upsert|update\s+\S+\s+set|"
+                        r"delete\s+from|truncate|replace\s+into)\b", re.I)
+LOAD_CALLS = {"to_sql", "insert_rows", "write_pandas", "load_table_from_dataframe",
+              "load_table_from_uri", "load_table_from_file", "copy_expert", "copy_from",
+              "executemany", "bulk_insert_mappings", "bulk_save_objects", "insert_many",
+              "insert_one", "bulk_load", "upsert"}
+_BROAD = {"Exception", "BaseException"}
+
+
+def _is_load(node: ast.AST) -> bool:
+    """Does `node` write data: a load call, a write statement in a string, or dlt's run()?"""
+    for n in ast.walk(node):
+        if isinstance(n, ast.Call):
+            name = dotted(n.func)
+            last = name.rsplit(".", 1)[-1]
+            if last in LOAD_CALLS or (last == "run" and "pipeline" in name.lower()):
+                return True
+        s = string_of(n) if isinstance(n, (ast.Constant, ast.JoinedStr)) else None
+        if s is not None and _WRITE_SQL.match(s.text):
+            return True
+    return False
+
+
+def swallowed_load_errors(tree: ast.Module) -> list[Hit]:
+    """IDM206: a broad `except` around a load whose handler neither re-raises nor exits."""
+    hits: list[Hit] = []
+    for t in ast.walk(tree):
+        if not isinstance(t, ast.Try) or not any(_is_load(s) for s in t.body):
+            continue
+        for h in t.handlers:
+            names = {dotted(e) for e in (h.type.elts if isinstance(h.type, ast.Tuple) else [h.type])} \
+                if h.type is not None else {"BaseException"}
+            if not names & _BROAD:
+                continue
+            escapes = any(isinstance(n, ast.Raise) or (isinstance(n, ast.Call) and dotted(
+                n.func).rsplit(".", 1)[-1] in {"exit", "_exit", "abort", "fail"}) for b in h.body
+                          for n in ast.walk(b))
+            if not escapes:
+                hits.append((h.lineno, "IDM206", "the load's failure is logged or ignored"))
+    return hits
+
+
+def dlt_appends(tree: ast.Module) -> list[Hit]:
+    """IDM201 for dlt resources left on the default `append` write disposition."""
+    hits: list[Hit] = []
+    run_disposition = any(
+        isinstance(n, ast.Call) and dotted(n.func).rsplit(".", 1)[-1] == "run"
+        and literal(kw(n, "write_disposition")) in {"replace", "merge"} for n in ast.walk(tree))
+    if run_disposition:
+        return hits
+    for f in ast.walk(tree):
+        if not isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        for d in f.decorator_list:
+            if dotted(d) not in {"dlt.resource", "dlt.transformer"}:
+                continue
+            wd = literal(kw(d, "write_disposition")) if isinstance(d, ast.Call) else None
+            if isinstance(d, ast.Call) and kw(d, "write_disposition") is not None \
+                    and wd not in {"append", None}:
+                continue
+            if isinstance(wd, dict) or (isinstance(d, ast.Call) and kw(d, "primary_key")
+                                        and wd is None):
+                continue
+            hits.append((d.lineno, "IDM201", f"dlt resource {f.name} appends (default "
+                                             "write_disposition)"))
+    return hits
+
+
 def review_python(path: str, tree: ast.Module, dialect: str | None) -> FileInfo:
     info = FileInfo(path, dialect, autocommit=_file_autocommit(tree))
     for stmt in tree.body:
@@ -332,4 +413,6 @@ def review_python(path: str, tree: ast.Module, dialect: str | None) -> FileInfo:
         info.tables[id(f)] = scope_tables(sc)
     for _, sc in scopes:
         info.hits.extend(scope_hits(sc))
+    info.hits.extend(swallowed_load_errors(tree))
+    info.hits.extend(dlt_appends(tree))
     return info

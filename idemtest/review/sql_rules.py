@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .sqlparse import in_tables, node_line, table_name, tables_read, tables_written
+from .sqlparse import in_tables, node_line, same_table, table_name, tables_read, tables_written
 
 if TYPE_CHECKING:
     from sqlglot import exp
@@ -350,6 +350,9 @@ def scope_hits(scope: Scope) -> list[Hit]:
         return set()
 
     cleared_before: set[str] = set()
+    # table -> tables a DELETE on it consulted: `DELETE FROM stage USING target` prunes a
+    # staging table against the target, so inserting what is left is keyed.
+    pruned_against: dict[str, set[str]] = {}
     for i, ev in enumerate(events):
         st = ev.stmt
         if ev.kind == "sql" and st is not None:
@@ -357,6 +360,7 @@ def scope_hits(scope: Scope) -> list[Hit]:
             kind = kinds[i]
             if kind == "clear":
                 for t in _cleared_tables(st):
+                    pruned_against.setdefault(t, set()).update(tables_read(st.expr))
                     later = [j for j in range(i + 1, len(events)) if in_tables(t, writes(j))]
                     if (later and txn[later[0]] != txn[i] and not _is_staging(t)
                             and not _is_state(t)):
@@ -370,6 +374,10 @@ def scope_hits(scope: Scope) -> list[Hit]:
                     cleared_before |= tables_written(st.expr)
             elif kind == "write":
                 target = _is_bare_append(st)
+                if target and st.expr.expression is not None and any(
+                        in_tables(target, pruned_against.get(src, set()))
+                        for src in tables_read(st.expr.expression)):
+                    target = None
                 if target and not _is_staging(target) and not _is_state(target) \
                         and not _is_log(target) and not in_tables(target, cleared_before) \
                         and not any(in_tables(target, _reads_for_upsert(ev2.stmt))
@@ -382,8 +390,16 @@ def scope_hits(scope: Scope) -> list[Hit]:
                     and not any(in_tables(t, _reads_for_upsert(ev2.stmt))
                                 for ev2 in events[i + 1:] if ev2.stmt):
                 hits.append((ev.line, "IDM202", f"into {t}"))
-            if ev.if_exists == "replace" and scope.incremental and not _is_staging(t):
+            # replace then append of the same table in one run rebuilds it whole: the appends
+            # cannot duplicate and nothing incremental is lost.
+            rebuilt = ev.if_exists == "replace" and any(
+                e2.kind == "to_sql" and e2.table and same_table(t, e2.table)
+                and e2.if_exists == "append" for e2 in events[i + 1:])
+            if ev.if_exists == "replace" and scope.incremental and not _is_staging(t) \
+                    and not rebuilt:
                 hits.append((ev.line, "IDM203", f"into {t}"))
+            if ev.if_exists == "replace":
+                cleared_before.add(t)
         # IDM404: a watermark stored, then a load that commits separately afterwards.
         is_save = ev.kind == "save_state" or (
             ev.kind == "sql" and st is not None and kinds[i] == "write"

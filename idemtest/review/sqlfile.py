@@ -36,8 +36,11 @@ def review_sql_file(path: str, text: str, dialect: str | None) -> SqlFileResult:
         return out
     parsed = parse_sql(body, dialect)
     out.errors.extend(parsed.errors)
-    # psql and most runners autocommit each statement unless the script says BEGIN.
-    scope = Scope(path, stem, autocommit=True, backfill=bool(BACKFILL_NAME.search(stem.lower())))
+    # psql and most runners autocommit each statement unless the script says BEGIN; a script
+    # with `%(name)s` parameters is run through a DB-API driver instead (an Airflow hook, a
+    # cursor), which executes it in one transaction.
+    driver_run = bool(re.search(r"%\(\w+\)s", text))
+    scope = Scope(path, stem, autocommit=not driver_run, backfill=bool(BACKFILL_NAME.search(stem.lower())))
     scope.events = [Event("sql", st.line, stmt=st) for st in parsed.statements]
     out.hits.extend(scope_hits(scope))
     return out

@@ -24,3 +24,6 @@ def expected(path: Path) -> set[tuple[int, str]]:
         if m:
             out |= {(i, r.strip()) for r in m.group(1).split(",")}
     return out
+
+# The corpora are reviewed, never run: other people's test files live in the real corpus.
+collect_ignore = ["corpus", "real_corpus"]
