@@ -216,7 +216,7 @@ def main() -> int:
     args = ap.parse_args()
     from idemtest.review.source import discover
 
-    files, _ = discover([CORPUS])
+    files, _, _ = discover([CORPUS])
     truth = expectations(files)
     print(f"corpus: {len(files)} files, {len(truth)} labelled findings, "
           f"{sum(1 for f in files if not expectations([f]))} clean files")

@@ -12,10 +12,20 @@ import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from .model import RULES, Finding, Job, ReviewResult, Rule, Severity, Skipped, Task
+from .model import (
+    RULES,
+    Finding,
+    Job,
+    ReviewOptions,
+    ReviewResult,
+    Rule,
+    Severity,
+    Skipped,
+    Task,
+)
 
-__all__ = ["RULES", "Finding", "Job", "ReviewResult", "Rule", "Severity", "Skipped", "Task",
-           "main", "review_paths"]
+__all__ = ["RULES", "Finding", "Job", "ReviewOptions", "ReviewResult", "Rule", "Severity",
+           "Skipped", "Task", "main", "review_paths"]
 
 
 def _display(path: Path, roots: list[Path]) -> str:
@@ -30,7 +40,8 @@ def _display(path: Path, roots: list[Path]) -> str:
     return path.as_posix()
 
 
-def review_file(path: Path, display: str, dialect: str | None, result: ReviewResult) -> None:
+def review_file(path: Path, display: str, dialect: str | None, result: ReviewResult,
+                options: ReviewOptions | None = None) -> None:
     """Review one file into `result`; anything unreadable is recorded as skipped."""
     import ast
 
@@ -78,12 +89,13 @@ def review_file(path: Path, display: str, dialect: str | None, result: ReviewRes
         result.skipped.append(Skipped(display, "too deeply nested to analyse"))
         return
     result.files_reviewed += 1
+    result.paths[display] = str(path.resolve())
     for line, reason in errors:
         result.skipped.append(Skipped(display, reason, line))
     sup = suppressions(text)
     seen: set[tuple[int, str]] = set()
     for line, rule_id, detail in hits:
-        if (line, rule_id) in seen:
+        if (line, rule_id) in seen or (options is not None and not options.wants(rule_id)):
             continue
         seen.add((line, rule_id))
         if is_suppressed(sup, line, rule_id):
@@ -92,21 +104,26 @@ def review_file(path: Path, display: str, dialect: str | None, result: ReviewRes
         result.findings.append(Finding(display, line, rule_id, detail))
 
 
-def review_paths(paths: Iterable[str | Path], dialect: str | None = None) -> ReviewResult:
-    """Review files and directories; the library entry point behind `idemtest review`."""
+def review_paths(paths: Iterable[str | Path], dialect: str | None = None,
+                 options: ReviewOptions | None = None) -> ReviewResult:
+    """Review files and directories; the library entry point behind `idemtest review`.
+
+    Inside a folder, test code (tests/, test_*.py, *_test.py, conftest.py) and `options.exclude`
+    globs are left out; a file named explicitly is always reviewed."""
     from .errors import ReviewUsageError
     from .source import discover
     from .sqlparse import known_dialect
 
     if dialect and not known_dialect(dialect):
         raise ReviewUsageError(f"unknown SQL dialect {dialect!r}")
+    opts = options or ReviewOptions()
     roots = [Path(p) for p in paths]
-    files, missing = discover(roots)
-    result = ReviewResult()
+    files, missing, left_out = discover(roots, opts.exclude, opts.include_tests)
+    result = ReviewResult(excluded=left_out)
     for m in missing:
         result.skipped.append(Skipped(m.as_posix(), "no such file or directory"))
     for f in files:
-        review_file(f, _display(f, roots), dialect, result)
+        review_file(f, _display(f, roots), dialect, result, opts)
     result.findings.sort()
     return result
 
@@ -116,9 +133,22 @@ def _parser() -> argparse.ArgumentParser:
         prog="idemtest review",
         description="Static review of pipeline code: file:line | issue | risk | fix.")
     p.add_argument("paths", nargs="*", metavar="PATH", help="files or directories to review")
-    p.add_argument("--format", choices=("table", "json", "sarif"), default="table")
-    p.add_argument("--fail-on", choices=("low", "medium", "high", "none"), default="high",
+    p.add_argument("--format", choices=("table", "json", "sarif"), default=None,
+                   help="report format (default: table)")
+    p.add_argument("--fail-on", choices=("low", "medium", "high", "none"), default=None,
                    help="exit 1 when a finding of this severity or higher exists (default: high)")
+    p.add_argument("--exclude", action="append", default=[], metavar="GLOB",
+                   help="leave out files matching GLOB below a given folder (repeatable)")
+    p.add_argument("--select", action="append", default=None, metavar="RULES",
+                   help="report only these rules (ids or prefixes, comma-separated: IDM2,IDM301)")
+    p.add_argument("--ignore", action="append", default=[], metavar="RULES",
+                   help="never report these rules (ids or prefixes, comma-separated)")
+    p.add_argument("--include-tests", action="store_true", default=None,
+                   help="also review test code (tests/, test_*.py, conftest.py), left out by "
+                        "default")
+    p.add_argument("--config", default=None, metavar="PYPROJECT",
+                   help="read [tool.idemtest.review] from this file (default: the nearest "
+                        "pyproject.toml at or above the working directory)")
     p.add_argument("--dialect", default=None,
                    help="SQL dialect (duckdb, postgres, snowflake, bigquery, spark, ...); "
                         "default: try each")
@@ -145,11 +175,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write("idemtest review: error: at least one PATH is required\n")
         return 2
     try:
-        result = review_paths(args.paths, dialect=args.dialect)
+        from .config import find_pyproject, merge_options, read_config
+
+        cfg_path = Path(args.config) if args.config else find_pyproject(Path.cwd())
+        if args.config and not cfg_path.is_file():  # type: ignore[union-attr]
+            raise ReviewUsageError(f"--config {args.config}: no such file")
+        section = read_config(cfg_path)
+        options = merge_options(section, args.exclude, args.select, args.ignore,
+                                args.include_tests)
+        fmt = args.format or section.get("format", "table")
+        fail_on = args.fail_on or section.get("fail-on", "high")
+        if fmt not in ("table", "json", "sarif"):
+            raise ReviewUsageError(f"{cfg_path}: format must be table, json or sarif, got {fmt!r}")
+        if fail_on not in ("low", "medium", "high", "none"):
+            raise ReviewUsageError(
+                f"{cfg_path}: fail-on must be low, medium, high or none, got {fail_on!r}")
+        result = review_paths(args.paths, dialect=args.dialect or section.get("dialect"),
+                              options=options)
     except ReviewUsageError as e:
         sys.stderr.write(f"idemtest review: error: {e}\n")
         return 2
-    render = {"table": render_table, "json": render_json, "sarif": render_sarif}[args.format]
+    render = {"table": render_table, "json": render_json, "sarif": render_sarif}[fmt]
     report = render(result)
     if args.output:
         try:
@@ -159,6 +205,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
     else:
         sys.stdout.write(report)
-    if args.fail_on == "none":
+    if fail_on == "none":
         return 0
-    return 1 if result.at_or_above(Severity[args.fail_on.upper()]) else 0
+    return 1 if result.at_or_above(Severity[fail_on.upper()]) else 0

@@ -247,12 +247,31 @@ class Job:
 
 
 @dataclass
+class ReviewOptions:
+    """What to review and report: `--exclude`, `--select`, `--ignore`, `--include-tests`,
+    or the same keys in `[tool.idemtest.review]` of pyproject.toml."""
+
+    exclude: list[str] = field(default_factory=list)  # globs on paths below the given roots
+    select: list[str] | None = None  # rule ids or id prefixes (IDM1, IDM20); None = all
+    ignore: list[str] = field(default_factory=list)
+    include_tests: bool = False  # tests/, test_*.py, *_test.py, conftest.py
+
+    def wants(self, rule_id: str) -> bool:
+        if any(rule_id.startswith(p) for p in self.ignore):
+            return False
+        return self.select is None or any(rule_id.startswith(p) for p in self.select)
+
+
+@dataclass
 class ReviewResult:
     findings: list[Finding] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     jobs: list[Job] = field(default_factory=list)
     files_reviewed: int = 0
     suppressed: int = 0
+    excluded: int = 0  # files left out by --exclude or as test code
+    # display path -> absolute path, for reports that need a location on disk (SARIF)
+    paths: dict[str, str] = field(default_factory=dict)
 
     def at_or_above(self, severity: Severity) -> list[Finding]:
         return [f for f in self.findings if f.severity >= severity]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from .model import RULES, ReviewResult, Severity
@@ -13,45 +14,67 @@ _SARIF_LEVEL = {Severity.HIGH: "error", Severity.MEDIUM: "warning", Severity.LOW
 def _loc(file: str, line: int | None) -> str:
     return f"{file}:{line}" if line else file
 
+TABLE_WIDTH = 100  # every line of the table fits a 100-column terminal
+_COLS = (("file:line", 26), ("issue", 31), ("risk", 6))  # the fix takes what is left
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    import textwrap
+
+    return textwrap.wrap(text, width, break_long_words=True, break_on_hyphens=False) or [""]
+
+
 def render_table(result: ReviewResult) -> str:
-    rows = [(_loc(f.file, f.line), f"{f.rule_id} {f.issue}", f.severity.label, f.rule.fix_text)
-            for f in sorted(result.findings)]
+    fix_w = TABLE_WIDTH - sum(w for _, w in _COLS) - 3 * len(_COLS)
+    widths = [w for _, w in _COLS] + [fix_w]
     lines: list[str] = []
-    header = ("file:line", "issue", "risk", "fix")
-    if rows:
-        widths = [min(max(len(r[i]) for r in [header, *rows]), cap)
-                  for i, cap in enumerate((60, 90, 6))]
-        fmt = " | ".join(f"{{:<{w}}}" for w in widths) + " | {}"
-        lines.append(fmt.format(*header))
-        lines.append("-+-".join("-" * w for w in widths) + "-+-" + "-" * 3)
-        lines.extend(fmt.format(*r) for r in rows)
+    if result.findings:
+        lines.append(" | ".join(f"{h:<{w}}" for (h, w) in zip(
+            [h for h, _ in _COLS] + ["fix"], widths, strict=True)).rstrip())
+        lines.append("-+-".join("-" * w for w in widths))
+        for f in sorted(result.findings):
+            loc = _loc(f.file, f.line)
+            if len(loc) > widths[0]:  # a long path gets a line of its own, unbroken
+                lines += _wrap(loc, TABLE_WIDTH)
+                loc = ""
+            cells = [[loc],
+                     _wrap(f"{f.rule_id} {f.issue}", widths[1]),
+                     [f.severity.label], _wrap(f.rule.fix_text, widths[3])]
+            for k in range(max(len(c) for c in cells)):
+                row = [c[k] if k < len(c) else "" for c in cells]
+                lines.append(" | ".join(f"{v:<{w}}" for v, w in zip(row, widths, strict=True))
+                             .rstrip())
     if result.jobs:
         lines.append("")
         lines.append("Jobs found:")
         for j in result.jobs:
-            lines.append(f"  {_loc(j.file, j.line)} {j.kind} {j.name} "
-                         f"(cadence: {j.cadence or 'unscheduled'})")
+            lines += _wrap(f"  {_loc(j.file, j.line)} {j.kind} {j.name} "
+                           f"(cadence: {j.cadence or 'unscheduled'})", TABLE_WIDTH)
             for t in j.tasks:
-                lines.append(f"    - {t.name}: reads {', '.join(t.inputs) or '-'}; "
-                             f"writes {', '.join(t.outputs) or '-'}")
+                lines += ["    " + x for x in _wrap(
+                    f"- {t.name}: reads {', '.join(t.inputs) or '-'}; "
+                    f"writes {', '.join(t.outputs) or '-'}", TABLE_WIDTH - 4)]
     if result.skipped:
         lines.append("")
         lines.append("Skipped:")
         for s in sorted(result.skipped, key=lambda s: (s.file, s.line or 0)):
-            lines.append(f"  {_loc(s.file, s.line)}: {s.reason}")
+            lines += ["  " + x for x in _wrap(f"{_loc(s.file, s.line)}: {s.reason}",
+                                              TABLE_WIDTH - 2)]
     counts = {sev: sum(1 for f in result.findings if f.severity == sev) for sev in Severity}
     lines.append("")
-    lines.append(
+    lines += _wrap(
         f"{len(result.findings)} finding(s) (high {counts[Severity.HIGH]}, medium "
         f"{counts[Severity.MEDIUM]}, low {counts[Severity.LOW]}) in {result.files_reviewed} "
-        f"file(s); {len(result.skipped)} skipped; {result.suppressed} suppressed")
+        f"file(s); {len(result.skipped)} skipped; {result.suppressed} suppressed; "
+        f"{result.excluded} left out (test code or --exclude)", TABLE_WIDTH)
     return "\n".join(lines).lstrip("\n") + "\n"
 
 def to_dict(result: ReviewResult) -> dict[str, Any]:
     return {
         "tool": "idemtest review",
         "summary": {"files_reviewed": result.files_reviewed, "findings": len(result.findings),
-                    "skipped": len(result.skipped), "suppressed": result.suppressed},
+                    "skipped": len(result.skipped), "suppressed": result.suppressed,
+                    "excluded": result.excluded},
         "findings": [
             {"file": f.file, "line": f.line, "rule": f.rule_id, "severity": f.severity.label,
              "issue": f.issue, "risk": f.rule.risk, "fix": f.rule.fix_text,
@@ -72,7 +95,26 @@ def to_dict(result: ReviewResult) -> dict[str, Any]:
 def render_json(result: ReviewResult) -> str:
     return json.dumps(to_dict(result), indent=2) + "\n"
 
-def render_sarif(result: ReviewResult) -> str:
+def sarif_base(start: Path | None = None) -> Path:
+    """Where SARIF paths are relative to: the repository root holding the working directory
+    (code scanning resolves results against it), else the working directory itself."""
+    cwd = (start or Path.cwd()).resolve()
+    for d in (cwd, *cwd.parents):
+        if (d / ".git").exists():
+            return d
+    return cwd
+
+
+def _artifact(result: ReviewResult, display: str, base: Path) -> dict[str, Any]:
+    absolute = Path(result.paths.get(display, display)).resolve()
+    try:
+        return {"uri": absolute.relative_to(base).as_posix(), "uriBaseId": "SRCROOT"}
+    except ValueError:  # outside the repository: an absolute file URI
+        return {"uri": absolute.as_uri()}
+
+
+def render_sarif(result: ReviewResult, base: Path | None = None) -> str:
+    root = base.resolve() if base is not None else sarif_base()
 
     rules = [
         {"id": r.id, "name": r.name,
@@ -88,7 +130,7 @@ def render_sarif(result: ReviewResult) -> str:
         {"ruleId": f.rule_id, "ruleIndex": index[f.rule_id], "level": _SARIF_LEVEL[f.severity],
          "message": {"text": f"{f.issue}. Risk: {f.rule.risk}. Fix: {f.rule.fix_text}"},
          "locations": [{"physicalLocation": {
-             "artifactLocation": {"uri": f.file},
+             "artifactLocation": _artifact(result, f.file, root),
              "region": {"startLine": f.line}}}]}
         for f in sorted(result.findings)
     ]
@@ -102,6 +144,7 @@ def render_sarif(result: ReviewResult) -> str:
         "runs": [{
             "tool": {"driver": {"name": "idemtest-review", "informationUri":
                                 "https://pypi.org/project/idemtest/", "rules": rules}},
+            "originalUriBaseIds": {"SRCROOT": {"uri": root.as_uri() + "/"}},
             "results": results,
             "invocations": [{"executionSuccessful": True,
                              "toolExecutionNotifications": notifications}],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import re
 from dataclasses import dataclass
@@ -26,10 +27,35 @@ def kind_of(path: Path) -> str | None:
     return None
 
 
-def discover(paths: list[Path]) -> tuple[list[Path], list[Path]]:
-    """(files to review, paths that do not exist). Explicit files are always included."""
+TEST_DIRS = {"tests", "test", "testing"}
+
+
+def is_test_code(rel: str) -> bool:
+    """Test code runs under a test runner, not an orchestrator: its writes are fixtures."""
+    parts = rel.split("/")
+    name = parts[-1]
+    return any(p in TEST_DIRS for p in parts[:-1]) or name == "conftest.py" or (
+        name.endswith(".py") and (name.startswith("test_") or name[:-3].endswith("_test")))
+
+
+def excluded(rel: str, patterns: list[str]) -> bool:
+    """`rel` (posix, below a root) matches a glob, itself or through a parent folder."""
+    for pat in patterns:
+        pat = pat.strip().rstrip("/")
+        if pat and any(fnmatch.fnmatchcase(rel, g) for g in
+                       (pat, f"*/{pat}", f"{pat}/*", f"*/{pat}/*")):
+            return True
+    return False
+
+
+def discover(paths: list[Path], exclude: list[str] | None = None,
+             include_tests: bool = False) -> tuple[list[Path], list[Path], int]:
+    """(files to review, paths that do not exist, files left out). Files named explicitly
+    are always reviewed; inside a folder, `exclude` globs and (unless `include_tests`) test
+    code are left out."""
     found: list[Path] = []
     missing: list[Path] = []
+    left_out = 0
     for p in paths:
         if not p.exists():
             missing.append(p)
@@ -41,9 +67,14 @@ def discover(paths: list[Path]) -> tuple[list[Path], list[Path]]:
                                      if not d.startswith(".") and d not in SKIP_DIRS)
                 for fn in sorted(filenames):
                     fp = Path(dirpath) / fn
-                    if kind_of(fp) is not None:
-                        found.append(fp)
-    return list(dict.fromkeys(found)), missing
+                    if kind_of(fp) is None:
+                        continue
+                    rel = fp.relative_to(p).as_posix()
+                    if excluded(rel, exclude or []) or (not include_tests and is_test_code(rel)):
+                        left_out += 1
+                        continue
+                    found.append(fp)
+    return list(dict.fromkeys(found)), missing, left_out
 
 
 @dataclass

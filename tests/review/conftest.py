@@ -12,7 +12,7 @@ _EXPECT = re.compile(r"(?:#|--)\s*expect:\s*(IDM\d+(?:\s*,\s*IDM\d+)*)")
 def corpus_files() -> list[Path]:
     from idemtest.review.source import discover
 
-    files, _ = discover([CORPUS])
+    files, _, _ = discover([CORPUS])
     return files
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from idemtest.review import main, review_paths
+from idemtest.review import ReviewOptions, main, review_paths
 from idemtest.review.model import RULES
 
 from .conftest import CORPUS
@@ -35,7 +35,17 @@ def test_table_output_columns(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert [c.strip() for c in header.split("|")] == ["file:line", "issue", "risk", "fix"]
     assert f"{tmp_path.name}/load.sql:1" in out
     assert "IDM201" in out and "high" in out
-    assert "a crash after statement k then retry (P1/P2)" in out
+    # the fix column wraps: read it back as one text
+    fix = " ".join(line.split(" | ")[3].strip() for line in out.splitlines()[2:]
+                   if line.count(" | ") == 3)
+    assert "a crash after statement k then retry (P1/P2)" in fix
+
+
+def test_table_fits_100_columns(capsys: pytest.CaptureFixture[str]) -> None:
+    main([str(CORPUS), "--fail-on", "none"])
+    out = capsys.readouterr().out
+    assert len(out.splitlines()) > 50
+    assert max(len(line) for line in out.splitlines()) <= 100
 
 
 def test_json_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -51,7 +61,8 @@ def test_json_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert doc["summary"]["files_reviewed"] == 1
 
 
-def test_sarif_shape(tmp_path: Path) -> None:
+def test_sarif_shape(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
     write(tmp_path, "load.sql", RISKY_SQL)
     out = tmp_path / "report.sarif"
     assert main([str(tmp_path / "load.sql"), "--format", "sarif", "--output", str(out)]) == 1
@@ -67,9 +78,28 @@ def test_sarif_shape(tmp_path: Path) -> None:
     assert res["ruleId"] == "IDM201" and res["level"] == "error"
     assert res["message"]["text"]
     loc = res["locations"][0]["physicalLocation"]
-    assert loc["artifactLocation"]["uri"] == "load.sql"
+    assert loc["artifactLocation"] == {"uri": "load.sql", "uriBaseId": "SRCROOT"}
+    assert run["originalUriBaseIds"]["SRCROOT"]["uri"] == tmp_path.resolve().as_uri() + "/"
     assert loc["region"]["startLine"] == 1
     assert rules[res["ruleIndex"]]["id"] == "IDM201"
+
+
+@pytest.mark.parametrize("given", ["repo/pipelines/sql", "repo/pipelines/sql/load.sql",
+                                   "repo/pipelines"])
+def test_sarif_paths_are_relative_to_the_repository_root(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, given: str) -> None:
+    # Code scanning maps results against the repository root, whatever folder was reviewed.
+    (tmp_path / "repo" / ".git").mkdir(parents=True)
+    (tmp_path / "repo" / "pipelines" / "sql").mkdir(parents=True)
+    write(tmp_path / "repo" / "pipelines" / "sql", "load.sql", RISKY_SQL)
+    monkeypatch.chdir(tmp_path / "repo" / "pipelines")
+    out = tmp_path / "r.sarif"
+    assert main([str(tmp_path / given), "--format", "sarif", "-o", str(out)]) == 1
+    run = json.loads(out.read_text())["runs"][0]
+    [res] = run["results"]
+    assert res["locations"][0]["physicalLocation"]["artifactLocation"] == {
+        "uri": "pipelines/sql/load.sql", "uriBaseId": "SRCROOT"}
+    assert run["originalUriBaseIds"]["SRCROOT"]["uri"] == (tmp_path / "repo").as_uri() + "/"
 
 
 @pytest.mark.parametrize(
@@ -191,3 +221,95 @@ def test_corpus_table_mentions_jobs(capsys: pytest.CaptureFixture[str]) -> None:
     main([str(CORPUS / "cron")])
     out = capsys.readouterr().out
     assert "Jobs found:" in out and "cron" in out
+
+
+def _tree(tmp_path: Path) -> Path:
+    root = tmp_path / "proj"
+    for rel in ("pipelines/load.sql", "pipelines/legacy/old.sql", "tests/test_load.py",
+                "pipelines/test_fixture.py", "pipelines/conftest.py", "pipelines/load_test.py"):
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(RISKY_SQL if rel.endswith(".sql") else
+                     f"def test_x(cur):\n    cur.execute({RISKY_SQL.strip()!r})\n", encoding="utf-8")
+    return root
+
+
+def test_test_code_is_left_out_unless_asked(tmp_path: Path) -> None:
+    root = _tree(tmp_path)
+    res = review_paths([root])
+    assert {f.file for f in res.findings} == {"proj/pipelines/load.sql",
+                                              "proj/pipelines/legacy/old.sql"}
+    assert res.excluded == 4
+    both = review_paths([root], options=ReviewOptions(include_tests=True))
+    assert len({f.file for f in both.findings}) == 6 and both.excluded == 0
+    # a test file named explicitly is reviewed: the user asked for it
+    assert review_paths([root / "tests" / "test_load.py"]).findings
+
+
+@pytest.mark.parametrize(("argv", "files"), [
+    (["--exclude", "legacy"], {"proj/pipelines/load.sql"}),
+    (["--exclude", "pipelines/legacy/*.sql"], {"proj/pipelines/load.sql"}),
+    (["--exclude", "*.sql"], set()),
+    (["--exclude", "nomatch"], {"proj/pipelines/load.sql", "proj/pipelines/legacy/old.sql"}),
+])
+def test_exclude_globs(tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str],
+                       files: set[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    root = _tree(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    main([str(root), "--format", "json", *argv])
+    doc = json.loads(capsys.readouterr().out)
+    assert {f["file"] for f in doc["findings"]} == files
+
+
+@pytest.mark.parametrize(("argv", "rules"), [
+    ([], {"IDM201", "IDM402"}),
+    (["--select", "IDM4"], {"IDM402"}),
+    (["--select", "IDM201,IDM402"], {"IDM201", "IDM402"}),
+    (["--ignore", "IDM201"], {"IDM402"}),
+    (["--select", "IDM2,IDM4", "--ignore", "idm402"], {"IDM201"}),
+])
+def test_select_and_ignore(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                           monkeypatch: pytest.MonkeyPatch, argv: list[str],
+                           rules: set[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path, "a.sql", RISKY_SQL + MEDIUM_SQL.replace("INSERT INTO t", "INSERT INTO t2"))
+    main([str(tmp_path / "a.sql"), "--format", "json", *argv])
+    assert {f["rule"] for f in json.loads(capsys.readouterr().out)["findings"]} == rules
+
+
+def test_pyproject_options(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                           monkeypatch: pytest.MonkeyPatch) -> None:
+    root = _tree(tmp_path)
+    (root / "pyproject.toml").write_text(
+        '[tool.idemtest.review]\nexclude = ["legacy"]\nignore = ["IDM4"]\n'
+        'include-tests = true\nfail-on = "none"\nformat = "json"\n', encoding="utf-8")
+    monkeypatch.chdir(root)
+    assert main(["."]) == 0  # fail-on none from pyproject
+    doc = json.loads(capsys.readouterr().out)
+    files = {f["file"] for f in doc["findings"]}
+    assert "pipelines/load.sql" in files and "tests/test_load.py" in files
+    assert not any("legacy" in f for f in files)
+    # the command line adds to pyproject's globs and overrides its scalars
+    assert main([".", "--exclude", "tests", "--fail-on", "high", "--format", "json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert not any(f["file"].startswith("tests/") for f in doc["findings"])
+
+
+@pytest.mark.parametrize(("toml", "argv", "message"), [
+    ("[tool.idemtest.review]\nexclud = []\n", [], "unknown key(s) exclud"),
+    ("[tool.idemtest.review]\nselect = \"IDM2\"\n", [], "must be a list of strings"),
+    ("[tool.idemtest.review]\nfail-on = \"sometimes\"\n", [], "fail-on must be"),
+    ("[tool.idemtest.review\n", [], "not valid TOML"),
+    ("", ["--select", "IDM9"], "names no rule"),
+    ("", ["--ignore", "XYZ"], "names no rule"),
+    ("", ["--config", "nope.toml"], "no such file"),
+])
+def test_bad_options_are_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                      monkeypatch: pytest.MonkeyPatch, toml: str,
+                                      argv: list[str], message: str) -> None:
+    (tmp_path / "pyproject.toml").write_text(toml, encoding="utf-8")
+    write(tmp_path, "a.sql", RISKY_SQL)
+    monkeypatch.chdir(tmp_path)
+    assert main(["a.sql", *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err, err
