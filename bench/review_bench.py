@@ -144,7 +144,7 @@ def run_real(peer_ok: bool) -> None:
     import real_corpus as rc
 
     if rc.missing():
-        copied, problems = rc.materialise(Path(os.environ.get("IDEMTEST_CORPUS_MIRROR",
+        rc.materialise(Path(os.environ.get("IDEMTEST_CORPUS_MIRROR",
                                                               "/work/.mirror")))
         if rc.missing():
             print(f"\nreal corpus: {len(rc.missing())} file(s) missing; run "

@@ -45,14 +45,16 @@ def _cadence(node: ast.expr | None) -> str | None:
 
 
 def _retry_hits(where: ast.AST, retries: ast.expr | None, delay: ast.expr | None,
-                what: str) -> list[Hit]:
+                what: str, default_delay: bool = False) -> list[Hit]:
+    """`default_delay`: the orchestrator waits between tries even when no delay is given
+    (Airflow: retry_delay defaults to 300 s), so a missing delay is no finding."""
     if retries is None:
         return []
     n = literal(retries)
     line = retries.lineno
     if isinstance(n, (int, float)) and (n < 0 or n > MAX_SANE_RETRIES):
         return [(line, "IDM103", f"{what} retries={n} is unbounded")]
-    if isinstance(n, int) and n > 0 and delay is None:
+    if isinstance(n, int) and n > 0 and delay is None and not default_delay:
         return [(line, "IDM103", f"{what} retries={n} without a retry delay")]
     return []
 
@@ -182,7 +184,7 @@ def review_orchestration(path: str, tree: ast.Module, info: FileInfo) -> tuple[l
         if hygiene and retries is None and not any(r is not None for r in all_task_retries):
             hits.append((line, "IDM103", f"DAG {dag_id} sets no retries"))
         if hygiene:
-            hits.extend(_retry_hits(call, retries, delay, f"DAG {dag_id}"))
+            hits.extend(_retry_hits(call, retries, delay, f"DAG {dag_id}", default_delay=True))
         for src in (default_args, args):
             dop = src.get("depends_on_past")
             if dop is not None and literal(dop) is True:
@@ -204,11 +206,15 @@ def review_orchestration(path: str, tree: ast.Module, info: FileInfo) -> tuple[l
                 job.tasks.append(Task(n.name, n.lineno, list(ins), list(outs)))
         jobs.append(job)
     # Task-level retries (operators and TaskFlow/Prefect @task decorators).
+    airflow_file = "airflow" in _imports(tree)
     for c in calls:
         short = dotted(c.func).rsplit(".", 1)[-1]
         if short.endswith(("Operator", "Sensor")) or short in {"task", "op", "asset"}:
             delay = kw(c, "retry_delay") or kw(c, "retry_delay_seconds")
-            hits.extend(_retry_hits(c, kw(c, "retries"), delay, short))
+            airflow_task = short.endswith(("Operator", "Sensor")) or (
+                short == "task" and airflow_file and "prefect" not in _imports(tree))
+            hits.extend(_retry_hits(c, kw(c, "retries"), delay, short,
+                                    default_delay=airflow_task))
             rp = kw(c, "retry_policy")
             if isinstance(rp, ast.Call):
                 hits.extend(_retry_hits(rp, kw(rp, "max_retries"), kw(rp, "delay"), "RetryPolicy"))

@@ -159,6 +159,7 @@ class _ScopeWalker:
         self.wall_names: set[str] = set()
         self.seen_strings: set[int] = set()
         self.op_autocommit = False
+        self.hook_names: set[str] = set()  # variables bound to an Airflow `...Hook(...)`
 
     # --- emitting -------------------------------------------------------------
     def sql_string(self, node: ast.AST) -> None:
@@ -235,6 +236,8 @@ class _ScopeWalker:
     def visit_assign(self, node: ast.Assign) -> None:
         self.visit(node.value)
         names = [t.id for t in node.targets if isinstance(t, ast.Name)]
+        if isinstance(node.value, ast.Call) and dotted(node.value.func).endswith("Hook"):
+            self.hook_names.update(names)
         if not contains_wall_clock(node.value):
             return
         self.wall_names.update(names)
@@ -258,6 +261,12 @@ class _ScopeWalker:
         name = dotted(node.func)
         last = name.rsplit(".", 1)[-1]
         is_operator = bool(SQL_OPERATORS.search(last))
+        # An Airflow DB hook's run() is one transaction of its own: it commits on return.
+        hook_run = last == "run" and isinstance(node.func, ast.Attribute) and (
+            "hook" in dotted(node.func.value).lower()
+            or dotted(node.func.value) in self.hook_names)
+        if hook_run:
+            self.scope.events.append(Event("begin", node.lineno))
         saved = self.op_autocommit
         if is_operator:
             self.op_autocommit = literal(kw(node, "autocommit")) is True
@@ -271,8 +280,18 @@ class _ScopeWalker:
             self.info.tables[id(node)] = scope_tables(op_scope)
             self.scope.events.append(Event("commit", node.lineno))
             return
+        if (hook_run or last in {"execute", "executescript"}) and node.args \
+                and self._opaque(node.args[0]):
+            # SQL handed in by the caller (`self.pre_sql`, a parameter): it may clear the
+            # target, so what follows is not known to be a bare append.
+            self.scope.events.append(Event("opaque", node.lineno))
+        if hook_run:
+            self.scope.events.append(Event("commit", node.end_lineno or node.lineno))
+            return
         if isinstance(node.func, ast.Attribute):
-            if last in {"commit", "rollback"} and not node.args:
+            if last == "insert_rows":
+                self.insert_rows(node)
+            elif last in {"commit", "rollback"} and not node.args:
                 self.scope.events.append(Event("commit", node.lineno))
             elif last == "begin" and not node.args:
                 self.scope.events.append(Event("begin", node.lineno))
@@ -284,6 +303,26 @@ class _ScopeWalker:
                    for a in args):
                 self.info.hits.append((node.lineno, "IDM401", f"{last}() given the wall clock"))
             self.scope.events.append(Event("save_state", node.lineno))
+
+    def _opaque(self, arg: ast.expr) -> bool:
+        f = self.func
+        params: set[str] = set()
+        if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            params = {p.arg for p in f.args.posonlyargs + f.args.args + f.args.kwonlyargs}
+        return (isinstance(arg, ast.Attribute) and dotted(arg).startswith("self.")) or (
+            isinstance(arg, ast.Name) and arg.id in params)
+
+    def insert_rows(self, node: ast.Call) -> None:
+        """DbApiHook.insert_rows(table, rows, commit_every=N, replace=False): appends rows and
+        commits every N of them, on its own connection."""
+        table_node = node.args[0] if node.args else kw(node, "table")
+        table = literal(table_node)
+        if not isinstance(table, str):
+            table = ident(ast.unparse(table_node)) if table_node is not None else None
+        upsert = literal(kw(node, "replace")) is True
+        self.scope.events.append(Event(
+            "rows", node.lineno, table=table.lower() if table else None,
+            if_exists="upsert" if upsert else "append"))
 
     def to_sql(self, node: ast.Call) -> None:
         table_node = node.args[0] if node.args else kw(node, "name")

@@ -31,6 +31,14 @@ MUTABLE_COLUMN = re.compile(
 CURSOR_NAME = re.compile(
     r"watermark|high_?water|cursor|since|checkpoint|bookmark|last_\w+|prev_max|max_\w+|from_ts"
 )
+# Columns stamped when the row lands (loaders, CDC tools, dbt): they only grow with commit
+# order, so a `>=` cursor on one cannot miss a late row; the overlap is the key's business.
+LOAD_TIME_COLUMN = re.compile(
+    r"^_?(loaded|ingested|received|synced|inserted|extracted|landed|etl_loaded|dbt_loaded|"
+    r"load|ingest|ingestion|sync)_?(at|ts|time|timestamp|date|datetime|dt)?$|"
+    r"^_(sdc|airbyte|fivetran|dlt|peerdb|stitch)_|^_?etl_(ts|time|timestamp|loaded_at)$|"
+    r"^(received_at|loaded_at|ingested_at|_loaded_at|_ingested_at)(_date)?$"
+)
 BACKFILL_NAME = re.compile(r"backfill|reprocess|rerun|re_run|replay|restate|reload")
 _WALL_FUNCS = {"NOW", "GETDATE", "SYSDATE", "SYSTIMESTAMP", "LOCALTIMESTAMP", "GETUTCDATE",
                "CURRENT_TIMESTAMP", "CURRENT_DATE", "UTC_TIMESTAMP", "TODAY"}
@@ -38,7 +46,9 @@ _WALL_FUNCS = {"NOW", "GETDATE", "SYSDATE", "SYSTIMESTAMP", "LOCALTIMESTAMP", "G
 
 @dataclass
 class Event:
-    kind: str  # sql | begin | commit | to_sql | save_state
+    # sql | begin | commit | to_sql | rows (hook insert_rows) | save_state | opaque (SQL whose
+    # text comes from the caller)
+    kind: str
     line: int
     stmt: Statement | None = None
     table: str | None = None
@@ -228,6 +238,13 @@ def statement_hits(stmt: Statement, scope: Scope | None) -> list[Hit]:
             if scope is not None and scope.lookback:
                 continue
             line = node_line(node, stmt.line)
+            col = node.find(exp.Column)
+            col_name = col.name.lower() if col is not None else ""
+            if LOAD_TIME_COLUMN.search(col_name):
+                # no lookback is needed on a load-time column; ties still need `>=`
+                if strict:
+                    hits.append((line, "IDM403", node.sql(comments=False)[:80]))
+                continue
             hits.append((line, "IDM402", node.sql(comments=False)[:80]))
             if strict:
                 hits.append((line, "IDM403", node.sql(comments=False)[:80]))
@@ -329,21 +346,21 @@ def scope_hits(scope: Scope) -> list[Hit]:
             explicit = False
             txn.append(current)
             continue
-        if ev.kind == "to_sql" and not explicit:
-            current += 1  # pandas commits each to_sql on its own connection/transaction
+        if (ev.kind == "to_sql" and not explicit) or ev.kind == "rows":
+            current += 1  # pandas / insert_rows commit on their own connection
         if ev.kind == "save_state" and ev.stmt is None:
             current += 1  # a non-SQL store (Airflow Variable, a file) is never transactional
         txn.append(current)
         if (scope.autocommit and not explicit) or (ev.kind == "save_state" and ev.stmt is None):
             current += 1
-        if ev.kind == "to_sql" and not explicit:
+        if (ev.kind == "to_sql" and not explicit) or ev.kind == "rows":
             current += 1
 
     kinds = [(_kind(ev.stmt) if ev.kind == "sql" and ev.stmt else ev.kind) for ev in events]
 
     def writes(i: int) -> set[str]:
         ev = events[i]
-        if ev.kind == "to_sql" and ev.table:
+        if ev.kind in {"to_sql", "rows"} and ev.table:
             return {ev.table}
         if ev.kind == "sql" and ev.stmt and kinds[i] in {"write", "create", "replace"}:
             return tables_written(ev.stmt.expr)
@@ -353,6 +370,7 @@ def scope_hits(scope: Scope) -> list[Hit]:
     # table -> tables a DELETE on it consulted: `DELETE FROM stage USING target` prunes a
     # staging table against the target, so inserting what is left is keyed.
     pruned_against: dict[str, set[str]] = {}
+    opaque_before = False
     for i, ev in enumerate(events):
         st = ev.stmt
         if ev.kind == "sql" and st is not None:
@@ -378,14 +396,25 @@ def scope_hits(scope: Scope) -> list[Hit]:
                         in_tables(target, pruned_against.get(src, set()))
                         for src in tables_read(st.expr.expression)):
                     target = None
-                if target and not _is_staging(target) and not _is_state(target) \
+                if target and not opaque_before and not _is_staging(target) \
+                        and not _is_state(target) \
                         and not _is_log(target) and not in_tables(target, cleared_before) \
                         and not any(in_tables(target, _reads_for_upsert(ev2.stmt))
                                     for ev2 in events[i + 1:] if ev2.stmt):
                     hits.append((ev.line, "IDM201", f"into {target}"))
+        elif ev.kind == "opaque":
+            opaque_before = True
+        elif ev.kind == "rows" and ev.table and ev.if_exists == "append":
+            t = ev.table
+            if not opaque_before and not _is_staging(t) and not _is_log(t) and not _is_state(t) \
+                    and not in_tables(t, cleared_before) \
+                    and not any(in_tables(t, _reads_for_upsert(ev2.stmt))
+                                for ev2 in events[i + 1:] if ev2.stmt):
+                hits.append((ev.line, "IDM201", f"insert_rows into {t}"))
         elif ev.kind == "to_sql" and ev.table:
             t = ev.table
-            if ev.if_exists == "append" and not ev.has_method and not _is_staging(t) \
+            if ev.if_exists == "append" and not ev.has_method and not opaque_before \
+                    and not _is_staging(t) \
                     and not _is_log(t) and not in_tables(t, cleared_before) \
                     and not any(in_tables(t, _reads_for_upsert(ev2.stmt))
                                 for ev2 in events[i + 1:] if ev2.stmt):
@@ -425,6 +454,6 @@ def scope_tables(scope: Scope) -> tuple[list[str], list[str]]:
             written |= tables_written(ev.stmt.expr) | (
                 _cleared_tables(ev.stmt) if _kind(ev.stmt) == "clear" else set())
             reads |= tables_read(ev.stmt.expr)
-        elif ev.kind == "to_sql" and ev.table:
+        elif ev.kind in {"to_sql", "rows"} and ev.table:
             written.add(ev.table)
     return sorted(reads - written), sorted(written)

@@ -31,19 +31,36 @@ def review_sql_file(path: str, text: str, dialect: str | None) -> SqlFileResult:
             out.hits.append((line, "IDM601", f"model {stem} uses incremental_strategy='append'"))
         elif not cfg.get("unique_key") and strategy not in _KEYLESS_OK:
             out.hits.append((line, "IDM601", f"model {stem}"))
-    body = normalise_placeholders(rendered.text)
+    texts = [rendered.text]
+    if "is_incremental()" in text:
+        # dbt runs the model both ways: review the branch an incremental run takes too.
+        texts.append(render_jinja(text, this_name=stem, incremental=True).text)
+    seen: set[tuple[int, str]] = {(ln, r) for ln, r, _ in out.hits}
+    for rendered_text in texts:
+        errors: list[tuple[int, str]] = []
+        for hit in _review_body(path, stem, text, rendered_text, dialect, errors):
+            if (hit[0], hit[1]) not in seen:
+                seen.add((hit[0], hit[1]))
+                out.hits.append(hit)
+        out.errors += [e for e in errors if e not in out.errors]
+    return out
+
+
+def _review_body(path: str, stem: str, text: str, rendered_text: str, dialect: str | None,
+                 errors: list[tuple[int, str]]) -> list[Hit]:
+    body = normalise_placeholders(rendered_text)
     if not body.strip():
-        return out
+        return []
     parsed = parse_sql(body, dialect)
-    out.errors.extend(parsed.errors)
+    errors.extend(parsed.errors)
     # psql and most runners autocommit each statement unless the script says BEGIN; a script
     # with `%(name)s` parameters is run through a DB-API driver instead (an Airflow hook, a
     # cursor), which executes it in one transaction.
     driver_run = bool(re.search(r"%\(\w+\)s", text))
-    scope = Scope(path, stem, autocommit=not driver_run, backfill=bool(BACKFILL_NAME.search(stem.lower())))
+    scope = Scope(path, stem, autocommit=not driver_run,
+                  backfill=bool(BACKFILL_NAME.search(stem.lower())))
     scope.events = [Event("sql", st.line, stmt=st) for st in parsed.statements]
-    out.hits.extend(scope_hits(scope))
-    return out
+    return scope_hits(scope)
 
 
 def sql_dialect_directive(text: str) -> str | None:

@@ -14,6 +14,9 @@ _REF = re.compile(r"""^ref\(\s*(?:['"][^'"]*['"]\s*,\s*)?['"]([^'"]+)['"]""")
 _SOURCE = re.compile(r"""^source\(\s*['"]([^'"]+)['"]\s*,\s*['"]([^'"]+)['"]""")
 _CONFIG = re.compile(r"^config\((.*)\)$", re.S)
 _KWARG = re.compile(r"""(\w+)\s*=\s*(?:['"]([^'"]*)['"]|\[([^\]]*)\]|(\w+))""")
+# config({"materialized": "incremental", ...}): the dict form of the same arguments
+_DICT_ITEM = re.compile(r"""['"](\w+)['"]\s*:\s*(?:['"]([^'"]*)['"]|\[([^\]]*)\]|(\w+))""")
+_INCREMENTAL_IF = re.compile(r"^if\s+(not\s+)?is_incremental\(\)\s*$")
 _BLOCK_OPEN = {"if", "for", "macro", "call", "filter", "raw", "set_block"}
 _DROP_BLOCKS = {"macro", "call", "filter", "set_block"}
 
@@ -45,8 +48,12 @@ class Rendered:
     has_jinja: bool = False
 
 
-def render_jinja(text: str, this_name: str = "this_model") -> Rendered:
-    """Strip/render Jinja: keep the first branch of each if, drop macros, render ref/source."""
+def render_jinja(text: str, this_name: str = "this_model",
+                 incremental: bool = False) -> Rendered:
+    """Strip/render Jinja: keep the first branch of each if, drop macros, render ref/source.
+
+    With `incremental`, an `if is_incremental()` / `if not is_incremental()` keeps the branch
+    a dbt incremental run takes (is_incremental() true) instead of the first one."""
     out: list[str] = []
     pos = 0
     # Stack of (block kind, dropping?) so else-branches and macro bodies are removed.
@@ -67,9 +74,15 @@ def render_jinja(text: str, this_name: str = "this_model") -> Rendered:
             kw = words[0] if words else ""
             if kw == "set" and "=" not in m.group(1):
                 kw = "set_block"
-            if kw in _BLOCK_OPEN:
+            inc = _INCREMENTAL_IF.match(m.group(1).strip()) if incremental else None
+            if inc is not None:
+                # "if_inc": drop the else; "if_full": keep only the else
+                stack.append(("if_inc", False) if not inc.group(1) else ("if_full", True))
+            elif kw in _BLOCK_OPEN:
                 # Loop bodies are kept once, so separators like `if not loop.last` go.
                 stack.append((kw, kw in _DROP_BLOCKS or (kw == "if" and "loop." in m.group(1))))
+            elif kw in {"elif", "else"} and stack and stack[-1][0] == "if_full":
+                stack[-1] = ("if_full_else", kw == "elif")
             elif kw in {"elif", "else"} and stack:
                 stack[-1] = (stack[-1][0], True)
             elif kw.startswith("end") and stack:
@@ -83,7 +96,8 @@ def render_jinja(text: str, this_name: str = "this_model") -> Rendered:
             cfg = _CONFIG.match(expr)
             if cfg:
                 result.config_line = text.count("\n", 0, m.start()) + 1
-                for k, s, lst, w in _KWARG.findall(cfg.group(1)):
+                for k, s, lst, w in _KWARG.findall(cfg.group(1)) + \
+                        _DICT_ITEM.findall(cfg.group(1)):
                     result.config[k] = s or lst or w
                 out.append(_blank(raw))
                 continue

@@ -126,3 +126,207 @@ def test_cron_lines(tmp_path: Path, line: str, want: list[tuple[int, str]]) -> N
     d = tmp_path / "cron.d"
     d.mkdir()
     assert rules_for(d, "etl", line + "\n") == want
+
+
+# ---- issue 12: classes seen on real code ---------------------------------------------------
+
+_DAG = ("from airflow import DAG\nfrom airflow.operators.bash import BashOperator\n"
+        "with DAG('d', {args}):\n    BashOperator(task_id='t', bash_command={cmd!r})\n")
+
+
+@pytest.mark.parametrize(
+    ("args", "cmd", "want"),
+    [
+        # scheduled and writing: hygiene applies
+        ("schedule='@daily'", "python load.py", [(3, "IDM101"), (3, "IDM102"), (3, "IDM103")]),
+        # no schedule given is Airflow 2's daily
+        ("catchup=False", "python load.py", [(3, "IDM102"), (3, "IDM103")]),
+        # manual or one-off DAGs are never caught up or overlapped by the scheduler
+        ("schedule=None", "python load.py", []),
+        ("schedule_interval='@once'", "python load.py", []),
+        ("schedule='@daily' if ENV == 'prod' else None", "python load.py",
+         [(3, "IDM101"), (3, "IDM102"), (3, "IDM103")]),
+        ("schedule=None if ENV == 'dev' else None", "python load.py", []),
+        # a DAG whose tasks only echo writes nothing
+        ("schedule='@daily'", "echo hello", []),
+    ],
+)
+def test_dag_hygiene_only_on_scheduled_dags_that_write(
+        tmp_path: Path, args: str, cmd: str, want: list[tuple[int, str]]) -> None:
+    assert rules_for(tmp_path, "dag.py", _DAG.format(args=args, cmd=cmd)) == want
+
+
+@pytest.mark.parametrize(
+    ("code", "want"),
+    [
+        ("from airflow import DAG\nfrom airflow.operators.empty import EmptyOperator\n"
+         "with DAG('d', schedule='@hourly'):\n    EmptyOperator(task_id='start')\n", []),
+        ("from airflow.decorators import dag, task\n@dag(schedule='@daily')\ndef d():\n"
+         "    @task\n    def hello():\n        print('hi')\n    hello()\n", []),
+        ("from airflow.decorators import dag, task\n@dag(schedule='@daily')\ndef d():\n"
+         "    @task\n    def load():\n        run_load()\n    load()\n",
+         [(2, "IDM101"), (2, "IDM102"), (2, "IDM103")]),
+    ],
+)
+def test_dags_that_write_nothing(tmp_path: Path, code: str, want: list[tuple[int, str]]) -> None:
+    assert rules_for(tmp_path, "dag.py", code) == want
+
+
+def test_catchup_in_default_args_and_start_date_constant(tmp_path: Path) -> None:
+    code = ("from airflow import DAG\nfrom airflow.utils.dates import days_ago\n"
+            "START = days_ago(1)\n"
+            "args = {'start_date': START, 'catchup': False, 'retries': 1}\n"
+            "dag = DAG('d', default_args=args, schedule='@daily', max_active_runs=1)\n"
+            "dag2 = DAG('e', default_args=args, schedule=None, max_active_runs=1)\n")
+    got = rules_for(tmp_path, "dag.py", code)
+    # catchup in default_args is ignored (IDM108) so the DAG keeps the default (IDM101);
+    # START moves each parse (IDM105). The unscheduled DAG gets only IDM108.
+    assert got == [(4, "IDM105"), (4, "IDM108"), (4, "IDM108"), (5, "IDM101")] or \
+        sorted(set(got)) == [(4, "IDM105"), (4, "IDM108"), (5, "IDM101")]
+
+
+def test_airflow_retries_without_delay_use_the_default_delay(tmp_path: Path) -> None:
+    code = ("from airflow import DAG\nwith DAG('d', schedule='@daily', catchup=False,\n"
+            "         max_active_runs=1, default_args={'retries': 2}):\n    pass\n")
+    assert rules_for(tmp_path, "dag.py", code) == []
+
+
+@pytest.mark.parametrize(
+    ("code", "want"),
+    [
+        # Dagster's DuckDBResource hands out an autocommit DuckDB connection
+        ("from dagster_duckdb import DuckDBResource\n"
+         "def asset(database: DuckDBResource, month):\n"
+         "    with database.get_connection() as conn:\n"
+         "        conn.execute(f\"delete from trips where m = '{month}'\")\n"
+         "        conn.execute(f\"insert into trips select * from read_csv('{month}.csv')\")\n",
+         [(4, "IDM301")]),
+        ("from dagster_duckdb import DuckDBResource\n"
+         "def asset(database: DuckDBResource, month):\n"
+         "    with database.get_connection() as conn:\n"
+         "        conn.execute('begin')\n"
+         "        conn.execute(f\"delete from trips where m = '{month}'\")\n"
+         "        conn.execute(f\"insert into trips select * from read_csv('{month}.csv')\")\n"
+         "        conn.execute('commit')\n", []),
+        # COPY with a column list is SQL too
+        ("def load(cur):\n    cur.execute(\"COPY sales (id, amount) FROM '/d/sales.csv' CSV\")\n",
+         [(2, "IDM201")]),
+        # "...".format(args): the table is named after the argument
+        ("def load(cur, temp_table):\n"
+         "    cur.execute('COPY {} (a, b) FROM STDIN'.format(temp_table))\n", []),
+        ("def load(cur, table):\n"
+         "    cur.execute('COPY {} (a, b) FROM STDIN'.format(table))\n", [(2, "IDM201")]),
+        # to_sql replace then append of the same table rebuilds it: no duplicate, no loss
+        ("def load(chunks, engine, since):\n    first = next(chunks)\n"
+         "    first.head(0).to_sql('trips', engine, if_exists='replace')\n"
+         "    for df in chunks:\n        df.to_sql('trips', engine, if_exists='append')\n", []),
+        ("def load(df, engine, since):\n    df.to_sql('trips', engine, if_exists='append')\n",
+         [(2, "IDM202")]),
+    ],
+)
+def test_loads_on_real_patterns(tmp_path: Path, code: str, want: list[tuple[int, str]]) -> None:
+    assert rules_for(tmp_path, "x.py", code) == want
+
+
+@pytest.mark.parametrize(
+    ("code", "want"),
+    [
+        ("from airflow.providers.postgres.hooks.postgres import PostgresHook\n"
+         "def load(rows):\n    hook = PostgresHook('dwh')\n"
+         "    hook.run('TRUNCATE TABLE analytics.orders')\n"
+         "    hook.insert_rows('analytics.orders', rows, commit_every=1000)\n",
+         [(4, "IDM301")]),
+        ("from airflow.providers.postgres.hooks.postgres import PostgresHook\n"
+         "def load(rows):\n    PostgresHook('dwh').insert_rows('analytics.orders', rows)\n",
+         [(3, "IDM201")]),
+        # a generic operator runs the caller's pre-SQL first: it may clear the target
+        ("from airflow.providers.postgres.hooks.postgres import PostgresHook\n"
+         "class Op:\n    def execute(self, rows):\n        hook = PostgresHook('dwh')\n"
+         "        hook.run(self.pre_sql)\n        hook.insert_rows(self.table, rows)\n", []),
+        ("from airflow.providers.postgres.hooks.postgres import PostgresHook\n"
+         "def load(rows):\n    PostgresHook('dwh').insert_rows('orders', rows, replace=True,\n"
+         "        replace_index='id')\n", []),
+        # one run() with both statements is one transaction
+        ("from airflow.providers.postgres.hooks.postgres import PostgresHook\n"
+         "def load(day):\n    hook = PostgresHook('dwh')\n"
+         "    hook.run(['DELETE FROM f WHERE d = %(d)s',\n"
+         "              'INSERT INTO f SELECT * FROM s WHERE d = %(d)s'], parameters={'d': day})\n",
+         []),
+        ("from airflow.providers.postgres.hooks.postgres import PostgresHook\n"
+         "def load(day):\n    hook = PostgresHook('dwh')\n"
+         "    hook.run('DELETE FROM f WHERE d = %(d)s', parameters={'d': day})\n"
+         "    hook.run('INSERT INTO f SELECT * FROM s WHERE d = %(d)s', parameters={'d': day})\n",
+         [(4, "IDM301")]),
+    ],
+)
+def test_airflow_hooks(tmp_path: Path, code: str, want: list[tuple[int, str]]) -> None:
+    assert rules_for(tmp_path, "x.py", code) == want
+
+
+@pytest.mark.parametrize(
+    ("code", "want"),
+    [
+        ("import logging\ndef load(cur):\n    try:\n"
+         "        cur.execute('INSERT INTO t SELECT * FROM s ON CONFLICT (id) DO NOTHING')\n"
+         "    except Exception:\n        logging.exception('load failed')\n", [(5, "IDM206")]),
+        ("def load(df, engine):\n    try:\n        df.to_sql('t', engine, if_exists='replace')\n"
+         "    except:\n        pass\n", [(4, "IDM206")]),
+        ("def load(df, engine):\n    try:\n        df.to_sql('t', engine, if_exists='replace')\n"
+         "    except Exception as e:\n        log(e)\n        raise\n", []),
+        ("def load(df, engine):\n    try:\n        df.to_sql('t', engine, if_exists='replace')\n"
+         "    except ValueError:\n        return None\n", []),
+        # a read wrapped in a broad except is not a load
+        ("def read(cur):\n    try:\n        cur.execute('SELECT max(ts) FROM t')\n"
+         "    except Exception:\n        return None\n", []),
+    ],
+)
+def test_swallowed_load_errors(tmp_path: Path, code: str, want: list[tuple[int, str]]) -> None:
+    assert rules_for(tmp_path, "x.py", code) == want
+
+
+@pytest.mark.parametrize(
+    ("code", "want"),
+    [
+        ("import dlt\n@dlt.resource\ndef rows():\n    yield from api()\n", [(2, "IDM201")]),
+        ("import dlt\n@dlt.resource(name='r', write_disposition='append')\ndef rows():\n"
+         "    yield from api()\n", [(2, "IDM201")]),
+        ("import dlt\n@dlt.resource(write_disposition='merge', primary_key='id')\ndef rows():\n"
+         "    yield from api()\n", []),
+        ("import dlt\n@dlt.resource(write_disposition='replace')\ndef rows():\n"
+         "    yield from api()\n", []),
+        ("import dlt\n@dlt.resource\ndef rows():\n    yield from api()\n"
+         "dlt.pipeline('p').run(rows(), write_disposition='replace')\n", []),
+    ],
+)
+def test_dlt_write_dispositions(tmp_path: Path, code: str, want: list[tuple[int, str]]) -> None:
+    assert rules_for(tmp_path, "x.py", code) == want
+
+
+@pytest.mark.parametrize(
+    ("sql", "want"),
+    [
+        # the incremental branch is reviewed too (is_incremental() evaluated as true)
+        ("{{ config(materialized='incremental', unique_key='id') }}\nselect * from s\n"
+         "{% if not is_incremental() %}\nwhere true\n{% else %}\n"
+         "where updated_at > (select max(updated_at) from {{ this }})\n{% endif %}\n",
+         [(6, "IDM402"), (6, "IDM403")]),
+        # a load-time column only grows with commit order: no lookback needed with `>=`
+        ("{{ config(materialized='incremental', unique_key='id') }}\nselect * from s\n"
+         "{% if is_incremental() %}\nwhere _loaded_at >= (select max(_loaded_at) from {{ this }})"
+         "\n{% endif %}\n", []),
+        ("{{ config({'materialized': 'incremental', 'unique_key': ['id']}) }}\nselect * from s\n"
+         "{% if is_incremental() %}\nwhere received_at > (select max(received_at) from {{ this }})"
+         "\n{% endif %}\n", [(4, "IDM403")]),
+        # the dict form of config() is read: no unique_key is IDM601
+        ("{{ config({'materialized': 'incremental'}) }}\nselect * from s\n", [(1, "IDM601")]),
+        # a script with %(name)s parameters runs through a driver, in one transaction
+        ("DELETE FROM f WHERE d = %(day)s;\nINSERT INTO f SELECT * FROM s WHERE d = %(day)s;\n",
+         []),
+        # a staging table pruned against the target by DELETE ... USING is keyed
+        ("CREATE TEMP TABLE m (LIKE dim);\nINSERT INTO m SELECT * FROM stg.c;\n"
+         "DELETE FROM m USING dim WHERE m.id = dim.id;\nINSERT INTO dim SELECT * FROM m;\n", []),
+        ("COPY sales (id, amount) FROM '/d/sales.csv' CSV;\n", [(1, "IDM201")]),
+    ],
+)
+def test_sql_on_real_patterns(tmp_path: Path, sql: str, want: list[tuple[int, str]]) -> None:
+    assert rules_for(tmp_path, "model.sql", sql) == want

@@ -9,7 +9,7 @@ default_args = {
     "owner": "analytics",
     "depends_on_past": True,  # expect: IDM104
     "start_date": datetime.now() - timedelta(days=1),  # expect: IDM105
-    "retries": 3,  # expect: IDM103
+    "retries": 3,  # Airflow waits retry_delay (300 s by default) between tries
     "email_on_failure": True,
 }
 
