@@ -185,6 +185,14 @@ _RULE_LIST = [
          "Build each partition's replacement first and swap it in atomically (one transaction "
          "per partition, or `INSERT OVERWRITE` / partition exchange).",
          _GAP),
+    Rule("IDM503", "wall-clock-in-task-sql", "backfill", Severity.MEDIUM,
+         "task SQL takes its window from `CURRENT_DATE`/`now()` though the run's logical date "
+         "is available",
+         "a retried, late or backfilled run loads the day it runs on instead of the interval it "
+         "was scheduled for: the backfill reloads today and the missed day stays missing",
+         "Use the run's interval: `{{ data_interval_start }}` / `{{ ds }}` in templated SQL, or "
+         "the `data_interval_start` argument in Python.",
+         _BACKFILL),
     # 6xx: dbt
     Rule("IDM601", "dbt-incremental-no-key", "dbt", Severity.HIGH,
          "dbt incremental model without `unique_key`",

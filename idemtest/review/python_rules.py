@@ -425,6 +425,41 @@ def dlt_appends(tree: ast.Module) -> list[Hit]:
     return hits
 
 
+_CLEARS = re.compile(r"\b(delete\s+from|truncate\b|merge\s+into|insert\s+overwrite)", re.I)
+_APPEND_MODES = {"WRITE_APPEND", "APPEND"}
+
+
+def operator_appends(tree: ast.Module) -> list[Hit]:
+    """IDM201 for loads whose write mode is set to append by an operator or job argument:
+    `write_disposition="WRITE_APPEND"` (BigQuery operators and job configurations) and
+    S3ToRedshiftOperator's default `method="APPEND"`. A file that also deletes, truncates or
+    merges is taken to clear the window first (the gap is IDM301's business)."""
+    texts = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant)
+             and isinstance(n.value, str)]
+    if any(_CLEARS.search(t) for t in texts):
+        return []
+    hits: list[Hit] = []
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Call):
+            short = dotted(n.func).rsplit(".", 1)[-1]
+            for k in n.keywords:
+                if k.arg in {"write_disposition", "writeDisposition"} \
+                        and literal(k.value) in _APPEND_MODES:
+                    hits.append((k.value.lineno, "IDM201", f"{short} appends ({k.arg}="
+                                                           f"{literal(k.value)})"))
+            if short == "S3ToRedshiftOperator" and str(literal(kw(n, "method")) or "APPEND") \
+                    .upper() == "APPEND" and kw(n, "upsert_keys") is None:
+                hits.append((n.lineno, "IDM201", "S3ToRedshiftOperator appends (method APPEND)"))
+        elif isinstance(n, ast.Dict):
+            for key, value in zip(n.keys, n.values, strict=False):
+                if isinstance(key, ast.Constant) and key.value in {"writeDisposition",
+                                                                   "write_disposition"} \
+                        and literal(value) in _APPEND_MODES:
+                    hits.append((value.lineno, "IDM201", "job configuration appends "
+                                                         f"({key.value}={literal(value)})"))
+    return hits
+
+
 def review_python(path: str, tree: ast.Module, dialect: str | None) -> FileInfo:
     info = FileInfo(path, dialect, autocommit=_file_autocommit(tree))
     for stmt in tree.body:
@@ -437,14 +472,18 @@ def review_python(path: str, tree: ast.Module, dialect: str | None) -> FileInfo:
             if isinstance(n, ast.Name) and n.id in info.module_sql:
                 info.used_in_functions.add(n.id)
 
+    # An Airflow file's SQL runs as a task that knows its logical date.
+    from .orchestration import _imports
+
+    airflow = "airflow" in _imports(tree)
     scopes: list[tuple[ast.AST | None, Scope]] = []
-    module_scope = Scope(path, "<module>", autocommit=info.autocommit)
+    module_scope = Scope(path, "<module>", autocommit=info.autocommit, logical_date=airflow)
     _scope_context(module_scope, tree, "<module>", path)
     walker = _ScopeWalker(info, module_scope, None)
     walker.walk_body(tree.body)
     scopes.append((None, module_scope))
     for f in funcs:
-        sc = Scope(path, f.name, autocommit=info.autocommit)
+        sc = Scope(path, f.name, autocommit=info.autocommit, logical_date=airflow)
         _scope_context(sc, f, f.name, path)
         w = _ScopeWalker(info, sc, f)
         w.walk_body(f.body)
@@ -454,4 +493,5 @@ def review_python(path: str, tree: ast.Module, dialect: str | None) -> FileInfo:
         info.hits.extend(scope_hits(sc))
     info.hits.extend(swallowed_load_errors(tree))
     info.hits.extend(dlt_appends(tree))
+    info.hits.extend(operator_appends(tree))
     return info

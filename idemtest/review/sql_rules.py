@@ -65,6 +65,8 @@ class Scope:
     incremental: bool = False  # the code keeps a cursor / takes a window
     lookback: bool = False  # the Python side subtracts a lookback before querying
     backfill: bool = False
+    # the run's logical date is at hand ({{ ds }}, data_interval_start): an Airflow task
+    logical_date: bool = False
 
 
 Hit = tuple[int, str, str]  # line, rule id, detail
@@ -220,14 +222,20 @@ def statement_hits(stmt: Statement, scope: Scope | None) -> list[Hit]:
             lowers = [b for b in bounds if b[2]]
             uppers = [b for b in bounds if not b[2]]
             wall_lower = [b for b in lowers if is_wall_clock(b[1])]
+            in_task = scope is not None and scope.logical_date
             if lowers and uppers and all(is_wall_clock(b[1]) for b in bounds):
                 if not reported_501:
                     line = node_line(lowers[0][0], stmt.line)
-                    hits.append((line, "IDM501", "window computed from the current date"))
+                    hits.append((line, "IDM503" if in_task else "IDM501",
+                                 "window computed from the current date"))
                     reported_501 = True
                 continue
             if wall_lower and not uppers:
-                node = wall_lower[0][0]
+                node, other = wall_lower[0][0], wall_lower[0][1]
+                if isinstance(e, exp.Select) and not _has_lookback(other):
+                    # `WHERE d > CURRENT_DATE` in a plain query finds rows from the future: a
+                    # data-quality check, not a window (a trailing window subtracts from now)
+                    continue
                 hits.append((node_line(node, stmt.line), "IDM401", "filter on now()"))
                 continue
             if uppers or len(lowers) != 1:

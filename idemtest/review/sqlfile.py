@@ -9,6 +9,9 @@ from .sql_rules import BACKFILL_NAME, Event, Hit, Scope, scope_hits
 from .sqlparse import parse_sql
 from .templating import normalise_placeholders, render_jinja
 
+_AIRFLOW_MACRO = re.compile(
+    r"\{\{\s*(ds|ds_nodash|ts|data_interval_start|data_interval_end|logical_date|"
+    r"execution_date|next_ds|prev_ds|macros\.|params\.|dag_run|ti\.|task_instance)\b")
 _APPEND_STRATEGIES = {"append"}
 _KEYLESS_OK = {"insert_overwrite", "microbatch"}  # these replace whole partitions/batches
 
@@ -57,8 +60,10 @@ def _review_body(path: str, stem: str, text: str, rendered_text: str, dialect: s
     # with `%(name)s` parameters is run through a DB-API driver instead (an Airflow hook, a
     # cursor), which executes it in one transaction.
     driver_run = bool(re.search(r"%\(\w+\)s", text))
+    # Airflow templating in the file: it is a task's SQL, rendered with the run's dates.
+    logical = bool(_AIRFLOW_MACRO.search(text))
     scope = Scope(path, stem, autocommit=not driver_run,
-                  backfill=bool(BACKFILL_NAME.search(stem.lower())))
+                  backfill=bool(BACKFILL_NAME.search(stem.lower())), logical_date=logical)
     scope.events = [Event("sql", st.line, stmt=st) for st in parsed.statements]
     return scope_hits(scope)
 

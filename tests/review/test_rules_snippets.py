@@ -330,3 +330,58 @@ def test_dlt_write_dispositions(tmp_path: Path, code: str, want: list[tuple[int,
 )
 def test_sql_on_real_patterns(tmp_path: Path, sql: str, want: list[tuple[int, str]]) -> None:
     assert rules_for(tmp_path, "model.sql", sql) == want
+
+
+@pytest.mark.parametrize(
+    ("code", "want"),
+    [
+        ("from airflow.providers.google.cloud.transfers.gcs_to_bigquery import "
+         "GCSToBigQueryOperator\nGCSToBigQueryOperator(task_id='l', bucket='b',\n"
+         "    source_objects=['d/{{ ds }}/*.json'], write_disposition='WRITE_APPEND')\n",
+         [(3, "IDM201")]),
+        ("GCSToBigQueryOperator(task_id='l', bucket='b', source_objects=['x'],\n"
+         "    write_disposition='WRITE_TRUNCATE')\n", []),
+        ("BigQueryInsertJobOperator(task_id='q', configuration={'query': {\n"
+         "    'query': 'SELECT 1', 'writeDisposition': 'WRITE_APPEND'}})\n", [(2, "IDM201")]),
+        ("S3ToRedshiftOperator(task_id='l', schema='s', table='t', s3_bucket='b', s3_key='k')\n",
+         [(1, "IDM201")]),
+        ("S3ToRedshiftOperator(task_id='l', schema='s', table='t', s3_bucket='b', s3_key='k',\n"
+         "    method='UPSERT', upsert_keys=['id'])\n", []),
+        # delete-then-append: the window is cleared first
+        ("BigQueryInsertJobOperator(task_id='d', configuration={'query': {\n"
+         "    'query': 'DELETE FROM t WHERE d = \"{{ ds }}\"'}})\n"
+         "GCSToBigQueryOperator(task_id='l', bucket='b', source_objects=['x'],\n"
+         "    write_disposition='WRITE_APPEND')\n", []),
+    ],
+)
+def test_operator_write_modes(tmp_path: Path, code: str, want: list[tuple[int, str]]) -> None:
+    assert rules_for(tmp_path, "dag.py", code) == want
+
+
+@pytest.mark.parametrize(
+    ("name", "sql", "want"),
+    [
+        # a plain query for rows dated in the future is a data-quality check, not a window
+        ("check.sql", "SELECT count(*) FROM orders WHERE order_date > CURRENT_DATE;\n", []),
+        ("load.sql", "INSERT INTO t SELECT * FROM s WHERE ts > now();\n",
+         [(1, "IDM201"), (1, "IDM401")]),
+        ("recent.sql", "SELECT * FROM s WHERE ts > now() - interval '1 hour';\n",
+         [(1, "IDM401")]),
+        # a window from the current date: IDM501, or IDM503 where the run's date is at hand
+        ("day.sql", "SELECT * FROM s WHERE d = current_date - 1;\n", [(1, "IDM501")]),
+        ("day_task.sql", "-- run by Airflow for {{ ds }}\n"
+         "SELECT * FROM s WHERE d = current_date - 1;\n", [(2, "IDM503")]),
+        ("day_ok.sql", "SELECT * FROM s WHERE d = '{{ ds }}';\n", []),
+    ],
+)
+def test_wall_clock_windows(tmp_path: Path, name: str, sql: str,
+                            want: list[tuple[int, str]]) -> None:
+    assert rules_for(tmp_path, name, sql) == want
+
+
+def test_wall_clock_window_in_an_airflow_file(tmp_path: Path) -> None:
+    code = ("from airflow.providers.postgres.hooks.postgres import PostgresHook\n"
+            "def load():\n    PostgresHook('w').run(\n"
+            "        'INSERT INTO f SELECT * FROM s WHERE d >= current_date - 1 "
+            "AND d < current_date ON CONFLICT (id) DO NOTHING')\n")
+    assert rules_for(tmp_path, "dag.py", code) == [(4, "IDM503")]
