@@ -74,6 +74,13 @@ def review_file(path: Path, display: str, dialect: str | None, result: ReviewRes
                 line = getattr(e, "lineno", None)
                 result.skipped.append(Skipped(display, f"Python syntax error: {e.msg if isinstance(e, SyntaxError) else e}", line))
                 return
+            from .python_rules import is_data_generator
+
+            if not (options and options.include_tests) and is_data_generator(tree):
+                result.skipped.append(Skipped(
+                    display, "data generator (writes fake rows, reads no source, scheduled by "
+                             "no orchestrator); --include-tests reviews it"))
+                return
             info = review_python(display, tree, file_dialect)
             orch_hits, jobs = review_orchestration(display, tree, info)
             hits = info.hits + orch_hits

@@ -171,6 +171,14 @@ _RULE_LIST = [
          "for ever (dlt-hub/dlt#4052 is the mirror case)",
          "Save the watermark after the load, in the same transaction as the load.",
          _RETRY),
+    Rule("IDM405", "offset-commit-before-write", "incremental", Severity.HIGH,
+         "consumer offsets committed before the writes they cover",
+         "a crash after the commit and before the write loses those messages for good: the "
+         "consumer resumes after them (auto-commit does the same on its timer)",
+         "Commit offsets after the write has committed (`enable_auto_commit=False`, then "
+         "`consumer.commit()` after the load), or store them in the target in the same "
+         "transaction; make the write an upsert so a replay after a crash is harmless.",
+         _RETRY),
     # 5xx: backfill
     Rule("IDM501", "run-time-window", "backfill", Severity.MEDIUM,
          "window derived from the run time, with no parameter",

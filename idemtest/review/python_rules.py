@@ -41,6 +41,11 @@ DATE_PARAM = re.compile(
     r"day|date|ds$|^ds|start|end|window|partition|interval|logical|context|period|since|"
     r"^ts$|execution|month|hour|year|^kwargs$"
 )
+PARTITION_PARAM = re.compile(
+    r"^(day|date|ds|month|year|hour|week|partition|partition_key|partition_date|run_date|"
+    r"target_date|load_date|batch_date|process_date|logical_date|execution_date|"
+    r"data_interval_start|snapshot_date|as_of|as_of_date)$"
+)
 INCREMENTAL = re.compile(
     r"watermark|since|cursor|last_|incremental|high_?water|checkpoint|data_interval|"
     r"logical_date|partition_key|execution_date|(^|_)ds($|_)|window"
@@ -335,7 +340,8 @@ class _ScopeWalker:
             table = f"{schema}.{table}"
         self.scope.events.append(Event(
             "to_sql", node.lineno, table=table.lower() if table else None,
-            if_exists=str(if_exists), has_method=kw(node, "method") is not None))
+            if_exists=str(if_exists), has_method=kw(node, "method") is not None,
+            fixed_table=isinstance(literal(table_node), str)))
 
 
 def _scope_context(scope: Scope, node: ast.AST, name: str, path: str) -> None:
@@ -352,6 +358,10 @@ def _scope_context(scope: Scope, node: ast.AST, name: str, path: str) -> None:
                     "timedelta", "Timedelta", "relativedelta", "duration"}:
             scope.lookback = True
     scope.incremental = any(INCREMENTAL.search(i) for i in idents)
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        a = node.args
+        scope.partitioned = any(PARTITION_PARAM.match(p.arg.lower())
+                                for p in a.posonlyargs + a.args + a.kwonlyargs)
     scope.lookback = scope.lookback or any("lookback" in i for i in idents)
     stem = path.rsplit("/", 1)[-1].lower()
     scope.backfill = bool(BACKFILL_NAME.search(name.lower()) or BACKFILL_NAME.search(stem))
@@ -397,6 +407,63 @@ def swallowed_load_errors(tree: ast.Module) -> list[Hit]:
             if not escapes:
                 hits.append((h.lineno, "IDM206", "the load's failure is logged or ignored"))
     return hits
+
+
+_OFFSET_COMMITS = {"commit", "commitSync", "commit_sync", "commitAsync", "commit_async",
+                   "store_offsets", "commit_offsets"}
+_CONSUMERS = re.compile(r"consumer|kafka|reader", re.I)
+
+
+def _consumer_names(tree: ast.Module) -> set[str]:
+    out: set[str] = set()
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Assign) and isinstance(n.value, ast.Call) and \
+                dotted(n.value.func).rsplit(".", 1)[-1] in {"KafkaConsumer", "Consumer",
+                                                              "AIOKafkaConsumer"}:
+            out |= {dotted(t) for t in n.targets}
+    return out
+
+
+def offset_commits_before_writes(tree: ast.Module) -> list[Hit]:
+    """IDM405: in a consume loop, the offsets are committed before the write that follows."""
+    hits: list[Hit] = []
+    consumers = _consumer_names(tree)
+    for loop in ast.walk(tree):
+        if not isinstance(loop, (ast.For, ast.AsyncFor, ast.While)):
+            continue
+        commits: list[int] = []
+        loads: list[int] = []
+        for n in ast.walk(loop):
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) \
+                    and n.func.attr in _OFFSET_COMMITS:
+                owner = dotted(n.func.value)
+                if owner in consumers or _CONSUMERS.search(owner):
+                    commits.append(n.lineno)
+            elif isinstance(n, (ast.Expr, ast.Assign)) and _is_load(n):
+                loads.append(n.lineno)
+        for c in commits:
+            if any(ld > c for ld in loads) and not any(ld < c for ld in loads):
+                hits.append((c, "IDM405", "offsets committed before the load"))
+    return hits
+
+
+_FAKE_LIBS = {"faker", "mimesis", "factory"}
+_ORCHESTRATORS = {"airflow", "dagster", "prefect", "dlt", "luigi", "kedro", "mage_ai"}
+
+
+def is_data_generator(tree: ast.Module) -> bool:
+    """A script that makes up rows (faker, mimesis) and writes them, run by no orchestrator
+    and reading no source table: demo data, not a pipeline."""
+    from .orchestration import _imports
+
+    imports = _imports(tree)
+    if not imports & _FAKE_LIBS or imports & _ORCHESTRATORS:
+        return False
+    for n in ast.walk(tree):
+        s = string_of(n) if isinstance(n, (ast.Constant, ast.JoinedStr)) else None
+        if s is not None and re.search(r"\bselect\b[\s\S]*\bfrom\b", s.text, re.I):
+            return False  # it reads a table: a transform, whatever fills its rows
+    return True
 
 
 def dlt_appends(tree: ast.Module) -> list[Hit]:
@@ -494,4 +561,5 @@ def review_python(path: str, tree: ast.Module, dialect: str | None) -> FileInfo:
     info.hits.extend(swallowed_load_errors(tree))
     info.hits.extend(dlt_appends(tree))
     info.hits.extend(operator_appends(tree))
+    info.hits.extend(offset_commits_before_writes(tree))
     return info

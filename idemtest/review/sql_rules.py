@@ -54,6 +54,7 @@ class Event:
     table: str | None = None
     if_exists: str | None = None
     has_method: bool = False
+    fixed_table: bool = False  # the table name is a literal, not built from a parameter
 
 
 @dataclass
@@ -65,6 +66,7 @@ class Scope:
     incremental: bool = False  # the code keeps a cursor / takes a window
     lookback: bool = False  # the Python side subtracts a lookback before querying
     backfill: bool = False
+    partitioned: bool = False  # a parameter names the partition/day the scope loads
     # the run's logical date is at hand ({{ ds }}, data_interval_start): an Airflow task
     logical_date: bool = False
 
@@ -432,8 +434,11 @@ def scope_hits(scope: Scope) -> list[Hit]:
             rebuilt = ev.if_exists == "replace" and any(
                 e2.kind == "to_sql" and e2.table and same_table(t, e2.table)
                 and e2.if_exists == "append" for e2 in events[i + 1:])
-            if ev.if_exists == "replace" and scope.incremental and not _is_staging(t) \
-                    and not rebuilt:
+            # A replace drops what other runs loaded: wrong for an incremental job, and for a
+            # job loading one partition (a day parameter) into a table not named after it.
+            partition_replace = scope.partitioned and ev.fixed_table
+            if ev.if_exists == "replace" and (scope.incremental or partition_replace) \
+                    and not _is_staging(t) and not rebuilt:
                 hits.append((ev.line, "IDM203", f"into {t}"))
             if ev.if_exists == "replace":
                 cleared_before.add(t)

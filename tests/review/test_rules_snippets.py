@@ -385,3 +385,48 @@ def test_wall_clock_window_in_an_airflow_file(tmp_path: Path) -> None:
             "        'INSERT INTO f SELECT * FROM s WHERE d >= current_date - 1 "
             "AND d < current_date ON CONFLICT (id) DO NOTHING')\n")
     assert rules_for(tmp_path, "dag.py", code) == [(4, "IDM503")]
+
+
+@pytest.mark.parametrize(
+    ("code", "want"),
+    [
+        # one day's frame replacing the whole table drops every other day
+        ("def load(engine, day):\n    df = extract(day)\n"
+         "    df.to_sql('daily_sales', engine, if_exists='replace')\n", [(3, "IDM203")]),
+        # a table named after the partition holds only that partition
+        ("def load(engine, month):\n    df = extract(month)\n"
+         "    df.to_sql(f'trips_{month}', engine, if_exists='replace')\n", []),
+        ("def load(engine):\n    df = extract_all()\n"
+         "    df.to_sql('daily_sales', engine, if_exists='replace')\n", []),
+    ],
+)
+def test_partition_replace(tmp_path: Path, code: str, want: list[tuple[int, str]]) -> None:
+    assert rules_for(tmp_path, "x.py", code) == want
+
+
+def test_data_generators_are_left_out(tmp_path: Path) -> None:
+    code = ("from faker import Faker\nimport psycopg\nfake = Faker()\n"
+            "with psycopg.connect('') as conn:\n    for _ in range(100):\n"
+            "        conn.execute('INSERT INTO customers VALUES (%s)', (fake.name(),))\n")
+    p = tmp_path / "gen_customers.py"
+    p.write_text(code, encoding="utf-8")
+    res = review_paths([p])
+    assert res.findings == [] and "data generator" in res.skipped[0].reason
+    from idemtest.review import ReviewOptions
+
+    both = review_paths([p], options=ReviewOptions(include_tests=True))
+    assert [f.rule_id for f in both.findings] == ["IDM201"]
+    # faker filling a transform that reads a source is still reviewed
+    p.write_text(code.replace("INSERT INTO customers VALUES (%s)",
+                              "INSERT INTO customers SELECT * FROM raw.people WHERE n = %s"), encoding="utf-8")
+    assert [f.rule_id for f in review_paths([p]).findings] == ["IDM201"]
+
+
+def test_offsets_committed_before_the_write(tmp_path: Path) -> None:
+    code = ("def run(consumer, engine):\n    while True:\n        batch = consumer.poll()\n"
+            "        consumer.store_offsets(batch)\n"
+            "        frame(batch).to_sql('events', engine, if_exists='append', method=upsert)\n")
+    assert rules_for(tmp_path, "x.py", code) == [(4, "IDM405")]
+    fixed = code.replace("        consumer.store_offsets(batch)\n", "") + \
+        "        consumer.store_offsets(batch)\n"
+    assert rules_for(tmp_path, "x.py", fixed) == []
