@@ -44,6 +44,7 @@ def review_file(path: Path, display: str, dialect: str | None, result: ReviewRes
                 options: ReviewOptions | None = None) -> None:
     """Review one file into `result`; anything unreadable is recorded as skipped."""
     import ast
+    import warnings
 
     from .orchestration import review_crontab, review_orchestration
     from .python_rules import review_python
@@ -69,7 +70,10 @@ def review_file(path: Path, display: str, dialect: str | None, result: ReviewRes
     try:
         if kind == "python":
             try:
-                tree = ast.parse(text, filename=display)
+                with warnings.catch_warnings():
+                    # the reviewed code's own warnings (invalid escapes ...) are not ours
+                    warnings.simplefilter("ignore")
+                    tree = ast.parse(text, filename=display)
             except (SyntaxError, ValueError) as e:
                 line = getattr(e, "lineno", None)
                 result.skipped.append(Skipped(display, f"Python syntax error: {e.msg if isinstance(e, SyntaxError) else e}", line))
