@@ -57,7 +57,7 @@ def test_manifest_and_labels_agree() -> None:
 
 
 def test_no_crash_and_every_skip_has_a_reason(corpus: tuple) -> None:
-    rc, (found, skipped, crashes, reviewed) = corpus
+    _, (_, skipped, crashes, reviewed) = corpus
     assert crashes == []
     assert reviewed >= 300
     assert all(reason.strip() for _, _, reason in skipped)
