@@ -130,7 +130,7 @@ def review_paths(paths: Iterable[str | Path], dialect: str | None = None,
     opts = options or ReviewOptions()
     roots = [Path(p) for p in paths]
     files, missing, left_out = discover(roots, opts.exclude, opts.include_tests)
-    result = ReviewResult(excluded=left_out)
+    result = ReviewResult(left_out=[Skipped(_display(f, roots), why) for f, why in left_out])
     for m in missing:
         result.skipped.append(Skipped(m.as_posix(), "no such file or directory"))
     for f in files:

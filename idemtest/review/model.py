@@ -285,9 +285,14 @@ class ReviewResult:
     jobs: list[Job] = field(default_factory=list)
     files_reviewed: int = 0
     suppressed: int = 0
-    excluded: int = 0  # files left out by --exclude or as test code
+    # files left out inside a folder: (display path, why), e.g. test code or an --exclude glob
+    left_out: list[Skipped] = field(default_factory=list)
     # display path -> absolute path, for reports that need a location on disk (SARIF)
     paths: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def excluded(self) -> int:
+        return len(self.left_out)
 
     def at_or_above(self, severity: Severity) -> list[Finding]:
         return [f for f in self.findings if f.severity >= severity]

@@ -75,6 +75,7 @@ def to_dict(result: ReviewResult) -> dict[str, Any]:
         "summary": {"files_reviewed": result.files_reviewed, "findings": len(result.findings),
                     "skipped": len(result.skipped), "suppressed": result.suppressed,
                     "excluded": result.excluded},
+        "left_out": [{"file": s.file, "reason": s.reason} for s in result.left_out],
         "findings": [
             {"file": f.file, "line": f.line, "rule": f.rule_id, "severity": f.severity.label,
              "issue": f.issue, "risk": f.rule.risk, "fix": f.rule.fix_text,

@@ -49,13 +49,14 @@ def excluded(rel: str, patterns: list[str]) -> bool:
 
 
 def discover(paths: list[Path], exclude: list[str] | None = None,
-             include_tests: bool = False) -> tuple[list[Path], list[Path], int]:
-    """(files to review, paths that do not exist, files left out). Files named explicitly
-    are always reviewed; inside a folder, `exclude` globs and (unless `include_tests`) test
-    code are left out."""
+             include_tests: bool = False
+             ) -> tuple[list[Path], list[Path], list[tuple[Path, str]]]:
+    """(files to review, paths that do not exist, (file left out, why)). Files named
+    explicitly are always reviewed; inside a folder, `exclude` globs and (unless
+    `include_tests`) test code are left out."""
     found: list[Path] = []
     missing: list[Path] = []
-    left_out = 0
+    left_out: list[tuple[Path, str]] = []
     for p in paths:
         if not p.exists():
             missing.append(p)
@@ -70,8 +71,11 @@ def discover(paths: list[Path], exclude: list[str] | None = None,
                     if kind_of(fp) is None:
                         continue
                     rel = fp.relative_to(p).as_posix()
-                    if excluded(rel, exclude or []) or (not include_tests and is_test_code(rel)):
-                        left_out += 1
+                    if excluded(rel, exclude or []):
+                        left_out.append((fp, "matches --exclude"))
+                        continue
+                    if not include_tests and is_test_code(rel):
+                        left_out.append((fp, "test code (--include-tests reviews it)"))
                         continue
                     found.append(fp)
     return list(dict.fromkeys(found)), missing, left_out

@@ -240,6 +240,9 @@ def test_test_code_is_left_out_unless_asked(tmp_path: Path) -> None:
     assert {f.file for f in res.findings} == {"proj/pipelines/load.sql",
                                               "proj/pipelines/legacy/old.sql"}
     assert res.excluded == 4
+    assert {(s.file, s.reason) for s in res.left_out} >= {
+        ("proj/tests/test_load.py", "test code (--include-tests reviews it)"),
+        ("proj/pipelines/conftest.py", "test code (--include-tests reviews it)")}
     both = review_paths([root], options=ReviewOptions(include_tests=True))
     assert len({f.file for f in both.findings}) == 6 and both.excluded == 0
     # a test file named explicitly is reviewed: the user asked for it
@@ -259,6 +262,7 @@ def test_exclude_globs(tmp_path: Path, capsys: pytest.CaptureFixture[str], argv:
     main([str(root), "--format", "json", *argv])
     doc = json.loads(capsys.readouterr().out)
     assert {f["file"] for f in doc["findings"]} == files
+    assert all(x["reason"] for x in doc["left_out"])
 
 
 @pytest.mark.parametrize(("argv", "rules"), [
