@@ -7,7 +7,7 @@ import ast
 import re
 
 from .model import Job, Task
-from .python_rules import FileInfo, contains_wall_clock, dotted, kw, literal
+from .python_rules import FileInfo, contains_wall_clock, dotted, imports_of, kw, literal
 from .sql_rules import Hit
 
 MAX_SANE_RETRIES = 10
@@ -206,13 +206,13 @@ def review_orchestration(path: str, tree: ast.Module, info: FileInfo) -> tuple[l
                 job.tasks.append(Task(n.name, n.lineno, list(ins), list(outs)))
         jobs.append(job)
     # Task-level retries (operators and TaskFlow/Prefect @task decorators).
-    airflow_file = "airflow" in _imports(tree)
+    airflow_file = "airflow" in imports_of(tree)
     for c in calls:
         short = dotted(c.func).rsplit(".", 1)[-1]
         if short.endswith(("Operator", "Sensor")) or short in {"task", "op", "asset"}:
             delay = kw(c, "retry_delay") or kw(c, "retry_delay_seconds")
             airflow_task = short.endswith(("Operator", "Sensor")) or (
-                short == "task" and airflow_file and "prefect" not in _imports(tree))
+                short == "task" and airflow_file and "prefect" not in imports_of(tree))
             hits.extend(_retry_hits(c, kw(c, "retries"), delay, short,
                                     default_delay=airflow_task))
             rp = kw(c, "retry_policy")
@@ -255,7 +255,7 @@ def review_orchestration(path: str, tree: ast.Module, info: FileInfo) -> tuple[l
     flows = {}
     for f in funcs.values():
         for d in f.decorator_list:
-            if dotted(d).rsplit(".", 1)[-1] == "flow" and "prefect" in _imports(tree):
+            if dotted(d).rsplit(".", 1)[-1] == "flow" and "prefect" in imports_of(tree):
                 flows[f.name] = f
     task_funcs = {n for n, f in funcs.items() for d in f.decorator_list
                   if dotted(d).rsplit(".", 1)[-1] == "task"}
@@ -281,16 +281,6 @@ def _returns_none(f: ast.AST) -> bool:
     # An asset that writes the table itself and returns nothing does not go through the
     # IO manager's handle_output.
     return not any(isinstance(n, ast.Return) and n.value is not None for n in ast.walk(f))
-
-
-def _imports(tree: ast.Module) -> set[str]:
-    out: set[str] = set()
-    for n in ast.walk(tree):
-        if isinstance(n, ast.Import):
-            out |= {a.name.split(".")[0] for a in n.names}
-        elif isinstance(n, ast.ImportFrom) and n.module:
-            out.add(n.module.split(".")[0])
-    return out
 
 
 def _with_body(tree: ast.Module, call: ast.Call) -> ast.AST | None:

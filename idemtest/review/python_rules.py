@@ -137,6 +137,17 @@ class FileInfo:
     tables: dict[int, tuple[list[str], list[str]]] = field(default_factory=dict)
 
 
+def imports_of(tree: ast.Module) -> set[str]:
+    """Top-level package names the module imports."""
+    out: set[str] = set()
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Import):
+            out |= {a.name.split(".")[0] for a in n.names}
+        elif isinstance(n, ast.ImportFrom) and n.module:
+            out.add(n.module.split(".")[0])
+    return out
+
+
 def _file_autocommit(tree: ast.Module) -> bool:
     imports: set[str] = set()
     for n in ast.walk(tree):
@@ -454,9 +465,7 @@ _ORCHESTRATORS = {"airflow", "dagster", "prefect", "dlt", "luigi", "kedro", "mag
 def is_data_generator(tree: ast.Module) -> bool:
     """A script that makes up rows (faker, mimesis) and writes them, run by no orchestrator
     and reading no source table: demo data, not a pipeline."""
-    from .orchestration import _imports
-
-    imports = _imports(tree)
+    imports = imports_of(tree)
     if not imports & _FAKE_LIBS or imports & _ORCHESTRATORS:
         return False
     for n in ast.walk(tree):
@@ -540,9 +549,7 @@ def review_python(path: str, tree: ast.Module, dialect: str | None) -> FileInfo:
                 info.used_in_functions.add(n.id)
 
     # An Airflow file's SQL runs as a task that knows its logical date.
-    from .orchestration import _imports
-
-    airflow = "airflow" in _imports(tree)
+    airflow = "airflow" in imports_of(tree)
     scopes: list[tuple[ast.AST | None, Scope]] = []
     module_scope = Scope(path, "<module>", autocommit=info.autocommit, logical_date=airflow)
     _scope_context(module_scope, tree, "<module>", path)
