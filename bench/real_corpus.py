@@ -83,7 +83,8 @@ def review_each() -> tuple[list[Key], list[tuple[str, int | None, str]], list[st
                 crashes.append(f"{key(e)}: {type(exc).__name__}: {exc}")
         return [], [], crashes, 0
     found = [(rel(f.file), f.line, f.rule_id) for f in res.findings if int(f.severity) >= 2]
-    skipped = [(rel(s.file), s.line, s.reason) for s in res.skipped + res.left_out]
+    left_out = getattr(res, "left_out", [])  # older versions have none
+    skipped = [(rel(s.file), s.line, s.reason) for s in res.skipped + left_out]
     return found, skipped, [], res.files_reviewed
 
 

@@ -194,7 +194,8 @@ def run_real(peer_ok: bool) -> None:
                  ("pipeline-lint 0.1.0", "held-out", rc.score(pred, gold, held))]
     print(f"{'tool':<22} {'files':<9} {'precision':>9} {'recall':>7} {'found':>9} {'preds':>6}")
     for name, part, sc in rows:
-        print(f"{name:<22} {part:<9} {sc['precision']:>9.2f} {sc['recall']:>7.2f} "
+        prec = f"{sc['precision']:>9.2f}" if sc["predictions"] else f"{'n/a':>9}"
+        print(f"{name:<22} {part:<9} {prec} {sc['recall']:>7.2f} "
               f"{int(sc['found']):>4}/{int(sc['labels']):<4} {int(sc['predictions']):>6}")
     print(f"files reviewed: {reviewed}/{n} in {secs:.1f}s; crashes: {len(crashes)}")
     for c in crashes:
