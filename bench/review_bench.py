@@ -197,6 +197,19 @@ def run_real(peer_ok: bool) -> None:
         prec = f"{sc['precision']:>9.2f}" if sc["predictions"] else f"{'n/a':>9}"
         print(f"{name:<22} {part:<9} {prec} {sc['recall']:>7.2f} "
               f"{int(sc['found']):>4}/{int(sc['labels']):<4} {int(sc['predictions']):>6}")
+    from idemtest.review.model import RULES, Severity
+
+    def repo(k: str) -> str:
+        return k.split("/", 1)[0]
+
+    high = [f for f in found if f[2] in RULES and RULES[f[2]].severity == Severity.HIGH]
+    failing = {repo(f[0]) for f in high}
+    fp_only = {r for r in failing if not any(f in gold for f in high if repo(f[0]) == r)}
+    deserved = {repo(g[0]) for g in gold if g[2] not in RULES or
+                RULES[g[2]].severity == Severity.HIGH}
+    print(f"--fail-on high (the default) fails {len(failing)}/{len(repos)} repositories, "
+          f"{len(fp_only)} of them on false positives alone; {len(deserved)} have a labelled "
+          "high risk")
     print(f"files reviewed: {reviewed}/{n} in {secs:.1f}s; crashes: {len(crashes)}")
     for c in crashes:
         print("  CRASH", c)
