@@ -486,6 +486,16 @@ def dlt_appends(tree: ast.Module) -> list[Hit]:
     for f in ast.walk(tree):
         if not isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)):
             continue
+        if any(dotted(d) == "dlt.source" for d in f.decorator_list):
+            # a plain generator a source returns becomes a resource with the default append
+            returned = {dotted(r.value) for r in ast.walk(f)
+                        if isinstance(r, ast.Return) and r.value is not None}
+            for g in f.body:
+                if isinstance(g, (ast.FunctionDef, ast.AsyncFunctionDef)) \
+                        and not g.decorator_list and g.name in returned \
+                        and any(isinstance(n, (ast.Yield, ast.YieldFrom)) for n in ast.walk(g)):
+                    hits.append((g.lineno, "IDM201", f"dlt source returns {g.name}, which "
+                                                     "appends (default write_disposition)"))
         for d in f.decorator_list:
             if dotted(d) not in {"dlt.resource", "dlt.transformer"}:
                 continue

@@ -296,6 +296,12 @@ def test_swallowed_load_errors(tmp_path: Path, code: str, want: list[tuple[int, 
          "    yield from api()\n", []),
         ("import dlt\n@dlt.resource\ndef rows():\n    yield from api()\n"
          "dlt.pipeline('p').run(rows(), write_disposition='replace')\n", []),
+        # a plain generator returned by a source is a resource on the default append
+        ("import dlt\n@dlt.source\ndef src(path):\n    def rows():\n"
+         "        yield from read(path)\n    return rows\n", [(4, "IDM201")]),
+        ("import dlt\n@dlt.source\ndef src(path):\n    def helper():\n"
+         "        return 1\n    return dlt.resource(read(path), write_disposition='replace')\n",
+         []),
     ],
 )
 def test_dlt_write_dispositions(tmp_path: Path, code: str, want: list[tuple[int, str]]) -> None:
