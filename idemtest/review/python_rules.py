@@ -307,18 +307,53 @@ class _ScopeWalker:
         if isinstance(node.func, ast.Attribute):
             if last == "insert_rows":
                 self.insert_rows(node)
+            elif last.startswith("load_table_from_"):
+                self.bigquery_load(node)
             elif last in {"commit", "rollback"} and not node.args:
                 self.scope.events.append(Event("commit", node.lineno))
             elif last == "begin" and not node.args:
                 self.scope.events.append(Event("begin", node.lineno))
             elif last == "to_sql":
                 self.to_sql(node)
+        if last == "write_pandas":
+            self.write_pandas(node)
         if SAVE_STATE.match(last.lower()) or name.endswith("Variable.set"):
             args = list(node.args) + [k.value for k in node.keywords]
             if any(contains_wall_clock(a) or (isinstance(a, ast.Name) and a.id in self.wall_names)
                    for a in args):
                 self.info.hits.append((node.lineno, "IDM401", f"{last}() given the wall clock"))
             self.scope.events.append(Event("save_state", node.lineno))
+
+    def _table_arg(self, node: ast.Call, pos: int, name: str) -> str | None:
+        table_node = node.args[pos] if len(node.args) > pos else kw(node, name)
+        table = literal(table_node)
+        if not isinstance(table, str):
+            table = ident(ast.unparse(table_node)) if table_node is not None else None
+        return table.lower() if table else None
+
+    def write_pandas(self, node: ast.Call) -> None:
+        """snowflake write_pandas(conn, df, table_name): a COPY that appends unless
+        overwrite=True."""
+        mode = "replace" if literal(kw(node, "overwrite")) is True else "append"
+        self.scope.events.append(Event("rows", node.lineno,
+                                       table=self._table_arg(node, 2, "table_name"),
+                                       if_exists=mode))
+
+    def bigquery_load(self, node: ast.Call) -> None:
+        """client.load_table_from_*(source, destination, job_config=...): a load job appends
+        (WRITE_APPEND) unless its job configuration says otherwise."""
+        cfg = kw(node, "job_config")
+        if cfg is not None and not isinstance(cfg, ast.Call):
+            return  # configured elsewhere: unknown mode
+        wd_node = kw(cfg, "write_disposition") if isinstance(cfg, ast.Call) else None
+        if wd_node is not None:
+            wd = literal(wd_node)
+            text = wd if isinstance(wd, str) else dotted(wd_node)
+            if not text.endswith("APPEND"):
+                return  # WRITE_TRUNCATE / WRITE_EMPTY
+        self.scope.events.append(Event("rows", node.lineno,
+                                       table=self._table_arg(node, 1, "destination"),
+                                       if_exists="append"))
 
     def _opaque(self, arg: ast.expr) -> bool:
         f = self.func

@@ -436,3 +436,28 @@ def test_offsets_committed_before_the_write(tmp_path: Path) -> None:
     fixed = code.replace("        consumer.store_offsets(batch)\n", "") + \
         "        consumer.store_offsets(batch)\n"
     assert rules_for(tmp_path, "x.py", fixed) == []
+
+
+@pytest.mark.parametrize(
+    ("code", "want"),
+    [
+        ("from snowflake.connector.pandas_tools import write_pandas\n"
+         "def load(conn, df):\n    write_pandas(conn, df, 'ORDERS')\n", [(3, "IDM201")]),
+        ("from snowflake.connector.pandas_tools import write_pandas\n"
+         "def load(conn, df):\n    write_pandas(conn, df, table_name='ORDERS', overwrite=True)\n",
+         []),
+        ("from snowflake.connector.pandas_tools import write_pandas\n"
+         "def load(conn, df):\n    write_pandas(conn, df, 'STG_ORDERS')\n"
+         "    conn.cursor().execute('MERGE INTO orders o USING stg_orders s ON o.id = s.id "
+         "WHEN MATCHED THEN UPDATE SET v = s.v')\n", []),
+        ("def load(client, df):\n    client.load_table_from_dataframe(df, 'p.d.orders')\n",
+         [(2, "IDM201")]),
+        ("from google.cloud import bigquery\ndef load(client, df):\n"
+         "    client.load_table_from_dataframe(df, 'p.d.orders', job_config=bigquery."
+         "LoadJobConfig(write_disposition='WRITE_TRUNCATE'))\n", []),
+        ("def load(client, df, cfg):\n"
+         "    client.load_table_from_dataframe(df, 'p.d.orders', job_config=cfg)\n", []),
+    ],
+)
+def test_library_loads_that_append(tmp_path: Path, code: str, want: list[tuple[int, str]]) -> None:
+    assert rules_for(tmp_path, "x.py", code) == want
