@@ -95,6 +95,7 @@ class Boundary:
     text: str = ""
     run: str = ""
     seq: int = 0  # global order under the interleaving scheduler
+    thread: str = ""  # the thread that ran it, when not the run's own (a worker of the load's pool)
 
     def describe(self, width: int = 90) -> str:
         if self.kind == "fault_point":
