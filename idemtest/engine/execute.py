@@ -89,8 +89,8 @@ class Env:
     def new_attempt(self, step_no: int, run: RunStep, attempt: int, now: datetime, fault: Fault | None, gate: Any = None) -> tuple[Attempt, Controller, RunContext]:
         label = f"window {run.window} attempt {attempt}"
         ctl = Controller(label, fault, gate)
-        begin_run(ctl)
         conn = self.sandbox.connect(ctl, kind=None)
+        begin_run(ctl)
         window = self.windows[run.window]
         ctx = RunContext(conn, now, window, attempt, State(conn, self.sandbox.param), self.spec, self.sandbox, ctl, label)
         rec = Attempt(step_no, run.window, attempt, now, run.tag, fault)
@@ -149,31 +149,48 @@ class Env:
         end_run(ctl)
         rec.boundaries = ctl.count
         rec.trace = ctl.trace
+
+    @staticmethod
+    def raise_unseen(ctl: Controller) -> None:
         if ctl.unseen:
-            raise UninstrumentedError(
-                f"statements reached the sandbox during {ctl.label} on a path idemtest did not instrument, so they were "
-                "never crashed and a pass would not mean anything:\n  - " + "\n  - ".join(ctl.unseen[:5])
-                + "\nconnect through run.conn, run.connect(), run.engine(), or duckdb.connect(run.path) / psycopg(2).connect(run.dsn) "
-                "/ create_engine(run.url) inside the load (threads the load starts are followed); see README 'Threads and connections'"
-            )
+            raise unseen_error(ctl.label, ctl.unseen)
+
+    def check_unseen(self, label: str) -> None:
+        """What the database itself tells about connections idemtest did not open."""
+        paths = self.sandbox.unseen()
+        if paths:
+            raise unseen_error(label, paths)
 
     def execute(self, step_no: int, run: RunStep, attempt: int, now: datetime, fault: Fault | None, sampler: VisibilitySampler | None = None) -> Attempt:
         rec, ctl, ctx = self.new_attempt(step_no, run, attempt, now, fault, gate=sampler.observe if sampler else None)
-        with frozen_at(now):
-            worker = threading.Thread(target=self.work, args=(rec, ctl, ctx), daemon=True, name=f"idemtest {ctl.label}")
-            started = time.perf_counter()
-            worker.start()
-            ctl.ended.wait(self.timeout)  # the load returned, or the process died at the crash point
-            self.settle(rec, ctl, worker, started)
-            if worker.is_alive() and not ctl.abandoned:
-                ctl.interrupt_all()
-                worker.join(2.0)
-                with ctl._lock:
-                    ctl.abandoned = True
-                    rec.outcome = "hung"
-                    rec.error = f"did not finish within timeout={self.timeout:g}s"
-        self.finish(rec, ctl)
+        try:
+            with frozen_at(now):
+                worker = threading.Thread(target=self.work, args=(rec, ctl, ctx), daemon=True, name=f"idemtest {ctl.label}")
+                started = time.perf_counter()
+                worker.start()
+                ctl.ended.wait(self.timeout)  # the load returned, or the process died at the crash point
+                self.settle(rec, ctl, worker, started)
+                if worker.is_alive() and not ctl.abandoned:
+                    ctl.interrupt_all()
+                    worker.join(2.0)
+                    with ctl._lock:
+                        ctl.abandoned = True
+                        rec.outcome = "hung"
+                        rec.error = f"did not finish within timeout={self.timeout:g}s"
+        finally:
+            self.finish(rec, ctl)
+        self.raise_unseen(ctl)
         return rec
+
+
+def unseen_error(label: str, paths: list[str]) -> UninstrumentedError:
+    return UninstrumentedError(
+        f"statements reached the sandbox during {label} on a path idemtest did not instrument, so they were "
+        "never crashed and a pass would not mean anything:\n  - " + "\n  - ".join(paths[:5])
+        + "\nconnect inside the load through run.conn, run.connect(), run.engine(), duckdb.connect(run.path), "
+        "psycopg.connect(run.dsn) / psycopg2.connect(run.dsn) or create_engine(run.url) (threads and pools the load "
+        "starts are followed); see README 'Threads, pools and connections'"
+    )
 
 
 def user_traceback(e: BaseException, limit: int = 12) -> str:
@@ -210,6 +227,7 @@ def run_scenario(spec: Spec, sandbox: Sandbox, load: Callable[[RunContext], Any]
             + f": {u.error}",
             step=step_no,
         )
+    env.check_unseen("the scenario")
     if finding is None:
         try:
             final = env.snapshot_all()
@@ -308,6 +326,7 @@ def clean_run(spec: Spec, sandbox: Sandbox, load: Callable[[RunContext], Any], d
                 + dialect_hint(spec, sandbox, rec.error)
                 + ("; raise Spec(timeout=...) if the load is just slow" if rec.outcome == "hung" else "")
             )
+    env.check_unseen("the clean run")
     try:
         final = env.snapshot_all()
     except TargetUnreadable as u:
@@ -360,6 +379,8 @@ def run_parallel(env: Env, step_no: int, step: ParallelStep, clock: datetime, at
     for _, rec, ctl, _ in started:
         env.finish(rec, ctl)
         attempts.append(rec)
+    for _, _, ctl, _ in started:
+        env.raise_unseen(ctl)
     if stats:
         stats.interleavings += 1
         stats.runs += len(started)

@@ -72,6 +72,11 @@ class Sandbox(ABC):
     def close(self) -> None:
         """Drop the sandbox and everything in it."""
 
+    def unseen(self) -> list[str]:
+        """Paths by which statements reached this sandbox without idemtest's instrumentation,
+        as far as the database itself can tell (PostgreSQL: its session count)."""
+        return []
+
     def split_script(self, sql: str) -> list[str]:
         return [sql]
 
