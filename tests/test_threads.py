@@ -22,7 +22,15 @@ from idemtest.engine.execute import Env
 from idemtest.engine.generate import crash_point
 from idemtest.engine.model import Dataset, RunStep
 from idemtest.engine.systematic import thread_group
-from idemtest.instrument import Controller, Fault, InjectedCrash, activate, begin_run, current, end_run
+from idemtest.instrument import (
+    Controller,
+    Fault,
+    InjectedCrash,
+    activate,
+    begin_run,
+    current,
+    end_run,
+)
 from idemtest.sandbox.duckdb import DuckDBBackend
 
 SETUP = "CREATE SCHEMA analytics; CREATE TABLE analytics.t (id BIGINT, v VARCHAR)"

@@ -11,7 +11,13 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from .._errors import InjectedCrash, LoadError, ScenarioFailed, TargetUnreadable, UninstrumentedError
+from .._errors import (
+    InjectedCrash,
+    LoadError,
+    ScenarioFailed,
+    TargetUnreadable,
+    UninstrumentedError,
+)
 from .._extras import missing_extra
 from ..context import RunContext, State
 from ..instrument import Controller, activate, begin_run, end_run

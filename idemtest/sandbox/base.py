@@ -43,6 +43,10 @@ class Sandbox(ABC):
         """A SQLAlchemy URL for the sandbox (pandas `to_sql`)."""
         return None
 
+    def connection_url(self, driver: str | None = None, password: str | None = None) -> str | None:
+        """The sandbox's URL for a given client (see RunContext.connection_url)."""
+        return self.url
+
     @abstractmethod
     def connect(self, ctl: Controller | None, kind: str | None = "connect") -> Any:
         """A new connection for user code, instrumented by `ctl`; `kind=None`

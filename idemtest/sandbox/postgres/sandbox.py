@@ -69,6 +69,20 @@ class PostgresSandbox(Sandbox):
     def url_psycopg2(self) -> str:
         return make_url(self.params, "postgresql+psycopg2")
 
+    #: URL schemes by client: libpq (psql, pg_dump, dlt's `postgres` credentials), SQLAlchemy's two drivers
+    SCHEMES = {None: "postgresql", "libpq": "postgresql", "psycopg": "postgresql+psycopg", "psycopg2": "postgresql+psycopg2"}
+
+    def connection_url(self, driver: str | None = None, password: str | None = None) -> str:
+        """The sandbox URL for `driver`; `password` fills in a placeholder when the
+        server needs none (trust auth ignores it) and the client insists on one."""
+        scheme = self.SCHEMES.get(driver)
+        if scheme is None:
+            raise ValueError(f"driver={driver!r}: use one of {sorted(k for k in self.SCHEMES if k)} (or None for a libpq URL)")
+        params = dict(self.params)
+        if password and not params.get("password"):
+            params["password"] = password
+        return make_url(params, scheme)
+
     def __repr__(self) -> str:
         return f"<PostgresSandbox {redact(self._conninfo)}>"
 
