@@ -249,3 +249,18 @@ def test_crash_points_beyond_the_clean_count_are_drawn_and_shrink_to_one() -> No
 
     assert find(crash_point(5), lambda k: k > 5) == 6  # reachable, and shrinks to the first beyond
     assert find(crash_point(5), lambda k: True) == 1
+
+
+def test_the_data_then_record_bug_on_a_pool_is_caught_at_defaults(tmp_path: Any) -> None:
+    """dlt-hub/dlt#4052 with the data written by pool workers: at default settings."""
+    from examples.duckdb.pipelines import pooled
+    from examples.duckdb.test_buggy import pooled_spec
+
+    def load(run: Any) -> None:
+        pooled.append_jobs_then_record(lambda: duckdb.connect(run.path), run.window.start, run.window.end)
+
+    with pytest.raises(idemtest.IdempotencyViolation) as info:
+        idemtest.verify(pooled_spec, load, failures_dir=tmp_path)
+    assert info.value.prop in ("P1", "P2")
+    crashed = [a for a in info.value.attempts if a.outcome == "crash"]
+    assert crashed and all(a.at is not None for a in crashed), info.value.report
