@@ -143,9 +143,11 @@ class Env:
         if ctl.crashed is None:
             return
         worker.join(CRASH_GRACE)
+        if not worker.is_alive():
+            return  # it unwound: nothing of the attempt is running, closing its connections is enough
         ctl.interrupt_all()  # statements other threads of the dead process still run are cut off
         with ctl._lock:
-            if worker.is_alive() and not ctl.abandoned:
+            if not ctl.abandoned:
                 ctl.abandoned = True
                 rec.outcome, rec.at, rec.when = "crash", ctl.crashed.boundary, ctl.crashed.when
                 rec.user_seconds = time.perf_counter() - started
