@@ -24,6 +24,7 @@ from ._errors import (
     ReplayError,
     SetupError,
     SpecError,
+    UninstrumentedError,
 )
 
 if TYPE_CHECKING:
@@ -55,6 +56,7 @@ __all__ = [
     "State",
     "Stats",
     "Target",
+    "UninstrumentedError",
     "Window",
     "__version__",
     "check",

@@ -6,7 +6,8 @@
     │   ├── SetupError              the setup DDL fails in a fresh sandbox
     │   ├── BackendError            a sandbox cannot be created (unreachable server, no Docker)
     │   │   └── MissingExtraError   an optional dependency is missing; names the pip command
-    │   └── ReplayError             a saved failure cannot be replayed
+    │   ├── ReplayError             a saved failure cannot be replayed
+    │   └── UninstrumentedError     statements reached the sandbox on a path idemtest cannot see or crash
     ├── LoadError                   the load fails or hangs even without injected faults
     └── CheckFailure                a check's verdict; carries .prop, .report, .diffs
         ├── IdempotencyViolation    P1-P4 broken under a generated scenario
@@ -61,6 +62,12 @@ class MissingExtraError(BackendError):
 
 class ReplayError(ConfigurationError):
     """A saved failure file cannot be replayed."""
+
+
+class UninstrumentedError(ConfigurationError):
+    """Statements reached the sandbox on a path idemtest did not instrument (a
+    connection opened outside the run, a driver it does not patch, a thread it
+    cannot attribute): those statements were never crashed, so a pass would lie."""
 
 
 # --- the load's own failure ----------------------------------------------------------

@@ -28,6 +28,7 @@ class SandboxLike(Protocol):
     @property
     def url(self) -> str | None: ...
     def connect(self, ctl: Controller | None, kind: str | None = "connect") -> Any: ...
+    def connection_url(self, driver: str | None = None, password: str | None = None) -> str | None: ...
 
 
 class State:
@@ -36,7 +37,13 @@ class State:
     Reads and writes go through the run's own connection, so they take part in
     its transactions and crashes exactly like the load's own statements: a
     watermark saved before the load commits survives a crash, as it would in
-    production."""
+    production.
+
+    When it commits: on PostgreSQL `run.conn` is not in autocommit mode, so `set()`
+    joins run.conn's open transaction and is committed by `run.conn.commit()` (or at
+    the end of `with run.conn.transaction():`); a run that ends without committing
+    run.conn loses it, as a process that exits without COMMIT would. On DuckDB each
+    `set()` commits at once unless run.conn is inside BEGIN … COMMIT."""
 
     def __init__(self, conn: Any, param: str) -> None:
         self._conn = conn
@@ -105,6 +112,14 @@ class RunContext:
     def url(self) -> str | None:
         """A SQLAlchemy URL of the sandbox, for `create_engine(run.url)` and pandas `to_sql`."""
         return self._sandbox.url
+
+    def connection_url(self, driver: str | None = None, *, password: str | None = None) -> str | None:
+        """The sandbox's URL for a client: `driver=None` or "libpq" a libpq URL
+        (`postgresql://…`: psql, dlt's postgres credentials), "psycopg" or "psycopg2" a
+        SQLAlchemy URL for that driver. `password`: a placeholder added when the sandbox
+        needs none (a trust-auth server ignores it) for clients that refuse a URL
+        without one, e.g. `run.connection_url(password="unused")` for dlt. On DuckDB: `run.url`."""
+        return self._sandbox.connection_url(driver, password)
 
     @property
     def landing(self) -> Path | None:

@@ -174,13 +174,17 @@ class Idempotency:
         s = self._session
         if not s.enabled:
             pytest.skip(SKIP_REASON)
-        if spec.dialect is not None and spec.dialect != s.dialect:
-            pytest.skip(f"this check declares dialect={spec.dialect!r} and the sandbox is {s.dialect}; run it with {option_for(spec.dialect)}")
         replay = None
         if s.replay:
             if s.replay_test and s.replay_test != self._nodeid:
                 pytest.skip(f"--idem-replay {s.replay} belongs to {s.replay_test}")
             replay = s.replay
+        if spec.dialect is not None and spec.dialect != s.dialect:
+            reason = f"this check declares dialect={spec.dialect!r} and the sandbox is {s.dialect}; run it with {option_for(spec.dialect)}"
+            if replay is not None:
+                # a replay that cannot run must not pass by skipping
+                pytest.fail(f"--idem-replay {replay} cannot replay here: {reason}", pytrace=False)
+            pytest.skip(reason)
         cfg = Config(
             examples=s.examples if examples is None or s.examples_forced else examples,
             db=s.db,

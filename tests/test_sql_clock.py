@@ -10,6 +10,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+import time as pytime
 from collections.abc import Iterator
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
@@ -159,21 +160,46 @@ def test_relation_fragments() -> None:
 
 
 # --- when the rewrite applies, and what it costs ---------------------------------------------
-def test_sql_now_follows_the_frozen_clock_across_threads() -> None:
+def _near(t: Any, start: datetime, within: timedelta = timedelta(seconds=5)) -> bool:
+    start = start.replace(tzinfo=timezone.utc)
+    return t is not None and start <= t < start + within
+
+
+def test_sql_now_follows_the_ticking_clock_across_threads() -> None:
+    """The clock starts at the run's time and ticks with real time: SQL's now and
+    Python's now agree (read in order, they never go backwards), in every thread."""
     assert sql_now() is None
     seen: list[Any] = []
     with frozen_at(datetime(2026, 6, 1, 1)) as clock:
-        assert sql_now() == datetime(2026, 6, 1, 1, tzinfo=timezone.utc) == datetime.now(timezone.utc)
+        a = datetime.now(timezone.utc)
+        b = sql_now()
+        c = datetime.now(timezone.utc)
+        assert _near(a, datetime(2026, 6, 1, 1)) and a <= b <= c  # type: ignore[operator]
         worker = threading.Thread(target=lambda: seen.append(sql_now()))  # attempts run in worker threads
         worker.start()
         worker.join()
         with frozen_at(datetime(2026, 6, 1, 2)):
-            assert sql_now() == datetime(2026, 6, 1, 2, tzinfo=timezone.utc)
-        assert sql_now() == datetime(2026, 6, 1, 1, tzinfo=timezone.utc)
+            assert _near(sql_now(), datetime(2026, 6, 1, 2))
+        assert _near(sql_now(), datetime(2026, 6, 1, 1))
         clock.move_to(datetime(2026, 6, 1, 3))
-        assert sql_now() == datetime(2026, 6, 1, 3, tzinfo=timezone.utc) == datetime.now(timezone.utc)
-    assert seen == [datetime(2026, 6, 1, 1, tzinfo=timezone.utc)]
+        assert _near(sql_now(), datetime(2026, 6, 1, 3)) and sql_now() <= datetime.now(timezone.utc)  # type: ignore[operator]
+    assert len(seen) == 1 and _near(seen[0], datetime(2026, 6, 1, 1)) and seen[0] >= c
     assert sql_now() is None
+
+
+def test_two_clock_readings_in_one_run_differ_and_stay_ordered() -> None:
+    """dlt's load id is str(time.time()): two loads of one run must not collide."""
+    with frozen_at(datetime(2026, 6, 1, 1)):
+        ids = [str(pytime.time()) for _ in range(3)]
+        pytime.sleep(0.001)
+        ids.append(str(pytime.time()))
+    assert len(set(ids)) == len(ids) and [float(i) for i in ids] == sorted(float(i) for i in ids)
+    assert datetime(2026, 6, 1, 1, tzinfo=timezone.utc).timestamp() <= float(ids[0]) < datetime(2026, 6, 1, 1, 0, 5, tzinfo=timezone.utc).timestamp()
+
+
+def test_a_stopped_clock_is_still_available() -> None:
+    with frozen_at(datetime(2026, 6, 1, 1), tick=False):
+        assert sql_now() == datetime(2026, 6, 1, 1, tzinfo=timezone.utc) == datetime.now(timezone.utc)
 
 
 def test_outside_a_run_nothing_is_rewritten() -> None:
@@ -217,9 +243,9 @@ def test_the_fast_path_never_imports_sqlglot() -> None:
 def test_rewrites_are_cached() -> None:
     sql = "SELECT now() AS cached_probe"
     at = datetime(2026, 6, 2, tzinfo=timezone.utc)
-    before = sqlclock._rewrite.cache_info()
+    before = sqlclock._plan.cache_info()
     first, second = rewrite(sql, "duckdb", at), rewrite(sql, "duckdb", at)
-    after = sqlclock._rewrite.cache_info()
+    after = sqlclock._plan.cache_info()
     assert first == second
     assert after.hits == before.hits + 1
 
@@ -266,7 +292,8 @@ def test_duckdb_sessions_are_utc(sandbox: Any) -> None:
 def test_every_duckdb_statement_path_reads_the_simulated_clock(sandbox: Any) -> None:
     ctl = Controller("t")
     conn = sandbox.connect(ctl, kind=None)
-    with frozen_at(RUN_NOW), activate(ctl):
+    # a stopped clock makes every reading exact; the ticking one is checked below
+    with frozen_at(RUN_NOW, tick=False), activate(ctl):
         assert conn.execute("SELECT now(), current_date, today()").fetchall() == [(RUN_NOW_UTC, date(2026, 6, 1), date(2026, 6, 1))]
         assert conn.execute("SELECT count(*) FROM t WHERE ts >= now() - INTERVAL '1 hour'").fetchall() == [(3,)]
         assert conn.execute("SELECT count(*) FROM t WHERE ts > now() - ?", [timedelta(minutes=45)]).fetchall() == [(2,)]
@@ -286,11 +313,24 @@ def test_every_duckdb_statement_path_reads_the_simulated_clock(sandbox: Any) -> 
     assert conn.execute("SELECT now()").fetchone()[0] != RUN_NOW_UTC
 
 
+def test_sql_now_agrees_with_python_now_while_the_clock_ticks(sandbox: Any) -> None:
+    ctl = Controller("t")
+    conn = sandbox.connect(ctl, kind=None)
+    with frozen_at(RUN_NOW), activate(ctl):
+        before = datetime.now(timezone.utc)
+        (first,) = conn.execute("SELECT now()").fetchone()
+        pytime.sleep(0.002)
+        (second,) = conn.execute("SELECT now()").fetchone()
+        after = datetime.now(timezone.utc)
+    assert RUN_NOW_UTC <= before <= first < second <= after < RUN_NOW_UTC + timedelta(seconds=5)
+
+
 def test_each_run_reads_its_own_time(sandbox: Any) -> None:
     conn = sandbox.connect(Controller("t"), kind=None)
     for hour in (1, 2, 3):
         with frozen_at(datetime(2026, 6, 1, hour)):
-            assert conn.execute("SELECT now()").fetchone() == (datetime(2026, 6, 1, hour, tzinfo=timezone.utc),)
+            (now,) = conn.execute("SELECT now()").fetchone()
+            assert _near(now, datetime(2026, 6, 1, hour))
 
 
 # --- two pipelines, judged ------------------------------------------------------------------

@@ -120,3 +120,21 @@ CREATE TABLE analytics.customers (
     city        VARCHAR,
     updated_on  DATE
 );
+
+-- events loaded by a pool of worker threads (pipelines/pooled.py), dlt-style:
+-- every row carries the id of the load that wrote it, every load is recorded
+CREATE TABLE analytics.loaded_events (
+    event_id   BIGINT,
+    order_id   BIGINT,
+    event_type VARCHAR,
+    amount     DECIMAL(12, 2),
+    event_time TIMESTAMP,
+    load_id    VARCHAR
+);
+
+CREATE TABLE analytics.event_loads (
+    load_id      VARCHAR PRIMARY KEY,
+    window_start TIMESTAMP,
+    package      VARCHAR,
+    rows         BIGINT
+);

@@ -15,7 +15,7 @@ from idemtest import Spec, Target, daily, hourly
 
 from ..sources import CUSTOMERS, EVENTS, ORDERS, PAYMENTS
 from . import SCHEMA as SETUP
-from .pipelines import customers, events, orders, payments, revenue
+from .pipelines import customers, events, orders, payments, pooled, revenue
 
 
 def caught(bug: str):
@@ -248,3 +248,23 @@ shared_staging_spec = Spec(
 @idemtest.check(shared_staging_spec)
 def test_shared_staging_table(run):
     events.stage_and_load_events(run.conn, run.window.start, run.window.end)
+
+
+# --- writes on worker threads -------------------------------------------------------
+
+pooled_spec = Spec(
+    name="pooled_append_events",
+    setup=SETUP,
+    dialect="duckdb",  # `?` placeholders and DuckDB SQL
+    sources=[EVENTS],
+    targets=[Target("analytics.loaded_events", key="event_id", ignore=["load_id"])],  # load ids come from the clock
+    schedule=hourly("2026-06-01", periods=3),
+)
+
+
+@caught("1 append under retry: data committed by pool workers before the load record, dlt-hub/dlt#4052")
+@idemtest.check(pooled_spec)
+def test_pool_appends_then_records_the_load(run):
+    import duckdb
+
+    pooled.append_jobs_then_record(lambda: duckdb.connect(run.path), run.window.start, run.window.end)

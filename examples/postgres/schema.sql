@@ -87,3 +87,21 @@ CREATE TABLE etl.watermarks (
 );
 -- one row per pipeline from the start, so `SELECT … FOR UPDATE` always has a row to lock
 INSERT INTO etl.watermarks VALUES ('orders_merge', NULL);
+
+-- events loaded by a pool of worker threads (pipelines/pooled.py), dlt-style:
+-- every row carries the id of the load that wrote it, every load is recorded
+CREATE TABLE analytics.loaded_events (
+    event_id   BIGINT,
+    order_id   BIGINT,
+    event_type VARCHAR,
+    amount     DECIMAL(12, 2),
+    event_time TIMESTAMP,
+    load_id    VARCHAR
+);
+
+CREATE TABLE analytics.event_loads (
+    load_id      VARCHAR PRIMARY KEY,
+    window_start TIMESTAMP,
+    package      VARCHAR,
+    rows         BIGINT
+);

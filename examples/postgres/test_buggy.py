@@ -23,6 +23,7 @@ from .pipelines import (
     hourly_revenue,
     order_status,
     orders_do_nothing,
+    pooled,
     revenue_summary,
 )
 
@@ -155,3 +156,23 @@ running_total_spec = Spec(
 @idemtest.check(running_total_spec, examples=BUG_EXAMPLES)
 def test_running_total_read_modify_write(run):
     revenue_summary.update_revenue(run.conn, start=run.window.start, end=run.window.end)
+
+
+# --- writes on worker threads -------------------------------------------------------
+
+pooled_spec = Spec(
+    name="pg_pooled_append_events",
+    dialect="postgres",
+    setup=SCHEMA,
+    sources=[fewer_rows(EVENTS)],
+    targets=[Target("analytics.loaded_events", key="event_id", ignore=["load_id"])],  # load ids come from the clock
+    schedule=hourly("2026-06-01", periods=3),
+)
+
+
+@caught("1 append under retry: data committed by pool workers before the load record, dlt-hub/dlt#4052")
+@idemtest.check(pooled_spec)
+def test_pool_appends_then_records_the_load(run):
+    import psycopg
+
+    pooled.append_jobs_then_record(lambda: psycopg.connect(run.dsn), run.window.start, run.window.end)

@@ -19,6 +19,7 @@ from .pipelines import (
     hourly_revenue,
     order_status,
     orders_merge,
+    pooled,
     revenue_summary,
 )
 
@@ -115,3 +116,30 @@ running_total_sequential_spec = Spec(
 @idemtest.check(running_total_sequential_spec, examples=EXAMPLES)
 def test_running_total_without_concurrency(run):
     revenue_summary.update_revenue(run.conn, start=run.window.start, end=run.window.end)
+
+
+# (f) a pool of worker threads, each job on its own psycopg 3 connection to run.dsn (dlt,
+# Singer SDK): every worker's statement is traced and crashable
+pooled_spec = Spec(
+    name="pg_pooled_events",
+    dialect="postgres",
+    setup=SCHEMA,
+    sources=[fewer_rows(EVENTS)],
+    targets=[Target("analytics.loaded_events", key="event_id", ignore=["load_id"])],  # load ids come from the clock
+    schedule=hourly("2026-06-01", periods=3),
+)
+
+
+@idemtest.check(pooled_spec, examples=EXAMPLES)
+def test_pool_replaces_jobs_by_key(run):
+    import psycopg
+
+    pooled.replace_jobs_then_record(lambda: psycopg.connect(run.dsn), run.window.start, run.window.end)
+
+
+# (g) two load ids from `str(time.time())` in one run, on psycopg2: the simulated clock ticks
+@idemtest.check(pooled_spec, examples=EXAMPLES)
+def test_two_load_ids_from_the_clock(run):
+    import psycopg2
+
+    pooled.load_in_two_packages(lambda: psycopg2.connect(run.dsn), run.window.start, run.window.end)

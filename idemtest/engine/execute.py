@@ -11,10 +11,16 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from .._errors import InjectedCrash, LoadError, ScenarioFailed, TargetUnreadable
+from .._errors import (
+    InjectedCrash,
+    LoadError,
+    ScenarioFailed,
+    TargetUnreadable,
+    UninstrumentedError,
+)
 from .._extras import missing_extra
 from ..context import RunContext, State
-from ..instrument import Controller, activate
+from ..instrument import Controller, activate, begin_run, end_run
 from .clock import frozen_at
 from .interleave import Interleaver
 from .model import (
@@ -34,6 +40,9 @@ from .properties import VisibilitySampler, all_attempts_failed, judge_attempt
 if TYPE_CHECKING:
     from ..sandbox.base import Sandbox
     from ..spec import Spec, Target, Window
+
+
+CRASH_GRACE = 0.2  # seconds the load's thread gets to unwind after the crash before it is abandoned
 
 
 class Env:
@@ -87,51 +96,109 @@ class Env:
         label = f"window {run.window} attempt {attempt}"
         ctl = Controller(label, fault, gate)
         conn = self.sandbox.connect(ctl, kind=None)
+        begin_run(ctl)
         window = self.windows[run.window]
         ctx = RunContext(conn, now, window, attempt, State(conn, self.sandbox.param), self.spec, self.sandbox, ctl, label)
         rec = Attempt(step_no, run.window, attempt, now, run.tag, fault)
         return rec, ctl, ctx
 
     def work(self, rec: Attempt, ctl: Controller, ctx: RunContext) -> None:
-        """Body of the worker thread: the user's load, under the run's controller."""
+        """Body of the worker thread: the user's load, under the run's controller.
+
+        What it learns goes into `rec` unless the harness abandoned the thread
+        (the process died at the crash point and user code did not unwind)."""
+        ctl.home = threading.get_ident()
+        out = Attempt(rec.step, rec.window, rec.attempt, rec.now, rec.tag, rec.fault)
         with activate(ctl):
             t0 = time.perf_counter()
             try:
                 self.load(ctx)
             except InjectedCrash as c:
-                rec.outcome = "crash"
-                rec.at = c.boundary
-                rec.when = c.when
+                out.outcome = "crash"
+                out.at = c.boundary
+                out.when = c.when
             except BaseException as e:
                 if ctl.crashed is not None:
                     # user code caught the crash and raised something else: the process is still dead
-                    rec.outcome, rec.at, rec.when = "crash", ctl.crashed.boundary, ctl.crashed.when
+                    out.outcome, out.at, out.when = "crash", ctl.crashed.boundary, ctl.crashed.when
                 else:
-                    rec.outcome = "error"
-                    rec.error = f"{type(e).__name__}: {str(e).strip()}"
-                    rec.tb = user_traceback(e)
-                    rec.exception = e
+                    out.outcome = "error"
+                    out.error = f"{type(e).__name__}: {str(e).strip()}"
+                    out.tb = user_traceback(e)
+                    out.exception = e
             finally:
-                rec.user_seconds = time.perf_counter() - t0
+                if out.outcome == "ok" and ctl.crashed is not None:
+                    # the crash fired (maybe on a worker thread) and user code swallowed it: the process is dead all the same
+                    out.outcome, out.at, out.when = "crash", ctl.crashed.boundary, ctl.crashed.when
+                with ctl._lock:
+                    if not ctl.abandoned:
+                        rec.outcome, rec.at, rec.when = out.outcome, out.at, out.when
+                        rec.error, rec.tb, rec.exception = out.error, out.tb, out.exception
+                        rec.user_seconds = time.perf_counter() - t0
+                ctl.ended.set()
+
+    def settle(self, rec: Attempt, ctl: Controller, worker: threading.Thread, started: float) -> None:
+        """After the crash point the process is dead: give the load's thread a moment to
+        unwind (for its record), then stop waiting, whatever its `finally` blocks do."""
+        if ctl.crashed is None:
+            return
+        worker.join(CRASH_GRACE)
+        if not worker.is_alive():
+            return  # it unwound: nothing of the attempt is running, closing its connections is enough
+        ctl.interrupt_all()  # statements other threads of the dead process still run are cut off
+        with ctl._lock:
+            if not ctl.abandoned:
+                ctl.abandoned = True
+                rec.outcome, rec.at, rec.when = "crash", ctl.crashed.boundary, ctl.crashed.when
+                rec.user_seconds = time.perf_counter() - started
 
     def finish(self, rec: Attempt, ctl: Controller) -> None:
         ctl.close_all()  # the process ends: its connections drop, open transactions are lost
+        end_run(ctl)
         rec.boundaries = ctl.count
         rec.trace = ctl.trace
 
+    @staticmethod
+    def raise_unseen(ctl: Controller) -> None:
+        if ctl.unseen:
+            raise unseen_error(ctl.label, ctl.unseen)
+
+    def check_unseen(self, label: str) -> None:
+        """What the database itself tells about connections idemtest did not open."""
+        paths = self.sandbox.unseen()
+        if paths:
+            raise unseen_error(label, paths)
+
     def execute(self, step_no: int, run: RunStep, attempt: int, now: datetime, fault: Fault | None, sampler: VisibilitySampler | None = None) -> Attempt:
         rec, ctl, ctx = self.new_attempt(step_no, run, attempt, now, fault, gate=sampler.observe if sampler else None)
-        with frozen_at(now):
-            worker = threading.Thread(target=self.work, args=(rec, ctl, ctx), daemon=True, name=f"idemtest {ctl.label}")
-            worker.start()
-            worker.join(self.timeout)
-            if worker.is_alive():
-                ctl.interrupt_all()
-                worker.join(2.0)
-                rec.outcome = "hung"
-                rec.error = f"did not finish within timeout={self.timeout:g}s"
-        self.finish(rec, ctl)
+        try:
+            with frozen_at(now):
+                worker = threading.Thread(target=self.work, args=(rec, ctl, ctx), daemon=True, name=f"idemtest {ctl.label}")
+                started = time.perf_counter()
+                worker.start()
+                ctl.ended.wait(self.timeout)  # the load returned, or the process died at the crash point
+                self.settle(rec, ctl, worker, started)
+                if worker.is_alive() and not ctl.abandoned:
+                    ctl.interrupt_all()
+                    worker.join(2.0)
+                    with ctl._lock:
+                        ctl.abandoned = True
+                        rec.outcome = "hung"
+                        rec.error = f"did not finish within timeout={self.timeout:g}s"
+        finally:
+            self.finish(rec, ctl)
+        self.raise_unseen(ctl)
         return rec
+
+
+def unseen_error(label: str, paths: list[str]) -> UninstrumentedError:
+    return UninstrumentedError(
+        f"statements reached the sandbox during {label} on a path idemtest did not instrument, so they were "
+        "never crashed and a pass would not mean anything:\n  - " + "\n  - ".join(paths[:5])
+        + "\nconnect inside the load through run.conn, run.connect(), run.engine(), duckdb.connect(run.path), "
+        "psycopg.connect(run.dsn) / psycopg2.connect(run.dsn) or create_engine(run.url) (threads and pools the load "
+        "starts are followed); see README 'Threads, pools and connections'"
+    )
 
 
 def user_traceback(e: BaseException, limit: int = 12) -> str:
@@ -168,6 +235,7 @@ def run_scenario(spec: Spec, sandbox: Sandbox, load: Callable[[RunContext], Any]
             + f": {u.error}",
             step=step_no,
         )
+    env.check_unseen("the scenario")
     if finding is None:
         try:
             final = env.snapshot_all()
@@ -266,6 +334,7 @@ def clean_run(spec: Spec, sandbox: Sandbox, load: Callable[[RunContext], Any], d
                 + dialect_hint(spec, sandbox, rec.error)
                 + ("; raise Spec(timeout=...) if the load is just slow" if rec.outcome == "hung" else "")
             )
+    env.check_unseen("the clean run")
     try:
         final = env.snapshot_all()
     except TargetUnreadable as u:
@@ -289,6 +358,7 @@ def run_parallel(env: Env, step_no: int, step: ParallelStep, clock: datetime, at
         fault = run.faults[0] if run.faults else None
         rec, ctl, ctx = env.new_attempt(step_no, run, 1, now, fault, gate=inter.gate)
         rec.parallel = True
+        ctl.on_crash.append(inter.done)  # a dead run takes no more turns, whatever its thread still does
         started.append((run, rec, ctl, ctx))
 
     def body(rec: Attempt, ctl: Controller, ctx: Any) -> None:
@@ -299,19 +369,26 @@ def run_parallel(env: Env, step_no: int, step: ParallelStep, clock: datetime, at
 
     with frozen_at(now):
         threads = [threading.Thread(target=body, args=(rec, ctl, ctx), daemon=True, name=f"idemtest {ctl.label}") for _, rec, ctl, ctx in started]
+        t0 = time.perf_counter()
         for t in threads:
             t.start()
         ok = inter.drive([c for _, _, c, _ in started], time.monotonic() + env.timeout)
+        for t, (_, rec, ctl, _) in zip(threads, started):
+            env.settle(rec, ctl, t, t0)
         if not ok:
             for _, rec, ctl, _ in started:
                 if ctl not in inter.finished:
                     ctl.interrupt_all()
-                    rec.outcome, rec.error = "hung", f"did not finish within timeout={env.timeout:g}s while running concurrently"
+                    with ctl._lock:
+                        ctl.abandoned = True
+                        rec.outcome, rec.error = "hung", f"did not finish within timeout={env.timeout:g}s while running concurrently"
             for t in threads:
                 t.join(2.0)
     for _, rec, ctl, _ in started:
         env.finish(rec, ctl)
         attempts.append(rec)
+    for _, _, ctl, _ in started:
+        env.raise_unseen(ctl)
     if stats:
         stats.interleavings += 1
         stats.runs += len(started)

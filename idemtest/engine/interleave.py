@@ -29,7 +29,9 @@ class Interleaver:
         self.choices = list(choices)
         self.pos = 0
         self.turn: Controller | None = None
-        self.parked: dict[Controller, Boundary] = {}
+        # the boundaries each run's threads are parked at: a run whose load writes from a
+        # pool parks several threads at once, and a turn lets one of them go
+        self.parked: dict[Controller, list[Boundary]] = {}
         self.finished: set[Controller] = set()
         self.block_after = block_after
         self.seq = itertools.count(1)
@@ -39,19 +41,26 @@ class Interleaver:
     def gate(self, ctl: Controller, b: Boundary) -> None:
         """Worker side: park at a boundary until granted the turn."""
         with self.cv:
-            self.parked[ctl] = b
+            self.parked.setdefault(ctl, []).append(b)
             self.cv.notify_all()
             while self.turn is not ctl:
                 if ctl.aborted:
-                    self.parked.pop(ctl, None)
+                    self._unpark(ctl, b)
                     return
                 self.cv.wait(0.05)
             self.turn = None  # acknowledge: the scheduler may look again
-            self.parked.pop(ctl, None)
+            self._unpark(ctl, b)
             b.seq = next(self.seq)
             self.cv.notify_all()
         for hook in self.hooks:
             hook(ctl, b)
+
+    def _unpark(self, ctl: Controller, b: Boundary) -> None:
+        waiting = self.parked.get(ctl)
+        if waiting is not None:
+            waiting[:] = [x for x in waiting if x is not b]
+        if not waiting:
+            self.parked.pop(ctl, None)
 
     def done(self, ctl: Controller) -> None:
         with self.cv:

@@ -95,12 +95,14 @@ class Boundary:
     text: str = ""
     run: str = ""
     seq: int = 0  # global order under the interleaving scheduler
+    thread: str = ""  # the thread that ran it, when not the run's own (a worker of the load's pool)
 
     def describe(self, width: int = 90) -> str:
+        on = f" [thread {self.thread}]" if self.thread else ""
         if self.kind == "fault_point":
-            return f"fault_point({self.text!r})"
+            return f"fault_point({self.text!r}){on}"
         text = abbreviate(self.text, width)
-        return f"{self.kind}: {text}" if text else self.kind
+        return (f"{self.kind}: {text}" if text else self.kind) + on
 
 
 def abbreviate(sql: Any, width: int = 90) -> str:

@@ -345,8 +345,12 @@ class Coverage:
     backfilled: set[int] = field(default_factory=set)
     swapped: set[int] = field(default_factory=set)  # windows run out of order
     interleavings: int = 0
+    by_thread: dict[str, int] = field(default_factory=dict)  # crash points that crashed, by the thread they fell on
+    threads_seen: set[str] = field(default_factory=set)  # threads that ran statements in any judged attempt
 
     def add(self, p: Planned, out: Outcome) -> None:
+        for a in out.attempts:
+            self.threads_seen.update(thread_group(b.thread) for b in a.trace)
         self.judged += 1
         if p.fault_step:
             runs = [a for a in out.attempts if a.step == p.fault_step]
@@ -354,6 +358,10 @@ class Coverage:
             fault = step.faults[0] if isinstance(step, RunStep) and step.faults else None
             hit = any(a.attempt == 1 and a.outcome == "crash" and a.at is not None and fault is not None and a.at.index == fault.at and a.when == fault.when for a in runs)
             again = hit and any(a.attempt > 1 for a in runs)
+            if hit:
+                at = next(a.at for a in runs if a.attempt == 1 and a.outcome == "crash" and a.at is not None)
+                group = thread_group(at.thread)
+                self.by_thread[group] = self.by_thread.get(group, 0) + 1
             if p.family == "crash":
                 self.tried += 1
                 self.crashed += hit
@@ -386,9 +394,21 @@ class Coverage:
             parts.append("windows " + ", ".join(runs))
         if self.interleavings:
             parts.append(f"{self.interleavings} interleavings")
+        if len(self.threads_seen) > 1:
+            # the load wrote from several threads: say where the crashes fell
+            parts.append("crashed on " + ", ".join(f"{name} {self.by_thread.get(name, 0)}" for name in sorted(self.threads_seen, key=lambda n: (n != "the run's thread", n))))
         if self.stopped:
             parts.append(f"stopped: {self.stopped}")
         return "; ".join(parts)
+
+
+def thread_group(name: str) -> str:
+    """A thread's name for coverage: pool workers by their place in their pool
+    (`ThreadPoolExecutor-7_2` -> `ThreadPoolExecutor worker 2`: the pool's number grows
+    with every attempt), the run's own thread as such."""
+    if not name:
+        return "the run's thread"
+    return re.sub(r"-\d+_(\d+)$", r" worker \1", name)
 
 
 # --- the pass --------------------------------------------------------------------------

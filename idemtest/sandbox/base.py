@@ -43,6 +43,10 @@ class Sandbox(ABC):
         """A SQLAlchemy URL for the sandbox (pandas `to_sql`)."""
         return None
 
+    def connection_url(self, driver: str | None = None, password: str | None = None) -> str | None:
+        """The sandbox's URL for a given client (see RunContext.connection_url)."""
+        return self.url
+
     @abstractmethod
     def connect(self, ctl: Controller | None, kind: str | None = "connect") -> Any:
         """A new connection for user code, instrumented by `ctl`; `kind=None`
@@ -71,6 +75,11 @@ class Sandbox(ABC):
     @abstractmethod
     def close(self) -> None:
         """Drop the sandbox and everything in it."""
+
+    def unseen(self) -> list[str]:
+        """Paths by which statements reached this sandbox without idemtest's instrumentation,
+        as far as the database itself can tell (PostgreSQL: its session count)."""
+        return []
 
     def split_script(self, sql: str) -> list[str]:
         return [sql]

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..instrument import Controller, abbreviate
+from ..instrument import Controller, abbreviate, live_runs, note_unseen
 from . import scratch
 from .base import Backend, Sandbox
 from .sqlclock import clocked
@@ -93,6 +93,8 @@ class DuckDBRelationProxy:
                 args = tuple(clocked(a, "duckdb", fragment=True) for a in args)
             elif name == "query" and len(args) > 1:  # rel.query(view_name, sql)
                 args = (args[0], clocked(args[1], "duckdb"), *args[2:])
+            if ctl is None and name in self._WRITES:
+                _outside(None, name, f"{name}() of a relation")
             if ctl is not None and name in self._WRITES:
                 b = ctl.boundary("relation", f"{name}({', '.join(map(repr, args))}) of {abbreviate(self._rel.sql_query(), 60)}")
                 out = attr(*args, **kwargs)
@@ -111,6 +113,14 @@ class DuckDBRelationProxy:
 
     def __repr__(self) -> str:
         return repr(self._rel)
+
+
+def _outside(sandbox: DuckDBSandbox | None, kind: str, text: Any) -> None:
+    """A statement on a sandbox connection opened outside any run, while a run is live:
+    it is not the run's, so it is never crashed; the live run's check fails on it."""
+    if live_runs():
+        where = f"sandbox {sandbox.catalog}" if sandbox is not None else "a sandbox"
+        note_unseen(f"a DuckDB connection to {where} opened outside the run ({kind}: {abbreviate(str(text), 80)})")
 
 
 def _wrap_relation(obj: Any, ctl: Controller | None) -> Any:
@@ -135,6 +145,7 @@ class DuckDBConnectionProxy:
     def _stmt(self, kind: str, text: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
         ctl = self._ctl
         if ctl is None:
+            _outside(self._sandbox, kind, text)
             return fn(*args, **kwargs)
         b = ctl.boundary(kind, text)
         out = fn(*args, **kwargs)

@@ -11,7 +11,7 @@ would at that instant (sandbox sessions use TimeZone UTC on both backends).
 
 Cost: a statement whose text names no clock function costs one regex search;
 only the others are tokenized and parsed with sqlglot (imported on first need),
-and rewrites are cached on (text, dialect, time).
+and where the clock calls sit is cached on (text, dialect): the literal is spliced per statement.
 
 The rewrite is a splice, not a regeneration: sqlglot's tokenizer finds the
 calls (so strings, comments and quoted identifiers are never touched) and its
@@ -111,26 +111,42 @@ def rewrite(sql: str, dialect: str, now: datetime, fragment: bool = False) -> st
     return _rewrite(sql, dialect, now, fragment)
 
 
-@lru_cache(maxsize=4096)
 def _rewrite(sql: str, dialect: str, now: datetime, fragment: bool) -> str:
+    spans = _plan(sql, dialect, fragment)
+    if not spans:
+        return sql
+    now = now.astimezone(timezone.utc)
+    out, pos = [], 0
+    for first, last, sql_type, precision in spans:
+        out.append(sql[pos:first])
+        out.append(_literal(sql_type, now, precision))
+        pos = last + 1
+    out.append(sql[pos:])
+    return "".join(out)
+
+
+# The plan (where the clock calls are) is cached on the text alone: the simulated clock
+# ticks, so each statement gets a new time, but the parse is done once per statement text.
+@lru_cache(maxsize=4096)
+def _plan(sql: str, dialect: str, fragment: bool) -> tuple[tuple[int, int, str, int | None], ...]:
     funcs = FUNCTIONS.get(dialect)
     if funcs is None:
-        return sql
+        return ()
     try:
         with _quiet():
-            return _splice(sql, dialect, funcs, now.astimezone(timezone.utc), fragment)
+            return _splice(sql, dialect, funcs, fragment)
     except Exception:
         # sqlglot could not read it: the database will, and reports its own errors
-        return sql
+        return ()
 
 
-def _splice(sql: str, dialect: str, funcs: dict[str, tuple[str, frozenset[str]]], now: datetime, fragment: bool) -> str:
+def _splice(sql: str, dialect: str, funcs: dict[str, tuple[str, frozenset[str]]], fragment: bool) -> tuple[tuple[int, int, str, int | None], ...]:
     from sqlglot.dialects.dialect import Dialect
     from sqlglot.tokens import TokenType
 
     d = Dialect.get_or_raise(dialect)
     tokens = d.tokenize(sql)
-    calls: list[tuple[int, int, str]] = []  # (first char, last char, literal)
+    calls: list[tuple[int, int, str, int | None]] = []  # (first char, last char, SQL type, precision)
     for i, tok in enumerate(tokens):
         name = tok.text.lower()
         if name not in funcs or sql[tok.start : tok.end + 1].lower() != name:
@@ -149,9 +165,9 @@ def _splice(sql: str, dialect: str, funcs: dict[str, tuple[str, frozenset[str]]]
         sql_type, forms = funcs[name]
         if form not in forms:
             continue
-        calls.append((tok.start, last, _literal(sql_type, now, precision)))
+        calls.append((tok.start, last, sql_type, precision))
     if not calls:
-        return sql
+        return ()
     # the parser must see exactly these calls, none in a stored definition
     trees = d.parse("SELECT " + sql) if fragment else d.parser().parse(tokens, sql)
     seen = 0
@@ -161,17 +177,11 @@ def _splice(sql: str, dialect: str, funcs: dict[str, tuple[str, frozenset[str]]]
         for node in tree.walk():
             if _is_clock_call(node, funcs):
                 if _stored(node):
-                    return sql
+                    return ()
                 seen += 1
     if seen != len(calls):
-        return sql
-    out, pos = [], 0
-    for first, last, literal in calls:
-        out.append(sql[pos:first])
-        out.append(literal)
-        pos = last + 1
-    out.append(sql[pos:])
-    return "".join(out)
+        return ()
+    return tuple(calls)
 
 
 def _is_clock_call(node: Any, funcs: dict[str, tuple[str, frozenset[str]]]) -> bool:

@@ -89,7 +89,7 @@ def test_psycopg3_paths_read_the_simulated_clock(sb: Any) -> None:
     from psycopg import sql
 
     ctl = Controller("pg3")
-    with frozen_at(RUN_NOW), activate(ctl):
+    with frozen_at(RUN_NOW, tick=False), activate(ctl):  # stopped: every reading is exact
         conn = psycopg.connect(sb.dsn)  # run.dsn: user code's own connection
         assert conn.execute("SELECT now(), current_date, localtimestamp").fetchone() == (RUN_NOW_UTC, date(2026, 6, 1), RUN_NOW)
         with conn.cursor() as cur:
@@ -120,7 +120,7 @@ def test_psycopg2_and_sqlalchemy_read_the_simulated_clock(sb: Any) -> None:
     from idemtest.sandbox import sqlalchemy_engine
 
     ctl = Controller("pg2")
-    with frozen_at(RUN_NOW), activate(ctl):
+    with frozen_at(RUN_NOW, tick=False), activate(ctl):  # stopped: every reading is exact
         conn = psycopg2.connect(sb.dsn)
         with conn, conn.cursor() as cur:
             cur.execute("SELECT now(), current_date - %(days)s", {"days": 1})
@@ -192,7 +192,9 @@ def watermark_until_sql_now(run: Any) -> None:
     """CORRECT: up to the database's clock, from the loaded watermark minus max_lateness; keyed upsert."""
     with run.conn.transaction():
         (db_now,) = run.conn.execute("SELECT now()").fetchone()
-        assert db_now == run.now.replace(tzinfo=timezone.utc), f"SQL now() is {db_now}, the run's time is {run.now}"
+        # the clock ticks from the run's time: SQL's now is Python's now, a moment after run.now
+        start = run.now.replace(tzinfo=timezone.utc)
+        assert start <= db_now <= datetime.now(timezone.utc) < start + timedelta(seconds=30), f"SQL now() is {db_now}, the run's time is {run.now}"
         run.conn.execute(
             "INSERT INTO analytics.readings SELECT * FROM src.readings "
             "WHERE updated_at >= (SELECT coalesce(max(updated_at), TIMESTAMP '1970-01-01') FROM analytics.readings) - INTERVAL '1 hour' "

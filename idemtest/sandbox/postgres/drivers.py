@@ -15,7 +15,7 @@ from typing import Any
 from ..._errors import InjectedCrash
 from ..._extras import require
 from ...engine.clock import sql_now
-from ...instrument import Controller
+from ...instrument import Controller, abbreviate, live_runs, note_unseen
 from ..sqlclock import clocked
 from .sqlsplit import split_sql
 
@@ -40,6 +40,13 @@ def _clocked(query: Any, ctx: Any = None) -> Any:
     text = _sql_text(query, ctx)  # bytes or psycopg.sql.Composed
     sent = clocked(text, "postgres")
     return query if sent is text else sent
+
+
+def _outside(kind: str, text: Any) -> None:
+    """A statement on a sandbox connection opened outside any run, while a run is live:
+    never crashed, so the live run's check fails on it."""
+    if live_runs():
+        note_unseen(f"a PostgreSQL connection to the sandbox opened outside the run ({kind}: {abbreviate(_sql_text(text), 80)})")
 
 
 def _dead(ctl: Controller) -> bool:
@@ -90,6 +97,7 @@ def _pg3_classes() -> tuple[Any, Any]:
             conn = self.connection  # type: ignore[attr-defined]
             ctl: Controller | None = getattr(conn, "_idem_ctl", None)
             if ctl is None:
+                _outside("execute", query)
                 return super().execute(_clocked(query, conn), params, **kw)  # type: ignore[misc]
             if params is None and isinstance(query, str) and ";" in query and not conn.autocommit:
                 # inside a transaction a script is several statements a crash can fall
@@ -110,6 +118,7 @@ def _pg3_classes() -> tuple[Any, Any]:
             conn = self.connection  # type: ignore[attr-defined]
             ctl: Controller | None = getattr(conn, "_idem_ctl", None)
             if ctl is None:
+                _outside("executemany", query)
                 return super().executemany(_clocked(query, conn), params_seq, **kw)  # type: ignore[misc]
             b = ctl.boundary("executemany", _sql_text(query, conn))
             out = super().executemany(_clocked(query, conn), params_seq, **kw)  # type: ignore[misc]
@@ -205,6 +214,7 @@ def _pg2_classes() -> tuple[Any, Any]:
         def _stmt(self, kind: str, text: Any, fn: Callable[..., Any], *args: Any) -> Any:
             ctl = self._idem()
             if ctl is None:
+                _outside(kind, text)
                 return fn(*args)
             b = ctl.boundary(kind, _sql_text(text, self))
             out = fn(*args)

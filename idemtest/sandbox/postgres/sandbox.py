@@ -40,6 +40,16 @@ class PostgresSandbox(Sandbox):
         self._conninfo = make_url(self.params)
         self._admin: Any = None
         self._closed = False
+        # every session idemtest opens to this (fresh) database, and their server pids: the
+        # database's own session count tells whether anything else connected (`unseen`)
+        self._opened = 0
+        self._pids: set[int] = set()
+
+    def _opened_one(self, conn: Any) -> Any:
+        self._opened += 1
+        with contextlib.suppress(Exception):
+            self._pids.add(int(conn.info.backend_pid))
+        return conn
 
     def register(self) -> None:
         with _registry_lock:
@@ -59,6 +69,20 @@ class PostgresSandbox(Sandbox):
     def url_psycopg2(self) -> str:
         return make_url(self.params, "postgresql+psycopg2")
 
+    #: URL schemes by client: libpq (psql, pg_dump, dlt's `postgres` credentials), SQLAlchemy's two drivers
+    SCHEMES = {None: "postgresql", "libpq": "postgresql", "psycopg": "postgresql+psycopg", "psycopg2": "postgresql+psycopg2"}
+
+    def connection_url(self, driver: str | None = None, password: str | None = None) -> str:
+        """The sandbox URL for `driver`; `password` fills in a placeholder when the
+        server needs none (trust auth ignores it) and the client insists on one."""
+        scheme = self.SCHEMES.get(driver)
+        if scheme is None:
+            raise ValueError(f"driver={driver!r}: use one of {sorted(k for k in self.SCHEMES if k)} (or None for a libpq URL)")
+        params = dict(self.params)
+        if password and not params.get("password"):
+            params["password"] = password
+        return make_url(params, scheme)
+
     def __repr__(self) -> str:
         return f"<PostgresSandbox {redact(self._conninfo)}>"
 
@@ -71,6 +95,7 @@ class PostgresSandbox(Sandbox):
         else:
             conninfo = kwargs.pop("conninfo", None) or self._conninfo
             conn = _pg3_connect(conninfo, ctl, **kwargs)
+        self._opened_one(conn)
         if ctl is not None:
             # a crash closes the connection: its open transaction is lost, as when a process dies
             ctl.register(conn.close, conn.cancel)
@@ -91,14 +116,42 @@ class PostgresSandbox(Sandbox):
         return conn
 
     def raw(self) -> Any:
-        return _plain_connect(self._conninfo)
+        return self._opened_one(_plain_connect(self._conninfo))
 
     # --- what the harness does ---------------------------------------------
     @property
     def admin(self) -> Any:
         if self._admin is None or self._admin.closed:
-            self._admin = _plain_connect(self._conninfo, autocommit=True)
+            self._admin = self._opened_one(_plain_connect(self._conninfo, autocommit=True))
         return self._admin
+
+    def unseen(self) -> list[str]:
+        """Sessions to this database that idemtest did not open (psql, asyncpg, a
+        `psycopg.Connection.connect` or pool that bypasses `psycopg.connect`, ...).
+
+        The sandbox is a fresh database, so `pg_stat_database.sessions` (PostgreSQL 14+;
+        a backend reports its session at its first transaction and when it exits, before it
+        leaves `pg_stat_activity`) counts every session ever opened to it; the ones still
+        open are listed by pid in `pg_stat_activity`. A session opened and closed without
+        a transaction may be counted only at its exit, which this still sees."""
+        try:
+            _, rows = self.query(
+                "SELECT pid, coalesce(application_name, ''), coalesce(host(client_addr), 'local socket') FROM pg_stat_activity "
+                "WHERE datname = current_database() AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+            )
+            _, counted = self.query("SELECT sessions FROM pg_stat_database WHERE datname = current_database()")
+        except Exception:
+            return []  # PostgreSQL before 14 has no session count: this check is skipped
+        open_foreign = [r for r in rows if int(r[0]) not in self._pids]
+        out = [f"an open PostgreSQL session idemtest did not open (pid {pid}, application_name {app!r}, from {addr})" for pid, app, addr in open_foreign]
+        extra = int(counted[0][0] or 0) - self._opened - len(open_foreign) if counted else 0
+        if extra > 0:
+            out.append(
+                f"{extra} PostgreSQL session(s) to the sandbox that idemtest did not open (the database counts {counted[0][0]} sessions, "
+                f"idemtest opened {self._opened}): a client other than psycopg.connect / psycopg2.connect / create_engine(run.url), "
+                "e.g. psql, asyncpg, pg8000, psycopg.Connection.connect or a psycopg_pool pool"
+            )
+        return out
 
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
         self.admin.execute(sql, params)
