@@ -36,6 +36,8 @@ class Controller:
         self.interrupters: list[Callable[[], None]] = []
         self.after_hooks: list[Callable[[Controller, Boundary], None]] = []
         self.user_ns: float = 0.0
+        # crash="kill": ends the attempt's child process at the crash point (engine/isolate.py)
+        self.on_crash: Callable[[InjectedCrash], None] | None = None
 
     # --- boundaries -------------------------------------------------------
     def boundary(self, kind: str, text: Any = "") -> Boundary:
@@ -78,6 +80,8 @@ class Controller:
     def _crash(self, b: Boundary, when: str) -> None:
         exc = InjectedCrash(b, when, f"idemtest injected a crash {when} boundary {b.index} ({b.describe()})")
         self.crashed = exc
+        if self.on_crash is not None:
+            self.on_crash(exc)
         raise exc
 
     # --- connections -------------------------------------------------------

@@ -16,6 +16,10 @@ from .patches import _registry, _registry_lock
 from .sqlsplit import split_sql
 
 
+# in a crash="kill" child: the parent's connections, never closed nor finalized there
+_inherited: list[Any] = []
+
+
 class _Owner(Protocol):
     """What a sandbox needs of its PostgresBackend (pool.py, which imports this module)."""
 
@@ -137,6 +141,12 @@ class PostgresSandbox(Sandbox):
                 with cur.copy(f"COPY {table} ({collist}) FROM STDIN") as cp:
                     for r in rows:
                         cp.write_row(tuple(r.get(c) for c in cols))
+
+    def enter_child(self) -> None:
+        # the inherited admin connection shares its socket with the parent: keep it
+        # referenced (its finalizer would end the parent's session) and open a new one
+        _inherited.append(self._admin)
+        self._admin = None
 
     def close_connections(self) -> None:
         if self._admin is not None:
