@@ -15,7 +15,6 @@ from .dsn import make_url, redact
 from .patches import _registry, _registry_lock
 from .sqlsplit import split_sql
 
-
 # in a crash="kill" child: the parent's connections, never closed nor finalized there
 _inherited: list[Any] = []
 
