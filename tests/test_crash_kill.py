@@ -272,3 +272,27 @@ def test_a_bad_crash_option_is_a_usage_error(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--idempotency", "-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*idem_crash='kil': use 'raise'*or 'kill'*"])
+
+
+def test_a_reader_samples_the_child_at_every_boundary_for_p4(backend: DuckDBBackend) -> None:
+    """Atomic targets are sampled in the child (DuckDB's file lock admits one process)
+    and judged in the parent: a delete and an insert committed apart are seen half-written."""
+    spec = Spec(sources=[], targets=[Target("t", key="id", atomic=True, partition_by="v")], schedule=hourly("2026-01-01", 1), setup=SETUP, crash="kill")
+
+    def load(run: Any) -> None:
+        run.conn.execute("DELETE FROM t WHERE v = 'p'")
+        run.conn.execute("INSERT INTO t VALUES (1, 'p', NULL), (2, 'p', NULL)")
+
+    sb = backend.create()
+    try:
+        sb.prepare(spec)
+        sb.execute("INSERT INTO t VALUES (1, 'p', NULL), (2, 'p', NULL)")
+        env = Env(spec, sb, Dataset({}), load)
+        sampler = env.sampler()
+        assert sampler is not None
+        rec = env.execute(1, RunStep(0, AT), 1, AT, None, sampler)
+        assert rec.outcome == "ok" and len(sampler.samples) == 2
+        finding = sampler.check()
+    finally:
+        sb.close()
+    assert finding is not None and finding.prop == "P4" and "half-written" in finding.headline and "before statement 2" in finding.headline
