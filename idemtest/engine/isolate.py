@@ -232,6 +232,7 @@ def _child(env: Env, out: _Pipe, step_no: int, run: RunStep, attempt: int, now: 
         ctl.gate = gate
         ctl.on_crash = on_crash
         env.work(rec, ctl, ctx)
+        ctl.close_all()  # a process that returns closes its connections on the way out (a killed one does not)
         end = {"outcome": rec.outcome, "count": ctl.count, "user_seconds": rec.user_seconds, **samples()}
         if rec.outcome == "error":
             end.update(error=rec.error, tb=rec.tb, exception=_picklable(rec.exception) if rec.exception is not None else None)
