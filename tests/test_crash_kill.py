@@ -296,3 +296,28 @@ def test_a_reader_samples_the_child_at_every_boundary_for_p4(backend: DuckDBBack
     finally:
         sb.close()
     assert finding is not None and finding.prop == "P4" and "half-written" in finding.headline and "before statement 2" in finding.headline
+
+
+def test_the_ini_crash_mode_overrides_the_spec(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nidem_crash = kill\n")
+    pytester.makepyfile(
+        test_mode=textwrap.dedent(
+            '''
+            import os
+            import idemtest
+            from idemtest import Spec, Target, hourly
+
+            PYTEST = os.getpid()
+            spec = Spec(sources=[], targets=[Target("t")], schedule=hourly("2026-01-01", 1), setup="CREATE TABLE t (id BIGINT)",
+                        exercise=["crash"], crash="raise")
+
+            @idemtest.check(spec)
+            def test_runs_in_a_child(run):
+                assert os.getpid() != PYTEST, "the attempt ran in pytest's own process"
+                run.conn.execute("DELETE FROM t")
+                run.conn.execute("INSERT INTO t VALUES (1)")
+            '''
+        )
+    )
+    pytester.runpytest("--idempotency", "--idem-examples", "1", "-p", "no:cacheprovider").assert_outcomes(passed=1)
+    pytester.runpytest("--idempotency", "--idem-crash", "raise", "-p", "no:cacheprovider").assert_outcomes(failed=1)
