@@ -127,7 +127,7 @@ def replace_window_in_two_transactions(run: Any) -> None:
 
 def test_a_correct_transactional_load_passes_in_kill_mode(pg_dsn: str) -> None:
     PIDS.clear()
-    stats = idemtest.verify(check_spec("kill"), replace_window, db=pg_dsn, examples=1, systematic_max=8, seed=1)
+    stats = idemtest.verify(check_spec("kill"), replace_window, db=pg_dsn, examples=1, systematic_max=4, seed=1)
     assert stats.crashes > 0 and PIDS == []
 
 
