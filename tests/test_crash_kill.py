@@ -321,3 +321,42 @@ def test_the_ini_crash_mode_overrides_the_spec(pytester: pytest.Pytester) -> Non
     )
     pytester.runpytest("--idempotency", "--idem-examples", "1", "-p", "no:cacheprovider").assert_outcomes(passed=1)
     pytester.runpytest("--idempotency", "--idem-crash", "raise", "-p", "no:cacheprovider").assert_outcomes(failed=1)
+
+
+LOADS = Source("events", columns={"id": "BIGINT", "ts": "TIMESTAMP", "v": "INTEGER"}, key="id", event_time="ts", updates=False, append_only=True, max_rows=3)
+
+
+def run_job(job: Any) -> None:
+    """A library-style job wrapper (dlt's shape): on the way out it waits for the job
+    to be marked done, which after a crash it never is."""
+    import threading
+
+    done = threading.Event()
+    try:
+        job()
+        done.set()
+    finally:
+        if not done.is_set():
+            done.wait()
+
+
+def data_then_load_record(run: Any) -> None:
+    """Buggy (dlt-hub/dlt#4052's shape): the rows commit, then the load record; a crash
+    in between leaves data without its record, and the retry appends the rows again."""
+
+    def job() -> None:
+        c = run.conn
+        if c.execute("SELECT count(*) FROM t WHERE v = ?", [run.partition]).fetchone()[0]:
+            return  # this window's load is recorded: nothing to do
+        c.execute("INSERT INTO out SELECT * FROM events WHERE ts >= ? AND ts < ?", [run.window.start, run.window.end])
+        c.execute("INSERT INTO t VALUES (?, ?, NULL)", [run.window.index, run.partition])
+
+    run_job(job)
+
+
+def test_a_job_wrapper_check_reports_crashed_not_hung_in_kill_mode(tmp_path: Path) -> None:
+    spec = Spec(sources=[LOADS], targets=[Target("out", key="id")], schedule=hourly("2026-01-01", 1), setup=SETUP, crash="kill", exercise=["crash"], timeout=5)
+    with pytest.raises(idemtest.IdempotencyViolation) as found:
+        idemtest.verify(spec, data_then_load_record, examples=1, failures_dir=tmp_path, seed=1)
+    report = found.value.report
+    assert "CRASHED after statement 2 — execute: INSERT INTO out" in report and "HUNG" not in report
