@@ -360,3 +360,9 @@ def test_a_job_wrapper_check_reports_crashed_not_hung_in_kill_mode(tmp_path: Pat
         idemtest.verify(spec, data_then_load_record, examples=1, failures_dir=tmp_path, seed=1)
     report = found.value.report
     assert "CRASHED after statement 2 — execute: INSERT INTO out" in report and "HUNG" not in report
+
+
+def test_kill_mode_without_fork_is_refused_with_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delattr(os, "fork")
+    with pytest.raises(idemtest.SpecError, match=r"crash='kill' runs each attempt in a forked child process, and this platform .* has no os.fork; .* use crash='raise'"):
+        idemtest.verify(check_spec("kill", windows=1), replace_window, examples=1)
