@@ -146,6 +146,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     )
     if s.systematic:
         tr.write_line(s.coverage_line())
+    if s.kill_checks:
+        tr.write_line(f"crash='kill': {s.kill_checks} check(s) ran each attempt in a child process killed at its crash point; concurrent runs are not played in this mode")
     if config.getoption("verbose", 0) > 0:
         # what each check's systematic pass covered, one short line per check
         for line in s.coverage:

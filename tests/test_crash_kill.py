@@ -264,6 +264,7 @@ def test_a_load_calling_os_exit_is_a_clear_error_and_pytest_goes_on(pytester: py
     result = pytester.runpytest("--idempotency", "--idem-crash", "kill", "--idem-examples", "2", "-p", "no:cacheprovider")
     result.assert_outcomes(failed=1, passed=1)
     result.stdout.fnmatch_lines(["*the load's process exited with code 3 at boundary 1 (execute: INSERT INTO t VALUES (1))*"])
+    result.stdout.fnmatch_lines(["crash='kill': 2 check(s) ran each attempt in a child process killed at its crash point; concurrent runs are not played*"])
 
 
 def test_a_bad_crash_option_is_a_usage_error(pytester: pytest.Pytester) -> None:

@@ -204,6 +204,8 @@ class Checker:
             return self.replay(self.config.replay)
         started = time.perf_counter()
         before = (self.stats.systematic, self.stats.generated)
+        if self.spec.crash == "kill":
+            self.stats.kill_checks += 1
         try:
             if self.config.systematic:
                 self.run_systematic()
