@@ -28,6 +28,7 @@ DEFAULTS: dict[str, Any] = {
     "idem_db": _defaults.DB,
     "idem_replay": None,
     "idem_shrink_seconds": _defaults.SHRINK_SECONDS,
+    "idem_crash": None,  # None: each Spec(crash=...) decides
 }
 
 
@@ -58,6 +59,7 @@ class Session:
         self.db = _defaults.DB
         self.replay: str | None = None
         self.replay_test: str | None = None
+        self.crash: str | None = None
         self.checks = 0
         self._stats: Stats | None = None
         self._backend: Backend | None = None
@@ -85,6 +87,15 @@ class Session:
             raise pytest.UsageError(f"--idem-shrink-seconds / idem_shrink_seconds={raw!r} is not a number of seconds; e.g. 10") from None
         if self.shrink_seconds < 0:
             raise pytest.UsageError(f"--idem-shrink-seconds / idem_shrink_seconds={raw!r}: give 0 (report the first failure as found) or more seconds")
+        crash = option(self.config, "idem_crash")
+        if crash is not None:
+            crash = str(crash).strip().lower()
+            if crash not in ("raise", "kill"):
+                raise pytest.UsageError(
+                    f"--idem-crash / idem_crash={crash!r}: use 'raise' (a crash is an exception at the statement, in process) "
+                    "or 'kill' (each attempt runs in a child process killed at the crash point; POSIX only)"
+                )
+            self.crash = crash
         self.db = str(option(self.config, "idem_db"))
         from ._errors import IdemtestError
         from .sandbox import parse_db
@@ -195,13 +206,19 @@ class Idempotency:
             backend=s.backend,
             base_dir=base_dir or self._base_dir,
             shrink_seconds=s.shrink_seconds,
+            crash=s.crash,
         )
         s.checks += 1
+        checker = None
         try:
-            Checker(spec, load, cfg).run()
+            checker = Checker(spec, load, cfg)
+            checker.run()
         except MissingExtraError as e:
             # a driver the load needs is not installed here: say which extra, as importorskip would
             pytest.skip(str(e))
+        finally:
+            if checker is not None:
+                checker.close()  # the session's backend stays; a kill-mode file backend goes
 
 
 @pytest.fixture(scope="session")

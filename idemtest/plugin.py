@@ -30,10 +30,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--idem-db", default=None, metavar="DB", help="sandbox: duckdb (default), duckdb-file, postgresql://user@host:port/db, postgres+docker")
     group.addoption("--idem-replay", default=None, metavar="FILE", help="replay a saved failure from .idemtest/failures/ exactly")
     group.addoption("--idem-shrink-seconds", default=None, metavar="S", help=f"time spent shrinking a failure before reporting it (default {DEFAULTS['idem_shrink_seconds']:g})")
+    group.addoption(
+        "--idem-crash", default=None, choices=("raise", "kill"),
+        help="how an injected crash ends an attempt: raise (an exception, in process) or kill (each attempt in a child process ended with os._exit; POSIX only); overrides Spec(crash=...)",
+    )
     parser.addini("idempotency", "run idempotency checks without --idempotency", type="bool", default=False)
     parser.addini("idem_examples", "generated scenarios per check", default=str(DEFAULTS["idem_examples"]))
     parser.addini("idem_db", "sandbox database (see --idem-db)", default=DEFAULTS["idem_db"])
     parser.addini("idem_replay", "saved failure to replay", default="")
+    parser.addini("idem_crash", "crash mode for every check: raise or kill (see --idem-crash)", default="")
     parser.addini("idem_shrink_seconds", "time spent shrinking a failure", default=str(DEFAULTS["idem_shrink_seconds"]))
 
 
@@ -141,6 +146,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     )
     if s.systematic:
         tr.write_line(s.coverage_line())
+    if s.kill_checks:
+        tr.write_line(f"crash='kill': {s.kill_checks} check(s) ran each attempt in a child process killed at its crash point; concurrent runs are not played in this mode")
     if config.getoption("verbose", 0) > 0:
         # what each check's systematic pass covered, one short line per check
         for line in s.coverage:

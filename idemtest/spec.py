@@ -16,6 +16,10 @@ if TYPE_CHECKING:
 
 SetupType = Union[str, Path, Callable[[Any], None], None]
 Oracle = Literal["all-arrived", "same-arrivals"]
+#: how a crash point ends an attempt: "raise" an exception in process (default), or
+#: "kill" the child process the attempt runs in (engine/isolate.py)
+CrashMode = Literal["raise", "kill"]
+CRASH_MODES = ("raise", "kill")
 Concurrency = Literal["none", "partitions", "same-partition"]
 
 #: the perturbations a scenario may use; Spec(exercise=...) narrows them
@@ -341,6 +345,7 @@ class Spec:
     exercise: frozenset[str]
     concurrency: Concurrency
     name: str | None
+    crash: CrashMode
     #: where a relative `setup="x.sql"` is found besides the working directory;
     #: the decorator and the fixture set it to the test module's folder
     base_dir: Path | None = field(default=None, compare=False, repr=False)
@@ -361,6 +366,7 @@ class Spec:
         concurrency: Concurrency = "partitions",
         name: str | None = None,
         base_dir: Path | str | None = None,
+        crash: CrashMode = "raise",
     ) -> None:
         put = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 - frozen dataclass
         put("sources", _as_items(sources, "sources", Source))
@@ -382,7 +388,12 @@ class Spec:
         put("concurrency", concurrency)
         put("name", name)
         put("base_dir", Path(base_dir) if base_dir is not None else None)
+        put("crash", crash)
         self._validate()
+        if crash == "kill" and "concurrent" in self.exercise:
+            # one attempt per child process: concurrent pairs are not played (the
+            # default perturbations leave them out; asking for them is refused above)
+            put("exercise", self.exercise - {"concurrent"})
 
     def _validate(self) -> None:
         if self.max_lateness < timedelta(0):
@@ -398,6 +409,16 @@ class Spec:
         unknown = self.exercise - ALL_PERTURBATIONS
         if unknown:
             raise SpecError(f"exercise={sorted(unknown)} names unknown perturbations; choose from {sorted(ALL_PERTURBATIONS)}")
+        if self.crash not in CRASH_MODES:
+            raise SpecError(
+                f"crash={self.crash!r} is not a crash mode; use crash='raise' (default: the crash is an exception raised at the statement "
+                "boundary, in process) or crash='kill' (each attempt runs in a child process killed with os._exit at the crash point; POSIX only)"
+            )
+        if self.crash == "kill" and (self.concurrency == "same-partition" or ("concurrent" in self.exercise and self.exercise != ALL_PERTURBATIONS)):
+            raise SpecError(
+                f"crash='kill' does not support concurrent runs yet (exercise={sorted(self.exercise)}, concurrency={self.concurrency!r} ask for them); "
+                "use crash='raise' for concurrency, or leave 'concurrent' out of exercise= and concurrency= at its default"
+            )
         if not isinstance(self.schedule, Schedule):
             raise SpecError(f"schedule={self.schedule!r}; build one with idemtest.hourly(...), daily(...), every(...) or windows([...])")
         if not self.targets:
@@ -428,6 +449,12 @@ class Spec:
                 f"{len(self.all_windows)} in all, more than the {MAX_WINDOWS} a check can run; every scenario runs each window, "
                 "so check a few (hourly(start, periods=6) is typical) — the bugs idemtest finds show up within a handful"
             )
+
+    def with_crash(self, crash: str) -> Spec:
+        """This spec in crash mode `crash` (`--idem-crash`, a replayed file's mode)."""
+        if crash == self.crash:
+            return self
+        return replace(self, crash=crash)  # type: ignore[arg-type]
 
     def located(self, base_dir: Path | str) -> Spec:
         """This spec with relative setup files looked for in `base_dir` too."""

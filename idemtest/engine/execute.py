@@ -15,6 +15,7 @@ from .._errors import (
     InjectedCrash,
     LoadError,
     ScenarioFailed,
+    SpecError,
     TargetUnreadable,
     UninstrumentedError,
 )
@@ -170,6 +171,11 @@ class Env:
             raise unseen_error(label, paths)
 
     def execute(self, step_no: int, run: RunStep, attempt: int, now: datetime, fault: Fault | None, sampler: VisibilitySampler | None = None) -> Attempt:
+        if self.spec.crash == "kill":
+            from .isolate import run_in_child
+
+            with frozen_at(now):  # the forked child inherits the simulated clock
+                return run_in_child(self, step_no, run, attempt, now, fault, sampler)
         rec, ctl, ctx = self.new_attempt(step_no, run, attempt, now, fault, gate=sampler.observe if sampler else None)
         try:
             with frozen_at(now):
@@ -347,6 +353,9 @@ def clean_run(spec: Spec, sandbox: Sandbox, load: Callable[[RunContext], Any], d
 
 def run_parallel(env: Env, step_no: int, step: ParallelStep, clock: datetime, attempts: list[Attempt], last: dict[str, Snapshot], stats: Stats | None) -> tuple[datetime, dict[str, Snapshot]]:
     """Run the step's runs at once, then retry the failed ones as the orchestrator would."""
+    if env.spec.crash == "kill":
+        # Spec refuses concurrency with crash='kill'; only an edited saved scenario gets here
+        raise SpecError(f"step {step_no} runs windows concurrently, and crash='kill' does not support concurrent runs yet; use crash='raise' for concurrency")
     now = max(clock, step.at)
     env.sync(now)
     inter = Interleaver(step.choices)

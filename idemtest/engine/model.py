@@ -246,6 +246,7 @@ class Stats:
     windows_backfilled: int = 0
     windows_out_of_order: int = 0
     fixed_interleavings: int = 0
+    kill_checks: int = 0  # checks run with crash='kill' (attempts in child processes, no concurrent runs)
     coverage: list[str] = field(default_factory=list)  # one line per check
 
     def coverage_line(self) -> str:

@@ -62,6 +62,8 @@ def render(
     if found:
         shrunk = f"; {found}"
     out.append(f"Minimal scenario ({len(scenario.steps)} steps; {n_rows} source row versions: {srcs or 'none'}; {late} late{shrunk}):")
+    if spec.crash == "kill":
+        out.append("  (crash='kill': every attempt ran in its own process; a crash killed it with os._exit, no finally of the load ran)")
     by_step: dict[int, list[Attempt]] = {}
     for a in attempts:
         by_step.setdefault(a.step, []).append(a)
@@ -182,6 +184,7 @@ def save_failure(
         "test": test_id,
         "spec": spec.fingerprint(),
         "db": db,
+        "crash": spec.crash,  # a kill-mode failure replays in kill mode
         "property": finding.prop,
         "headline": finding.headline,
         "scenario": scenario.to_json(),

@@ -46,6 +46,7 @@ class Config:
     systematic: bool = True  # the single-fault pass before the random search
     systematic_max: int | None = None  # its cap (a larger plan is thinned evenly); None: _defaults.SYSTEMATIC_MAX
     seed: int | None = None  # seeds the random search (as @hypothesis.seed does); None: Hypothesis decides
+    crash: str | None = None  # --idem-crash: overrides Spec(crash=...); None: the spec decides
 
     def __repr__(self) -> str:
         # shown by `pytest -l` in tracebacks: the DSN's password must not be
@@ -86,6 +87,8 @@ class Checker:
         check_load_signature(load)
         if spec.base_dir is None and config.base_dir is not None:
             spec = spec.located(config.base_dir)
+        if config.crash is not None:
+            spec = spec.with_crash(config.crash)
         self.spec = spec
         self.load = load
         self.config = config
@@ -98,6 +101,7 @@ class Checker:
         self.backend: Backend = config.backend
         _dialect_ok(spec, self.backend)
         self.windows = spec.all_windows
+        self._file_backend: Backend | None = None  # crash="kill" on in-memory DuckDB: files instead
         self._validated = False
         self._determinism_checked = False
         self._clean_cache: dict[str, Outcome] = {}
@@ -108,7 +112,7 @@ class Checker:
 
     # --- sandboxes ---------------------------------------------------------
     def _sandbox(self) -> Sandbox:
-        sb = self.backend.create(self.spec)
+        sb = self._backend_for_mode().create(self.spec)
         try:
             if sb.prepared_for is None:
                 sb.prepare(self.spec, validate=not self._validated)
@@ -118,6 +122,22 @@ class Checker:
             self._drop(sb)
             raise
         return sb
+
+    def _backend_for_mode(self) -> Backend:
+        """crash='kill' runs attempts in child processes, which cannot share an
+        in-memory DuckDB: such a check gets file sandboxes of its own."""
+        if self.spec.crash != "kill":
+            return self.backend
+        from .isolate import require_fork
+
+        require_fork()
+        if self.backend.name != "duckdb":
+            return self.backend
+        if self._file_backend is None:
+            from ..sandbox import get_backend
+
+            self._file_backend = get_backend("duckdb-file")
+        return self._file_backend
 
     def clean(self, data: Dataset) -> Outcome:
         sb = self._sandbox()
@@ -184,6 +204,8 @@ class Checker:
             return self.replay(self.config.replay)
         started = time.perf_counter()
         before = (self.stats.systematic, self.stats.generated)
+        if self.spec.crash == "kill":
+            self.stats.kill_checks += 1
         try:
             if self.config.systematic:
                 self.run_systematic()
@@ -350,6 +372,11 @@ class Checker:
                 "the sources, targets or schedule changed since — replay it on the version of the test that saved it"
             )
         scenario = Scenario.from_json(payload["scenario"])
+        crash = payload.get("crash", "raise")
+        if crash not in ("raise", "kill"):
+            raise ReplayError(f"{path}: crash={crash!r} is not a crash mode ('raise' or 'kill'); was the file edited?")
+        # a failure replays in the crash mode it was found in, whatever --idem-crash says
+        self.spec = self.spec.with_crash(crash)
         self._check_replayable(path, scenario)
         started = time.perf_counter()
         clean = self.clean(scenario.data)
@@ -397,6 +424,9 @@ class Checker:
         raise IdempotencyViolation(text, prop=finding.prop, finding=finding, scenario=scenario, attempts=attempts, saved=saved)
 
     def close(self) -> None:
+        if self._file_backend is not None:
+            self._file_backend.close()
+            self._file_backend = None
         if self._own_backend:
             self.backend.close()
 
@@ -429,6 +459,7 @@ def verify(
     seed: int | None = None,
     systematic: bool = True,
     systematic_max: int | None = None,
+    crash: str | None = None,
 ) -> Stats:
     """Check that `load` is idempotent under generated scenarios, without pytest.
 
@@ -443,7 +474,8 @@ def verify(
     pass runs first (completely, up to its own cap, even past `examples`), then
     Hypothesis generates what is left, at least a few. `seed` fixes the
     random search; `systematic=False` skips the pass, `systematic_max=N` thins
-    it to N scenarios spread evenly over its families (a quicker, partial pass)."""
+    it to N scenarios spread evenly over its families (a quicker, partial pass).
+    `crash='kill'|'raise'` overrides `Spec(crash=...)`."""
     if not isinstance(examples, int) or isinstance(examples, bool) or examples < 1:
         raise SpecError(f"examples={examples!r}: the number of generated scenarios must be a whole number >= 1")
     if systematic_max is not None and (not isinstance(systematic_max, int) or isinstance(systematic_max, bool) or systematic_max < 1):
@@ -460,6 +492,7 @@ def verify(
         systematic=systematic,
         systematic_max=systematic_max,
         seed=seed,
+        crash=crash,
     )
     checker = Checker(spec, load, config)
     try:

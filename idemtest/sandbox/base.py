@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -83,6 +84,20 @@ class Sandbox(ABC):
 
     def split_script(self, sql: str) -> list[str]:
         return [sql]
+
+    # --- crash="kill": an attempt runs in a forked child (engine/isolate.py) --
+    @contextmanager
+    def lent_to_child(self) -> Iterator[None]:
+        """Around the child's life, in the parent: let go of what the child must open itself."""
+        yield
+
+    def adopt_session(self, pid: int | None) -> None:
+        """A session a forked child opened to this sandbox: idemtest's own, so not `unseen`."""
+
+    def enter_child(self) -> None:
+        """In the forked child, before the load: open this process's own harness
+        connections. The parent's stay referenced and untouched (closing one would
+        end the parent's session too)."""
 
     # --- shared helpers built on the primitives ----------------------------
     def quote(self, ident: str) -> str:

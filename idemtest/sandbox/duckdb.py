@@ -13,10 +13,12 @@ import itertools
 import os
 import shutil
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from .._errors import BackendError
 from ..instrument import Controller, abbreviate, live_runs, note_unseen
 from . import scratch
 from .base import Backend, Sandbox
@@ -26,6 +28,9 @@ _counter = itertools.count(1)
 _registry: dict[str, DuckDBSandbox] = {}
 _patch_lock = threading.Lock()
 _original_connect: Any = None
+# in a crash="kill" child: the parent's DuckDB objects, kept referenced so that they are
+# never finalized here (the instance's threads do not exist in the child)
+_inherited: list[Any] = []
 
 
 def _duckdb() -> Any:
@@ -251,11 +256,46 @@ class DuckDBSandbox(Sandbox):
         self.file = file
         self._path = file or f":memory:{self.catalog}"
         db = backend.instance
-        location = "':memory:'" if file is None else "'" + file.replace("'", "''") + "'"
-        db.execute(f"ATTACH {location} AS {self.catalog}")
+        db.execute(self._attach_sql())
         self._admin = self.raw()
         _registry[self._path] = self
         _install_patch()
+
+    def _attach_sql(self) -> str:
+        location = "':memory:'" if self.file is None else "'" + self.file.replace("'", "''") + "'"
+        return f"ATTACH {location} AS {self.catalog}"
+
+    @contextmanager
+    def lent_to_child(self) -> Iterator[None]:
+        """DuckDB locks its file for one process: detach it while the child has it."""
+        if self.file is None:
+            raise BackendError(
+                "crash='kill' runs each attempt in a child process, which cannot open an in-memory DuckDB sandbox; "
+                "use a file sandbox: --idem-db duckdb-file (a check in kill mode picks one by itself)"
+            )
+        db = self._backend.instance
+        self._admin.close()
+        db.execute("USE memory")
+        db.execute(f"DETACH DATABASE {self.catalog}")
+        try:
+            yield
+        finally:
+            db.execute(self._attach_sql())  # replays what the child committed (its WAL)
+            self._admin = self.raw()
+
+    def enter_child(self) -> None:
+        """The child's own DuckDB instance, with the sandbox file attached under the
+        same catalog name: `run.conn`, `run.connect()`, `duckdb.connect(run.path)`
+        and `run.url` reach it through the unchanged paths."""
+        _inherited.extend((self._backend._instance, self._admin))
+        db = _original_connect(":memory:")
+        try:
+            db.execute("SET GLOBAL TimeZone = 'UTC'")
+        except Exception:
+            pass
+        db.execute(self._attach_sql())
+        self._backend._instance = db
+        self._admin = self.raw()
 
     @property
     def path(self) -> str:

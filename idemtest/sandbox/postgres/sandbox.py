@@ -15,6 +15,9 @@ from .dsn import make_url, redact
 from .patches import _registry, _registry_lock
 from .sqlsplit import split_sql
 
+# in a crash="kill" child: the parent's connections, never closed nor finalized there
+_inherited: list[Any] = []
+
 
 class _Owner(Protocol):
     """What a sandbox needs of its PostgresBackend (pool.py, which imports this module)."""
@@ -44,12 +47,22 @@ class PostgresSandbox(Sandbox):
         # database's own session count tells whether anything else connected (`unseen`)
         self._opened = 0
         self._pids: set[int] = set()
+        # crash="kill": the forked child tells the parent of each session it opens
+        self.on_open: Any = None
 
     def _opened_one(self, conn: Any) -> Any:
-        self._opened += 1
+        pid: int | None = None
         with contextlib.suppress(Exception):
-            self._pids.add(int(conn.info.backend_pid))
+            pid = int(conn.info.backend_pid)
+        self.adopt_session(pid)
+        if self.on_open is not None:
+            self.on_open(pid)
         return conn
+
+    def adopt_session(self, pid: int | None) -> None:
+        self._opened += 1
+        if pid is not None:
+            self._pids.add(pid)
 
     def register(self) -> None:
         with _registry_lock:
@@ -190,6 +203,12 @@ class PostgresSandbox(Sandbox):
                 with cur.copy(f"COPY {table} ({collist}) FROM STDIN") as cp:
                     for r in rows:
                         cp.write_row(tuple(r.get(c) for c in cols))
+
+    def enter_child(self) -> None:
+        # the inherited admin connection shares its socket with the parent: keep it
+        # referenced (its finalizer would end the parent's session) and open a new one
+        _inherited.append(self._admin)
+        self._admin = None
 
     def close_connections(self) -> None:
         if self._admin is not None:
