@@ -182,9 +182,11 @@ class Env:
                 worker = threading.Thread(target=self.work, args=(rec, ctl, ctx), daemon=True, name=f"idemtest {ctl.label}")
                 started = time.perf_counter()
                 worker.start()
-                ctl.ended.wait(self.timeout)  # the load returned, or the process died at the crash point
+                returned = ctl.ended.wait(self.timeout)  # the load returned, or the process died at the crash point
                 self.settle(rec, ctl, worker, started)
-                if worker.is_alive() and not ctl.abandoned:
+                if returned and ctl.crashed is None:
+                    worker.join(self.timeout)  # `ended` is set just before the thread exits: let it exit
+                elif not returned and worker.is_alive() and not ctl.abandoned:
                     ctl.interrupt_all()
                     worker.join(2.0)
                     with ctl._lock:
