@@ -341,6 +341,9 @@ class Spec:
     exercise: frozenset[str]
     concurrency: Concurrency
     name: str | None
+    #: DSNs / DuckDB paths of databases other than the sandbox the load may connect to
+    #: during a run (a source it only reads); any other is refused with ForeignDatabaseError
+    allow_foreign: tuple[str, ...] = field(default=(), repr=False)  # a DSN may hold a password
     #: where a relative `setup="x.sql"` is found besides the working directory;
     #: the decorator and the fixture set it to the test module's folder
     base_dir: Path | None = field(default=None, compare=False, repr=False)
@@ -361,6 +364,7 @@ class Spec:
         concurrency: Concurrency = "partitions",
         name: str | None = None,
         base_dir: Path | str | None = None,
+        allow_foreign: Iterable[str] = (),
     ) -> None:
         put = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 - frozen dataclass
         put("sources", _as_items(sources, "sources", Source))
@@ -382,6 +386,14 @@ class Spec:
         put("concurrency", concurrency)
         put("name", name)
         put("base_dir", Path(base_dir) if base_dir is not None else None)
+        if isinstance(allow_foreign, str):
+            allow_foreign = (allow_foreign,)
+        if not isinstance(allow_foreign, Iterable) or not all(isinstance(a, (str, Path)) and str(a).strip() for a in allow_foreign):
+            raise SpecError(
+                f"allow_foreign={allow_foreign!r} must be a list of DSNs or DuckDB paths the load may read from besides the sandbox, "
+                "e.g. allow_foreign=['postgresql://reader@warehouse:5432/erp']"
+            )
+        put("allow_foreign", tuple(str(a) for a in allow_foreign))
         self._validate()
 
     def _validate(self) -> None:

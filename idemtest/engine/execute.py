@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from .._errors import InjectedCrash, LoadError, ScenarioFailed, TargetUnreadable
+from .._errors import ForeignDatabaseError, InjectedCrash, LoadError, OpenTransactionError, ScenarioFailed, TargetUnreadable
 from .._extras import missing_extra
 from ..context import RunContext, State
 from ..instrument import Controller, activate
@@ -86,6 +86,7 @@ class Env:
     def new_attempt(self, step_no: int, run: RunStep, attempt: int, now: datetime, fault: Fault | None, gate: Any = None) -> tuple[Attempt, Controller, RunContext]:
         label = f"window {run.window} attempt {attempt}"
         ctl = Controller(label, fault, gate)
+        ctl.allow_foreign = self.spec.allow_foreign
         conn = self.sandbox.connect(ctl, kind=None)
         window = self.windows[run.window]
         ctx = RunContext(conn, now, window, attempt, State(conn, self.sandbox.param), self.spec, self.sandbox, ctl, label)
@@ -98,6 +99,7 @@ class Env:
             t0 = time.perf_counter()
             try:
                 self.load(ctx)
+                after_load(ctl)
             except InjectedCrash as c:
                 rec.outcome = "crash"
                 rec.at = c.boundary
@@ -107,6 +109,8 @@ class Env:
                     # user code caught the crash and raised something else: the process is still dead
                     rec.outcome, rec.at, rec.when = "crash", ctl.crashed.boundary, ctl.crashed.when
                 else:
+                    # a refused foreign connect explains the run, whatever the load raised after catching it
+                    e = ctl.misuse or e
                     rec.outcome = "error"
                     rec.error = f"{type(e).__name__}: {str(e).strip()}"
                     rec.tb = user_traceback(e)
@@ -132,6 +136,22 @@ class Env:
                 rec.error = f"did not finish within timeout={self.timeout:g}s"
         self.finish(rec, ctl)
         return rec
+
+
+def after_load(ctl: Controller) -> None:
+    """What a load that returned may still have done wrong, as errors of its run: a
+    foreign connection it caught the refusal of, a transaction it left open (the
+    process exit would roll it back: the check would pass a load that loads nothing)."""
+    if ctl.crashed is not None or ctl.aborted:
+        return  # a crash leaves transactions open on purpose
+    if ctl.misuse is not None:
+        raise ctl.misuse
+    where = ctl.open_transaction()
+    if where is not None:
+        raise OpenTransactionError(
+            f"the load left {where}; commit it (or use `with conn:` / autocommit): when the process ends, "
+            "an open transaction is rolled back and nothing it wrote lands, so the check would pass a load that loads nothing"
+        )
 
 
 def user_traceback(e: BaseException, limit: int = 12) -> str:
@@ -258,6 +278,9 @@ def clean_run(spec: Spec, sandbox: Sandbox, load: Callable[[RunContext], Any], d
             if extra is not None:
                 raise extra  # a driver the load needs is not installed: name the pip command
             reason = rec.error if rec.outcome in ("error", "hung") else "an injected crash escaped"
+            if isinstance(rec.exception, (ForeignDatabaseError, OpenTransactionError)):
+                # a misuse the error itself explains: not wrapped in "the load fails" and a traceback
+                raise type(rec.exception)(f"clean run of window {w.index} {w}: {rec.exception}") from None
             raise LoadError(
                 f"the load fails even without faults: the clean run of window {w.index} {w} (now={w.end.isoformat(sep=' ')}) "
                 f"{'hung' if rec.outcome == 'hung' else 'raised'} {reason}\n"
