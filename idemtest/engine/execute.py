@@ -11,7 +11,14 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from .._errors import ForeignDatabaseError, InjectedCrash, LoadError, OpenTransactionError, ScenarioFailed, TargetUnreadable
+from .._errors import (
+    ForeignDatabaseError,
+    InjectedCrash,
+    LoadError,
+    OpenTransactionError,
+    ScenarioFailed,
+    TargetUnreadable,
+)
 from .._extras import missing_extra
 from ..context import RunContext, State
 from ..instrument import Controller, activate

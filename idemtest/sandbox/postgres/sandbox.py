@@ -10,7 +10,13 @@ from typing import Any, Protocol
 from ...instrument import Controller
 from ..base import Sandbox
 from . import patches
-from .drivers import _instrumented_cursor_class, _pg2_classes, _pg3_connect, _plain_connect, open_transaction
+from .drivers import (
+    _instrumented_cursor_class,
+    _pg2_classes,
+    _pg3_connect,
+    _plain_connect,
+    open_transaction,
+)
 from .dsn import make_url, redact
 from .patches import _registry, _registry_lock
 from .sqlsplit import split_sql
