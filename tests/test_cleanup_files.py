@@ -97,7 +97,7 @@ def test_an_interrupted_run_leaves_no_file(dirs: tuple[Path, Path], sig: int) ->
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert took < 5.0, f"{took:.1f}s to stop"
+    assert took < 10.0, f"{took:.1f}s to stop"  # ~1-5 s; the margin is for a loaded CI machine
     assert _ours(tmp) == []
 
 
