@@ -54,9 +54,14 @@ class _QuickInterrupt:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
-        tb = excinfo.traceback
-        if len(tb) > 1:
-            excinfo.traceback = tb[-1:]
+        if not isinstance(excinfo.value, KeyboardInterrupt):
+            return  # pytest.exit() comes here too: its frames are hidden, leave them be
+        try:
+            visible = excinfo.traceback.filter(excinfo)  # the frames pytest would show
+        except Exception:
+            return
+        if len(visible) > 1:
+            excinfo.traceback = visible[-1:]
 
 
 def _sigterm_ends_the_session() -> None:

@@ -99,6 +99,9 @@ def test_an_interrupted_run_leaves_no_file(dirs: tuple[Path, Path], sig: int) ->
             proc.wait()
     assert took < 10.0, f"{took:.1f}s to stop"  # ~1-5 s; the margin is for a loaded CI machine
     assert _ours(tmp) == []
+    assert proc.stdout is not None
+    out = proc.stdout.read()
+    assert "KeyboardInterrupt" in out and "INTERNALERROR" not in out, out
 
 
 def test_after_kill_9_the_next_run_removes_the_files(dirs: tuple[Path, Path]) -> None:
