@@ -9,6 +9,8 @@
     │   ├── ReplayError             a saved failure cannot be replayed
     │   └── UninstrumentedError     statements reached the sandbox on a path idemtest cannot see or crash
     ├── LoadError                   the load fails or hangs even without injected faults
+    │   ├── ForeignDatabaseError    the load connected to a database other than the sandbox
+    │   └── OpenTransactionError    the load ended leaving a transaction open (never committed)
     └── CheckFailure                a check's verdict; carries .prop, .report, .diffs
         ├── IdempotencyViolation    P1-P4 broken under a generated scenario
         └── NonDeterminismError     P0: two clean runs differ, idempotency cannot be judged
@@ -75,6 +77,17 @@ class UninstrumentedError(ConfigurationError):
 
 class LoadError(IdemtestError):
     """The load function fails or hangs even without injected faults."""
+
+
+class ForeignDatabaseError(LoadError):
+    """During a run the load opened a connection to a database that is not the
+    sandbox (a hard-coded DSN or file): its writes would land outside the check,
+    which would then pass whatever they do. Raised before connecting."""
+
+
+class OpenTransactionError(LoadError):
+    """A run ended with a transaction still open on one of its connections: in
+    production the process exit rolls it back and nothing the load wrote lands."""
 
 
 # --- verdicts ------------------------------------------------------------------------

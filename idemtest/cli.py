@@ -39,9 +39,14 @@ def replay(file: str, db: str | None, extra: list[str]) -> int:
         print(f"idemtest replay: {e}", file=sys.stderr)
         return 2
     test = payload.get("test")
-    if not test:
+    if not test or not isinstance(test, str):
         print(f"idemtest replay: {file} was not saved by a pytest test; call idemtest.replay(file, spec, load) from Python", file=sys.stderr)
         return 2
+    from .engine.report import other_version
+
+    note = other_version(file, payload)
+    if note is not None:
+        print(f"idemtest replay: warning: {note}", file=sys.stderr)
     import pytest
 
     saved = saved_db(payload.get("db"))
@@ -54,7 +59,16 @@ def replay(file: str, db: str | None, extra: list[str]) -> int:
     from .sandbox import redact
 
     print(f"idemtest replay: pytest {' '.join(redact(a) for a in args)}", flush=True)  # never echo a password
-    return int(pytest.main(args))
+    rc = int(pytest.main(args))
+    if rc in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.NO_TESTS_COLLECTED):
+        # a replay that cannot replay fails loudly: say why, after pytest's own error
+        print(
+            f"idemtest replay: {file} was saved by {test}, which pytest did not run here; "
+            "run `idemtest replay` from the rootdir where the failure was saved, with the test still present",
+            file=sys.stderr,
+        )
+        rc = int(pytest.ExitCode.USAGE_ERROR)
+    return rc
 
 
 if __name__ == "__main__":

@@ -65,6 +65,7 @@ class Session:
         self._backend: Backend | None = None
         self._choice: DbChoice | None = None
         self._worker_db = ""  # on an xdist controller: the sandbox its workers reported
+        self._closer: Any = None  # the thread dropping a server's sandboxes (begin_close)
         if self.enabled:
             self._read_options()
 
@@ -155,9 +156,23 @@ class Session:
             self._backend = get_backend(self._choice or self.db)
         return self._backend
 
+    def begin_close(self) -> None:
+        """Start dropping a server's sandboxes now, in the background: pytest prints its
+        summary meanwhile, and close() waits only for what is left (seconds of DROP DATABASE
+        on a busy server would otherwise follow the summary, or Ctrl-C)."""
+        if self._backend is None or self._closer is not None or self._choice is None or self._choice.dialect != "postgres":
+            return
+        import threading
+
+        self._closer = threading.Thread(target=self._backend.close, name="idemtest close", daemon=True)
+        self._closer.start()
+
     def close(self) -> None:
+        if self._closer is not None:
+            self._closer.join()
+            self._closer = None
         if self._backend is not None:
-            self._backend.close()
+            self._backend.close()  # nothing left to do when begin_close ran it
             self._backend = None
 
 

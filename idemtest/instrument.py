@@ -52,6 +52,13 @@ class Controller:
         self.user_ns: float = 0.0
         # boundaries come from every thread of the run: count, trace and the crash are one critical section
         self._lock = threading.RLock()
+        # (what the connection is, a probe describing the transaction it has open or None)
+        self.txn_probes: list[tuple[str, Callable[[], str | None]]] = []
+        #: DSNs / paths of non-sandbox databases the spec lets the load connect to (Spec.allow_foreign)
+        self.allow_foreign: tuple[str, ...] = ()
+        #: the first misuse the connect patches refused (a foreign database); it stands even
+        #: when the load catches the error
+        self.misuse: Exception | None = None
 
     # --- boundaries -------------------------------------------------------
     def boundary(self, kind: str, text: Any = "") -> Boundary:
@@ -118,6 +125,22 @@ class Controller:
             self.closers.append(close)
             if interrupt is not None:
                 self.interrupters.append(interrupt)
+
+    def watch(self, what: str, probe: Callable[[], str | None]) -> None:
+        """`probe()` describes the transaction left open on connection `what`, or returns None."""
+        self.txn_probes.append((what, probe))
+
+    def open_transaction(self) -> str | None:
+        """'<state> on <connection>' for the first connection of this run with a transaction
+        open, or None; called when the load returned, before the connections are closed."""
+        for what, probe in self.txn_probes:
+            try:
+                state = probe()
+            except Exception:
+                state = None  # a connection the load closed or broke has nothing open
+            if state:
+                return f"{state} on {what}"
+        return None
 
     def close_all(self) -> None:
         """What the death of the process does: every connection drops, open transactions are lost."""

@@ -48,6 +48,25 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SESSION_KEY] = session
     if session.enabled:
         _sigterm_ends_the_session()
+        if not config.option.fulltrace:
+            config.pluginmanager.register(_QuickInterrupt(), "idemtest-quick-interrupt")
+
+
+class _QuickInterrupt:
+    """On Ctrl-C pytest renders the whole traceback, every frame with its arguments, only
+    to print its last line (without --full-trace); through Hypothesis and the runner that
+    took seconds before the session could drop its sandboxes. Keep just that last frame."""
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+        if not isinstance(excinfo.value, KeyboardInterrupt):
+            return  # pytest.exit() comes here too: its frames are hidden, leave them be
+        try:
+            visible = excinfo.traceback.filter(excinfo)  # the frames pytest would show
+        except Exception:
+            return
+        if len(visible) > 1:
+            excinfo.traceback = visible[-1:]
 
 
 def _sigterm_ends_the_session() -> None:
@@ -75,6 +94,9 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     out = getattr(session.config, "workeroutput", None)
     if state is not None and out is not None and state.checks:
         out["idemtest"] = state.export()
+    if state is not None:
+        # no check runs after this: drop the sandboxes while pytest prints its summary
+        state.begin_close()
 
 
 @pytest.hookimpl(optionalhook=True)

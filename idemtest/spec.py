@@ -346,6 +346,9 @@ class Spec:
     concurrency: Concurrency
     name: str | None
     crash: CrashMode
+    #: DSNs / DuckDB paths of databases other than the sandbox the load may connect to
+    #: during a run (a source it only reads); any other is refused with ForeignDatabaseError
+    allow_foreign: tuple[str, ...] = field(default=(), repr=False)  # a DSN may hold a password
     #: where a relative `setup="x.sql"` is found besides the working directory;
     #: the decorator and the fixture set it to the test module's folder
     base_dir: Path | None = field(default=None, compare=False, repr=False)
@@ -367,6 +370,7 @@ class Spec:
         name: str | None = None,
         base_dir: Path | str | None = None,
         crash: CrashMode = "raise",
+        allow_foreign: Iterable[str] = (),
     ) -> None:
         put = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 - frozen dataclass
         put("sources", _as_items(sources, "sources", Source))
@@ -389,6 +393,14 @@ class Spec:
         put("name", name)
         put("base_dir", Path(base_dir) if base_dir is not None else None)
         put("crash", crash)
+        if isinstance(allow_foreign, str):
+            allow_foreign = (allow_foreign,)
+        if not isinstance(allow_foreign, Iterable) or not all(isinstance(a, (str, Path)) and str(a).strip() for a in allow_foreign):
+            raise SpecError(
+                f"allow_foreign={allow_foreign!r} must be a list of DSNs or DuckDB paths the load may read from besides the sandbox, "
+                "e.g. allow_foreign=['postgresql://reader@warehouse:5432/erp']"
+            )
+        put("allow_foreign", tuple(str(a) for a in allow_foreign))
         self._validate()
         if crash == "kill" and "concurrent" in self.exercise:
             # one attempt per child process: concurrent pairs are not played (the

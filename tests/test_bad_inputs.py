@@ -206,6 +206,18 @@ REPLAYS: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
     ("a time of the wrong type", lambda p: p["scenario"]["steps"][0].update(at=12), r"the saved scenario is malformed"),
     ("steps missing", lambda p: p["scenario"].pop("steps"), r"the saved scenario is malformed"),
     ("not a scenario", lambda p: p.pop("scenario"), r"has no 'scenario'"),
+    ("a value of the wrong type", lambda p: p["scenario"]["data"]["src.orders"][0]["values"].update(order_id="abc"), r"the saved source rows cannot be loaded into the sandbox \(ConversionException.*a value does not fit its column's type"),
+    ("a timestamp that is not one", lambda p: p["scenario"]["data"]["src.orders"][0]["values"].update(updated_at="yesterday"), r"the saved source rows cannot be loaded into the sandbox"),
+    ("a value of an unknown tag", lambda p: p["scenario"]["data"]["src.orders"][0]["values"].update(amount={"$datetime": "zzz"}), r"is not JSON written by idemtest"),
+    ("window a string", lambda p: p["scenario"]["steps"][0].update(window="a"), r"the saved scenario is malformed \(ValueError"),
+    ("window negative", lambda p: p["scenario"]["steps"][0].update(window=-1), r"a step runs window -1, but this spec has windows 0..1"),
+    ("faults a string", lambda p: p["scenario"]["steps"][0].update(faults="x"), r"the saved scenario is malformed"),
+    ("choices of strings", lambda p: p["scenario"]["steps"].append({"parallel": [{"window": 0, "at": "2026-06-01T01:00:00"}], "choices": ["x"]}), r"the saved scenario is malformed"),
+    ("steps an object", lambda p: p["scenario"].update(steps={}), r"the saved scenario is malformed \(TypeError: 'data' must be an object and 'steps' a list"),
+    ("data a list", lambda p: p["scenario"].update(data=[]), r"the saved scenario is malformed"),
+    ("no steps", lambda p: p["scenario"].update(steps=[]), r"the saved scenario has no steps, so there is nothing to replay"),
+    ("arrival a number", lambda p: p["scenario"]["data"]["src.orders"][0].update(arrival=5), r"the saved scenario is malformed"),
+    ("saved for another spec", lambda p: p.update(spec="0123456789abcdef"), r"was saved for a different spec \(fingerprint 0123456789abcdef"),
 ]
 
 
@@ -224,6 +236,46 @@ def test_a_replay_file_that_is_not_one(content: bytes, tmp_path: Path) -> None:
         idemtest.verify(spec(), ok, replay=str(path), failures_dir=tmp_path)
 
 
+# (id, command-line options of a checking run, a regex of the message); pytest must
+# stop with a usage error naming the fix, never INTERNALERROR or a traceback
+OPTIONS: list[tuple[str, list[str], str]] = [
+    ("--idem-examples 0", ["--idem-examples", "0"], r"--idem-examples / idem_examples=0: give at least 1 scenario per check"),
+    ("--idem-examples -5", ["--idem-examples", "-5"], r"--idem-examples / idem_examples=-5: give at least 1 scenario per check"),
+    ("--idem-examples many", ["--idem-examples", "many"], r"idem_examples='many' is not a whole number"),
+    ("--idem-db ''", ["--idem-db", ""], r"--idem-db='' is not a known sandbox"),
+    ("--idem-db of an unknown kind, password hidden", ["--idem-db", "oracle://scott:tiger@db/x"], r"--idem-db='oracle://scott:\*\*\*@db/x' is not a known sandbox"),
+    ("--idem-shrink-seconds negative", ["--idem-shrink-seconds", "-1"], r"give 0 \(report the first failure as found\) or more seconds"),
+    ("--idem-shrink-seconds a word", ["--idem-shrink-seconds", "soon"], r"'soon' is not a number of seconds"),
+    ("--idem-replay missing", ["--idem-replay", "missing.json"], r"--idem-replay: replay file 'missing.json' does not exist"),
+    ("--idem-replay a folder", ["--idem-replay", "."], r"--idem-replay: replay file '.' is a folder; pass one .json file from it"),
+]
+
+
+@pytest.mark.parametrize("options, message", [row[1:] for row in OPTIONS], ids=[row[0] for row in OPTIONS])
+def test_a_bad_option_is_a_usage_error(pytester: pytest.Pytester, options: list[str], message: str) -> None:
+    import re
+
+    pytester.makepyfile(test_pipe="def test_x():\n    pass\n")
+    result = pytester.runpytest("--idempotency", *options)
+    out = result.stdout.str() + result.stderr.str()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, out
+    assert re.search(message, out), out
+    assert "INTERNALERROR" not in out and "Traceback" not in out and "tiger" not in out
+
+
+def test_exercise_names_one_perturbation_as_a_string() -> None:
+    # exercise='crash' was read letter by letter ('c', 'r', ...) and refused
+    assert spec(exercise="crash").exercise == frozenset({"crash"})
+
+
+@pytest.mark.parametrize("db", ["host=127.0.0.1 port=5432 user=postgres dbname=postgres", "postgresql://postgres@127.0.0.1/postgres", "  HOST=db dbname=x"])
+def test_a_server_dsn_in_either_libpq_form_is_accepted(db: str) -> None:
+    # idemtest's own messages suggest the key=value form: it must be taken (no connection is made here)
+    from idemtest.sandbox import parse_db
+
+    assert parse_db(db).kind == "postgres"
+
+
 def test_the_table_is_long_enough() -> None:
     # the reliability issue asks for >= 60 rows of routine mistakes
-    assert len(DECLARATIONS) + len(RUNS) + len(REPLAYS) + 4 >= 60
+    assert len(DECLARATIONS) + len(RUNS) + len(REPLAYS) + len(OPTIONS) + 4 >= 60

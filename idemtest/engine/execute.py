@@ -12,8 +12,10 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from .._errors import (
+    ForeignDatabaseError,
     InjectedCrash,
     LoadError,
+    OpenTransactionError,
     ScenarioFailed,
     SpecError,
     TargetUnreadable,
@@ -58,6 +60,8 @@ class Env:
         self._synced: dict[str, int] = {}
         self.timeout = spec.timeout.total_seconds()
         self.keyed = [t for t in spec.targets if t.keys]
+        #: the clean run (the oracle): a transaction it leaves open is an error (after_load)
+        self.oracle = False
 
     def sync(self, t: datetime | None) -> None:
         """Make every source read as it does at simulated time t (None: all arrived)."""
@@ -96,6 +100,7 @@ class Env:
     def new_attempt(self, step_no: int, run: RunStep, attempt: int, now: datetime, fault: Fault | None, gate: Any = None) -> tuple[Attempt, Controller, RunContext]:
         label = f"window {run.window} attempt {attempt}"
         ctl = Controller(label, fault, gate)
+        ctl.allow_foreign = self.spec.allow_foreign
         conn = self.sandbox.connect(ctl, kind=None)
         begin_run(ctl)
         window = self.windows[run.window]
@@ -114,6 +119,7 @@ class Env:
             t0 = time.perf_counter()
             try:
                 self.load(ctx)
+                after_load(ctl, transactions=self.oracle)
             except InjectedCrash as c:
                 out.outcome = "crash"
                 out.at = c.boundary
@@ -123,6 +129,8 @@ class Env:
                     # user code caught the crash and raised something else: the process is still dead
                     out.outcome, out.at, out.when = "crash", ctl.crashed.boundary, ctl.crashed.when
                 else:
+                    # a refused foreign connect explains the run, whatever the load raised after catching it
+                    e = ctl.misuse or e
                     out.outcome = "error"
                     out.error = f"{type(e).__name__}: {str(e).strip()}"
                     out.tb = user_traceback(e)
@@ -207,6 +215,26 @@ def unseen_error(label: str, paths: list[str]) -> UninstrumentedError:
         "psycopg.connect(run.dsn) / psycopg2.connect(run.dsn) or create_engine(run.url) (threads and pools the load "
         "starts are followed); see README 'Threads, pools and connections'"
     )
+
+
+def after_load(ctl: Controller, transactions: bool) -> None:
+    """What a load that returned may still have done wrong, as errors of its run: a
+    foreign connection it caught the refusal of; in the clean run, a transaction it
+    left open (the process exit rolls it back, so the oracle would hold nothing and
+    every scenario would match it). Under faults an open transaction is judged as in
+    production, by what it loses against the clean run."""
+    if ctl.crashed is not None or ctl.aborted:
+        return  # a crash leaves transactions open on purpose
+    if ctl.misuse is not None:
+        raise ctl.misuse
+    if not transactions:
+        return
+    where = ctl.open_transaction()
+    if where is not None:
+        raise OpenTransactionError(
+            f"the load left {where}; commit it (or use `with conn:` / autocommit): when the process ends, "
+            "an open transaction is rolled back and nothing it wrote lands, so the check would pass a load that loads nothing"
+        )
 
 
 def user_traceback(e: BaseException, limit: int = 12) -> str:
@@ -321,6 +349,7 @@ def clean_run(spec: Spec, sandbox: Sandbox, load: Callable[[RunContext], Any], d
     all-arrived: every source row is present from the start; same-arrivals: the
     sources grow along the same arrival timeline as the scenario."""
     env = Env(spec, sandbox, data, load)
+    env.oracle = True
     attempts: list[Attempt] = []
     if spec.oracle == "all-arrived":
         env.sync(None)
@@ -334,6 +363,9 @@ def clean_run(spec: Spec, sandbox: Sandbox, load: Callable[[RunContext], Any], d
             if extra is not None:
                 raise extra  # a driver the load needs is not installed: name the pip command
             reason = rec.error if rec.outcome in ("error", "hung") else "an injected crash escaped"
+            if isinstance(rec.exception, (ForeignDatabaseError, OpenTransactionError)):
+                # a misuse the error itself explains: not wrapped in "the load fails" and a traceback
+                raise type(rec.exception)(f"clean run of window {w.index} {w}: {rec.exception}") from None
             raise LoadError(
                 f"the load fails even without faults: the clean run of window {w.index} {w} (now={w.end.isoformat(sep=' ')}) "
                 f"{'hung' if rec.outcome == 'hung' else 'raised'} {reason}\n"

@@ -205,6 +205,8 @@ class Scenario:
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Scenario:
         try:
+            if not isinstance(d["steps"], list) or not isinstance(d["data"], dict):
+                raise TypeError(f"'data' must be an object and 'steps' a list, not {type(d['data']).__name__} and {type(d['steps']).__name__}")
             data = Dataset(
                 {
                     table: [Version({k: decode(x) for k, x in v["values"].items()}, datetime.fromisoformat(v["arrival"])) for v in versions]

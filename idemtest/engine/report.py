@@ -200,6 +200,8 @@ def save_failure(
 
 def load_failure(path: str | Path) -> dict[str, Any]:
     p = Path(path)
+    if p.is_dir():
+        raise ReplayError(f"replay file {str(p)!r} is a folder; pass one .json file from it, e.g. {str(p / '<test>-<digest>.json')!r}")
     if not p.is_file():
         raise ReplayError(f"replay file {str(p)!r} does not exist; saved failures live under .idemtest/failures/")
     try:
@@ -209,3 +211,26 @@ def load_failure(path: str | Path) -> dict[str, Any]:
     if not isinstance(payload, dict) or "scenario" not in payload:
         raise ReplayError(f"replay file {str(p)!r} has no 'scenario'; pass a file from .idemtest/failures/")
     return payload
+
+
+def other_version(path: str | Path, payload: dict[str, Any]) -> str | None:
+    """A note when `payload` was saved by another idemtest version, else None."""
+    saved = payload.get("idemtest")
+    if saved is None or str(saved) == VERSION:
+        return None
+    return (
+        f"{path} was saved by idemtest {saved}; this is idemtest {VERSION}: the scenario replays as saved, "
+        "but a change in how idemtest plays scenarios can make it pass or fail differently — if it does, "
+        f"replay it with idemtest {saved} (pip install 'idemtest=={saved}') or run the search again"
+    )
+
+
+def warn_other_version(path: str | Path, payload: dict[str, Any]) -> None:
+    note = other_version(path, payload)
+    if note is not None:
+        import warnings
+
+        from .._errors import IdemtestWarning
+
+        warnings.warn(IdemtestWarning(note), stacklevel=3)
+

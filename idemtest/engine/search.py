@@ -363,9 +363,10 @@ class Checker:
             self._raise(last["finding"], last["scenario"], last["attempts"], (self.first_failure_at, examples["n"]))
 
     def replay(self, path: str) -> None:
-        from .report import load_failure
+        from .report import load_failure, warn_other_version
 
         payload = load_failure(path)
+        warn_other_version(path, payload)
         if payload.get("spec") not in (None, self.spec.fingerprint()):
             raise ReplayError(
                 f"{path} was saved for a different spec (fingerprint {payload.get('spec')}, this test's is {self.spec.fingerprint()}); "
@@ -379,7 +380,16 @@ class Checker:
         self.spec = self.spec.with_crash(crash)
         self._check_replayable(path, scenario)
         started = time.perf_counter()
-        clean = self.clean(scenario.data)
+        try:
+            clean = self.clean(scenario.data)
+        except IdemtestError:
+            raise
+        except Exception as e:
+            # the load's own errors are LoadErrors: what fails here is loading the saved rows
+            raise ReplayError(
+                f"{path}: the saved source rows cannot be loaded into the sandbox ({type(e).__name__}: {' '.join(str(e).split())[:200]}); "
+                "a value does not fit its column's type — was the file edited, or did a column type change since it was saved?"
+            ) from None
         finding, out = self.judge(scenario, clean)
         self.stats.total_seconds += time.perf_counter() - started
         if finding is not None:
@@ -393,6 +403,8 @@ class Checker:
         from .model import ParallelStep
 
         n = len(self.windows)
+        if not scenario.steps:
+            raise ReplayError(f"{path}: the saved scenario has no steps, so there is nothing to replay; was the file edited?")
         for step in scenario.steps:
             for run in step.runs if isinstance(step, ParallelStep) else (step,):
                 if not 0 <= run.window < n:

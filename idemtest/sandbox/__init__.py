@@ -75,13 +75,30 @@ def parse_db(db: str | None) -> DbChoice:
     if low in _KINDS:
         kind, dialect = _KINDS[low]
         return DbChoice(text, kind, dialect)
-    if low.startswith(("postgresql://", "postgres://")) or _KEY_VALUE_DSN.match(text):
+    if low.startswith(("postgresql://", "postgres://")):
+        _check_url_userinfo(text)
+        return DbChoice(text, "postgres", "postgres")
+    if _KEY_VALUE_DSN.match(text):
         return DbChoice(text, "postgres", "postgres")
     raise BackendError(
         f"--idem-db={redact(text)!r} is not a known sandbox; use 'duckdb' (default, in memory), "
         "'duckdb-file', 'postgresql://user@host:port/dbname' or 'host=... user=... dbname=...' (a server where idemtest may create databases) "
         "or 'postgres+docker' (testcontainers)"
     )
+
+
+def _check_url_userinfo(url: str) -> None:
+    """libpq ends a URL's password at its first '@': with an unencoded '@' in the password
+    the rest of it becomes the host, and the connection error would print it."""
+    rest = url.split("://", 1)[1]
+    query = rest.find("?")
+    authority = rest if query < 0 else rest[:query]
+    if authority.count("@") >= 2:
+        raise BackendError(
+            f"--idem-db={redact(url)!r}: the user or password holds an unencoded '@', which libpq takes for the end of the password "
+            "(the rest would become the host name); percent-encode it ('@' -> %40, e.g. postgresql://user:p%40ss@host:5432/db) "
+            "or use the key=value form: host=... user=... password='p@ss' dbname=..."
+        )
 
 
 def saved_db(name: str | None) -> DbChoice:

@@ -236,3 +236,19 @@ class Backend(ABC):
 
     def describe(self) -> str:
         return self.name
+
+
+def refuse_foreign(ctl: Controller, shown: str, example: str) -> None:
+    """Raise ForeignDatabaseError for a connect to `shown` (a redacted DSN or a path)
+    during a run, and keep it on the controller so that a load catching it still fails."""
+    from .._errors import ForeignDatabaseError
+
+    err = ForeignDatabaseError(
+        f"during a run the load connected to {shown}, which is not the sandbox: what it writes there lands outside the check, "
+        "which then passes whatever the load does (idemtest refused the connection, nothing reached that database). "
+        "Connect to the sandbox with run.conn, run.dsn, run.url or run.engine() (DuckDB: duckdb.connect(run.path)), "
+        f"and create the sources there in Spec(setup=...); a database the load only reads from can be allowed with Spec(allow_foreign=[{example!r}])"
+    )
+    if ctl.misuse is None:
+        ctl.misuse = err
+    raise err

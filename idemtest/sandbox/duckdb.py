@@ -21,7 +21,7 @@ from typing import Any
 from .._errors import BackendError
 from ..instrument import Controller, abbreviate, live_runs, note_unseen
 from . import scratch
-from .base import Backend, Sandbox
+from .base import Backend, Sandbox, refuse_foreign
 from .sqlclock import clocked
 
 _counter = itertools.count(1)
@@ -39,9 +39,26 @@ def _duckdb() -> Any:
     return duckdb
 
 
+def _is_private(database: Any) -> bool:
+    """An in-memory database of the caller's own: nothing written there outlives the run."""
+    text = str(database if database is not None else ":memory:")
+    return text == "" or text.startswith(":memory:")
+
+
+def _allowed(database: Any, allow: tuple[str, ...]) -> bool:
+    text = str(database)
+    return any(a == text or os.path.realpath(a) == os.path.realpath(text) for a in allow)
+
+
 def _patched_connect(database: Any = ":memory:", read_only: bool = False, config: Any = None, **kwargs: Any) -> Any:
     sandbox = _registry.get(str(database))
     if sandbox is None:
+        from ..instrument import current
+
+        ctl = current()
+        if ctl is not None and not _is_private(database) and not _allowed(database, ctl.allow_foreign):
+            # during a run a file (or MotherDuck) database is where rows would land unseen
+            refuse_foreign(ctl, f"the DuckDB database {str(database)!r}", str(database))
         if config is None:
             return _original_connect(database, read_only, **kwargs)
         return _original_connect(database, read_only, config, **kwargs)
@@ -65,6 +82,23 @@ def _uninstall_patch() -> None:
         if _original_connect is not None and not _registry:
             _duckdb().connect = _original_connect
             _original_connect = None
+
+
+def open_transaction(raw: Any) -> str | None:
+    """'a transaction ...' when a BEGIN on `raw` was never closed, else None. DuckDB
+    has no status call, so the probe starts one: refused inside a transaction,
+    rolled back at once (nothing done) otherwise."""
+    try:
+        raw.execute("BEGIN")
+    except Exception as e:
+        text = str(e)
+        if "aborted" in text:
+            return "a failed transaction (an error inside it was caught, and it was never rolled back)"
+        if "within a transaction" in text:
+            return "a transaction that was begun and never committed"
+        return None  # closed by the load: nothing is open
+    raw.execute("ROLLBACK")
+    return None
 
 
 def split_statements(sql: str) -> list[Any]:
@@ -316,6 +350,7 @@ class DuckDBSandbox(Sandbox):
         b = ctl.boundary(kind, f"{kind} to sandbox") if kind else None
         raw = self.raw()
         ctl.register(raw.close, raw.interrupt)
+        ctl.watch("run.conn" if kind is None else f"a DuckDB {'cursor' if kind == 'cursor' else 'connection'} the load opened to the sandbox", lambda: open_transaction(raw))
         if b is not None:
             ctl.done(b)
         return DuckDBConnectionProxy(raw, ctl, self)

@@ -142,18 +142,31 @@ def test_autocommit_scripts_stay_whole(sb: Any) -> None:
     assert count(sb) == 2
 
 
-def test_other_dsns_pass_through(sb: Any, pg_dsn: str) -> None:
+def test_other_dsns_pass_through_outside_runs_and_when_allowed(sb: Any, pg_dsn: str) -> None:
     import psycopg
     import psycopg2
 
+    from idemtest import LoadError
     from idemtest.sandbox.postgres.drivers import _pg3_classes
 
-    ctl = Controller("other")
-    with activate(ctl):
-        c3 = psycopg.connect(pg_dsn)
-        c2 = psycopg2.connect(pg_dsn)
+    c3 = psycopg.connect(pg_dsn)  # no run on this thread: test code, fixtures
+    c2 = psycopg2.connect(pg_dsn)
     assert type(c3) is psycopg.Connection and not isinstance(c3, _pg3_classes()[0])
     assert type(c2) is psycopg2.extensions.connection
+    c3.close()
+    c2.close()
+    ctl = Controller("other")
+    with activate(ctl):
+        # during a run a non-sandbox database is refused (tests/postgres/test_silent_greens.py) ...
+        with pytest.raises(LoadError, match="which is not the sandbox"):
+            psycopg.connect(pg_dsn)
+        with pytest.raises(LoadError, match="which is not the sandbox"):
+            psycopg2.connect(pg_dsn)
+        # ... unless the spec allows it
+        ctl.allow_foreign = (pg_dsn,)
+        c3 = psycopg.connect(pg_dsn)
+        c2 = psycopg2.connect(pg_dsn)
+    assert type(c3) is psycopg.Connection and type(c2) is psycopg2.extensions.connection
     c3.close()
     c2.close()
     assert ctl.count == 0

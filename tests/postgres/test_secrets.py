@@ -7,6 +7,7 @@ then searched for it."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -54,46 +55,72 @@ def test_fixture_form_then_a_plain_failure(idempotency):
 """
 
 
-def _dsns(pg_dsn: str) -> list[str]:
+def _dsns(pg_dsn: str) -> dict[str, str]:
     p = parse_dsn(pg_dsn)
     host, port, user, db = p.get("host", "127.0.0.1"), p.get("port", "5432"), p.get("user", "postgres"), p.get("dbname", "postgres")
-    return [
-        f"postgresql://{user}:{SENTINEL}@{host}:{port}/{db}",
-        f"host={host} port={port} user={user} dbname={db} password='{SENTINEL} x'",
-    ]
+    return {
+        "url": f"postgresql://{user}:{SENTINEL}@{host}:{port}/{db}",
+        "url with %40": f"postgresql://{user}:{AT_SENTINEL.replace('@', '%40')}@{host}:{port}/{db}",
+        "key=value": f"host={host} port={port} user={user} dbname={db} password={SENTINEL}",
+        "key=value quoted": f"host={host} port={port} user={user} dbname={db} password='{SENTINEL} x'",
+    }
 
 
-@pytest.mark.parametrize("form", [0, 1], ids=["url", "key-value quoted"])
-def test_a_failing_run_prints_no_password(pg_dsn: str, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, form: int) -> None:
+AT_SENTINEL = "Sentinel@pw-7Q"  # a password with an '@' in it
+SECRETS = (SENTINEL, "pw-7Q", AT_SENTINEL.replace("@", "%40"))  # any part of any form
+
+
+def _run(args: list[str], cwd: Path, module: bool = False) -> str:
+    """Every byte a command writes to stdout and stderr."""
+    cmd = [sys.executable, "-m", "idemtest.cli" if module else "pytest", *args]
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": f"{cwd}{os.pathsep}{ROOT}"})
+    return f"rc={proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+
+
+def _no_secret(texts: list[str]) -> None:
+    for text in texts:
+        for secret in SECRETS:
+            assert secret not in text, f"{secret!r} printed in:\n{text[:3000]}"
+
+
+@pytest.mark.parametrize("form", ["url", "url with %40", "key=value", "key=value quoted"])
+def test_a_failing_run_and_its_replay_print_no_password(pg_dsn: str, tmp_path: Path, form: str) -> None:
+    """A failing run with `-l --junitxml`, then `idemtest replay` of what it saved (its
+    echoed command, the replay's report, its own junit file): no byte holds the password."""
     dsn = _dsns(pg_dsn)[form]
-    pytester.makepyfile(test_pipe=TESTS)
-    monkeypatch.setenv("PYTHONPATH", str(ROOT))  # this checkout's idemtest in the subprocess
-    junit = pytester.path / "out.xml"
-    result = pytester.runpytest_subprocess("--idempotency", "--idem-db", dsn, "--idem-examples", "20", "--idem-shrink-seconds", "1", "-l", f"--junitxml={junit}", "-p", "no:cacheprovider")
-    result.assert_outcomes(failed=2)
-    out = result.stdout.str() + result.stderr.str()
+    (tmp_path / "test_pipe.py").write_text(TESTS)
+    opts = ["--idem-db", dsn, "--idem-examples", "5", "--idem-shrink-seconds", "0", "-l", "-p", "no:cacheprovider"]
+    out = _run(["--idempotency", *opts, f"--junitxml={tmp_path / 'run.xml'}"], tmp_path)
+    assert "rc=1" in out and "2 failed" in out, out
     assert "P2 declared keys stay unique" in out  # the check really ran on the server
-    written = [out, junit.read_text()]
-    saved = sorted((pytester.path / ".idemtest" / "failures").glob("*.json"))
-    assert saved
-    written += [p.read_text() for p in saved]
-    for text in written:
-        assert SENTINEL not in text
+    saved = sorted((tmp_path / ".idemtest" / "failures").glob("*.json"))
+    assert len(saved) == 1
     # the printed replay command names the server (without the password), so it replays as printed
     replay = next(line for line in out.splitlines() if line.startswith("Replay: "))
     assert "--idem-db" in replay and without_password(dsn) in replay.replace("'", "")
+    again = _run(["replay", str(saved[0]), *opts, f"--junitxml={tmp_path / 'replay.xml'}"], tmp_path, module=True)
+    assert "idemtest replay: pytest " in again and "1 failed" in again and "VIOLATED" in again, again
+    written = [out, again, (tmp_path / "run.xml").read_text(), (tmp_path / "replay.xml").read_text(), saved[0].read_text()]
+    _no_secret(written)
 
 
-def test_the_replay_echo_prints_no_password(pg_dsn: str, tmp_path: Path) -> None:
+def test_an_unencoded_at_in_the_password_is_a_usage_error_printing_no_part_of_it(pg_dsn: str, tmp_path: Path) -> None:
+    # libpq ends the password at the first '@' and takes the rest for the host: its
+    # "cannot resolve host" error would print that part of the password
+    p = parse_dsn(pg_dsn)
+    dsn = f"postgresql://{p.get('user', 'postgres')}:{AT_SENTINEL}@{p.get('host', '127.0.0.1')}:{p.get('port', '5432')}/{p.get('dbname', 'postgres')}"
+    (tmp_path / "test_pipe.py").write_text(TESTS)
     saved = tmp_path / "f.json"
-    saved.write_text('{"test": "test_x.py::test_x", "db": "postgres", "scenario": {"data": {}, "steps": []}}')
-    dsn = _dsns(pg_dsn)[0]
-    proc = subprocess.run(
-        [sys.executable, "-m", "idemtest.cli", "replay", str(saved), "--idem-db", dsn, "-p", "no:cacheprovider"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
-    )
-    assert "idemtest replay: pytest" in proc.stdout
-    assert SENTINEL not in proc.stdout + proc.stderr
+    saved.write_text('{"test": "test_pipe.py::test_bare_insert", "db": "postgres", "scenario": {"data": {}, "steps": []}}')
+    junit = tmp_path / "run.xml"
+    outs = [
+        _run(["--idempotency", "--idem-db", dsn, "-l", f"--junitxml={junit}", "-p", "no:cacheprovider"], tmp_path),
+        _run(["replay", str(saved), "--idem-db", dsn, "-l", "-p", "no:cacheprovider"], tmp_path, module=True),
+    ]
+    for out in outs:
+        assert "rc=4" in out and "the user or password holds an unencoded '@'" in out and "%40" in out, out
+        assert "INTERNALERROR" not in out
+    _no_secret(outs + ([junit.read_text()] if junit.exists() else []))
 
 
 @pytest.mark.parametrize(
@@ -131,7 +158,7 @@ def test_reprs_that_tracebacks_show_are_redacted(pg_dsn: str) -> None:
     from idemtest.engine.search import Config
     from idemtest.sandbox import parse_db
 
-    dsn = _dsns(pg_dsn)[0]
+    dsn = _dsns(pg_dsn)["url"]
     shown: list[Any] = [Config(db=dsn), parse_db(dsn)]
     for obj in shown:
         assert SENTINEL not in repr(obj)

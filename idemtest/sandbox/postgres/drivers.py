@@ -270,3 +270,35 @@ def _pg2_classes() -> tuple[Any, Any]:
 def _plain_connect(conninfo: str, **kwargs: Any) -> Any:
     psycopg = require("psycopg", "postgres")
     return psycopg.Connection.connect(conninfo, **kwargs)
+
+
+# --- transactions a run leaves open ------------------------------------------------
+_INTRANS, _INERROR = 2, 3  # libpq's PQtransactionStatus, as both drivers report it
+
+
+def open_transaction(conn: Any) -> str | None:
+    """What is open on a psycopg 3 / psycopg2 connection when its run ends: 'a transaction
+    that wrote', 'a failed transaction', or None (idle, closed, or a transaction that
+    only read: its rollback loses nothing, e.g. after a lone SELECT outside autocommit)."""
+    if conn.closed:
+        return None
+    status = int(conn.info.transaction_status)
+    if status == _INERROR:
+        return "a failed transaction (an error inside it was caught, and it was never rolled back)"
+    if status != _INTRANS:
+        return None
+    # a plain cursor of the driver's base class: not a statement of the run
+    if hasattr(conn, "pgconn"):
+        psycopg = require("psycopg", "postgres")
+        cur = psycopg.Cursor(conn)
+    else:
+        import psycopg2.extensions as ext
+
+        cur = ext.cursor(conn)
+    try:
+        # an xid is assigned at the transaction's first write (PostgreSQL 10+)
+        cur.execute("SELECT txid_current_if_assigned() IS NOT NULL")
+        row = cur.fetchone()
+    finally:
+        cur.close()
+    return "a transaction that wrote and was never committed" if row and row[0] else None

@@ -2,8 +2,9 @@
 
 While a PostgresBackend is open, both drivers' `connect` are patched: a connect
 to a registered sandbox database (same database, port and host) returns an
-instrumented connection bound to the run's controller; other DSNs pass through
-untouched. The last backend to close restores the originals.
+instrumented connection bound to the run's controller. During a run, any other
+DSN is refused (ForeignDatabaseError) unless Spec(allow_foreign=...) names it;
+outside a run (test code, fixtures) other DSNs pass through untouched. The last backend to close restores the originals.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from typing import Any, Protocol
 
 from ..._extras import require
 from ...instrument import Controller
-from .dsn import _host_key, parse_dsn
+from ..base import refuse_foreign
+from .dsn import _host_key, make_url, parse_dsn
 
 
 class _RegisteredSandbox(Protocol):
@@ -48,13 +50,41 @@ def _sandbox_for(params: dict[str, str]) -> _RegisteredSandbox | None:
     return sb
 
 
+def _same_database(a: dict[str, str], b: dict[str, str]) -> bool:
+    if (a.get("port") or "5432") != (b.get("port") or "5432") or a.get("dbname", "") != b.get("dbname", ""):
+        return False
+    ha, hb = _host_key(a.get("host")), _host_key(b.get("host"))
+    return ha == hb or "local" in (ha, hb)
+
+
+def _check_foreign(params: dict[str, str] | None) -> None:
+    """During a run (a controller on this thread), a connect that does not reach a
+    sandbox is refused unless the spec allows that database (Spec.allow_foreign).
+    The harness's own connections never come here: they use the unpatched classes."""
+    from ...instrument import current
+
+    ctl = current()
+    if ctl is None or params is None:
+        return  # outside a run; or a DSN libpq cannot parse, which the driver reports
+    for entry in ctl.allow_foreign:
+        try:
+            if _same_database(params, parse_dsn(entry)):
+                return
+        except Exception:
+            continue  # a DuckDB path, or not a DSN
+    shown = {k: v for k, v in params.items() if k in ("host", "port", "user", "dbname")}
+    refuse_foreign(ctl, f"the PostgreSQL database {make_url(shown)}", make_url({k: v for k, v in shown.items() if k != "user"}))
+
+
 def _patched_pg3_connect(conninfo: str = "", **kwargs: Any) -> Any:
+    params: dict[str, str] | None = None
     try:
         params = parse_dsn(conninfo, **{k: v for k, v in kwargs.items() if k not in _PG3_NON_CONNINFO})
         sb = _sandbox_for(params)
     except Exception:
         sb = None  # not parseable here: let psycopg report it
     if sb is None:
+        _check_foreign(params)
         return _orig_pg3_connect(conninfo, **kwargs)
     from ...instrument import current
 
@@ -65,12 +95,14 @@ _PG3_NON_CONNINFO = frozenset({"autocommit", "prepare_threshold", "context", "ro
 
 
 def _patched_pg2_connect(dsn: str | None = None, connection_factory: Any = None, cursor_factory: Any = None, **kwargs: Any) -> Any:
+    params: dict[str, str] | None = None
     try:
         params = parse_dsn(dsn or "", **{k: v for k, v in kwargs.items() if k != "async"})
         sb = _sandbox_for(params)
     except Exception:
         sb = None
     if sb is None:
+        _check_foreign(params)
         return _orig_pg2_connect(dsn, connection_factory, cursor_factory, **kwargs)
     from ...instrument import current
 

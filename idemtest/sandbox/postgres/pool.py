@@ -79,6 +79,7 @@ class PostgresBackend(Backend):
         self._ready: dict[str, list[str]] = {}  # setup key -> cloned, unused databases
         self._jobs: queue.Queue[tuple[str, str] | None] = queue.Queue()
         self._worker: threading.Thread | None = None
+        self._worker_conn: Any = None  # the worker's connection, so close can cancel its job in flight
         self._background = background
         self._closed = False
         self._lease = lease(self.prefix)
@@ -263,7 +264,7 @@ class PostgresBackend(Backend):
                 if job is None:
                     return
                 if conn is None or conn.closed:
-                    conn = _plain_connect(self.dsn, autocommit=True)
+                    conn = self._worker_conn = _plain_connect(self.dsn, autocommit=True)
                 what, arg = job
                 if what == "drop":
                     self._drop_db(arg, conn)
@@ -304,7 +305,7 @@ class PostgresBackend(Backend):
             with contextlib.suppress(Exception):
                 conn.close()
 
-    def _drop_all(self, names: list[str], workers: int = 4, budget_s: float = 20.0) -> None:
+    def _drop_all(self, names: list[str], workers: int = 8, budget_s: float = 20.0) -> None:
         """Drop `names` on a few connections at once, for at most `budget_s`: what is
         left then is swept by the next run (its owner's pid is gone by then)."""
         if not names:
@@ -351,6 +352,13 @@ class PostgresBackend(Backend):
                     self._jobs.get_nowait()
                     self._jobs.task_done()
             self._jobs.put(None)
+            conn = self._worker_conn
+            if conn is not None:
+                # a clone for the pool in flight would hold the exit for a second or more:
+                # cancelled, it leaves nothing (CREATE DATABASE is atomic); a drop cut short
+                # is done again below, since the server is listed after the worker stops
+                with contextlib.suppress(Exception):
+                    conn.cancel_safe(timeout=2.0)
             self._worker.join(10)
         with _registry_lock:
             for dbname, sb in list(_registry.items()):

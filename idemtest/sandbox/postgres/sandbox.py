@@ -10,7 +10,13 @@ from typing import Any, Protocol
 from ...instrument import Controller
 from ..base import Sandbox
 from . import patches
-from .drivers import _instrumented_cursor_class, _pg2_classes, _pg3_connect, _plain_connect
+from .drivers import (
+    _instrumented_cursor_class,
+    _pg2_classes,
+    _pg3_connect,
+    _plain_connect,
+    open_transaction,
+)
 from .dsn import make_url, redact
 from .patches import _registry, _registry_lock
 from .sqlsplit import split_sql
@@ -112,6 +118,8 @@ class PostgresSandbox(Sandbox):
         if ctl is not None:
             # a crash closes the connection: its open transaction is lost, as when a process dies
             ctl.register(conn.close, conn.cancel)
+            what = "run.conn" if kind is None else f"a {driver} connection the load opened to the sandbox"
+            ctl.watch(what, lambda: open_transaction(conn))
             if b is not None:
                 ctl.done(b)
         return conn
