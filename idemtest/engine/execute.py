@@ -48,9 +48,14 @@ class Env:
         self._synced: dict[str, int] = {}
         self.timeout = spec.timeout.total_seconds()
         self.keyed = [t for t in spec.targets if t.keys]
+        sandbox.note_targets(spec.targets)
 
     def sync(self, t: datetime | None) -> None:
         """Make every source read as it does at simulated time t (None: all arrived)."""
+        if self.sandbox.landing is None and any(t.file is not None for t in self.spec.targets):
+            from ..sandbox.landing import landing_dir
+
+            landing_dir(self.sandbox)  # run.landing exists for a load that only writes files
         for s in self.spec.sources:
             arrived = self.data.arrived(s.table, t)
             if self._synced.get(s.table) == arrived:
@@ -58,7 +63,7 @@ class Env:
             if s.landing is not None:
                 from ..sandbox.landing import write_landing
 
-                write_landing(self.sandbox, s, self.data, t)
+                write_landing(self.sandbox, s, self.data, t, self.spec.all_windows)
             else:
                 self.sandbox.load_source(s, self.data.visible(s, t))
             self._synced[s.table] = arrived
@@ -249,9 +254,10 @@ def clean_run(spec: Spec, sandbox: Sandbox, load: Callable[[RunContext], Any], d
     if spec.oracle == "all-arrived":
         env.sync(None)
     for i, w in enumerate(spec.all_windows, 1):
+        at = spec.run_time(w)
         if spec.oracle == "same-arrivals":
-            env.sync(w.end)
-        rec = env.execute(i, RunStep(w.index, w.end), 1, w.end, None)
+            env.sync(at)
+        rec = env.execute(i, RunStep(w.index, at), 1, at, None)
         attempts.append(rec)
         if rec.outcome != "ok":
             extra = missing_extra(rec.exception) if rec.exception is not None else None
@@ -259,7 +265,7 @@ def clean_run(spec: Spec, sandbox: Sandbox, load: Callable[[RunContext], Any], d
                 raise extra  # a driver the load needs is not installed: name the pip command
             reason = rec.error if rec.outcome in ("error", "hung") else "an injected crash escaped"
             raise LoadError(
-                f"the load fails even without faults: the clean run of window {w.index} {w} (now={w.end.isoformat(sep=' ')}) "
+                f"the load fails even without faults: the clean run of window {w.index} {w} (now={at.isoformat(sep=' ')}) "
                 f"{'hung' if rec.outcome == 'hung' else 'raised'} {reason}\n"
                 + (f"\n{rec.tb}\n" if rec.tb else "")
                 + "\nfix the load (or the spec) so that one ordinary run succeeds; idemtest only judges faults once a clean run works"
@@ -273,7 +279,25 @@ def clean_run(spec: Spec, sandbox: Sandbox, load: Callable[[RunContext], Any], d
             f"target {u.target} cannot be read after the clean run ({u.error}); the load must leave its targets in place — "
             "create them in Spec(setup=...), and if the load rebuilds one, do it with CREATE OR REPLACE or in one transaction"
         ) from None
-    return Outcome(None, attempts, final, {a.window: a.boundaries for a in attempts}, sum(a.user_seconds for a in attempts))
+    return Outcome(None, attempts, final, {a.window: a.boundaries for a in attempts}, sum(a.user_seconds for a in attempts), reference(env))
+
+
+def reference(env: Env) -> dict[str, Snapshot]:
+    """P5's reference: each Target(expected=...) query on the sources once every row has arrived."""
+    targets = [t for t in env.spec.targets if t.expected is not None]
+    if not targets:
+        return {}
+    from .._errors import SpecError
+    from ..sandbox.base import expected_sql
+
+    env.sync(None)
+    out: dict[str, Snapshot] = {}
+    for t in targets:
+        try:
+            out[t.label] = env.sandbox.query(expected_sql(t, env.sandbox))
+        except Exception as e:
+            raise SpecError(f"Target({t.table!r}): the expected= query fails after the clean run: {type(e).__name__}: {' '.join(str(e).split())[:300]}; fix Target(expected=...)") from None
+    return out
 
 
 def run_parallel(env: Env, step_no: int, step: ParallelStep, clock: datetime, attempts: list[Attempt], last: dict[str, Snapshot], stats: Stats | None) -> tuple[datetime, dict[str, Snapshot]]:

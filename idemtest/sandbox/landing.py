@@ -1,9 +1,17 @@
-"""File sources: rows land as files in a folder, one file per arrival batch.
+"""File sources and file targets, in the sandbox's folder (`run.landing`).
 
-How Airflow, Dagster and zoomcamp-style jobs usually receive data: an
-upstream system drops `orders/2026-06-01T03:00:00.csv` and the load reads
-whatever files are there. Files that have not arrived by the run's time are
-not there yet; a file never changes after it lands."""
+How Airflow, Dagster and zoomcamp-style jobs usually receive data, in the three
+layouts `Source(path=...)` declares:
+
+- no path: an upstream system drops one file per arrival batch,
+  `orders/20260601T030000.csv`; a file never changes after it lands;
+- `path="trips/trips_{partition}.parquet"`: one file per window, named from the
+  window's label, holding the rows (arrived by the run's time) whose event time
+  falls in it, rewritten when late rows arrive;
+- `path="customers.csv"`: one file with the source's current state (a full export).
+
+Files land atomically (written aside, then renamed). Targets declared with
+`Target(file=...)` are read back from the same folder."""
 
 from __future__ import annotations
 
@@ -13,11 +21,14 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..spec import file_format
+
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from datetime import datetime
 
     from ..engine.model import Dataset
-    from ..spec import Source
+    from ..spec import Source, Target, Window
     from .base import Sandbox
 
 
@@ -37,6 +48,9 @@ def landing_dir(sandbox: Sandbox) -> Path:
 
 def cleanup_landing(sandbox: Sandbox) -> None:
     if sandbox.landing is not None:
+        prefix = str(sandbox.landing)
+        for k in [k for k in _written if k.startswith(prefix)]:
+            del _written[k]
         shutil.rmtree(sandbox.landing, ignore_errors=True)
         sandbox.landing = None
 
@@ -54,8 +68,11 @@ def _plain(v: Any) -> Any:
     return v
 
 
-def write_landing(sandbox: Sandbox, source: Source, data: Dataset, t: datetime | None) -> None:
-    """Make the folder hold exactly the batches that have arrived by t."""
+def write_landing(sandbox: Sandbox, source: Source, data: Dataset, t: datetime | None, windows: Sequence[Window] = ()) -> None:
+    """Make the folder hold what has arrived by t, in the source's layout."""
+    if source.path is not None:
+        _write_pattern(landing_dir(sandbox), source, data, t, windows)
+        return
     folder = landing_dir(sandbox) / source.table
     folder.mkdir(parents=True, exist_ok=True)
     batches: dict[datetime, list[dict[str, Any]]] = {}
@@ -67,34 +84,106 @@ def write_landing(sandbox: Sandbox, source: Source, data: Dataset, t: datetime |
     for old in folder.iterdir():
         if old.name not in wanted:
             old.unlink()
-    cols = list(source.columns)
     for name, rows in wanted.items():
         path = folder / name
         if path.exists():
             continue
-        tmp = folder / f".{name}.tmp"  # land atomically: a reader never sees half a file
-        if ext == "csv":
-            with open(tmp, "w", newline="") as f:
-                w = csv.writer(f)
-                w.writerow(cols)
-                for r in rows:
-                    w.writerow([_plain(r[c]) for c in cols])
-        elif ext == "jsonl":
-            with open(tmp, "w") as f:
-                for r in rows:
-                    f.write(json.dumps({c: _plain(r[c]) for c in cols}) + "\n")
-        else:
-            _write_parquet(tmp, source, rows)
-        tmp.rename(path)
+        _write_file(path, ext, source, rows)
+
+
+def _write_pattern(root: Path, source: Source, data: Dataset, t: datetime | None, windows: Sequence[Window]) -> None:
+    """Per-partition files (`{partition}` in the path) or one current-state file."""
+    assert source.path is not None and source.landing is not None
+    wanted: dict[Path, list[dict[str, Any]]] = {}
+    if source.per_partition:
+        for v in data.sources.get(source.table, []):
+            if t is not None and v.arrival > t:
+                continue
+            event = v.event(source)
+            w = next((w for w in windows if w.start <= event < w.end), None)
+            if w is None:
+                continue  # outside every window: no partition names it
+            wanted.setdefault(root / source.path.replace("{partition}", w.partition), []).append(v.values)
+        pattern = source.path.replace("{partition}", "*")
+        for old in root.glob(pattern):
+            if old not in wanted:
+                old.unlink()
+    else:
+        wanted[root / source.path] = data.visible(source, t)
+    for path, rows in wanted.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write_file(path, source.landing, source, rows, replace=True)
+
+
+def _write_file(path: Path, ext: str, source: Source, rows: Sequence[dict[str, Any]], replace: bool = False) -> None:
+    """Write `rows` to `path` atomically: a reader never sees half a file. With
+    `replace`, a file already holding the same rows is left as it is (its mtime too)."""
+    folder = path.parent
+    name = path.name
+    digest = _digest(source, rows) if replace else ""
+    if replace and path.exists() and _written.get(str(path)) == digest:
+        return
+    cols = list(source.columns)
+    tmp = folder / f".{name}.tmp"
+    if ext == "csv":
+        with open(tmp, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(cols)
+            for r in rows:
+                w.writerow([_plain(r[c]) for c in cols])
+    elif ext == "jsonl":
+        with open(tmp, "w") as f:
+            for r in rows:
+                f.write(json.dumps({c: _plain(r[c]) for c in cols}) + "\n")
+    else:
+        _write_parquet(tmp, source, list(rows))
+    tmp.rename(path)
+    if replace:
+        _written[str(path)] = digest
+
+
+#: path -> digest of the rows last written there; kept here, not beside the file,
+#: so a load globbing its folder sees only data files
+_written: dict[str, str] = {}
+
+
+def _digest(source: Source, rows: Sequence[dict[str, Any]]) -> str:
+    import hashlib
+
+    return hashlib.sha256(repr([[_plain(r[c]) for c in source.columns] for r in rows]).encode()).hexdigest()
+
+
+# --- file targets ---------------------------------------------------------------------------
+
+
+def read_files(sandbox: Sandbox, target: Target) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """The rows of every file a file target's pattern matches; none: no columns, no rows.
+
+    Read with DuckDB (csv/parquet/json readers), column types as it infers them
+    from the files, so the clean run and a scenario are read alike."""
+    assert target.file is not None
+    root = landing_dir(sandbox)
+    files = sorted(p for p in root.glob(target.file.replace("{partition}", "*")) if p.is_file() and not p.name.startswith("."))
+    if not files:
+        return [], []
+    import duckdb
+
+    fmt = file_format(target.file)
+    reader = {"csv": "read_csv", "parquet": "read_parquet", "jsonl": "read_json_auto"}[fmt or "csv"]
+    con = duckdb.connect(":memory:")  # a private in-memory database: the sandbox patch passes it through
+    try:
+        listed = "[" + ", ".join("'" + str(f).replace("'", "''") + "'" for f in files) + "]"
+        cur = con.execute(f"SELECT * FROM {reader}({listed}, union_by_name = true)")
+        cols = [d[0] for d in cur.description]
+        return cols, cur.fetchall()
+    finally:
+        con.close()
 
 
 def _write_parquet(path: Path, source: Source, rows: list[dict[str, Any]]) -> None:
     import duckdb
 
-    from . import duckdb as sbduck
-
-    connect = sbduck._original_connect or duckdb.connect
-    con = connect(":memory:")
+    con = duckdb.connect(":memory:")  # a private in-memory database: the sandbox patch passes it through
     try:
         cols = list(source.columns)
         con.execute("CREATE TABLE t (" + ", ".join(f'"{c}" {source.columns[c]}' for c in cols) + ")")
