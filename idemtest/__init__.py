@@ -32,7 +32,8 @@ if TYPE_CHECKING:
     from .engine.model import Stats
     from .engine.search import replay, verify
     from .instrument import fault_point
-    from .spec import Schedule, Source, Spec, Target, Window, daily, every, hourly, windows
+    from . import keys
+    from .spec import Schedule, Source, Spec, Target, Window, daily, every, hourly, monthly, windows
 
 __all__ = [
     "BackendError",
@@ -62,6 +63,8 @@ __all__ = [
     "every",
     "fault_point",
     "hourly",
+    "keys",
+    "monthly",
     "replay",
     "verify",
     "windows",
@@ -78,7 +81,7 @@ _LAZY: dict[str, str] = {
     "replay": "engine.search",
     "verify": "engine.search",
     "fault_point": "instrument",
-    **{n: "spec" for n in ("Schedule", "Source", "Spec", "Target", "Window", "daily", "every", "hourly", "windows")},
+    **{n: "spec" for n in ("Schedule", "Source", "Spec", "Target", "Window", "daily", "every", "hourly", "monthly", "windows")},
 }
 
 
@@ -98,6 +101,10 @@ for _name in __all__:
 
 
 def __getattr__(name: str) -> Any:
+    if name == "keys":  # a module of its own: idemtest.keys.autoincrement()
+        import importlib
+
+        return importlib.import_module("idemtest.keys")
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'idemtest' has no attribute {name!r}")

@@ -224,7 +224,7 @@ def check_after_attempt(env: Env, rec: Attempt, before: dict[str, Snapshot]) -> 
     if not env.keyed:
         return before
     after = env.snapshot_keyed()
-    finding = judge_attempt(env.keyed, rec, before, after)
+    finding = judge_attempt(env.keyed, rec, before, after, gaps=not any(s.snapshot for s in env.spec.sources))
     if finding is not None:
         raise ScenarioFailed(finding)
     return after

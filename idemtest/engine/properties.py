@@ -113,14 +113,15 @@ def all_attempts_failed(window: int, step: int, attempts: Sequence[Attempt]) -> 
 # --- P2 and P3 -----------------------------------------------------------------------
 
 
-def judge_attempt(keyed: Sequence[Target], rec: Attempt, before: dict[str, Snapshot], after: dict[str, Snapshot]) -> Finding | None:
+def judge_attempt(keyed: Sequence[Target], rec: Attempt, before: dict[str, Snapshot], after: dict[str, Snapshot], gaps: bool = True) -> Finding | None:
     """P2 after every attempt; P3 after a failed one (keyed targets only: a
-    keyless replaced row cannot be told from a lost one)."""
+    keyless replaced row cannot be told from a lost one; `gaps=False` when a
+    snapshot source may drop keys, so a key gone after a run may be a deletion)."""
     for t in keyed:
         dup = duplicate_keys(t.label, t.keys, after[t.label])
         if dup.duplicate_keys:
             return Finding("P2", f"duplicate keys in {t.label} after step {rec.step} ({rec.tag} run of window {rec.window}, attempt {rec.attempt})", [dup], rec.step)
-        if rec.outcome != "ok" and t.label in before:
+        if gaps and rec.outcome != "ok" and t.label in before:
             lost = lost_rows(t.label, t.keys, before[t.label], after[t.label])
             if lost.missing:
                 return Finding(

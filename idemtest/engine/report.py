@@ -122,7 +122,11 @@ def render_sources(spec: Spec, scenario: Scenario, limit: int = 12) -> list[str]
         if not versions:
             continue
         lines.append(f"Source rows of {s.table} (in arrival order):")
+        landed = None
         for v in versions[:limit]:
+            if s.snapshot and v.arrival != landed:
+                landed = v.arrival
+                lines.append(f"  snapshot landed {v.arrival.isoformat(sep=' ')} (replaces the one before):")
             vals = "  ".join(f"{c}={fmt_value(x)}" for c, x in v.values.items())
             lag = v.arrival - v.event(s)
             late = f"  (arrived {v.arrival.isoformat(sep=' ')}, {_fmt_delta(lag)} late)" if lag.total_seconds() > 0 else ""

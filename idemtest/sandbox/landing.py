@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -136,7 +137,16 @@ def _write_file(path: Path, ext: str, source: Source, rows: Sequence[dict[str, A
             for r in rows:
                 f.write(json.dumps({c: _plain(r[c]) for c in cols}) + "\n")
     else:
-        _write_parquet(tmp, source, list(rows))
+        # the same rows recur across scenarios (one data set, many schedules): reuse the bytes
+        key = digest or _digest(source, rows)
+        cached = _parquet.get(key)
+        if cached is None:
+            _write_parquet(tmp, source, list(rows))
+            if len(_parquet) >= 512:
+                _parquet.clear()
+            _parquet[key] = tmp.read_bytes()
+        else:
+            tmp.write_bytes(cached)
     tmp.rename(path)
     if replace:
         _written[str(path)] = digest
@@ -145,12 +155,14 @@ def _write_file(path: Path, ext: str, source: Source, rows: Sequence[dict[str, A
 #: path -> digest of the rows last written there; kept here, not beside the file,
 #: so a load globbing its folder sees only data files
 _written: dict[str, str] = {}
+#: digest of rows (and their columns' types) -> the Parquet file holding them
+_parquet: dict[str, bytes] = {}
 
 
 def _digest(source: Source, rows: Sequence[dict[str, Any]]) -> str:
     import hashlib
 
-    return hashlib.sha256(repr([[_plain(r[c]) for c in source.columns] for r in rows]).encode()).hexdigest()
+    return hashlib.sha256(repr((sorted(source.columns.items()), [[_plain(r[c]) for c in source.columns] for r in rows])).encode()).hexdigest()
 
 
 # --- file targets ---------------------------------------------------------------------------
@@ -166,28 +178,57 @@ def read_files(sandbox: Sandbox, target: Target) -> tuple[list[str], list[tuple[
     files = sorted(p for p in root.glob(target.file.replace("{partition}", "*")) if p.is_file() and not p.name.startswith("."))
     if not files:
         return [], []
-    import duckdb
-
     fmt = file_format(target.file)
     reader = {"csv": "read_csv", "parquet": "read_parquet", "jsonl": "read_json_auto"}[fmt or "csv"]
-    con = duckdb.connect(":memory:")  # a private in-memory database: the sandbox patch passes it through
+    cur = _cursor()
+    cols: list[str] = []
+    rows: list[tuple[Any, ...]] = []
     try:
-        listed = "[" + ", ".join("'" + str(f).replace("'", "''") + "'" for f in files) + "]"
-        cur = con.execute(f"SELECT * FROM {reader}({listed}, union_by_name = true)")
-        cols = [d[0] for d in cur.description]
-        return cols, cur.fetchall()
+        # file by file: a header-only CSV (an empty partition) would turn every column to text in a union
+        for f in files:
+            got = cur.execute(f"SELECT * FROM {reader}('{str(f).replace(chr(39), chr(39) * 2)}')")
+            names = [d[0] for d in got.description]
+            data = got.fetchall()
+            if not data:
+                continue
+            for n in names:
+                if n not in cols:
+                    cols.append(n)
+            rows.extend(tuple(dict(zip(names, r)).get(c) for c in cols) for r in data)
+        width = len(cols)
+        return cols, [r + (None,) * (width - len(r)) for r in rows]
     finally:
-        con.close()
+        cur.close()
+
+
+_files_db: list[Any] = []
+_files_lock = threading.Lock()
+
+
+def _cursor() -> Any:
+    """A cursor of one private in-memory DuckDB (opening a database costs ~30 ms;
+    a cursor, well under one): writes Parquet, reads file targets."""
+    with _files_lock:
+        if not _files_db:
+            import duckdb
+
+            con = duckdb.connect(":memory:")  # not a sandbox path: the sandbox patch passes it through
+            try:
+                con.execute("SET TimeZone = 'UTC'")
+            except Exception:
+                pass
+            _files_db.append(con)
+        return _files_db[0].cursor()
 
 
 def _write_parquet(path: Path, source: Source, rows: list[dict[str, Any]]) -> None:
-    import duckdb
-
-    con = duckdb.connect(":memory:")  # a private in-memory database: the sandbox patch passes it through
+    cur = _cursor()
     try:
         cols = list(source.columns)
-        con.execute("CREATE TABLE t (" + ", ".join(f'"{c}" {source.columns[c]}' for c in cols) + ")")
-        con.executemany("INSERT INTO t VALUES (" + ", ".join("?" * len(cols)) + ")", [[r[c] for c in cols] for r in rows])
-        con.execute(f"COPY t TO '{str(path).replace(chr(39), chr(39) * 2)}' (FORMAT parquet)")
+        cur.execute("CREATE TEMP TABLE t (" + ", ".join(f'"{c}" {source.columns[c]}' for c in cols) + ")")
+        if rows:
+            cur.executemany("INSERT INTO t VALUES (" + ", ".join("?" * len(cols)) + ")", [[r[c] for c in cols] for r in rows])
+        cur.execute(f"COPY t TO '{str(path).replace(chr(39), chr(39) * 2)}' (FORMAT parquet)")
+        cur.execute("DROP TABLE t")
     finally:
-        con.close()
+        cur.close()
