@@ -150,3 +150,13 @@ ORDER_LINES = Source(
     values={"order_id": keys.concat_collisions(), "line_no": keys.concat_collisions()},
     max_rows=6,
 )
+
+# fx_rates: a rates table the provider replaces whole every day (no change timestamp):
+# each run sees the current snapshot; rates vanish when a currency is dropped
+FX_RATES = Source(
+    "src.fx_rates",
+    columns={"currency": "VARCHAR", "rate": "DECIMAL(12,6)"},
+    key="currency",
+    snapshot=True,
+    max_rows=5,
+)

@@ -27,12 +27,12 @@ from ._errors import (
 )
 
 if TYPE_CHECKING:
+    from . import keys
     from .context import RunContext, State
     from .decorator import CheckDefinition, check
     from .engine.model import Stats
     from .engine.search import replay, verify
     from .instrument import fault_point
-    from . import keys
     from .spec import Schedule, Source, Spec, Target, Window, daily, every, hourly, monthly, windows
 
 __all__ = [

@@ -13,7 +13,16 @@ import pytest
 import idemtest
 from idemtest import Spec, Target, daily, hourly, monthly
 
-from ..sources import CUSTOMER_EXPORT, CUSTOMERS, EVENTS, ORDER_LINES, ORDERS, PAYMENTS, TRIPS, TRIPS_MONTHLY
+from ..sources import (
+    CUSTOMER_EXPORT,
+    CUSTOMERS,
+    EVENTS,
+    ORDER_LINES,
+    ORDERS,
+    PAYMENTS,
+    TRIPS,
+    TRIPS_MONTHLY,
+)
 from . import SCHEMA as SETUP
 from .pipelines import crm, customers, events, order_lines, orders, payments, revenue, trips
 
