@@ -262,11 +262,6 @@ def test_shared_staging_table(run):
 # --- what real pipelines declare: keyless, snapshot and file sources, file outputs, run delay
 
 
-def caught_as(prop: str, bug: str):
-    """A strict xfail that also names the property the report must give."""
-    return pytest.mark.xfail(strict=True, raises=idemtest.IdempotencyViolation, reason=f"{bug} [{prop}]")
-
-
 keyless_spec = Spec(
     name="append_trip_window",
     setup=SETUP,
@@ -277,7 +272,7 @@ keyless_spec = Spec(
 )
 
 
-@caught_as("P1", "1 keyless append under retry: dlt-hub/dlt#971, dlt-hub/dlt#4052")
+@caught("1 keyless append under retry: dlt-hub/dlt#971, dlt-hub/dlt#4052 (P1)")
 @idemtest.check(keyless_spec)
 def test_keyless_trips_appended(run):
     trips.append_trip_window(run.conn, run.window.start, run.window.end)
@@ -294,7 +289,7 @@ double_load_spec = Spec(
 )
 
 
-@caught_as("P5", "4 clock-relative lookback appended, double-loads in one clean pass: dbt-labs/dbt-core#10867")
+@caught("4 clock-relative lookback appended, double-loads in one clean pass: dbt-labs/dbt-core#10867 (P5)")
 @idemtest.check(double_load_spec)
 def test_lookback_append_double_loads(run):
     trips.append_with_lookback(run.conn)
@@ -312,7 +307,7 @@ run_date_spec = Spec(
 )
 
 
-@caught_as("P1", "9 file named from the run date, not the window (a job run on the 5th): CityofPittsburgh/data-rivers PR 266")
+@caught("9 file named from the run date, not the window (a job run on the 5th): CityofPittsburgh/data-rivers PR 266 (P1)")
 @idemtest.check(run_date_spec)
 def test_monthly_file_named_from_run_date(run):
     trips.load_current_month_file(run.conn, run.landing)
@@ -328,7 +323,7 @@ crm_upsert_spec = Spec(
 )
 
 
-@caught_as("P1", "8 full export merged by key keeps deleted rows: dbt-labs/dbt-core#249")
+@caught("8 full export merged by key keeps deleted rows: dbt-labs/dbt-core#249 (P1)")
 @idemtest.check(crm_upsert_spec)
 def test_snapshot_export_upserted(run):
     crm.upsert_from_export(run.conn, run.landing)
@@ -345,7 +340,7 @@ streaming_export_spec = Spec(
 )
 
 
-@caught_as("P4", "2 output file written in place, read half-written: dagster-io/dagster#21278")
+@caught("2 output file written in place, read half-written: dagster-io/dagster#21278 (P4)")
 @idemtest.check(streaming_export_spec)
 def test_csv_export_streamed_in_place(run):
     trips.export_trips_csv_streaming(run.conn, run.landing, run.partition)
@@ -361,7 +356,7 @@ concat_key_spec = Spec(
 )
 
 
-@caught_as("P5", "13 composite key concatenated without a separator: MeltanoLabs/target-postgres PR 446")
+@caught("13 composite key concatenated without a separator: MeltanoLabs/target-postgres PR 446 (P5)")
 @idemtest.check(concat_key_spec)
 def test_singer_concatenated_composite_key(run):
     order_lines.upsert_lines_concatenated_key(run.conn, run.window.start, run.window.end)
