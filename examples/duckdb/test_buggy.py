@@ -289,7 +289,7 @@ double_load_spec = Spec(
 )
 
 
-@caught("4 clock-relative lookback appended, double-loads in one clean pass: dbt-labs/dbt-core#10867 (P5)")
+@caught("16 clock-relative lookback appended, double-loads in one clean pass: dbt-labs/dbt-core#10867 (P5)")
 @idemtest.check(double_load_spec)
 def test_lookback_append_double_loads(run):
     trips.append_with_lookback(run.conn)
@@ -323,7 +323,7 @@ crm_upsert_spec = Spec(
 )
 
 
-@caught("8 full export merged by key keeps deleted rows: dbt-labs/dbt-core#249 (P1)")
+@caught("17 full export merged by key keeps deleted rows: dbt-labs/dbt-core#249 (P1)")
 @idemtest.check(crm_upsert_spec)
 def test_snapshot_export_upserted(run):
     crm.upsert_from_export(run.conn, run.landing)
@@ -340,7 +340,7 @@ streaming_export_spec = Spec(
 )
 
 
-@caught("2 output file written in place, read half-written: dagster-io/dagster#21278 (P4)")
+@caught("18 output file written in place, read half-written: dagster-io/dagster#21278 (P4)")
 @idemtest.check(streaming_export_spec)
 def test_csv_export_streamed_in_place(run):
     trips.export_trips_csv_streaming(run.conn, run.landing, run.partition)
@@ -356,7 +356,7 @@ concat_key_spec = Spec(
 )
 
 
-@caught("13 composite key concatenated without a separator: MeltanoLabs/target-postgres PR 446 (P5)")
+@caught("19 composite key concatenated without a separator: MeltanoLabs/target-postgres PR 446 (P5)")
 @idemtest.check(concat_key_spec)
 def test_singer_concatenated_composite_key(run):
     order_lines.upsert_lines_concatenated_key(run.conn, run.window.start, run.window.end)

@@ -170,7 +170,7 @@ double_load_spec = Spec(
 )
 
 
-@caught("4 clock-relative lookback appended: every trip loaded twice in one clean pass (P5; dbt-labs/dbt-core#10867)")
+@caught("16 clock-relative lookback appended: every trip loaded twice in one clean pass (P5; dbt-labs/dbt-core#10867)")
 @idemtest.check(double_load_spec, examples=BUG_EXAMPLES)
 def test_lookback_append_double_loads(run):
     trips_fx.append_with_lookback(run.conn)
