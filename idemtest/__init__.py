@@ -63,7 +63,6 @@ __all__ = [
     "every",
     "fault_point",
     "hourly",
-    "keys",
     "monthly",
     "replay",
     "verify",
@@ -116,4 +115,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+    return sorted(set(globals()) | set(__all__) | {"keys"})

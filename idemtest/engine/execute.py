@@ -279,6 +279,15 @@ def clean_run(spec: Spec, sandbox: Sandbox, load: Callable[[RunContext], Any], d
             f"target {u.target} cannot be read after the clean run ({u.error}); the load must leave its targets in place — "
             "create them in Spec(setup=...), and if the load rebuilds one, do it with CREATE OR REPLACE or in one transaction"
         ) from None
+    for t in spec.targets:
+        if t.query is None and t.file is None and sandbox.table_columns(t.table) is None:
+            from .._errors import SpecError
+
+            # absent after setup is fine for a table the load creates; absent after a whole clean run is a wrong name
+            raise SpecError(
+                f"target table {t.table!r} does not exist after setup, and the clean run did not create it either; "
+                f"create it in Spec(setup=...) or fix Target({t.table!r})"
+            )
     return Outcome(None, attempts, final, {a.window: a.boundaries for a in attempts}, sum(a.user_seconds for a in attempts), reference(env))
 
 
