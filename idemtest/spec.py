@@ -358,6 +358,8 @@ class Source:
                 )
         _check_bool(self.updates, owner, "updates")
         _check_bool(self.append_only, owner, "append_only")
+        if self.snapshot and self.append_only:
+            raise SpecError(f"{owner}: snapshot=True replaces the whole content on every arrival, append_only=True keeps every row; declare one of them")
         if not isinstance(self.max_rows, int) or isinstance(self.max_rows, bool):
             raise SpecError(f"{owner}: max_rows={self.max_rows!r} must be a whole number between 1 and 10000")
         if not isinstance(self.values, Mapping):

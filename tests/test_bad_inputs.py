@@ -119,6 +119,7 @@ DECLARATIONS: list[tuple[str, Callable[[], Any], type[Exception], str]] = [
     # keyless, snapshot and file sources, key shapes (issue 13)
     ("key not given", lambda: Source("src.orders", COLS, event_time="updated_at"), idemtest.SpecError, r"needs key= .*declares key=None and its rows are compared as a multiset"),
     ("snapshot with an event_time", lambda: src(snapshot=True), idemtest.SpecError, r"snapshot=True has no event time .* drop event_time="),
+    ("snapshot and append_only", lambda: src(event_time=None, snapshot=True, append_only=True), idemtest.SpecError, r"snapshot=True replaces the whole content .* declare one of them"),
     ("snapshot not a bool", lambda: src(event_time=None, snapshot="yes"), idemtest.SpecError, r"snapshot='yes' must be True or False"),
     ("values on the event_time column", lambda: src(values={"updated_at": st.just(None)}), idemtest.SpecError, r"names the event_time column 'updated_at'; its values come from the schedule"),
     ("key shape on a column that is no key", lambda: src(values={"amount": keys.autoincrement()}), idemtest.SpecError, r"shapes keys, but 'amount' is not a key column"),

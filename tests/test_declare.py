@@ -35,7 +35,10 @@ import examples.duckdb.test_buggy as buggy  # noqa: E402
 import examples.duckdb.test_correct as correct  # noqa: E402
 
 TRIPS = {"vendor_id": "INTEGER", "pickup_at": "TIMESTAMP", "fare": "DECIMAL(10,2)"}
-DDL = "CREATE SCHEMA src; CREATE SCHEMA analytics; CREATE TABLE src.trips(vendor_id INTEGER, pickup_at TIMESTAMP, fare DECIMAL(10,2));"
+DDL = (
+    "CREATE SCHEMA src; CREATE SCHEMA analytics; CREATE TABLE src.trips(vendor_id INTEGER, pickup_at TIMESTAMP, fare DECIMAL(10,2));"
+    "CREATE TABLE analytics.trips(vendor_id INTEGER, pickup_at TIMESTAMP, fare DECIMAL(10,2));"
+)
 
 
 def trips(**kw: Any) -> Source:

@@ -270,6 +270,8 @@ def test_every_buggy_example_is_caught_at_the_default_examples(example: Any, tmp
     name, spec, load, _ = example
     with pytest.raises(idemtest.IdempotencyViolation) as info:
         idemtest.verify(spec, load, failures_dir=tmp_path)  # examples: the default, 50
+    if info.value.prop == "P5" and "found by the clean run itself" in info.value.report:
+        return  # wrong without any fault: the reference oracle catches it before the pass starts
     m = re.search(r"found by the systematic pass: single-fault scenario (\d+) of (\d+)", info.value.report)
     assert m, info.value.report
     assert int(m.group(1)) <= 25, f"{name} needed {m.group(1)} single-fault scenarios"
@@ -285,7 +287,8 @@ def test_correct_examples_pass_at_the_default_examples(example: Any, tmp_path: P
     assert stats.scenarios == stats.systematic + stats.generated >= 50
     assert stats.crash_points > 0 and stats.crash_points_hit == stats.crash_points_retried > 0
     assert stats.windows_duplicated > 0 and stats.windows_backfilled > 0 and stats.windows_out_of_order > 0
-    assert stats.late_rows > 0 and stats.duplicates > 0 and stats.backfills > 0
+    # late rows need a lateness (a snapshot source has none)
+    assert (stats.late_rows > 0 or not spec.max_lateness) and stats.duplicates > 0 and stats.backfills > 0
     (line,) = stats.coverage
     assert "single-fault scenarios" in line and "crash points" in line
 
