@@ -27,7 +27,6 @@ from ._errors import (
 )
 
 if TYPE_CHECKING:
-    from . import keys
     from .context import RunContext, State
     from .decorator import CheckDefinition, check
     from .engine.model import Stats

@@ -100,3 +100,71 @@ def test_keyless_append_is_caught_on_postgres(pg_dsn: str, tmp_path: Path) -> No
     assert info.value.prop == "P1"
     (d,) = info.value.diffs
     assert d.extra and not d.missing and d.keys == ()
+
+
+FILES_DDL = "CREATE SCHEMA mart; CREATE TABLE mart.trips (vendor_id INTEGER, pickup_at TIMESTAMP, fare DECIMAL(10, 2));"
+TRIP_FILES = Source(
+    "tlc.trips",
+    {"vendor_id": "INTEGER", "pickup_at": "TIMESTAMP", "fare": "DECIMAL(10,2)"},
+    key=None,
+    event_time="pickup_at",
+    path="tlc/trips_{partition}.csv",
+    max_rows=5,
+)
+
+
+def load_day_file_and_export(run: idemtest.RunContext) -> None:
+    """The day's CSV into PostgreSQL (replaced in one transaction), then the day's
+    rows exported as out/trips_<day>.csv, written aside and renamed."""
+    import csv
+
+    src = run.landing / "tlc" / f"trips_{run.partition}.csv"
+    rows = list(csv.DictReader(src.open())) if src.exists() else []
+    with run.conn.transaction():
+        run.conn.execute("LOCK TABLE mart.trips IN SHARE ROW EXCLUSIVE MODE")
+        run.conn.execute("DELETE FROM mart.trips WHERE pickup_at >= %s AND pickup_at < %s", [run.window.start, run.window.end])
+        for r in rows:
+            run.conn.execute("INSERT INTO mart.trips VALUES (%s, %s, %s)", [r["vendor_id"], r["pickup_at"], r["fare"]])
+    out = run.landing / "out"
+    out.mkdir(exist_ok=True)
+    got = run.conn.execute(
+        "SELECT pickup_at::date AS day, vendor_id, pickup_at, fare FROM mart.trips WHERE pickup_at >= %s AND pickup_at < %s ORDER BY 1, 2, 3, 4",
+        [run.window.start, run.window.end],
+    ).fetchall()
+    tmp = out / f".trips_{run.partition}.csv"
+    with tmp.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["day", "vendor_id", "pickup_at", "fare"])
+        w.writerows(got)
+    tmp.replace(out / f"trips_{run.partition}.csv")
+
+
+def test_partition_files_in_and_a_file_target_out_on_postgres(pg_dsn: str, tmp_path: Path) -> None:
+    spec = Spec(
+        sources=[TRIP_FILES],
+        targets=[
+            Target("mart.trips"),
+            Target("trip_exports", file="out/trips_{partition}.csv", atomic=True, partition_by="day"),
+        ],
+        schedule=daily("2026-06-01", 2, at="01:00"),
+        setup=FILES_DDL,
+        dialect="postgres",
+        concurrency="none",
+    )
+    stats = idemtest.verify(spec, load_day_file_and_export, db=pg_dsn, examples=10, failures_dir=tmp_path, systematic_max=SYSTEMATIC_MAX)
+    assert stats.failures == 0 and stats.crashes > 0
+
+    def export_in_place(run: idemtest.RunContext) -> None:
+        load_day_file_and_export(run)
+        # a second writer rewrites the export in place, a row at a time, between two queries
+        path = run.landing / "out" / f"trips_{run.partition}.csv"
+        lines = path.read_text().splitlines()
+        with path.open("w", buffering=1) as f:
+            f.write(lines[0] + "\n")
+            for line in lines[1:]:
+                run.conn.execute("SELECT 1")
+                f.write(line + "\n")
+
+    with pytest.raises(idemtest.IdempotencyViolation) as info:
+        idemtest.verify(spec, export_in_place, db=pg_dsn, failures_dir=tmp_path)
+    assert info.value.prop == "P4" and "trip_exports" in info.value.report
