@@ -188,6 +188,7 @@ RUNS: list[tuple[str, dict[str, Any], type[Exception], str]] = [
     ("load not callable", dict(load="ok"), idemtest.SpecError, r"the load must be a function taking the run context"),
     ("load drops its target", dict(load=drops_its_target), idemtest.LoadError, r"target analytics.orders cannot be read after the clean run .*the load must leave its targets in place"),
     ("expected query broken", dict(spec=spec(targets=[Target("analytics.orders", key="order_id", expected="SELECT * FROM src.no_such_table")])), idemtest.SpecError, r"Target\('analytics.orders'\): the expected= query fails on the sandbox after setup: .*no_such_table"),
+    ("expected query with a column the target lacks", dict(spec=spec(targets=[Target("analytics.orders", key="order_id", expected="SELECT order_id, amount AS amt FROM src.orders")])), idemtest.SpecError, r"the expected= query returns column\(s\) \['amt'\] that the target does not have"),
     ("setup file missing", dict(spec=spec(setup="no such schema.sql")), idemtest.SpecError, r"setup='no such schema.sql': no such file"),
     ("setup SQL broken", dict(spec=spec(setup="CREAT TABLE x(a INT)")), idemtest.SetupError, r"setup SQL failed on duckdb"),
     ("setup callable raising", dict(spec=spec(setup=lambda conn: 1 / 0)), idemtest.SetupError, r"setup callable .* raised ZeroDivisionError"),

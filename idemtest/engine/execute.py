@@ -288,11 +288,13 @@ def clean_run(spec: Spec, sandbox: Sandbox, load: Callable[[RunContext], Any], d
                 f"target table {t.table!r} does not exist after setup, and the clean run did not create it either; "
                 f"create it in Spec(setup=...) or fix Target({t.table!r})"
             )
-    return Outcome(None, attempts, final, {a.window: a.boundaries for a in attempts}, sum(a.user_seconds for a in attempts), reference(env))
+    return Outcome(None, attempts, final, {a.window: a.boundaries for a in attempts}, sum(a.user_seconds for a in attempts), reference(env, final))
 
 
-def reference(env: Env) -> dict[str, Snapshot]:
-    """P5's reference: each Target(expected=...) query on the sources once every row has arrived."""
+def reference(env: Env, final: dict[str, Snapshot]) -> dict[str, Snapshot]:
+    """P5's reference: each Target(expected=...) query on the sources once every
+    row has arrived. Its columns must be the target's: one the target lacks would
+    silently drop out of the comparison."""
     targets = [t for t in env.spec.targets if t.expected is not None]
     if not targets:
         return {}
@@ -306,6 +308,15 @@ def reference(env: Env) -> dict[str, Snapshot]:
             out[t.label] = env.sandbox.query(expected_sql(t, env.sandbox))
         except Exception as e:
             raise SpecError(f"Target({t.table!r}): the expected= query fails after the clean run: {type(e).__name__}: {' '.join(str(e).split())[:300]}; fix Target(expected=...)") from None
+        have = final.get(t.label, ([], []))[0]
+        unknown = [c for c in out[t.label][0] if c not in have]
+        if have and unknown:
+            ignored = [c for c in unknown if c in t.ignore]
+            raise SpecError(
+                f"Target({t.table!r}): the expected= query returns column(s) {unknown} that the target "
+                + (f"ignores (ignore={list(t.ignore)})" if ignored else f"does not have (it has {have})")
+                + "; select only the target's compared columns in the reference query"
+            )
     return out
 
 
