@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from idemtest import Source
+from idemtest import Source, keys
 
 # orders: an OLTP table; updated_at moves when an order changes status
 ORDERS = Source(
@@ -105,4 +105,58 @@ EMPLOYEES_CSV = Source(
     event_time="updated_at",
     landing="csv",
     max_rows=6,
+)
+
+# trips: NYC-taxi-style trip records; no trip id, and the same trip can be exported
+# twice (identical rows): a keyless table, compared as a multiset
+TRIPS = Source(
+    "src.trips",
+    columns={"vendor_id": "INTEGER", "pickup_at": "TIMESTAMP", "pu_location_id": "INTEGER", "fare_amount": "DECIMAL(10,2)"},
+    key=None,
+    event_time="pickup_at",
+    max_rows=8,
+)
+
+# tlc.trips: the same records as the TLC publishes them, one Parquet file per month
+# (run.landing/tlc/yellow_tripdata_2026-01.parquet), rewritten when late trips arrive
+TRIPS_MONTHLY = Source(
+    "tlc.trips",
+    columns={"vendor_id": "INTEGER", "pickup_at": "TIMESTAMP", "pu_location_id": "INTEGER", "fare_amount": "DECIMAL(10,2)"},
+    key=None,
+    event_time="pickup_at",
+    path="tlc/yellow_tripdata_{partition}.parquet",
+    max_rows=8,
+)
+
+# crm.customers: a CRM's full export, re-downloaded whole every day as one CSV
+# (run.landing/crm/customers.csv); no change timestamp: each export replaces the last
+CUSTOMER_EXPORT = Source(
+    "crm.customers",
+    columns={"customer_id": "BIGINT", "email": "VARCHAR", "city": "VARCHAR"},
+    key="customer_id",
+    snapshot=True,
+    path="crm/customers.csv",
+    max_rows=6,
+)
+
+# order_lines: an OLTP table keyed on (order_id, line_no); the keys are drawn so that
+# their parts collide when concatenated: (1, 11) and (11, 1) both read "111"
+ORDER_LINES = Source(
+    "src.order_lines",
+    columns={"order_id": "BIGINT", "line_no": "BIGINT", "quantity": "INTEGER", "updated_at": "TIMESTAMP"},
+    key=["order_id", "line_no"],
+    event_time="updated_at",
+    updates=False,  # a line, once written, does not change
+    values={"order_id": keys.concat_collisions(), "line_no": keys.concat_collisions()},
+    max_rows=6,
+)
+
+# fx_rates: a rates table the provider replaces whole every day (no change timestamp):
+# each run sees the current snapshot; rates vanish when a currency is dropped
+FX_RATES = Source(
+    "src.fx_rates",
+    columns={"currency": "VARCHAR", "rate": "DECIMAL(12,6)"},
+    key="currency",
+    snapshot=True,
+    max_rows=5,
 )

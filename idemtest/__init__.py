@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from .engine.model import Stats
     from .engine.search import replay, verify
     from .instrument import fault_point
-    from .spec import Schedule, Source, Spec, Target, Window, daily, every, hourly, windows
+    from .spec import Schedule, Source, Spec, Target, Window, daily, every, hourly, monthly, windows
 
 __all__ = [
     "BackendError",
@@ -64,6 +64,7 @@ __all__ = [
     "every",
     "fault_point",
     "hourly",
+    "monthly",
     "replay",
     "verify",
     "windows",
@@ -80,7 +81,7 @@ _LAZY: dict[str, str] = {
     "replay": "engine.search",
     "verify": "engine.search",
     "fault_point": "instrument",
-    **{n: "spec" for n in ("Schedule", "Source", "Spec", "Target", "Window", "daily", "every", "hourly", "windows")},
+    **{n: "spec" for n in ("Schedule", "Source", "Spec", "Target", "Window", "daily", "every", "hourly", "monthly", "windows")},
 }
 
 
@@ -100,6 +101,10 @@ for _name in __all__:
 
 
 def __getattr__(name: str) -> Any:
+    if name == "keys":  # a module of its own: idemtest.keys.autoincrement()
+        import importlib
+
+        return importlib.import_module("idemtest.keys")
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'idemtest' has no attribute {name!r}")
@@ -111,4 +116,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+    return sorted(set(globals()) | set(__all__) | {"keys"})

@@ -12,7 +12,7 @@
     │   ├── ForeignDatabaseError    the load connected to a database other than the sandbox
     │   └── OpenTransactionError    the load ended leaving a transaction open (never committed)
     └── CheckFailure                a check's verdict; carries .prop, .report, .diffs
-        ├── IdempotencyViolation    P1-P4 broken under a generated scenario
+        ├── IdempotencyViolation    P1-P5 broken under a generated scenario
         └── NonDeterminismError     P0: two clean runs differ, idempotency cannot be judged
 
     IdemtestWarning (UserWarning)   the check ran but may not see much (every target empty)
@@ -95,7 +95,7 @@ class OpenTransactionError(LoadError):
 
 class CheckFailure(IdemtestError):
     """A check's verdict against the pipeline: `prop` names the property
-    (P0-P4), `report` is the full text shown to the user, `diffs` the row diffs."""
+    (P0-P5), `report` is the full text shown to the user, `diffs` the row diffs."""
 
     prop: str = ""
 
@@ -111,7 +111,7 @@ class CheckFailure(IdemtestError):
 
 
 class IdempotencyViolation(CheckFailure):
-    """The pipeline broke a property (P1-P4) under a generated scenario.
+    """The pipeline broke a property (P1-P5) under a generated scenario (P5: or in the clean run itself).
 
     `scenario` is the minimal failing scenario, `attempts` what each run did,
     `saved` the JSON file that replays it."""

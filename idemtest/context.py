@@ -123,7 +123,9 @@ class RunContext:
 
     @property
     def landing(self) -> Path | None:
-        """The landing folder where file sources drop one file per arrival batch."""
+        """The sandbox's folder: file sources land there (per arrival batch, per
+        partition, or as one snapshot file; see Source(path=)), and Target(file=)
+        outputs are read from there. None when the spec declares no files."""
         return self._sandbox.landing
 
     def connect(self) -> Any:

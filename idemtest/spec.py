@@ -80,7 +80,10 @@ class Window:
 
     @property
     def partition(self) -> str:
-        """A stable partition label: the date for daily windows, the hour otherwise."""
+        """A stable partition label: the month for calendar-month windows (2026-06),
+        the date for daily windows, the hour otherwise."""
+        if _is_month(self.start, self.end):
+            return self.start.strftime("%Y-%m")
         if self.end - self.start >= timedelta(days=1) and self.start.time() == datetime.min.time():
             return self.start.date().isoformat()
         return self.start.isoformat(timespec="minutes")
@@ -89,14 +92,30 @@ class Window:
         return f"[{self.start.isoformat(sep=' ')} .. {self.end.isoformat(sep=' ')})"
 
 
+def _is_month(start: datetime, end: datetime) -> bool:
+    return start.day == 1 and start.time() == datetime.min.time() and end == _add_months(start, 1)
+
+
+def _add_months(t: datetime, n: int) -> datetime:
+    m = t.month - 1 + n
+    return t.replace(year=t.year + m // 12, month=m % 12 + 1)
+
+
 @dataclass(frozen=True)
 class Schedule:
-    """The windows a pipeline runs for, in order."""
+    """The windows a pipeline runs for, in order.
+
+    `run_delay`: how long after its window closes a run starts (a daily job at
+    02:00 runs 2h after midnight; a monthly job on the 5th, 4 days after the
+    month ends)."""
 
     windows: tuple[Window, ...]
     cadence: timedelta | None = None
+    run_delay: timedelta = timedelta(0)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.run_delay, timedelta) or self.run_delay < timedelta(0):
+            raise SpecError(f"run_delay={self.run_delay!r}: a run starts when its window closes or later; give 0 or a positive duration like '2h'")
         if not self.windows:
             raise SpecError("a schedule needs at least one window; use hourly(start, periods=N) with N >= 1")
         for w in self.windows:
@@ -119,15 +138,28 @@ class Schedule:
         if lateness <= timedelta(0):
             return self.windows
         step = self.cadence or (self.windows[-1].end - self.windows[-1].start)
+        monthly = self.cadence is None and all(_is_month(w.start, w.end) for w in self.windows)
         out = list(self.windows)
         while out[-1].end < self.end + lateness:
             last = out[-1]
-            out.append(Window(len(out), last.end, last.end + step, extra=True))
+            end = _add_months(last.end, 1) if monthly else last.end + step
+            out.append(Window(len(out), last.end, end, extra=True))
         return tuple(out)
 
 
-def every(start: datetime | date | str, step: timedelta | str, periods: int) -> Schedule:
-    """`periods` consecutive windows of length `step` from `start`."""
+def _delay(run_delay: timedelta | str | float | None, at: str | None, what: str) -> timedelta:
+    """run_delay= as a duration, or at='HH:MM' as the time of day a run starts."""
+    if at is not None:
+        m = re.fullmatch(r"\s*(\d{1,2}):(\d{2})\s*", at) if isinstance(at, str) else None
+        if m is None or int(m.group(1)) > 23 or int(m.group(2)) > 59:
+            raise SpecError(f"{what}(at={at!r}): the time of day a run starts is written 'HH:MM', e.g. at='02:00'")
+        return timedelta(hours=int(m.group(1)), minutes=int(m.group(2))) + (parse_duration(run_delay, "run_delay") if run_delay is not None else timedelta(0))
+    return parse_duration(run_delay, "run_delay") if run_delay is not None else timedelta(0)
+
+
+def every(start: datetime | date | str, step: timedelta | str, periods: int, run_delay: timedelta | str | float | None = None) -> Schedule:
+    """`periods` consecutive windows of length `step` from `start`; each runs
+    `run_delay` after it closes (default: as it closes)."""
     if not isinstance(periods, int) or isinstance(periods, bool) or periods < 1:
         raise SpecError(f"periods={periods!r}: a schedule needs a whole number of windows >= 1")
     if periods > MAX_WINDOWS:
@@ -140,24 +172,39 @@ def every(start: datetime | date | str, step: timedelta | str, periods: int) -> 
     if delta <= timedelta(0):
         raise SpecError(f"step={step!r}: windows need a positive length")
     return Schedule(
-        tuple(Window(i, begin + i * delta, begin + (i + 1) * delta) for i in range(periods)), delta
+        tuple(Window(i, begin + i * delta, begin + (i + 1) * delta) for i in range(periods)), delta, _delay(run_delay, None, "every")
     )
 
 
-def hourly(start: datetime | date | str, periods: int = 6) -> Schedule:
+def hourly(start: datetime | date | str, periods: int = 6, run_delay: timedelta | str | float | None = None) -> Schedule:
     """Hourly windows, like an Airflow `@hourly` DAG."""
-    return every(start, timedelta(hours=1), periods)
+    return every(start, timedelta(hours=1), periods, run_delay)
 
 
-def daily(start: datetime | date | str, periods: int = 5) -> Schedule:
-    """Daily windows, like an Airflow `@daily` DAG."""
-    return every(start, timedelta(days=1), periods)
+def daily(start: datetime | date | str, periods: int = 5, at: str | None = None, run_delay: timedelta | str | float | None = None) -> Schedule:
+    """Daily windows, like an Airflow `@daily` DAG; `at="02:00"`: each day's run
+    starts at 02:00 the next day (cron `0 2 * * *`)."""
+    sched = every(start, timedelta(days=1), periods)
+    return replace(sched, run_delay=_delay(run_delay, at, "daily"))
 
 
-def windows(bounds: Iterable[tuple[datetime | date | str, datetime | date | str]]) -> Schedule:
+def monthly(start: datetime | date | str, periods: int = 3, day: int = 1, at: str | None = None) -> Schedule:
+    """Calendar-month windows from the month of `start`; `day=5`: each month's
+    run starts on the 5th of the next month (cron `0 0 5 * *`), at `at` ('HH:MM')."""
+    if not isinstance(periods, int) or isinstance(periods, bool) or not 1 <= periods <= MAX_WINDOWS:
+        raise SpecError(f"periods={periods!r}: a schedule needs a whole number of windows from 1 to {MAX_WINDOWS}")
+    if not isinstance(day, int) or isinstance(day, bool) or not 1 <= day <= 28:
+        raise SpecError(f"monthly(day={day!r}): the day of the month a run starts must be a whole number from 1 to 28 (every month has it)")
+    begin = parse_time(start, "start")
+    first = datetime(begin.year, begin.month, 1)
+    wins = tuple(Window(i, _add_months(first, i), _add_months(first, i + 1)) for i in range(periods))
+    return Schedule(wins, None, timedelta(days=day - 1) + _delay(None, at, "monthly"))
+
+
+def windows(bounds: Iterable[tuple[datetime | date | str, datetime | date | str]], run_delay: timedelta | str | float | None = None) -> Schedule:
     """An explicit list of (start, end) windows."""
     items = [(parse_time(a, "start"), parse_time(b, "end")) for a, b in bounds]
-    return Schedule(tuple(Window(i, a, b) for i, (a, b) in enumerate(items)))
+    return Schedule(tuple(Window(i, a, b) for i, (a, b) in enumerate(items)), None, _delay(run_delay, None, "windows"))
 
 
 def _names(key: str | Sequence[str] | None) -> tuple[str, ...]:
@@ -214,29 +261,74 @@ def _check_table_name(name: str, what: str) -> None:
         raise SpecError(f"{what} table {name!r} is not a plain table name; write it as 'table' or 'schema.table'")
 
 
+class _Required:
+    """The default of Source(key=): a key must be named, or declared absent with key=None."""
+
+    def __repr__(self) -> str:
+        return "<required>"
+
+
+_REQUIRED: Any = _Required()
+
+#: landing formats, and the file suffixes that name them
+FORMATS: dict[str, str] = {".csv": "csv", ".parquet": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
+
+
+def file_format(path: str) -> str | None:
+    """The landing format a file name's suffix names ('trips_{partition}.parquet' -> 'parquet')."""
+    low = path.lower()
+    return next((fmt for suffix, fmt in FORMATS.items() if low.endswith(suffix)), None)
+
+
+def _check_path(path: Any, owner: str, what: str, example: str) -> None:
+    """A relative file pattern inside the sandbox's folder (run.landing)."""
+    _check_str(path, owner, what, example)
+    parts = str(path).replace("\\", "/").split("/")
+    if str(path).startswith(("/", "~")) or ":" in parts[0] or ".." in parts:
+        raise SpecError(f"{owner}: {what}={path!r} must be relative to the sandbox's folder (run.landing), without '..'; write e.g. {what}={example}")
+    if file_format(str(path)) is None:
+        raise SpecError(f"{owner}: {what}={path!r} must end in .csv, .parquet or .jsonl (the suffix says the format), e.g. {what}={example}")
+    bad = [f for f in re.findall(r"\{([^}]*)\}", str(path)) if f != "partition"]
+    if bad:
+        raise SpecError(f"{owner}: {what}={path!r} uses {{{bad[0]}}}; the only placeholder is {{partition}} (the window's label, e.g. 2026-06-01)")
+
+
 @dataclass(frozen=True)
 class Source:
-    """A source table whose rows idemtest generates.
+    """A source table (or landing file) whose rows idemtest generates.
 
-    `updates=True`: keys receive newer versions over time (an OLTP table whose
-    event-time column moves); `append_only=True`: every version stays as a row
-    (an event log). `landing="csv"|"parquet"|"jsonl"`: the rows arrive as files
-    in `run.landing/<table>/` instead of a sandbox table.
+    `key=None`: the table has no key (taxi trips, log lines); rows are a
+    multiset and identical rows may occur. `updates=True`: keys receive newer
+    versions over time (an OLTP table whose event-time column moves);
+    `append_only=True`: every version stays as a row (an event log).
+    `snapshot=True`: no event time; each arrival replaces the whole content
+    (a full export re-downloaded every day). `landing="csv"|"parquet"|"jsonl"`:
+    the rows arrive as files under `run.landing` instead of a sandbox table —
+    one file per arrival batch in `<table>/`, or as `path=` says: a pattern
+    with `{partition}` is one file per window (rewritten when late rows
+    arrive), a plain name is one file holding the current state.
     """
 
     table: str
     columns: Mapping[str, str]
-    key: str | Sequence[str]
-    event_time: str
+    key: str | Sequence[str] | None = _REQUIRED
+    event_time: str | None = None
     updates: bool = True
     append_only: bool = False
     max_rows: int = 12
-    values: Mapping[str, Any] = field(default_factory=dict)  # column -> Hypothesis strategy
+    values: Mapping[str, Any] = field(default_factory=dict)  # column -> Hypothesis strategy or idemtest.keys shape
     landing: Literal["csv", "parquet", "jsonl"] | None = None
+    snapshot: bool = False
+    path: str | None = None
 
     @property
     def keys(self) -> tuple[str, ...]:
-        return _names(self.key)
+        return _names(None if self.key is _REQUIRED else self.key)
+
+    @property
+    def per_partition(self) -> bool:
+        """A landing file per window (path= holds {partition})."""
+        return self.path is not None and "{partition}" in self.path
 
     def __post_init__(self) -> None:
         _check_table_name(self.table, "source")
@@ -248,10 +340,30 @@ class Source:
         for c, t in self.columns.items():
             if not isinstance(c, str) or not c.strip() or not isinstance(t, str) or not t.strip():
                 raise SpecError(f"{owner}: column {c!r}: {t!r} — columns= maps column names to SQL type names, e.g. {{'amount': 'DECIMAL(12,2)'}}")
+        if self.key is _REQUIRED or (isinstance(self.key, (list, tuple)) and not self.key):
+            raise SpecError(
+                f"{owner} needs key= (the column(s) identifying a row), e.g. key='order_id'; "
+                "a table without one (taxi trips, log lines) declares key=None and its rows are compared as a multiset"
+            )
         _check_names(self.key, owner, "key", "'order_id' or ['order_id', 'line_no']")
-        _check_str(self.event_time, owner, "event_time", "'updated_at'")
+        _check_bool(self.snapshot, owner, "snapshot")
+        if self.event_time is None:
+            if not self.snapshot:
+                raise SpecError(
+                    f"{owner} needs event_time= (the TIMESTAMP or DATE column saying when a row happened), e.g. event_time='updated_at'; "
+                    "a source without one, read whole on every run (a daily full export), declares snapshot=True"
+                )
+        else:
+            _check_str(self.event_time, owner, "event_time", "'updated_at'")
+            if self.snapshot:
+                raise SpecError(
+                    f"{owner}: snapshot=True has no event time (each arrival replaces the whole content), but event_time={self.event_time!r} is given; "
+                    "drop event_time= (the column is still generated like any other), or drop snapshot=True"
+                )
         _check_bool(self.updates, owner, "updates")
         _check_bool(self.append_only, owner, "append_only")
+        if self.snapshot and self.append_only:
+            raise SpecError(f"{owner}: snapshot=True replaces the whole content on every arrival, append_only=True keeps every row; declare one of them")
         if not isinstance(self.max_rows, int) or isinstance(self.max_rows, bool):
             raise SpecError(f"{owner}: max_rows={self.max_rows!r} must be a whole number between 1 and 10000")
         if not isinstance(self.values, Mapping):
@@ -260,15 +372,28 @@ class Source:
         for k in self.keys:
             if k not in self.columns:
                 raise SpecError(f"Source({self.table!r}): key column {k!r} is not among its columns {cols}; add it to columns= or fix key=")
-        if not self.keys:
-            raise SpecError(f"Source({self.table!r}) needs key= (the column(s) identifying a row)")
-        if self.event_time not in self.columns:
-            raise SpecError(f"Source({self.table!r}): event_time column {self.event_time!r} is not among its columns {cols}")
-        if "TIME" not in str(self.columns[self.event_time]).upper() and "DATE" not in str(self.columns[self.event_time]).upper():
-            raise SpecError(f"Source({self.table!r}): event_time column {self.event_time!r} has type {self.columns[self.event_time]!r}; it must be a TIMESTAMP or DATE column")
+        if self.event_time is not None:
+            if self.event_time not in self.columns:
+                raise SpecError(f"Source({self.table!r}): event_time column {self.event_time!r} is not among its columns {cols}")
+            if "TIME" not in str(self.columns[self.event_time]).upper() and "DATE" not in str(self.columns[self.event_time]).upper():
+                raise SpecError(f"Source({self.table!r}): event_time column {self.event_time!r} has type {self.columns[self.event_time]!r}; it must be a TIMESTAMP or DATE column")
+        from .keys import KeyShape
+
         for c, strategy in self.values.items():
             if c not in self.columns:
                 raise SpecError(f"Source({self.table!r}): values= names column {c!r}, which is not among its columns {cols}")
+            if isinstance(strategy, KeyShape):
+                if c not in self.keys:
+                    raise SpecError(
+                        f"Source({self.table!r}): values[{c!r}]={strategy!r} shapes keys, but {c!r} is not a key column (key={list(self.keys)}); "
+                        "use it on a key column, or a Hypothesis strategy for other columns"
+                    )
+                if strategy.name == "concat_collisions" and len(self.keys) < 2:
+                    raise SpecError(f"Source({self.table!r}): keys.concat_collisions() needs a composite key (key=['a', 'b']) and is given to each of its columns")
+                strategy.value(1, 0, str(self.columns[c]))  # a string shape on an integer column names the fix now
+                continue
+            if c == self.event_time:
+                raise SpecError(f"Source({self.table!r}): values= names the event_time column {c!r}; its values come from the schedule (drop it from values=)")
             if not _is_strategy(strategy):
                 raise SpecError(
                     f"Source({self.table!r}): values[{c!r}]={strategy!r} is not a Hypothesis strategy; "
@@ -276,16 +401,32 @@ class Source:
                 )
         if not 1 <= self.max_rows <= 10_000:
             raise SpecError(f"Source({self.table!r}): max_rows={self.max_rows} must be between 1 and 10000")
+        if self.path is not None:
+            _check_path(self.path, owner, "path", "'trips/trips_{partition}.parquet'")
+            fmt = file_format(self.path)
+            if self.landing is None:
+                object.__setattr__(self, "landing", fmt)
+            elif self.landing != fmt:
+                raise SpecError(f"Source({self.table!r}): landing={self.landing!r} but path={self.path!r} names a {fmt} file; make them agree (or drop landing=: the suffix says it)")
+            if self.per_partition and self.snapshot:
+                raise SpecError(
+                    f"Source({self.table!r}): path={self.path!r} splits rows by {{partition}}, but a snapshot source has no event time to split by; "
+                    "use one file (path='customers.csv'), or declare event_time= instead of snapshot=True"
+                )
         if self.landing not in (None, "csv", "parquet", "jsonl"):
             raise SpecError(f"Source({self.table!r}): landing={self.landing!r}; use 'csv', 'parquet' or 'jsonl'")
 
 
 @dataclass(frozen=True)
 class Target:
-    """A table (or query) the load writes, compared against the clean run.
+    """A table, query or output file the load writes, compared against the clean run.
 
     `atomic=True` opts in to P4: concurrent readers must see each `partition_by`
-    partition either as before a run or as after it.
+    partition either as before a run or as after it. `file="out/x_{partition}.csv"`:
+    the target is the rows of the files the load writes under `run.landing`
+    (`{partition}` and `*` match any), read as CSV, Parquet or JSONL by suffix.
+    `expected="SELECT ... FROM src.orders"`: what the target should hold once
+    every source row has arrived (P5, checked after the clean run and every scenario).
     """
 
     table: str
@@ -294,6 +435,8 @@ class Target:
     query: str | None = None
     atomic: bool = False
     partition_by: str | None = None
+    file: str | None = None
+    expected: str | None = None
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -304,12 +447,19 @@ class Target:
         return self.table
 
     def __post_init__(self) -> None:
-        if self.query is None:
+        if self.query is not None and self.file is not None:
+            raise SpecError(f"Target({self.table!r}) gives both query= and file=; a target is a table, a query or files — declare two targets")
+        if self.query is None and self.file is None:
             _check_table_name(self.table, "target")
-        else:
+        elif self.query is not None:
             _check_str(self.table, "Target(query=...)", "table", "'current_customers' (a label for the query)")
             _check_str(self.query, f"Target({self.table!r})", "query", "'SELECT * FROM dim WHERE is_current'")
+        else:
+            _check_str(self.table, "Target(file=...)", "table", "'revenue_csv' (a label for the files)")
+            _check_path(self.file, f"Target({self.table!r})", "file", "'out/revenue_{partition}.csv'")
         owner = f"Target({self.table!r})"
+        if self.expected is not None:
+            _check_str(self.expected, owner, "expected", "'SELECT order_id, amount FROM src.orders'")
         _check_names(self.key, owner, "key", "'order_id' or ['order_id', 'line_no']")
         if isinstance(self.ignore, str):
             object.__setattr__(self, "ignore", (self.ignore,))
@@ -346,6 +496,7 @@ class Spec:
     concurrency: Concurrency
     name: str | None
     crash: CrashMode
+    run_delay: timedelta
     #: DSNs / DuckDB paths of databases other than the sandbox the load may connect to
     #: during a run (a source it only reads); any other is refused with ForeignDatabaseError
     allow_foreign: tuple[str, ...] = field(default=(), repr=False)  # a DSN may hold a password
@@ -371,6 +522,7 @@ class Spec:
         base_dir: Path | str | None = None,
         crash: CrashMode = "raise",
         allow_foreign: Iterable[str] = (),
+        run_delay: timedelta | str | float | None = None,
     ) -> None:
         put = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 - frozen dataclass
         put("sources", _as_items(sources, "sources", Source))
@@ -391,6 +543,11 @@ class Spec:
         put("exercise", frozenset(exercise))
         put("concurrency", concurrency)
         put("name", name)
+        # Spec(run_delay=) wins over the schedule's own (daily(at="02:00"), monthly(day=5))
+        if run_delay is not None:
+            put("run_delay", parse_duration(run_delay, "run_delay"))
+        else:
+            put("run_delay", schedule.run_delay if isinstance(schedule, Schedule) else timedelta(0))
         put("base_dir", Path(base_dir) if base_dir is not None else None)
         put("crash", crash)
         if isinstance(allow_foreign, str):
@@ -412,6 +569,8 @@ class Spec:
             raise SpecError(f"max_lateness={self.max_lateness}: data cannot arrive before it happens; give 0 or a positive duration like '2h'")
         if self.retry_delay < timedelta(0):
             raise SpecError(f"retry_delay={self.retry_delay}: a retry cannot run before the failure; give 0 or a positive duration like '5m'")
+        if self.run_delay < timedelta(0):
+            raise SpecError(f"run_delay={self.run_delay}: a run cannot start before its window closes; give 0 or a positive duration like '2h' (a daily job at 02:00) or '4d' (a monthly job on the 5th)")
         if self.timeout <= timedelta(0):
             raise SpecError(f"timeout={self.timeout}: a run needs a positive time limit, e.g. timeout='30s'")
         if self.setup is not None and not isinstance(self.setup, (str, Path)) and not callable(self.setup):
@@ -476,16 +635,22 @@ class Spec:
     def all_windows(self) -> tuple[Window, ...]:
         return self.schedule.with_tail(self.max_lateness)
 
+    def run_time(self, window: Window) -> datetime:
+        """When the nominal run of `window` starts: as it closes, plus `run_delay`."""
+        return window.end + self.run_delay
+
     def fingerprint(self) -> str:
         """A short digest of what shapes generated data, stored with saved failures."""
         import hashlib
 
         text = repr(
             (
-                [(s.table, sorted(s.columns.items()), s.keys, s.event_time, s.updates, s.append_only, s.landing) for s in self.sources],
-                [(t.table, t.keys, tuple(t.ignore), t.query) for t in self.targets],
+                [(s.table, sorted(s.columns.items()), s.keys, s.event_time, s.updates, s.append_only, s.landing)
+                 + ((s.snapshot, s.path, sorted((c, repr(v)) for c, v in s.values.items() if c in s.keys)) if s.snapshot or s.path or not s.keys or set(s.values) & set(s.keys) else ())
+                 for s in self.sources],
+                [(t.table, t.keys, tuple(t.ignore), t.query) + ((t.file,) if t.file else ()) for t in self.targets],
                 [(w.start.isoformat(), w.end.isoformat()) for w in self.schedule.windows],
-                str(self.max_lateness),
+                str(self.max_lateness) + (f" +{self.run_delay}" if self.run_delay else ""),
             )
         )
         return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import strategies as st
 
 import idemtest
-from idemtest import Source, Spec, Target, daily, every, hourly, windows
+from idemtest import Source, Spec, Target, daily, every, hourly, keys, monthly, windows
 from idemtest.spec import parse_duration, parse_time
 
 COLS = {"order_id": "BIGINT", "amount": "DOUBLE", "updated_at": "TIMESTAMP"}
@@ -54,7 +54,8 @@ DECLARATIONS: list[tuple[str, Callable[[], Any], type[Exception], str]] = [
     ("key not a column", lambda: src(key="id"), idemtest.SpecError, r"key column 'id' is not among its columns"),
     ("key missing", lambda: src(key=[]), idemtest.SpecError, r"needs key="),
     ("event_time not a column", lambda: src(event_time="ts"), idemtest.SpecError, r"event_time column 'ts' is not among"),
-    ("event_time not a string", lambda: src(event_time=None), idemtest.SpecError, r"event_time=None must be a non-empty string"),
+    ("event_time not a string", lambda: src(event_time=7), idemtest.SpecError, r"event_time=7 must be a non-empty string"),
+    ("event_time missing", lambda: src(event_time=None), idemtest.SpecError, r"needs event_time= .* declares snapshot=True"),
     ("event_time not a time", lambda: src(event_time="amount"), idemtest.SpecError, r"must be a TIMESTAMP or DATE column"),
     ("updates not a bool", lambda: src(updates="yes"), idemtest.SpecError, r"updates='yes' must be True or False"),
     ("append_only not a bool", lambda: src(append_only=1), idemtest.SpecError, r"append_only=1 must be True or False"),
@@ -115,6 +116,33 @@ DECLARATIONS: list[tuple[str, Callable[[], Any], type[Exception], str]] = [
     ("windows empty", lambda: windows([]), idemtest.SpecError, r"at least one window"),
     ("duration unit unknown", lambda: parse_duration("5 fortnights"), idemtest.SpecError, r"is not a duration"),
     ("time of a wrong type", lambda: parse_time(3.5), idemtest.SpecError, r"is not a time"),
+    # keyless, snapshot and file sources, key shapes (issue 13)
+    ("key not given", lambda: Source("src.orders", COLS, event_time="updated_at"), idemtest.SpecError, r"needs key= .*declares key=None and its rows are compared as a multiset"),
+    ("snapshot with an event_time", lambda: src(snapshot=True), idemtest.SpecError, r"snapshot=True has no event time .* drop event_time="),
+    ("snapshot and append_only", lambda: src(event_time=None, snapshot=True, append_only=True), idemtest.SpecError, r"snapshot=True replaces the whole content .* declare one of them"),
+    ("snapshot not a bool", lambda: src(event_time=None, snapshot="yes"), idemtest.SpecError, r"snapshot='yes' must be True or False"),
+    ("values on the event_time column", lambda: src(values={"updated_at": st.just(None)}), idemtest.SpecError, r"names the event_time column 'updated_at'; its values come from the schedule"),
+    ("key shape on a column that is no key", lambda: src(values={"amount": keys.autoincrement()}), idemtest.SpecError, r"shapes keys, but 'amount' is not a key column"),
+    ("concat_collisions on a one-column key", lambda: src(values={"order_id": keys.concat_collisions()}), idemtest.SpecError, r"needs a composite key"),
+    ("string key shape on an integer key", lambda: src(values={"order_id": keys.with_separators()}), idemtest.SpecError, r"keys.with_separators\(\) makes string keys; declare the key column as VARCHAR, not 'BIGINT'"),
+    ("path absolute", lambda: src(path="/data/orders.csv"), idemtest.SpecError, r"path='/data/orders.csv' must be relative to the sandbox's folder"),
+    ("path climbing out", lambda: src(path="../orders.csv"), idemtest.SpecError, r"without '..'"),
+    ("path of an unknown format", lambda: src(path="orders_{partition}.xlsx"), idemtest.SpecError, r"must end in .csv, .parquet or .jsonl"),
+    ("path with an unknown placeholder", lambda: src(path="orders_{ds}.csv"), idemtest.SpecError, r"uses \{ds\}; the only placeholder is \{partition\}"),
+    ("path and landing disagree", lambda: src(path="orders.csv", landing="parquet"), idemtest.SpecError, r"landing='parquet' but path='orders.csv' names a csv file"),
+    ("snapshot split by partition", lambda: src(event_time=None, snapshot=True, path="o_{partition}.csv"), idemtest.SpecError, r"a snapshot source has no event time to split by"),
+    # file targets and references
+    ("target file and query", lambda: Target("out", query="SELECT 1", file="out.csv"), idemtest.SpecError, r"gives both query= and file="),
+    ("target file of an unknown format", lambda: Target("out", file="out/x.txt"), idemtest.SpecError, r"file='out/x.txt' must end in .csv, .parquet or .jsonl"),
+    ("target file absolute", lambda: Target("out", file="/tmp/x.csv"), idemtest.SpecError, r"must be relative to the sandbox's folder"),
+    ("target expected empty", lambda: Target("analytics.orders", expected=""), idemtest.SpecError, r"expected='' must be a non-empty string"),
+    # run delay
+    ("run_delay negative", lambda: spec(run_delay="-1h"), idemtest.SpecError, r"run_delay=.*is not a duration|a run cannot start before its window closes"),
+    ("run_delay negative timedelta", lambda: spec(run_delay=timedelta(hours=-1)), idemtest.SpecError, r"a run cannot start before its window closes"),
+    ("daily at a bad time", lambda: daily("2026-06-01", 3, at="2am"), idemtest.SpecError, r"daily\(at='2am'\): the time of day a run starts is written 'HH:MM'"),
+    ("daily at 25:00", lambda: daily("2026-06-01", 3, at="25:00"), idemtest.SpecError, r"written 'HH:MM'"),
+    ("monthly on the 31st", lambda: monthly("2026-01-01", 3, day=31), idemtest.SpecError, r"monthly\(day=31\): .* from 1 to 28"),
+    ("monthly with zero periods", lambda: monthly("2026-01-01", 0), idemtest.SpecError, r"periods=0"),
     # the decorator
     ("check without a Spec", lambda: idemtest.check("spec"), idemtest.SpecError, r"@idemtest.check expects an idemtest.Spec"),
     ("check with examples zero", lambda: idemtest.check(spec(), examples=0), idemtest.SpecError, r"examples=0 must be a whole number >= 1"),
@@ -159,6 +187,8 @@ RUNS: list[tuple[str, dict[str, Any], type[Exception], str]] = [
     ("load with two parameters", dict(load=two_args), idemtest.SpecError, r"has the wrong signature: idemtest calls it with one argument"),
     ("load not callable", dict(load="ok"), idemtest.SpecError, r"the load must be a function taking the run context"),
     ("load drops its target", dict(load=drops_its_target), idemtest.LoadError, r"target analytics.orders cannot be read after the clean run .*the load must leave its targets in place"),
+    ("expected query broken", dict(spec=spec(targets=[Target("analytics.orders", key="order_id", expected="SELECT * FROM src.no_such_table")])), idemtest.SpecError, r"Target\('analytics.orders'\): the expected= query fails on the sandbox after setup: .*no_such_table"),
+    ("expected query with a column the target lacks", dict(spec=spec(targets=[Target("analytics.orders", key="order_id", expected="SELECT order_id, amount AS amt FROM src.orders")])), idemtest.SpecError, r"the expected= query returns column\(s\) \['amt'\] that the target does not have"),
     ("setup file missing", dict(spec=spec(setup="no such schema.sql")), idemtest.SpecError, r"setup='no such schema.sql': no such file"),
     ("setup SQL broken", dict(spec=spec(setup="CREAT TABLE x(a INT)")), idemtest.SetupError, r"setup SQL failed on duckdb"),
     ("setup callable raising", dict(spec=spec(setup=lambda conn: 1 / 0)), idemtest.SetupError, r"setup callable .* raised ZeroDivisionError"),

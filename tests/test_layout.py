@@ -20,7 +20,7 @@ PACKAGE = Path(idemtest.__file__).resolve().parent
 # lowest first: a module may import its own layer or lower ones, never higher
 LAYERS: list[tuple[str, ...]] = [
     ("idemtest._defaults", "idemtest._json", "idemtest._errors", "idemtest._extras"),
-    ("idemtest.spec",),
+    ("idemtest.spec", "idemtest.keys"),
     ("idemtest.engine", "idemtest.engine.model", "idemtest.engine.diff", "idemtest.engine.clock"),
     ("idemtest.instrument",),
     ("idemtest.sandbox",),  # and everything below it

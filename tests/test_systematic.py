@@ -270,6 +270,8 @@ def test_every_buggy_example_is_caught_at_the_default_examples(example: Any, tmp
     name, spec, load, _ = example
     with pytest.raises(idemtest.IdempotencyViolation) as info:
         idemtest.verify(spec, load, failures_dir=tmp_path)  # examples: the default, 50
+    if info.value.prop == "P5" and "found by the clean run itself" in info.value.report:
+        return  # wrong without any fault: the reference oracle catches it before the pass starts
     m = re.search(r"found by the systematic pass: single-fault scenario (\d+) of (\d+)", info.value.report)
     assert m, info.value.report
     assert int(m.group(1)) <= 25, f"{name} needed {m.group(1)} single-fault scenarios"

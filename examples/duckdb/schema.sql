@@ -138,3 +138,31 @@ CREATE TABLE analytics.event_loads (
     package      VARCHAR,
     rows         BIGINT
 );
+-- trips: taxi trip records without a key (identical rows occur)
+CREATE TABLE src.trips (
+    vendor_id      INTEGER,
+    pickup_at      TIMESTAMP,
+    pu_location_id INTEGER,
+    fare_amount    DECIMAL(10, 2)
+);
+CREATE TABLE analytics.trips (
+    vendor_id      INTEGER,
+    pickup_at      TIMESTAMP,
+    pu_location_id INTEGER,
+    fare_amount    DECIMAL(10, 2)
+);
+-- order_lines: keyed on (order_id, line_no)
+CREATE TABLE src.order_lines (
+    order_id   BIGINT,
+    line_no    BIGINT,
+    quantity   INTEGER,
+    updated_at TIMESTAMP
+);
+CREATE TABLE analytics.order_lines (
+    _sdc_primary_key VARCHAR,
+    order_id         BIGINT,
+    line_no          BIGINT,
+    quantity         INTEGER,
+    updated_at       TIMESTAMP
+);
+-- analytics.monthly_trips and analytics.crm_customers are created by their loads (CREATE TABLE IF NOT EXISTS / CREATE OR REPLACE)

@@ -11,11 +11,20 @@ from __future__ import annotations
 import pytest
 
 import idemtest
-from idemtest import Spec, Target, daily, hourly
+from idemtest import Spec, Target, daily, hourly, monthly
 
-from ..sources import CUSTOMERS, EVENTS, ORDERS, PAYMENTS
+from ..sources import (
+    CUSTOMER_EXPORT,
+    CUSTOMERS,
+    EVENTS,
+    ORDER_LINES,
+    ORDERS,
+    PAYMENTS,
+    TRIPS,
+    TRIPS_MONTHLY,
+)
 from . import SCHEMA as SETUP
-from .pipelines import customers, events, orders, payments, pooled, revenue
+from .pipelines import crm, customers, events, order_lines, orders, payments, pooled, revenue, trips
 
 
 def caught(bug: str):
@@ -268,3 +277,106 @@ def test_pool_appends_then_records_the_load(run):
     import duckdb
 
     pooled.append_jobs_then_record(lambda: duckdb.connect(run.path), run.window.start, run.window.end)
+
+
+# --- what real pipelines declare: keyless, snapshot and file sources, file outputs, run delay
+
+
+keyless_spec = Spec(
+    name="append_trip_window",
+    setup=SETUP,
+    dialect="duckdb",
+    sources=[TRIPS],  # key=None: no trip id
+    targets=[Target("analytics.trips")],  # no key: compared as a multiset
+    schedule=hourly("2026-06-01", periods=3),
+)
+
+
+@caught("1 keyless append under retry: dlt-hub/dlt#971, dlt-hub/dlt#4052 (P1)")
+@idemtest.check(keyless_spec)
+def test_keyless_trips_appended(run):
+    trips.append_trip_window(run.conn, run.window.start, run.window.end)
+
+
+double_load_spec = Spec(
+    name="append_with_lookback",
+    setup=SETUP,
+    dialect="duckdb",
+    sources=[TRIPS],
+    # the reference: every source trip once — the clean run itself loads each twice
+    targets=[Target("analytics.trips", expected="SELECT * FROM src.trips")],
+    schedule=hourly("2026-06-01", periods=3),
+)
+
+
+@caught("16 clock-relative lookback appended, double-loads in one clean pass: dbt-labs/dbt-core#10867 (P5)")
+@idemtest.check(double_load_spec)
+def test_lookback_append_double_loads(run):
+    trips.append_with_lookback(run.conn)
+
+
+run_date_spec = Spec(
+    name="load_current_month_file",
+    setup=SETUP,
+    dialect="duckdb",
+    sources=[TRIPS_MONTHLY],
+    targets=[Target("analytics.monthly_trips")],  # created by the load
+    schedule=monthly("2026-01-01", periods=3, day=5),
+    max_lateness="4d",
+    concurrency="none",
+)
+
+
+@caught("9 file named from the run date, not the window (a job run on the 5th): CityofPittsburgh/data-rivers PR 266 (P1)")
+@idemtest.check(run_date_spec)
+def test_monthly_file_named_from_run_date(run):
+    trips.load_current_month_file(run.conn, run.landing)
+
+
+crm_upsert_spec = Spec(
+    name="upsert_from_export",
+    setup=SETUP,
+    dialect="duckdb",
+    sources=[CUSTOMER_EXPORT],  # snapshot=True: a customer gone from the export is deleted upstream
+    targets=[Target("analytics.crm_customers", key="customer_id")],
+    schedule=daily("2026-06-01", periods=3, at="02:00"),
+)
+
+
+@caught("17 full export merged by key keeps deleted rows: dbt-labs/dbt-core#249 (P1)")
+@idemtest.check(crm_upsert_spec)
+def test_snapshot_export_upserted(run):
+    crm.upsert_from_export(run.conn, run.landing)
+
+
+streaming_export_spec = Spec(
+    name="export_trips_csv_streaming",
+    setup=SETUP,
+    dialect="duckdb",
+    sources=[TRIPS],
+    targets=[Target("trip_exports", file="out/trips_{partition}.csv", atomic=True, partition_by="pickup_date")],
+    schedule=daily("2026-06-01", periods=3, at="01:00"),
+    exercise={"duplicate"},  # P4 shows on any run; no fault is needed
+)
+
+
+@caught("18 output file written in place, read half-written: dagster-io/dagster#21278 (P4)")
+@idemtest.check(streaming_export_spec)
+def test_csv_export_streamed_in_place(run):
+    trips.export_trips_csv_streaming(run.conn, run.landing, run.partition)
+
+
+concat_key_spec = Spec(
+    name="singer_concatenated_key",
+    setup=SETUP,
+    dialect="duckdb",
+    sources=[ORDER_LINES],  # keys.concat_collisions(): (1, 11) and (11, 1)
+    targets=[Target("analytics.order_lines", key=["order_id", "line_no"], expected="SELECT * FROM src.order_lines", ignore=["_sdc_primary_key"])],
+    schedule=hourly("2026-06-01", periods=3),
+)
+
+
+@caught("19 composite key concatenated without a separator: MeltanoLabs/target-postgres PR 446 (P5)")
+@idemtest.check(concat_key_spec)
+def test_singer_concatenated_composite_key(run):
+    order_lines.upsert_lines_concatenated_key(run.conn, run.window.start, run.window.end)

@@ -8,11 +8,11 @@ out-of-order catch-up and two runs at once.
 from __future__ import annotations
 
 import idemtest
-from idemtest import Spec, Target, daily, hourly
+from idemtest import Spec, Target, daily, hourly, monthly
 
-from ..sources import EVENTS, ORDERS, PAYMENTS
+from ..sources import CUSTOMER_EXPORT, EVENTS, ORDER_LINES, ORDERS, PAYMENTS, TRIPS, TRIPS_MONTHLY
 from . import SCHEMA as SETUP
-from .pipelines import events, orders, payments, pooled, revenue
+from .pipelines import crm, events, order_lines, orders, payments, pooled, revenue, trips
 
 # (a) MERGE with a lookback on an event-time watermark
 merge_orders_spec = Spec(
@@ -116,3 +116,84 @@ def test_job_wrapper_that_waits_on_a_killed_job(run):
     import duckdb
 
     pooled.run_jobs_in_wrapper(lambda: duckdb.connect(run.path), run.window.start, run.window.end)
+
+
+# --- what real pipelines declare: keyless, snapshot and file sources, file outputs, run delay
+
+trips_spec = Spec(
+    name="replace_trip_window",
+    setup=SETUP,
+    dialect="duckdb",
+    sources=[TRIPS],  # key=None: no trip id; identical trips occur
+    targets=[Target("analytics.trips", expected="SELECT * FROM src.trips")],  # compared as a multiset, and against the source
+    schedule=hourly("2026-06-01", periods=3),
+)
+
+
+@idemtest.check(trips_spec)
+def test_keyless_trips_window_replaced(run):
+    trips.replace_trip_window(run.conn, run.window.start, run.window.end)
+
+
+monthly_spec = Spec(
+    name="load_month_file",
+    setup=SETUP,
+    dialect="duckdb",
+    sources=[TRIPS_MONTHLY],  # one Parquet file per month, rewritten as late trips land
+    # the load creates analytics.monthly_trips itself (CREATE TABLE IF NOT EXISTS)
+    targets=[Target("analytics.monthly_trips")],
+    schedule=monthly("2026-01-01", periods=3, day=5),  # runs on the 5th for the month before
+    max_lateness="4d",  # trips land up to 4 days late: all in the file by the 5th
+    concurrency="none",  # keyless: two runs at once cannot be told apart from a double load
+)
+
+
+@idemtest.check(monthly_spec)
+def test_monthly_parquet_file_run_on_the_5th(run):
+    trips.load_month_file(run.conn, run.landing, run.window.start, run.window.end, run.partition)
+
+
+crm_spec = Spec(
+    name="replace_from_export",
+    setup=SETUP,
+    dialect="duckdb",
+    sources=[CUSTOMER_EXPORT],  # snapshot=True: each day's export replaces the last
+    targets=[Target("analytics.crm_customers", key="customer_id")],  # created by the load (CREATE OR REPLACE)
+    schedule=daily("2026-06-01", periods=3, at="02:00"),
+)
+
+
+@idemtest.check(crm_spec)
+def test_snapshot_file_replaces_table(run):
+    crm.replace_from_export(run.conn, run.landing)
+
+
+export_spec = Spec(
+    name="export_trips_csv",
+    setup=SETUP,
+    dialect="duckdb",
+    sources=[TRIPS],
+    # the output is files: out/trips_<day>.csv, compared as rows; readers must never see half a day
+    targets=[Target("trip_exports", file="out/trips_{partition}.csv", atomic=True, partition_by="pickup_date")],
+    schedule=daily("2026-06-01", periods=3, at="01:00"),
+)
+
+
+@idemtest.check(export_spec)
+def test_csv_export_renamed_into_place(run):
+    trips.export_trips_csv(run.conn, run.landing, run.partition)
+
+
+order_lines_spec = Spec(
+    name="singer_upsert_lines",
+    setup=SETUP,
+    dialect="duckdb",
+    sources=[ORDER_LINES],  # keys whose parts collide when concatenated: (1, 11) and (11, 1)
+    targets=[Target("analytics.order_lines", key=["order_id", "line_no"], expected="SELECT * FROM src.order_lines", ignore=["_sdc_primary_key"])],
+    schedule=hourly("2026-06-01", periods=3),
+)
+
+
+@idemtest.check(order_lines_spec)
+def test_singer_upsert_on_json_key(run):
+    order_lines.upsert_lines(run.conn, run.window.start, run.window.end)

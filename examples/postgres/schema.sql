@@ -35,6 +35,20 @@ CREATE TABLE src.events (
     event_time TIMESTAMP
 );
 
+-- trips: taxi trip records without a key (identical rows occur)
+CREATE TABLE src.trips (
+    vendor_id      INTEGER,
+    pickup_at      TIMESTAMP,
+    pu_location_id INTEGER,
+    fare_amount    DECIMAL(10, 2)
+);
+
+-- fx_rates: replaced whole by the provider every day (a snapshot, no timestamp)
+CREATE TABLE src.fx_rates (
+    currency VARCHAR,
+    rate     DECIMAL(12, 6)
+);
+
 -- targets ---------------------------------------------------------------
 CREATE TABLE analytics.orders (
     order_id       BIGINT PRIMARY KEY,
@@ -105,3 +119,11 @@ CREATE TABLE analytics.event_loads (
     package      VARCHAR,
     rows         BIGINT
 );
+-- trips without a key: the window's rows are replaced as a multiset
+CREATE TABLE analytics.trips (
+    vendor_id      INTEGER,
+    pickup_at      TIMESTAMP,
+    pu_location_id INTEGER,
+    fare_amount    DECIMAL(10, 2)
+);
+-- analytics.fx_rates is created by its load (CREATE TABLE IF NOT EXISTS)

@@ -16,7 +16,7 @@ import pytest
 import idemtest
 from idemtest import Spec, Target, hourly
 
-from ..sources import EMPLOYEES_CSV, EVENTS, ORDER_CHANGES, ORDERS
+from ..sources import EMPLOYEES_CSV, EVENTS, ORDER_CHANGES, ORDERS, TRIPS
 from . import BUG_EXAMPLES, SCHEMA, fewer_rows
 from .pipelines import (
     employees_airflow,
@@ -25,6 +25,7 @@ from .pipelines import (
     orders_do_nothing,
     pooled,
     revenue_summary,
+    trips_fx,
 )
 
 
@@ -176,3 +177,21 @@ def test_pool_appends_then_records_the_load(run):
     import psycopg
 
     pooled.append_jobs_then_record(lambda: psycopg.connect(run.dsn), run.window.start, run.window.end)
+
+
+# --- the clean run itself is wrong: only a reference shows it -----------------------
+
+double_load_spec = Spec(
+    name="pg_append_with_lookback",
+    dialect="postgres",
+    setup=SCHEMA,
+    sources=[fewer_rows(TRIPS)],
+    targets=[Target("analytics.trips", expected="SELECT * FROM src.trips")],
+    schedule=hourly("2026-06-01", periods=3),
+)
+
+
+@caught("16 clock-relative lookback appended: every trip loaded twice in one clean pass (P5; dbt-labs/dbt-core#10867)")
+@idemtest.check(double_load_spec, examples=BUG_EXAMPLES)
+def test_lookback_append_double_loads(run):
+    trips_fx.append_with_lookback(run.conn)

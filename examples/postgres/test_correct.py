@@ -10,9 +10,9 @@ dialect="postgres" (`%s` placeholders, psycopg, PostgreSQL SQL).
 from __future__ import annotations
 
 import idemtest
-from idemtest import Spec, Target, hourly
+from idemtest import Spec, Target, daily, hourly
 
-from ..sources import EMPLOYEES_CSV, EVENTS, ORDER_CHANGES, ORDERS
+from ..sources import EMPLOYEES_CSV, EVENTS, FX_RATES, ORDER_CHANGES, ORDERS, TRIPS
 from . import EXAMPLES, SCHEMA, fewer_rows
 from .pipelines import (
     employees_airflow,
@@ -21,6 +21,7 @@ from .pipelines import (
     orders_merge,
     pooled,
     revenue_summary,
+    trips_fx,
 )
 
 # Three hourly windows keep every check to a handful of runs; a lateness shorter
@@ -143,3 +144,35 @@ def test_two_load_ids_from_the_clock(run):
     import psycopg2
 
     pooled.load_in_two_packages(lambda: psycopg2.connect(run.dsn), run.window.start, run.window.end)
+
+
+# (f) keyless trips: the window replaced as a multiset, checked against a reference too
+trips_spec = Spec(
+    name="pg_replace_trip_window",
+    dialect="postgres",
+    setup=SCHEMA,
+    sources=[fewer_rows(TRIPS)],  # key=None
+    targets=[Target("analytics.trips", expected="SELECT * FROM src.trips")],
+    schedule=hourly("2026-06-01", periods=3),
+)
+
+
+@idemtest.check(trips_spec, examples=EXAMPLES)
+def test_keyless_trips_window_replaced(run):
+    trips_fx.replace_trip_window(run.conn, start=run.window.start, end=run.window.end)
+
+
+# (g) a snapshot source (no event time), loaded daily at 06:00 into a table the load creates
+fx_spec = Spec(
+    name="pg_replace_rates",
+    dialect="postgres",
+    setup=SCHEMA,
+    sources=[FX_RATES],
+    targets=[Target("analytics.fx_rates", key="currency", expected="SELECT * FROM src.fx_rates")],
+    schedule=daily("2026-06-01", periods=3, at="06:00"),
+)
+
+
+@idemtest.check(fx_spec, examples=EXAMPLES)
+def test_snapshot_rates_replaced(run):
+    trips_fx.replace_rates(run.conn)

@@ -62,9 +62,14 @@ class Env:
         self.keyed = [t for t in spec.targets if t.keys]
         #: the clean run (the oracle): a transaction it leaves open is an error (after_load)
         self.oracle = False
+        sandbox.note_targets(spec.targets)
 
     def sync(self, t: datetime | None) -> None:
         """Make every source read as it does at simulated time t (None: all arrived)."""
+        if self.sandbox.landing is None and any(t.file is not None for t in self.spec.targets):
+            from ..sandbox.landing import landing_dir
+
+            landing_dir(self.sandbox)  # run.landing exists for a load that only writes files
         for s in self.spec.sources:
             arrived = self.data.arrived(s.table, t)
             if self._synced.get(s.table) == arrived:
@@ -72,7 +77,7 @@ class Env:
             if s.landing is not None:
                 from ..sandbox.landing import write_landing
 
-                write_landing(self.sandbox, s, self.data, t)
+                write_landing(self.sandbox, s, self.data, t, self.spec.all_windows)
             else:
                 self.sandbox.load_source(s, self.data.visible(s, t))
             self._synced[s.table] = arrived
@@ -323,7 +328,7 @@ def check_after_attempt(env: Env, rec: Attempt, before: dict[str, Snapshot]) -> 
     if not env.keyed:
         return before
     after = env.snapshot_keyed()
-    finding = judge_attempt(env.keyed, rec, before, after)
+    finding = judge_attempt(env.keyed, rec, before, after, gaps=not any(s.snapshot for s in env.spec.sources))
     if finding is not None:
         raise ScenarioFailed(finding)
     return after
@@ -354,9 +359,10 @@ def clean_run(spec: Spec, sandbox: Sandbox, load: Callable[[RunContext], Any], d
     if spec.oracle == "all-arrived":
         env.sync(None)
     for i, w in enumerate(spec.all_windows, 1):
+        at = spec.run_time(w)
         if spec.oracle == "same-arrivals":
-            env.sync(w.end)
-        rec = env.execute(i, RunStep(w.index, w.end), 1, w.end, None)
+            env.sync(at)
+        rec = env.execute(i, RunStep(w.index, at), 1, at, None)
         attempts.append(rec)
         if rec.outcome != "ok":
             extra = missing_extra(rec.exception) if rec.exception is not None else None
@@ -367,7 +373,7 @@ def clean_run(spec: Spec, sandbox: Sandbox, load: Callable[[RunContext], Any], d
                 # a misuse the error itself explains: not wrapped in "the load fails" and a traceback
                 raise type(rec.exception)(f"clean run of window {w.index} {w}: {rec.exception}") from None
             raise LoadError(
-                f"the load fails even without faults: the clean run of window {w.index} {w} (now={w.end.isoformat(sep=' ')}) "
+                f"the load fails even without faults: the clean run of window {w.index} {w} (now={at.isoformat(sep=' ')}) "
                 f"{'hung' if rec.outcome == 'hung' else 'raised'} {reason}\n"
                 + (f"\n{rec.tb}\n" if rec.tb else "")
                 + "\nfix the load (or the spec) so that one ordinary run succeeds; idemtest only judges faults once a clean run works"
@@ -382,7 +388,45 @@ def clean_run(spec: Spec, sandbox: Sandbox, load: Callable[[RunContext], Any], d
             f"target {u.target} cannot be read after the clean run ({u.error}); the load must leave its targets in place — "
             "create them in Spec(setup=...), and if the load rebuilds one, do it with CREATE OR REPLACE or in one transaction"
         ) from None
-    return Outcome(None, attempts, final, {a.window: a.boundaries for a in attempts}, sum(a.user_seconds for a in attempts))
+    for t in spec.targets:
+        if t.query is None and t.file is None and sandbox.table_columns(t.table) is None:
+            from .._errors import SpecError
+
+            # absent after setup is fine for a table the load creates; absent after a whole clean run is a wrong name
+            raise SpecError(
+                f"target table {t.table!r} does not exist after setup, and the clean run did not create it either; "
+                f"create it in Spec(setup=...) or fix Target({t.table!r})"
+            )
+    return Outcome(None, attempts, final, {a.window: a.boundaries for a in attempts}, sum(a.user_seconds for a in attempts), reference(env, final))
+
+
+def reference(env: Env, final: dict[str, Snapshot]) -> dict[str, Snapshot]:
+    """P5's reference: each Target(expected=...) query on the sources once every
+    row has arrived. Its columns must be the target's: one the target lacks would
+    silently drop out of the comparison."""
+    targets = [t for t in env.spec.targets if t.expected is not None]
+    if not targets:
+        return {}
+    from .._errors import SpecError
+    from ..sandbox.base import expected_sql
+
+    env.sync(None)
+    out: dict[str, Snapshot] = {}
+    for t in targets:
+        try:
+            out[t.label] = env.sandbox.query(expected_sql(t, env.sandbox))
+        except Exception as e:
+            raise SpecError(f"Target({t.table!r}): the expected= query fails after the clean run: {type(e).__name__}: {' '.join(str(e).split())[:300]}; fix Target(expected=...)") from None
+        have = final.get(t.label, ([], []))[0]
+        unknown = [c for c in out[t.label][0] if c not in have]
+        if have and unknown:
+            ignored = [c for c in unknown if c in t.ignore]
+            raise SpecError(
+                f"Target({t.table!r}): the expected= query returns column(s) {unknown} that the target "
+                + (f"ignores (ignore={list(t.ignore)})" if ignored else f"does not have (it has {have})")
+                + "; select only the target's compared columns in the reference query"
+            )
+    return out
 
 
 def run_parallel(env: Env, step_no: int, step: ParallelStep, clock: datetime, attempts: list[Attempt], last: dict[str, Snapshot], stats: Stats | None) -> tuple[datetime, dict[str, Snapshot]]:

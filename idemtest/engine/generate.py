@@ -221,25 +221,111 @@ def lateness_strategy(max_lateness: timedelta) -> SearchStrategy[timedelta]:
     )
 
 
+def shaped_key(source: Source, n: int) -> tuple[Any, ...]:
+    """Key number n of a source whose key columns carry idemtest.keys shapes
+    (columns without one get the default spelling of n)."""
+    from ..keys import KeyShape
+
+    out = []
+    for part, k in enumerate(source.keys):
+        shape = source.values.get(k)
+        out.append(shape.value(n, part, source.columns[k]) if isinstance(shape, KeyShape) else key_value(k, source.columns[k], n))
+    return tuple(out)
+
+
+def key_tuple_strategy(source: Source, pool: int) -> SearchStrategy[tuple[Any, ...]]:
+    """The key of a drawn row: a user strategy on a key column is drawn as given;
+    key shapes spell one drawn key number across all the key's columns."""
+    from hypothesis import strategies as st
+
+    from ..keys import KeyShape
+
+    cols = source.keys
+    if any(isinstance(source.values.get(k), KeyShape) for k in cols) and not any(k in source.values and not isinstance(source.values[k], KeyShape) for k in cols):
+        return st.integers(1, max(1, pool)).map(partial(shaped_key, source))
+    return st.tuples(*[source.values[k] if k in source.values else key_strategy(k, source.columns[k], pool) for k in cols])
+
+
 def source_strategy(spec: Spec, source: Source) -> SearchStrategy[list[Version]]:
     from hypothesis import strategies as st
 
-    unique = source.append_only or not source.updates
+    if source.snapshot:
+        return snapshot_strategy(spec, source)
+    keyless = not source.keys
+    unique = (source.append_only or not source.updates) and not keyless
     pool = source.max_rows * 2 if unique else max(2, source.max_rows // 2)
     key_cols = source.keys
-    key_st = st.tuples(*[key_strategy(k, source.columns[k], pool) for k in key_cols])
-    others = {
-        c: (source.values[c] if c in source.values else value_strategy(c, t))
-        for c, t in source.columns.items()
-        if c not in key_cols and c != source.event_time
-    }
-    row = st.tuples(key_st, event_time_strategy(spec), lateness_strategy(spec.max_lateness), st.fixed_dictionaries(others))
+    key_st = key_tuple_strategy(source, pool) if key_cols else st.just(())
+    row = st.tuples(key_st, event_time_strategy(spec), lateness_strategy(spec.max_lateness), st.fixed_dictionaries(other_values(source)))
     rows = st.lists(row, min_size=1, max_size=source.max_rows, unique_by=(lambda r: r[0]) if unique else None)
-
+    if keyless:
+        # a keyless table holds exact duplicate rows too (the same trip exported twice)
+        rows = st.tuples(rows, st.lists(st.integers(0, source.max_rows), max_size=2)).map(lambda rd: rd[0] + [rd[0][i % len(rd[0])] for i in rd[1]][: max(0, source.max_rows - len(rd[0]))])
     return rows.map(partial(assemble_versions, spec, source))
 
 
+def other_values(source: Source) -> dict[str, SearchStrategy[Any]]:
+    """Strategies of the columns that are neither key nor event time."""
+    return {
+        c: (source.values[c] if c in source.values else value_strategy(c, t))
+        for c, t in source.columns.items()
+        if c not in source.keys and c != source.event_time
+    }
+
+
+def snapshot_strategy(spec: Spec, source: Source) -> SearchStrategy[list[Version]]:
+    """One to three full snapshots; the first lands as the schedule starts, the
+    others at a run's time or anywhere before the last run. Each replaces the last."""
+    from hypothesis import strategies as st
+
+    start = spec.schedule.start
+    last_run = spec.run_time(spec.all_windows[-1])
+    runs = sorted({spec.run_time(w) for w in spec.schedule.windows})
+    span = max(1, int((last_run - start).total_seconds()))
+    when = st.one_of(st.sampled_from(runs), st.integers(1, span).map(lambda s: start + timedelta(seconds=s)))
+    pool = max(2, source.max_rows)
+    if source.keys:
+        content = st.lists(st.tuples(key_tuple_strategy(source, pool), st.fixed_dictionaries(other_values(source))), min_size=1, max_size=source.max_rows, unique_by=lambda r: r[0])
+    else:
+        content = st.lists(st.tuples(st.just(()), st.fixed_dictionaries(other_values(source))), min_size=1, max_size=source.max_rows)
+    later = st.lists(st.tuples(when, content), max_size=2, unique_by=lambda x: x[0])
+    return st.tuples(content, later).map(lambda fl: assemble_snapshots(source, [(start, fl[0]), *fl[1]]))
+
+
+def assemble_snapshots(source: Source, snapshots: list[tuple[datetime, list[tuple[tuple[Any, ...], dict[str, Any]]]]]) -> list[Version]:
+    """Snapshots -> versions in arrival order; the versions of one snapshot share its arrival."""
+    versions: list[Version] = []
+    seen: set[datetime] = set()
+    for at, rows in sorted(snapshots, key=lambda x: x[0]):
+        if at in seen:
+            continue  # two snapshots landing at once: the first drawn stands
+        seen.add(at)
+        for key, vals in rows:
+            values = dict(zip(source.keys, key))
+            values.update(vals)
+            versions.append(Version({c: values[c] for c in source.columns}, at))
+    return renumber_autoincrement(source, versions)
+
+
+def renumber_autoincrement(source: Source, versions: list[Version]) -> list[Version]:
+    """keys.autoincrement(): number keys in the order they first arrive, as a sequence upstream does."""
+    from ..keys import KeyShape
+
+    cols = [k for k in source.keys if isinstance(source.values.get(k), KeyShape) and source.values[k].grows_with_arrival]
+    if not cols:
+        return versions
+    ids: dict[tuple[Any, ...], int] = {}
+    for v in versions:
+        key = tuple(v.values[k] for k in source.keys)
+        n = ids.setdefault(key, len(ids) + 1)
+        for c in cols:
+            v.values[c] = n
+    return versions
+
+
 def is_date_event(source: Source) -> bool:
+    if source.event_time is None:
+        return False
     return _base_type(source.columns[source.event_time])[0] == "DATE"
 
 
@@ -254,9 +340,10 @@ def assemble_versions(spec: Spec, source: Source, drawn: list[RawRow]) -> list[V
     is_date = is_date_event(source)
     horizon = spec.schedule.end
     key_cols = source.keys
-    by_key: dict[tuple[Any, ...], list[Any]] = {}
-    for key, event, late, vals in drawn:
-        by_key.setdefault(key, []).append((event, late, vals))
+    by_key: dict[Any, list[Any]] = {}
+    for i, (key, event, late, vals) in enumerate(drawn):
+        # keyless rows are independent: no row is a newer version of another
+        by_key.setdefault(key if key_cols else i, []).append((event, late, vals))
     versions: list[Version] = []
     for key, items in by_key.items():
         items.sort(key=lambda x: x[0])
@@ -275,13 +362,14 @@ def assemble_versions(spec: Spec, source: Source, drawn: list[RawRow]) -> list[V
             arrival = event + late
             if prev_arrival is not None and arrival < prev_arrival:
                 arrival = prev_arrival  # a later version never lands first
-            values = dict(zip(key_cols, key))
+            values = dict(zip(key_cols, key if key_cols else ()))
+            assert source.event_time is not None
             values[source.event_time] = event.date() if is_date else event
             values.update(vals)
             versions.append(Version({c: values[c] for c in source.columns}, arrival))
             prev_event, prev_arrival = event, arrival
     versions.sort(key=lambda v: v.arrival)  # stable: per-key order is kept
-    return versions
+    return renumber_autoincrement(source, versions)
 
 
 def dataset_strategy(spec: Spec) -> SearchStrategy[Dataset]:
@@ -333,13 +421,13 @@ def _schedule_strategy(spec: Spec, windows: tuple[Window, ...], boundaries: dict
     if concurrent:
         ops.append(st.tuples(st.just("concurrent"), st.integers(0, 4 * n), st.integers(0, n - 1)))
     if not ops:
-        return st.just(list(nominal_plan(windows)))
+        return st.just(list(nominal_plan(windows, spec.run_delay)))
 
     retries = max(1, spec.retries)
 
     @st.composite
     def build(draw: Any) -> list[Step]:
-        steps: list[RunStep] = nominal_plan(windows)
+        steps: list[RunStep] = nominal_plan(windows, spec.run_delay)
         mutations = draw(st.lists(st.one_of(*ops), max_size=4))
         crashes: list[int] = []
         pairs: list[tuple[int, int]] = []

@@ -5,7 +5,7 @@ replays without the generator); nothing here runs anything."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Union
 
 from .._errors import ReplayError
@@ -29,6 +29,8 @@ class Version:
     arrival: datetime
 
     def event(self, source: Source) -> datetime:
+        if source.event_time is None:
+            return self.arrival  # a snapshot row happens when its snapshot lands
         v = self.values[source.event_time]
         return v if isinstance(v, datetime) else datetime(v.year, v.month, v.day)
 
@@ -43,9 +45,13 @@ class Dataset:
         """The source as it reads at simulated time t (None: everything has arrived).
 
         A table source shows the latest arrived version of every key; an
-        append-only source shows every arrived row."""
+        append-only or keyless source shows every arrived row; a snapshot
+        source shows the latest arrived snapshot (its versions sharing one arrival)."""
         versions = [v for v in self.sources.get(source.table, []) if t is None or v.arrival <= t]
-        if source.append_only or not source.updates:
+        if source.snapshot:
+            last = max((v.arrival for v in versions), default=None)
+            return [v.values for v in versions if v.arrival == last]
+        if source.append_only or not source.updates or not source.keys:
             return [v.values for v in versions]
         latest: dict[tuple[Any, ...], dict[str, Any]] = {}
         for v in versions:  # versions of a key are stored in arrival order
@@ -58,6 +64,8 @@ class Dataset:
     def late_rows(self, spec: Spec) -> int:
         n = 0
         for s in spec.sources:
+            if s.snapshot:
+                continue
             n += sum(1 for v in self.sources.get(s.table, []) if v.arrival > v.event(s))
         return n
 
@@ -164,9 +172,9 @@ def step_from_json(d: dict[str, Any]) -> Step:
     return ParallelStep.from_json(d) if "parallel" in d else RunStep.from_json(d)
 
 
-def nominal_plan(windows: tuple[Window, ...]) -> list[RunStep]:
-    """Each window once, in order, at its end time."""
-    return [RunStep(w.index, w.end) for w in windows]
+def nominal_plan(windows: tuple[Window, ...], delay: timedelta = timedelta(0)) -> list[RunStep]:
+    """Each window once, in order, at its end time plus the spec's run delay."""
+    return [RunStep(w.index, w.end + delay) for w in windows]
 
 
 def describe_step(step: Step, windows: dict[int, Window]) -> str:
@@ -302,7 +310,7 @@ class Attempt:
 class Finding:
     """A broken property, with the evidence."""
 
-    prop: str  # P1 | P2 | P3 | P4
+    prop: str  # P0 .. P5
     headline: str
     diffs: list[TableDiff] = field(default_factory=list)
     step: int | None = None
@@ -318,3 +326,5 @@ class Outcome:
     final: dict[str, Snapshot]
     boundaries: dict[int, int] = field(default_factory=dict)
     user_seconds: float = 0.0
+    #: clean runs only: what each Target(expected=...) query returns once every source row has arrived
+    expected: dict[str, Snapshot] = field(default_factory=dict)

@@ -91,12 +91,14 @@ def render(
     if finding.diffs:
         for d in finding.diffs:
             keys = f" (key {', '.join(d.keys)})" if d.keys else ""
-            what = {"P1": "against the clean run", "P3": "before → after the failed attempt", "P4": "as the reader saw it, against the state after the run"}.get(finding.prop, "")
+            what = {"P1": "against the clean run", "P3": "before → after the failed attempt", "P4": "as the reader saw it, against the state after the run", "P5": "against the reference query"}.get(finding.prop, "")
             out.append(f"Diff of {d.target}{keys}" + (f" {what}:" if what else ":"))
             if finding.prop == "P3":
                 out.append(d.render(ROW_LIMIT, missing_title="lost (committed before the failed attempt, gone after it)"))
             elif finding.prop == "P4":
                 out.append(d.render(ROW_LIMIT, missing_title="not seen by the reader (there after the run)"))
+            elif finding.prop == "P5":
+                out.append(d.render(ROW_LIMIT, missing_title="missing (in the reference, not in the target)", extra_title="extra (in the target, not in the reference)"))
             else:
                 out.append(d.render(ROW_LIMIT))
         hint = suggest_ignore(finding.diffs, spec)
@@ -122,7 +124,11 @@ def render_sources(spec: Spec, scenario: Scenario, limit: int = 12) -> list[str]
         if not versions:
             continue
         lines.append(f"Source rows of {s.table} (in arrival order):")
+        landed = None
         for v in versions[:limit]:
+            if s.snapshot and v.arrival != landed:
+                landed = v.arrival
+                lines.append(f"  snapshot landed {v.arrival.isoformat(sep=' ')} (replaces the one before):")
             vals = "  ".join(f"{c}={fmt_value(x)}" for c, x in v.values.items())
             lag = v.arrival - v.event(s)
             late = f"  (arrived {v.arrival.isoformat(sep=' ')}, {_fmt_delta(lag)} late)" if lag.total_seconds() > 0 else ""

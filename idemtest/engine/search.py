@@ -20,7 +20,7 @@ from .._errors import (
 )
 from .execute import clean_run, run_scenario
 from .model import Dataset, Finding, Outcome, Scenario, Stats
-from .properties import judge_determinism, judge_outcome
+from .properties import judge_determinism, judge_outcome, judge_reference
 
 if TYPE_CHECKING:
     from ..context import RunContext
@@ -106,7 +106,7 @@ class Checker:
         self._determinism_checked = False
         self._clean_cache: dict[str, Outcome] = {}
         self.first_failure_at: int | None = None  # examples generated until the first failure
-        self.found_by: str | None = None  # "systematic" | "generated": the phase that found the failure
+        self.found_by: str | None = None  # "systematic" | "generated" | "clean run": the phase that found the failure
         self.systematic: PassResult | None = None
         self.elapsed = 0.0
 
@@ -188,7 +188,21 @@ class Checker:
             st.catch_up += s.tag == "catch-up"
         if out.finding is not None:
             return out.finding, out
-        return judge_outcome(self.spec, clean, out), out
+        return judge_outcome(self.spec, clean, out) or judge_reference(self.spec, clean.expected, out.final), out
+
+    def check_reference(self, data: Dataset, clean: Outcome) -> None:
+        """P5 on the clean run itself: a load wrong even without faults (a watermark
+        that double-loads in one pass) is reported against its reference, not as a diff
+        between two wrong outcomes."""
+        finding = judge_reference(self.spec, clean.expected, clean.final, where="after one clean run (every window once, in order, no fault)")
+        if finding is None:
+            return
+        from .model import nominal_plan
+
+        self.found_by = "clean run"
+        self.stats.failures += 1
+        scenario = Scenario(data, list(nominal_plan(self.windows, self.spec.run_delay)))
+        self._raise(finding, scenario, clean.attempts, None, saved=self.config.replay, found="found by the clean run itself (the reference oracle)")
 
     def check_determinism(self, data: Dataset, first: Outcome) -> None:
         """P0: a second clean run on the same data must give the same tables."""
@@ -232,6 +246,7 @@ class Checker:
         if not self._determinism_checked:
             self.check_determinism(data, clean)
             self._determinism_checked = True
+        self.check_reference(data, clean)
         if all(not rows for _, rows in clean.final.values()):
             self._warn_empty(data)
 
@@ -308,6 +323,8 @@ class Checker:
                 if not self._determinism_checked:
                     self.check_determinism(data, clean)
                     self._determinism_checked = True
+                if data_key not in bounds_seen:
+                    self.check_reference(data, clean)
             except IdemtestError as e:
                 raise AbortSearch(e) from None
             bounds_seen[data_key] = clean.boundaries
@@ -390,6 +407,7 @@ class Checker:
                 f"{path}: the saved source rows cannot be loaded into the sandbox ({type(e).__name__}: {' '.join(str(e).split())[:200]}); "
                 "a value does not fit its column's type — was the file edited, or did a column type change since it was saved?"
             ) from None
+        self.check_reference(scenario.data, clean)
         finding, out = self.judge(scenario, clean)
         self.stats.total_seconds += time.perf_counter() - started
         if finding is not None:

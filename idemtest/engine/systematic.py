@@ -41,7 +41,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from .generate import RawRow, assemble_versions, is_date_event, key_value, value_at
+from .generate import (
+    RawRow,
+    assemble_snapshots,
+    assemble_versions,
+    is_date_event,
+    key_value,
+    shaped_key,
+    value_at,
+)
 from .model import (
     Boundary,
     Dataset,
@@ -103,9 +111,51 @@ def systematic_dataset(spec: Spec) -> Dataset:
     return Dataset({s.table: _source_versions(spec, s) for s in spec.sources})
 
 
+def _key_of(source: Source, n: int, user: dict[str, list[Any]]) -> tuple[Any, ...]:
+    """Key number n: a user strategy's n-th distinct value, a key shape's spelling, or the default."""
+    if user:
+        return tuple(user[k][n - 1] if k in user else key_value(k, source.columns[k], n) for k in source.keys)
+    return shaped_key(source, n)
+
+
+def _key_strategies(source: Source, count: int) -> dict[str, list[Any]]:
+    from ..keys import KeyShape
+
+    return {k: distinct_values(source.values[k], count) for k in source.keys if k in source.values and not isinstance(source.values[k], KeyShape)}
+
+
+def _snapshot_versions(spec: Spec, source: Source) -> list[Version]:
+    """Three snapshots: the first as the schedule starts; the second, landing as the
+    middle window runs, changes one row, drops one and adds one (keyless: drops one
+    row and adds a copy of another); the third, as the last window runs, is the second again."""
+    windows = spec.schedule.windows
+    others = [c for c in source.columns if c not in source.keys]
+    user = {c: distinct_values(source.values[c], 8) for c in others if c in source.values}
+
+    def vals(i: int) -> dict[str, Any]:
+        return {c: (user[c][i % len(user[c])] if c in user else value_at(c, source.columns[c], i)) for c in others}
+
+    keys = _key_strategies(source, 5)
+    if source.keys:
+        first = [(_key_of(source, n, keys), vals(n)) for n in (1, 2, 3)]
+        second = [(_key_of(source, 1, keys), vals(4)), (_key_of(source, 3, keys), vals(3)), (_key_of(source, 4, keys), vals(5))]
+    else:
+        first = [((), vals(n)) for n in (1, 2, 3)]
+        second = [((), vals(1)), ((), vals(3)), ((), vals(3))]
+    snaps = [(spec.schedule.start, first)]
+    if len(windows) > 1:
+        snaps.append((spec.run_time(windows[len(windows) // 2]), second))
+    if len(windows) > 2:
+        snaps.append((spec.run_time(windows[-1]), second))
+    return assemble_snapshots(source, snaps)
+
+
 def _source_versions(spec: Spec, source: Source) -> list[Version]:
+    if source.snapshot:
+        return _snapshot_versions(spec, source)
     late = spec.max_lateness if spec.max_lateness > timedelta(0) else None
-    unique = source.append_only or not source.updates
+    keyless = not source.keys
+    unique = source.append_only or not source.updates or keyless
     is_date = is_date_event(source)
 
     def day(t: datetime) -> datetime:
@@ -146,11 +196,14 @@ def _source_versions(spec: Spec, source: Source) -> list[Version]:
 
     others = [c for c in source.columns if c not in source.keys and c != source.event_time]
     user = {c: distinct_values(source.values[c], len(planned) + 1) for c in others if c in source.values}
+    keys = _key_strategies(source, counter + 1)
     rows: list[RawRow] = []
     for n, event, lateness, i in planned:
-        key = tuple(key_value(k, source.columns[k], n) for k in source.keys)
+        key = _key_of(source, n, keys) if source.keys else ()
         vals = {c: (user[c][i] if c in user else value_at(c, source.columns[c], i)) for c in others}
         rows.append((key, event, lateness, vals))
+    if keyless and rows:
+        rows.append(rows[0])  # an exact duplicate row: a keyless table is a multiset
     return assemble_versions(spec, source, rows)
 
 
@@ -201,9 +254,9 @@ def enumerate_plan(
     `pauses[w]`: the statements after which a run of w is paused while another
     runs (default: every one but the last; see `pause_points`)."""
     rerun = rerun_boundaries if rerun_boundaries is not None else boundaries
-    nominal = nominal_plan(windows)
+    nominal = nominal_plan(windows, spec.run_delay)
     n = len(nominal)
-    last = windows[-1].end
+    last = spec.run_time(windows[-1])
     allowed = families(spec)
     out: list[Planned] = []
 
@@ -216,26 +269,26 @@ def enumerate_plan(
     out.append(Planned("nominal", tuple(nominal), "the nominal plan, no fault"))
     if "duplicate" in allowed:
         for w in range(n):
-            out.append(Planned("duplicate", with_step(w, RunStep(w, windows[w].end, (), "duplicate")), f"a duplicate run of window {w} right after its run"))
+            out.append(Planned("duplicate", with_step(w, RunStep(w, spec.run_time(windows[w]), (), "duplicate")), f"a duplicate run of window {w} right after its run"))
     if "backfill" in allowed:
         for w in range(n - 1):
             out.append(Planned("backfill", (*nominal, RunStep(w, last, (), "backfill")), f"a backfill of window {w} after the last window"))
     if "out_of_order" in allowed:
         for w in range(n - 1):
-            at = windows[w + 1].end
+            at = spec.run_time(windows[w + 1])
             swapped = (RunStep(w + 1, at, (), "catch-up"), RunStep(w, at, (), "catch-up"))
             out.append(Planned("out_of_order", (*nominal[:w], *swapped, *nominal[w + 2 :]), f"windows {w + 1} and {w} run out of order"))
     if "crash" in allowed:
         for w in range(n):
             for k in range(1, boundaries.get(w, 0) + 1):
                 for when in ("after", "before"):
-                    step = RunStep(w, windows[w].end, (Fault(k, when),), "nominal")
+                    step = RunStep(w, spec.run_time(windows[w]), (Fault(k, when),), "nominal")
                     out.append(Planned("crash", replaced(w, step), f"window {w} crashes {when} statement {k}, then is retried", w + 1))
     if "rerun_crash" in allowed:
         for w in range(n):
             for k in range(1, rerun.get(w, 0) + 1):
                 for when in ("after", "before"):
-                    step = RunStep(w, windows[w].end, (Fault(k, when),), "duplicate")
+                    step = RunStep(w, spec.run_time(windows[w]), (Fault(k, when),), "duplicate")
                     out.append(Planned("rerun_crash", with_step(w, step), f"a duplicate run of window {w} crashes {when} statement {k}, then is retried", w + 2))
     if "concurrent" in allowed:
         out.extend(_concurrent(spec, windows, nominal, boundaries, pauses or {}))
@@ -254,7 +307,7 @@ def _concurrent(spec: Spec, windows: tuple[Window, ...], nominal: list[RunStep],
         pairs = [(w, w) for w in range(n)] + pairs
 
     def step(a: int, b: int, choices: tuple[int, ...]) -> tuple[Step, ...]:
-        at = max(windows[a].end, windows[b].end)
+        at = max(spec.run_time(windows[a]), spec.run_time(windows[b]))
         runs = (RunStep(a, at, (), "nominal"), RunStep(b, at, (), "duplicate" if a == b else "nominal"))
         both = ParallelStep(runs, choices)
         return (*nominal[:a], both, *nominal[b + 1 :])

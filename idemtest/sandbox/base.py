@@ -29,6 +29,8 @@ class Sandbox(ABC):
         self.landing: Path | None = None
         # set by backends that cloned the sandbox from a template where prepare(spec) already ran
         self.prepared_for: str | None = None
+        # targets read at least once: until then an absent table reads as empty
+        self._targets_seen: set[str] = set()
 
     # --- what a run sees -------------------------------------------------
     @property
@@ -129,11 +131,30 @@ class Sandbox(ABC):
                 [tuple(r.get(c) for c in cols) for r in rows],
             )
 
+    def note_targets(self, targets: Sequence[Target]) -> None:
+        """Before the first run: target tables that exist now must stay readable;
+        the others are the load's to create (read as empty until they exist)."""
+        for t in targets:
+            if t.query is None and t.file is None and t.table not in self._targets_seen and self.table_columns(t.table) is not None:
+                self._targets_seen.add(t.table)
+
     def snapshot(self, target: Target) -> tuple[list[str], list[tuple[Any, ...]]]:
-        """All rows of a target table (or query), ignored columns dropped."""
+        """All rows of a target table (or query, or files), ignored columns dropped.
+
+        A table the load creates itself reads as empty (no columns, no rows) until
+        it first exists; once seen, a table that is gone is an error (the load
+        dropped its own target)."""
         if target.query is not None:
             cols, rows = self.query(target.query)
+        elif target.file is not None:
+            from .landing import read_files
+
+            cols, rows = read_files(self, target)
         else:
+            if target.table not in self._targets_seen:
+                if self.table_columns(target.table) is None:
+                    return [], []
+                self._targets_seen.add(target.table)
             cols, rows = self.query(f"SELECT * FROM {self.quote(target.table)}")
         ignore = set(target.ignore)
         keep = [i for i, c in enumerate(cols) if c not in ignore]
@@ -201,15 +222,25 @@ def validate_schema(sandbox: Sandbox, spec: Spec) -> None:
         if missing:
             raise SpecError(f"source {s.table!r} declares columns {missing} that the table does not have (it has {cols}); fix Source(columns=...) or the setup DDL")
     for t in spec.targets:
+        if t.expected is not None and "{landing}" not in t.expected:  # files are there only once a run starts
+            try:
+                sandbox.query(expected_sql(t, sandbox))
+            except Exception as e:
+                raise SpecError(
+                    f"Target({t.table!r}): the expected= query fails on the sandbox after setup: {type(e).__name__}: {' '.join(str(e).split())[:300]}; "
+                    "fix Target(expected=...) — it reads the source tables (or {landing}/... files) and runs once every source row has arrived"
+                ) from None
         if t.query is not None:
             try:
                 cols, _ = sandbox.query(t.query)
             except Exception as e:
                 raise SpecError(f"target query for {t.table!r} fails on an empty sandbox: {type(e).__name__}: {str(e).strip()}; fix Target(query=...)") from None
+        elif t.file is not None:
+            continue  # files appear when the load writes them
         else:
             found = sandbox.table_columns(t.table)
             if found is None:
-                raise SpecError(f"target table {t.table!r} does not exist after setup; create it in Spec(setup=...) (a load that creates its own table should do so with CREATE TABLE IF NOT EXISTS in the setup too)")
+                continue  # the load creates it (CREATE TABLE IF NOT EXISTS, CREATE OR REPLACE): read as empty until it does
             cols = found
         for k in t.keys:
             if k not in cols:
@@ -219,6 +250,16 @@ def validate_schema(sandbox: Sandbox, spec: Spec) -> None:
                 raise SpecError(f"target {t.table!r}: ignored column {c!r} is not among its columns {cols}; fix Target(ignore=...)")
         if t.partition_by is not None and t.partition_by not in cols:
             raise SpecError(f"target {t.table!r}: partition_by column {t.partition_by!r} is not among its columns {cols}")
+
+
+def expected_sql(target: Target, sandbox: Sandbox) -> str:
+    """A target's expected= query, `{landing}` replaced by the sandbox's folder."""
+    assert target.expected is not None
+    if "{landing}" not in target.expected:
+        return target.expected
+    from .landing import landing_dir
+
+    return target.expected.replace("{landing}", str(landing_dir(sandbox)).replace("'", "''"))
 
 
 class Backend(ABC):
