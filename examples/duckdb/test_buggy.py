@@ -15,7 +15,7 @@ from idemtest import Spec, Target, daily, hourly
 
 from ..sources import CUSTOMERS, EVENTS, ORDERS, PAYMENTS
 from . import SCHEMA as SETUP
-from .pipelines import customers, events, orders, payments, revenue
+from .pipelines import batches, customers, events, orders, payments, revenue
 
 
 def caught(bug: str):
@@ -191,6 +191,89 @@ run_time_partition_spec = Spec(
 @idemtest.check(run_time_partition_spec)
 def test_partition_keyed_on_run_time(run):
     revenue.hourly_revenue_for_last_hour(run.conn, run.window.start, run.window.end)
+
+
+completion_marker_spec = Spec(
+    name="load_log_first",
+    setup=SETUP,
+    dialect="duckdb",  # `?` placeholders and DuckDB SQL
+    sources=[EVENTS],
+    targets=[Target("analytics.fct_order_events", key="event_id")],
+    schedule=hourly("2026-06-01", periods=3),
+)
+
+
+@caught("16 completion marker committed before the data: treeverse/lakeFS#1660, TresAmigosSD/SMV#554")
+@idemtest.check(completion_marker_spec)
+def test_completion_marker_before_data(run):
+    batches.load_batch_marker_first(run.conn, run.window.start, run.window.end)
+
+
+short_lookback_spec = Spec(
+    name="microbatch_short_lookback",
+    setup=SETUP,
+    dialect="duckdb",  # `?` placeholders and DuckDB SQL
+    sources=[EVENTS],
+    targets=[Target("analytics.fct_order_events", key="event_id")],
+    schedule=hourly("2026-06-01", periods=3),
+    max_lateness="1h",  # events land up to an hour late; the job looks back 15 minutes
+)
+
+
+@caught("17 lookback shorter than the maximum lateness: dbt-labs/dbt-core#10867, #15518")
+@idemtest.check(short_lookback_spec)
+def test_lookback_shorter_than_lateness(run):
+    events.load_events_microbatch(run.conn, run.window.start, run.window.end)
+
+
+merge_on_version_spec = Spec(
+    name="merge_on_version_key",
+    setup=SETUP,
+    dialect="duckdb",  # `?` placeholders and DuckDB SQL
+    sources=[ORDERS],
+    targets=[Target("analytics.orders_lake", key="order_id")],
+    schedule=hourly("2026-06-01", periods=3),
+    max_lateness="1h",
+)
+
+
+@caught("18 MERGE keyed on the version key inserts updates as new rows: frappe/insights PR 1121, GoogleCloudPlatform/DataflowTemplates PR 133")
+@idemtest.check(merge_on_version_spec)
+def test_merge_on_version_key(run):
+    orders.merge_orders_on_version(run.conn, run.window.start, run.window.end, lookback=merge_on_version_spec.max_lateness)
+
+
+swallowed_spec = Spec(
+    name="swallowed_errors",
+    setup=SETUP,
+    dialect="duckdb",  # `?` placeholders and DuckDB SQL
+    sources=[EVENTS],
+    targets=[Target("analytics.fct_order_events", key="event_id")],
+    schedule=hourly("2026-06-01", periods=3),
+)
+
+
+@caught("14 a swallowed exception leaves a gap: apache/airflow PR 29158")
+@idemtest.check(swallowed_spec)
+def test_swallowed_exception_leaves_a_gap(run):
+    batches.load_batch_swallowing_errors(run.conn, run.window.start, run.window.end)
+
+
+sql_now_spec = Spec(
+    name="sql_now_watermark",
+    setup=SETUP,
+    dialect="duckdb",  # `?` placeholders and DuckDB SQL
+    sources=[ORDERS],
+    targets=[Target("analytics.orders", key="order_id")],
+    schedule=hourly("2026-06-01", periods=3),
+    max_lateness="1h",
+)
+
+
+@caught("19 a SQL now() watermark misses late rows: dbt-labs/dbt-core#10867")
+@idemtest.check(sql_now_spec)
+def test_sql_now_watermark(run):
+    orders.load_orders_sql_now(run.conn)
 
 
 # --- concurrency-only bug classes: caught only by two runs at once --------------------

@@ -23,6 +23,7 @@ from .pipelines import (
     hourly_revenue,
     order_status,
     orders_do_nothing,
+    orders_sql_now,
     revenue_summary,
 )
 
@@ -103,6 +104,23 @@ autocommit_atomic_spec = Spec(
 @idemtest.check(autocommit_atomic_spec, examples=BUG_EXAMPLES)
 def test_delete_insert_autocommit_seen_by_a_reader(run):
     hourly_revenue.rebuild_hours_autocommit(run.dsn, start=run.window.start, end=run.window.end, lookback=autocommit_atomic_spec.max_lateness)
+
+
+sql_now_spec = Spec(
+    name="pg_sql_now_watermark",
+    dialect="postgres",
+    setup=SCHEMA,
+    sources=[fewer_rows(ORDERS)],
+    targets=[Target("analytics.orders", key="order_id")],
+    schedule=hourly("2026-06-01", periods=3),
+    max_lateness="30m",
+)
+
+
+@caught("19 a SQL now() watermark misses late rows: dbt-labs/dbt-core#10867")
+@idemtest.check(sql_now_spec, examples=BUG_EXAMPLES)
+def test_sql_now_watermark(run):
+    orders_sql_now.upsert_orders_last_hour(run.conn)
 
 
 # The tutorial's bug needs a crash at the right statement and data that lands after it;
