@@ -30,18 +30,22 @@ import examples.postgres as pg  # noqa: E402
 import examples.postgres.test_buggy as pg_buggy  # noqa: E402
 import examples.postgres.test_correct as pg_correct  # noqa: E402
 from examples import sources  # noqa: E402
-from examples.duckdb.pipelines import customers, events, orders, payments, revenue  # noqa: E402
+from examples.duckdb.pipelines import batches, customers, events, orders, payments, revenue  # noqa: E402
 from examples.postgres.pipelines import (  # noqa: E402
     employees_airflow,
     hourly_revenue,
     order_status,
     orders_do_nothing,
     orders_merge,
+    orders_sql_now,
     revenue_summary,
 )
 
 EXAMPLES = ROOT / "examples"
-PIPELINES = (customers, events, orders, payments, revenue, employees_airflow, hourly_revenue, order_status, orders_do_nothing, orders_merge, revenue_summary)
+PIPELINES = (
+    batches, customers, events, orders, payments, revenue,
+    employees_airflow, hourly_revenue, order_status, orders_do_nothing, orders_merge, orders_sql_now, revenue_summary,
+)
 # modules an idemtest extra installs: never imported at the top of an example
 OPTIONAL = {"psycopg", "psycopg2", "psycopg_binary", "sqlalchemy", "duckdb_engine"}
 
@@ -57,8 +61,8 @@ SCHEMAS = {"duckdb": duck.SCHEMA, "postgres": pg.SCHEMA}
 
 
 def test_every_example_is_an_idemtest_check():
-    assert (len(checks(duck_correct)), len(checks(duck_buggy))) == (4, 13)
-    assert (len(checks(pg_correct)), len(checks(pg_buggy))) == (5, 7)
+    assert (len(checks(duck_correct)), len(checks(duck_buggy))) == (8, 18)
+    assert (len(checks(pg_correct)), len(checks(pg_buggy))) == (6, 8)
     for name, fn in ALL.items():
         check = fn.idemtest
         assert isinstance(check, idemtest.CheckDefinition), name
