@@ -14,6 +14,7 @@ from ._defaults import VERSION as __version__
 from ._errors import (
     BackendError,
     CheckFailure,
+    CheckTimedOut,
     ConfigurationError,
     IdempotencyViolation,
     IdemtestError,
@@ -38,6 +39,7 @@ __all__ = [
     "BackendError",
     "CheckDefinition",
     "CheckFailure",
+    "CheckTimedOut",
     "ConfigurationError",
     "IdempotencyViolation",
     "IdemtestError",

@@ -28,6 +28,7 @@ DEFAULTS: dict[str, Any] = {
     "idem_db": _defaults.DB,
     "idem_replay": None,
     "idem_shrink_seconds": _defaults.SHRINK_SECONDS,
+    "idem_max_seconds": _defaults.MAX_SECONDS,
 }
 
 
@@ -54,6 +55,8 @@ class Session:
         self.failures_dir = Path(str(config.rootpath)) / _defaults.FAILURES_DIR
         self.examples = _defaults.EXAMPLES
         self.shrink_seconds = _defaults.SHRINK_SECONDS
+        self.max_seconds: float | None = _defaults.MAX_SECONDS
+        self.max_seconds_forced = False  # given on the command line: beats a per-test max_seconds=
         self.examples_forced = False  # a number given on the command line beats a per-test examples=
         self.db = _defaults.DB
         self.replay: str | None = None
@@ -85,6 +88,15 @@ class Session:
             raise pytest.UsageError(f"--idem-shrink-seconds / idem_shrink_seconds={raw!r} is not a number of seconds; e.g. 10") from None
         if self.shrink_seconds < 0:
             raise pytest.UsageError(f"--idem-shrink-seconds / idem_shrink_seconds={raw!r}: give 0 (report the first failure as found) or more seconds")
+        raw = option(self.config, "idem_max_seconds")
+        if raw not in (None, ""):
+            try:
+                self.max_seconds = float(raw)
+            except (TypeError, ValueError):
+                raise pytest.UsageError(f"--idem-max-seconds / idem_max_seconds={raw!r} is not a number of seconds; e.g. 120") from None
+            if not self.max_seconds > 0:
+                raise pytest.UsageError(f"--idem-max-seconds / idem_max_seconds={raw!r}: give a time budget per check above 0 seconds, e.g. 120 (or leave it unset: unbounded)")
+        self.max_seconds_forced = self.config.getoption("idem_max_seconds", None) is not None
         self.db = str(option(self.config, "idem_db"))
         from ._errors import IdemtestError
         from .sandbox import parse_db
@@ -162,7 +174,9 @@ class Idempotency:
     def stats(self) -> Stats:
         return self._session.stats
 
-    def check(self, spec: Spec, load: Callable[[RunContext], Any], *, examples: int | None = None, base_dir: Path | None = None) -> None:
+    def check(
+        self, spec: Spec, load: Callable[[RunContext], Any], *, examples: int | None = None, base_dir: Path | None = None, max_seconds: float | None = None
+    ) -> None:
         """Run `load` under generated scenarios; fails the test with the minimal scenario.
 
         A relative `Spec(setup="x.sql")` is looked for in the working directory,
@@ -191,6 +205,7 @@ class Idempotency:
             backend=s.backend,
             base_dir=base_dir or self._base_dir,
             shrink_seconds=s.shrink_seconds,
+            max_seconds=s.max_seconds if max_seconds is None or s.max_seconds_forced else max_seconds,
         )
         s.checks += 1
         try:

@@ -413,13 +413,23 @@ class Found:
 class PassResult:
     coverage: Coverage
     found: Found | None = None
+    others: list[Found] = field(default_factory=list)  # later failures of another property x target
+
+
+def finding_key(finding: Finding) -> tuple[str, tuple[str, ...]]:
+    """A distinct finding: the property and the targets it broke on."""
+    return finding.prop, tuple(sorted({d.target for d in finding.diffs}))
 
 
 Judge = Callable[[Scenario], tuple[Finding | None, Outcome]]
 
 
-def run_pass(spec: Spec, data: Dataset, clean: Outcome, judge: Judge, *, cap: int, deadline: float) -> PassResult:
+def run_pass(spec: Spec, data: Dataset, clean: Outcome, judge: Judge, *, cap: int, deadline: float, more_seconds: float = 0.0) -> PassResult:
     """Judge the plan in order; stop at the first finding or when the time is up.
+
+    With `more_seconds`, the pass goes on for that long after its first finding
+    (never past `deadline`) to collect failures of another property or target
+    (`PassResult.others`): one bug can hide another.
 
     The nominal plan and the duplicate runs go first: their attempts give the
     statement counts the crash points are enumerated over, exactly as those runs
@@ -454,21 +464,37 @@ def run_pass(spec: Spec, data: Dataset, clean: Outcome, judge: Judge, *, cap: in
             rerun.update({a.window: a.boundaries for a in out.attempts if a.tag == "duplicate" and a.attempt == 1})
         if finding is None:
             return None
-        cov.stopped = f"failure at {index}"
+        cov.stopped = cov.stopped or f"failure at {index}"
         return Found(index, total(), p, finding, scenario, out)
 
     def estimate() -> int:
         return len(final_plan())
 
+    result = PassResult(cov)
+    seen: set[tuple[str, tuple[str, ...]]] = set()
+    stop_at = [deadline]
+
+    def record(found: Found) -> bool:
+        """Keep a finding; True when the pass should stop now."""
+        key = finding_key(found.finding)
+        if result.found is None:
+            result.found = found
+            stop_at[0] = min(deadline, time.perf_counter() + more_seconds)
+        elif key not in seen:
+            result.others.append(found)
+        seen.add(key)
+        return more_seconds <= 0
+
     started = time.perf_counter()
     for i, p in enumerate(head, 1):
-        if time.perf_counter() > deadline and i > 1:
-            cov.planned = estimate()
-            cov.stopped = "time budget"
-            return PassResult(cov)
+        if time.perf_counter() > stop_at[0] and i > 1:
+            if result.found is None:
+                cov.planned = estimate()
+                cov.stopped = "time budget"
+            return result
         found = play(i, p, estimate)
-        if found is not None:
-            return PassResult(cov, found)
+        if found is not None and record(found):
+            return result
     # the head's cost tells how many scenarios the time left allows: a plan that does not
     # fit is thinned evenly now, rather than cut off at the time budget later
     each = (time.perf_counter() - started) / len(head)
@@ -477,13 +503,14 @@ def run_pass(spec: Spec, data: Dataset, clean: Outcome, judge: Judge, *, cap: in
     for i, p in enumerate(plan, 1):
         if i <= len(head):
             continue  # judged above
-        if time.perf_counter() > deadline:
-            cov.stopped = f"time budget, after {cov.judged}"
+        if time.perf_counter() > stop_at[0]:
+            if result.found is None:
+                cov.stopped = f"time budget, after {cov.judged}"
             break
         found = play(i, p, lambda: len(plan))
-        if found is not None:
-            return PassResult(cov, found)
-    return PassResult(cov)
+        if found is not None and record(found):
+            return result
+    return result
 
 
 def every_target_empty(outcome: Outcome) -> bool:
