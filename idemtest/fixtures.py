@@ -61,6 +61,7 @@ class Session:
         self.db = _defaults.DB
         self.replay: str | None = None
         self.replay_test: str | None = None
+        self.replay_note = ""  # set when a replay runs on the engine it was saved on, not the configured one
         self.checks = 0
         self._stats: Stats | None = None
         self._backend: Backend | None = None
@@ -110,9 +111,30 @@ class Session:
             from .engine.report import load_failure
 
             try:
-                self.replay_test = load_failure(self.replay).get("test")
+                payload = load_failure(self.replay)
             except IdemtestError as e:
                 raise pytest.UsageError(f"--idem-replay: {e}") from None
+            self.replay_test = payload.get("test")
+            self._replay_on_saved_backend(payload.get("db"))
+
+    def _replay_on_saved_backend(self, saved: Any) -> None:
+        """A replay runs on the engine it was saved on unless --idem-db says otherwise
+        on the command line (Checker.replay then warns that the engines differ)."""
+        from .sandbox import parse_db, saved_db
+
+        if not saved or self.config.getoption("idem_db", None) is not None or self._choice is None:
+            return
+        was = saved_db(str(saved))
+        if was.dialect == self._choice.dialect:
+            return
+        if was.server:
+            raise pytest.UsageError(
+                f"--idem-replay {self.replay} was saved on PostgreSQL and the configured sandbox is {self._choice.kind}; "
+                "give the server: --idem-db postgresql://user@host:port/db"
+            )
+        self.replay_note = f"replayed on {was.kind}, where {self.replay} was saved (the configured sandbox is {self._choice.kind}; --idem-db overrides)"
+        self.db = was.text
+        self._choice = parse_db(was.text)
 
     @property
     def stats(self) -> Stats:

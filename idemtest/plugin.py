@@ -138,13 +138,15 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     tr = terminalreporter
     tr.section("idemtest")
     replayed = s.scenarios - s.systematic - s.generated - s.reduced
-    reduced = f" + {s.reduced} reducing failures" if s.reduced else ""
+    reduced = f", {s.reduced} re-runs reducing failures" if s.reduced else ""
     tr.write_line(
         f"{session.checks} check(s) on {session.describe_db()}: "
-        f"{s.systematic} systematic + {s.generated} generated scenarios{reduced}{f' + {replayed} replayed' if replayed > 0 else ''}, {s.runs} runs, {s.crashes} crashes injected, {s.retries} retries, "
+        f"{s.systematic} systematic + {s.generated} generated scenarios{f' + {replayed} replayed' if replayed > 0 else ''}, {s.runs} runs, {s.crashes} crashes injected, {s.retries} retries, "
         f"{s.duplicates} duplicate runs, {s.backfills} backfill runs, {s.catch_up} catch-up runs, "
-        f"{s.interleavings} interleavings ({s.blocked} lock waits), {s.late_rows} late rows"
+        f"{s.interleavings} interleavings ({s.blocked} lock waits), {s.late_rows} late rows{reduced}"
     )
+    if session.replay_note:
+        tr.write_line(session.replay_note)
     if s.systematic:
         tr.write_line(s.coverage_line())
     if config.getoption("verbose", 0) > 0:

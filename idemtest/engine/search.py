@@ -110,6 +110,7 @@ class Checker:
         self.elapsed = 0.0
         self.deadline: float | None = None  # perf_counter() at which the check's time budget ends
         self.cut_short = ""  # why the search stopped before playing every scenario, if it did
+        self._alarm: BaseException | None = None  # what a test runner's SIGALRM timeout raised during the check
         self.others: list[tuple[Finding, Scenario, Any]] = []  # further distinct findings (property x target)
 
     # --- sandboxes ---------------------------------------------------------
@@ -192,6 +193,7 @@ class Checker:
         if self.config.max_seconds is not None:
             self.deadline = started + self.config.max_seconds
         before = (self.stats.systematic, self.stats.generated)
+        restore = self._watch_alarm()
         try:
             if self.config.systematic:
                 self.run_systematic()
@@ -202,10 +204,11 @@ class Checker:
                 return
             self.search(left)
         except BaseException as e:
-            if _runner_timeout(e):
+            if self._by_runner_timeout(e):
                 raise self._timed_out(e, started, before) from None
             raise
         finally:
+            restore()
             self.elapsed = time.perf_counter() - started
             self.stats.total_seconds += self.elapsed
             label = str(self.config.test_id or getattr(self.load, "__qualname__", "check"))
@@ -214,6 +217,36 @@ class Checker:
             if self.cut_short:
                 self.stats.cut_short.append(f"{label}: {self.cut_short}")
                 self._warn_cut_short(label, done)
+
+    def _watch_alarm(self) -> Callable[[], None]:
+        """pytest-timeout (signal method) ends a test from a SIGALRM handler; a driver
+        busy in C when it fires may turn it into its own error (DuckDB: "Query
+        interrupted"). Wrap the handler to know that it fired. Returns the undo."""
+        import signal
+        import threading
+
+        prev = getattr(signal, "SIGALRM", None) and signal.getsignal(signal.SIGALRM)
+        if not callable(prev) or threading.current_thread() is not threading.main_thread():
+            return lambda: None
+
+        def handler(signum: int, frame: Any) -> None:
+            try:
+                prev(signum, frame)
+            except BaseException as e:
+                self._alarm = e  # pytest-timeout's "Timeout (>Ns) ...": named in the message
+                raise
+            self._alarm = self._alarm or TimeoutError("SIGALRM")
+
+        signal.signal(signal.SIGALRM, handler)
+
+        def restore() -> None:
+            if signal.getsignal(signal.SIGALRM) is handler:
+                signal.signal(signal.SIGALRM, prev)
+
+        return restore
+
+    def _by_runner_timeout(self, e: BaseException) -> bool:
+        return _runner_timeout(e) or self._alarm is not None
 
     def _warn_cut_short(self, label: str, done: str) -> None:
         import warnings
@@ -226,7 +259,7 @@ class Checker:
         )
 
     def _timed_out(self, e: BaseException, started: float, before: tuple[int, int]) -> CheckTimedOut:
-        cause = e.cause if isinstance(e, StopSearch) and e.cause is not None else e
+        cause = self._alarm or (e.cause if isinstance(e, StopSearch) and e.cause is not None else e)
         sys_n, gen_n = self.stats.systematic - before[0], self.stats.generated - before[1]
         found = "a failure had been found and was being shrunk" if self.first_failure_at is not None else "no failure had been found yet"
         return CheckTimedOut(
@@ -339,7 +372,7 @@ class Checker:
             except (ExampleFailed, AbortSearch, StopSearch):
                 raise
             except BaseException as e:
-                if _runner_timeout(e):
+                if self._by_runner_timeout(e):
                     # pytest-timeout's Failed: Hypothesis would take it for a failure and replay it
                     raise stop("timeout", e) from None
                 raise
@@ -460,6 +493,13 @@ class Checker:
             )
         scenario = Scenario.from_json(payload["scenario"])
         self._check_replayable(path, scenario)
+        note = cross_backend_note(path, payload.get("db"), self.backend)
+        if note:
+            import warnings
+
+            from .._errors import IdemtestWarning
+
+            warnings.warn(IdemtestWarning(note), stacklevel=3)
         started = time.perf_counter()
         clean = self.clean(scenario.data)
         finding, out = self.judge(scenario, clean)
@@ -468,7 +508,7 @@ class Checker:
             if finding.prop == "P1":
                 self.check_determinism(scenario.data, clean)
             self.stats.failures += 1
-            self._raise(finding, scenario, out.attempts, None, saved=str(path))
+            self._raise(finding, scenario, out.attempts, None, saved=str(path), note=note)
 
     def _check_replayable(self, path: str, scenario: Scenario) -> None:
         """A saved scenario must fit this spec: windows that exist, faults that make sense, declared sources."""
@@ -513,6 +553,25 @@ class Checker:
     def close(self) -> None:
         if self._own_backend:
             self.backend.close()
+
+
+def cross_backend_note(path: str, saved: Any, backend: Backend) -> str:
+    """A note when a failure saved on one database engine is replayed on another:
+    the same scenario may pass there (different locking, types, SQL), which must
+    not read as "fixed"."""
+    from ..sandbox import saved_db
+
+    if not saved:
+        return ""
+    was = saved_db(str(saved))
+    if was.dialect == backend.dialect:
+        return ""
+    names = {"duckdb": "DuckDB", "postgres": "PostgreSQL"}
+    return (
+        f"{path} was saved on {names.get(was.dialect, was.dialect)} and is replayed on {names.get(backend.dialect, backend.dialect)} ({backend.describe()}): "
+        "a pass here does not mean the failure is fixed where it was found; replay it without --idem-db (or `idemtest replay FILE`) "
+        "to run it on the engine it was saved on"
+    )
 
 
 def _runner_timeout(e: BaseException) -> bool:

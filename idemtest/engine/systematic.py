@@ -486,23 +486,29 @@ def run_pass(spec: Spec, data: Dataset, clean: Outcome, judge: Judge, *, cap: in
         return more_seconds <= 0
 
     started = time.perf_counter()
+    played: set[int] = set()
     for i, p in enumerate(head, 1):
         if time.perf_counter() > stop_at[0] and i > 1:
             if result.found is None:
                 cov.planned = estimate()
                 cov.stopped = "time budget"
             return result
+        played.add(i)
         found = play(i, p, estimate)
-        if found is not None and record(found):
-            return result
+        if found is not None:
+            if record(found):
+                return result
+            break
     # the head's cost tells how many scenarios the time left allows: a plan that does not
     # fit is thinned evenly now, rather than cut off at the time budget later
-    each = (time.perf_counter() - started) / len(head)
+    each = (time.perf_counter() - started) / max(1, len(played))
     room = len(head) + int(0.9 * (deadline - time.perf_counter()) / each) if each > 0 else cap
     plan = final_plan(room)  # starts with `head`: thinning keeps the nominal plan and the duplicates whole
-    for i, p in enumerate(plan, 1):
-        if i <= len(head):
-            continue  # judged above
+    order = [(i, p) for i, p in enumerate(plan, 1) if i not in played]
+    if result.found is not None:
+        # looking for other findings in a short time: one scenario of each family in turn
+        order = round_robin(order)
+    for i, p in order:
         if time.perf_counter() > stop_at[0]:
             if result.found is None:
                 cov.stopped = f"time budget, after {cov.judged}"
@@ -511,6 +517,19 @@ def run_pass(spec: Spec, data: Dataset, clean: Outcome, judge: Judge, *, cap: in
         if found is not None and record(found):
             return result
     return result
+
+
+def round_robin(plan: list[tuple[int, Planned]]) -> list[tuple[int, Planned]]:
+    """The plan reordered to take one scenario of each family in turn."""
+    groups: dict[str, list[tuple[int, Planned]]] = {}
+    for item in plan:
+        groups.setdefault(item[1].family, []).append(item)
+    out: list[tuple[int, Planned]] = []
+    queues = list(groups.values())
+    while queues:
+        out.extend(q.pop(0) for q in queues)
+        queues = [q for q in queues if q]
+    return out
 
 
 def every_target_empty(outcome: Outcome) -> bool:
