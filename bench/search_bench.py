@@ -37,15 +37,9 @@ GOAL_MAX = 25
 def faults_of(steps: list[Any]) -> int:
     """Faults in a reported schedule: planned crashes, plus one per duplicate, backfill,
     catch-up or concurrent step (each is one perturbation of the nominal plan)."""
-    from idemtest.engine.model import ParallelStep
+    from idemtest.engine.minimize import count_faults
 
-    n = 0
-    for s in steps:
-        if isinstance(s, ParallelStep):
-            n += 1 + sum(len(r.faults) for r in s.runs)
-        else:
-            n += len(s.faults) + (s.tag != "nominal")
-    return n
+    return count_faults(steps)
 
 
 def bug_classes(folder: Path) -> dict[str, str]:
@@ -138,7 +132,7 @@ def main() -> int:
     try:
         print(f"\n== {redact(db)}: {len(buggy)} buggy examples x {len(seeds)} seeds at {examples} scenarios ({mode}) ==")
         print(f"{'class':>5} {'example':50} {'caught':>6} {'phase':>13} {'1st failure (per seed)':>22} {'faults':>6} {'rows':>5} {'wall s':>7}")
-        for name, spec, load, _ in buggy:
+        for name, spec, load, _ in buggy if seeds else []:
             runs = [run_check(spec, load, backend, examples=examples, seed=s, systematic=not args.random_only) for s in seeds]
             cls = classes.get(name, "?")
             per_class.setdefault(cls, []).extend(runs)
@@ -155,16 +149,17 @@ def main() -> int:
                 if r["error"]:
                     print(f"    {r['error']}")
 
-        print(f"\n== per bug class on {redact(db)} ({len(seeds)} seeds each; median/max over every seed of every example of the class) ==")
-        print(f"{'class':>5} {'examples':>8} {'caught':>7} {'1st failure':>11} {'faults':>6} {'rows':>6} {'wall s':>11}")
-        for cls in sorted(per_class, key=lambda c: (not c.isdigit(), int(c) if c.isdigit() else 0, c)):
-            runs = per_class[cls]
-            caught = [r for r in runs if r["caught"]]
-            walls = [r["wall"] for r in runs]
-            print(
-                f"{cls:>5} {len(runs) // max(1, len(seeds)):>8} {len(caught):>3}/{len(runs):<3} {_stat([r['first'] for r in caught]):>11} "
-                f"{_stat([r['faults'] for r in caught]):>6} {_stat([r['rows'] for r in caught]):>6} {statistics.median(walls):5.1f}/{max(walls):<5.1f}"
-            )
+        if per_class:
+            print(f"\n== per bug class on {redact(db)} ({len(seeds)} seeds each; median/max over every seed of every example of the class) ==")
+            print(f"{'class':>5} {'examples':>8} {'caught':>7} {'1st failure':>11} {'faults':>6} {'rows':>6} {'wall s':>11}")
+            for cls in sorted(per_class, key=lambda c: (not c.isdigit(), int(c) if c.isdigit() else 0, c)):
+                runs = per_class[cls]
+                caught = [r for r in runs if r["caught"]]
+                walls = [r["wall"] for r in runs]
+                print(
+                    f"{cls:>5} {len(runs) // max(1, len(seeds)):>8} {len(caught):>3}/{len(runs):<3} {_stat([r['first'] for r in caught]):>11} "
+                    f"{_stat([r['faults'] for r in caught]):>6} {_stat([r['rows'] for r in caught]):>6} {statistics.median(walls):5.1f}/{max(walls):<5.1f}"
+                )
 
         if args.false_alarm_examples > 0 and correct:
             print(f"\n== false alarms: {len(correct)} correct examples at {args.false_alarm_examples} scenarios ==")
