@@ -312,3 +312,41 @@ def test_pytest_timeout_ends_a_check_with_one_paragraph(project: pytest.Pytester
     assert "Flaky" not in failure and "hypothesis" not in failure.lower()
     paragraph = [line for line in failure.splitlines() if line.strip() and not line.startswith(("=", "-", "+"))]
     assert len(paragraph) <= 3, failure
+
+
+BUGGY_CHECK = """
+import idemtest
+from pipelines import spec, append
+
+@idemtest.check(spec)
+def test_append(run):
+    append(run)
+"""
+
+
+def _saved(project: pytest.Pytester) -> Path:
+    project.makepyfile(test_append=BUGGY_CHECK)
+    project.runpytest("--idempotency").assert_outcomes(failed=1)
+    (path,) = (project.path / ".idemtest" / "failures").glob("*.json")
+    return path
+
+
+def test_a_replay_runs_on_the_engine_it_was_saved_on(project: pytest.Pytester) -> None:
+    saved = _saved(project)
+    # the ini points at a PostgreSQL server; the failure was saved on DuckDB: it replays there
+    project.makeini("[pytest]\nidem_db = postgresql://postgres@127.0.0.1:1/nowhere\n")
+    result = project.runpytest("--idempotency", "--idem-replay", str(saved))
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    assert "P2 declared keys stay unique — VIOLATED" in out
+    assert f"replayed on duckdb, where {saved} was saved (the configured sandbox is postgres; --idem-db overrides)" in out
+
+
+def test_a_replay_saved_on_postgres_asks_for_the_server(project: pytest.Pytester) -> None:
+    saved = _saved(project)
+    payload = json.loads(saved.read_text())
+    payload["db"] = "postgres"
+    saved.write_text(json.dumps(payload))
+    result = project.runpytest("--idempotency", "--idem-replay", str(saved))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "was saved on PostgreSQL and the configured sandbox is duckdb; give the server: --idem-db postgresql://" in result.stderr.str()

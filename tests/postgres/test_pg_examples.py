@@ -246,6 +246,40 @@ def test_sql_now_watermark_misses_late_orders_under_the_sql_clock(pg_dsn: str, t
     assert any((column(d, r, "order_id"), column(d, r, "updated_at")) in late for r in lost), e.report
 
 
+def test_a_duckdb_failure_replayed_on_postgres_says_so(pg_dsn: str, tmp_path: Path) -> None:
+    """The examples' SQL now() bug is plain SQL both engines run: saved on DuckDB,
+    replayed on PostgreSQL by request, the report and a warning name both engines."""
+    import examples.duckdb.test_buggy as duck
+
+    test = duck.test_sql_now_watermark
+    spec = dataclasses.replace(spec_of(test), dialect=None, setup=str(Path(__file__).resolve().parents[2] / "examples" / "postgres" / "schema.sql"))
+
+    def load(run: Any) -> None:
+        with run.conn.transaction() if hasattr(run.conn, "transaction") else _nothing():
+            run.conn.execute(
+                "INSERT INTO analytics.orders SELECT * FROM src.orders WHERE updated_at > now() - interval '1 hour' "
+                "ON CONFLICT (order_id) DO UPDATE SET status = excluded.status, amount = excluded.amount, updated_at = excluded.updated_at "
+                "WHERE analytics.orders.updated_at < excluded.updated_at"
+            )
+
+    with pytest.raises(idemtest.IdempotencyViolation) as info:
+        idemtest.verify(spec, load, failures_dir=tmp_path, systematic_max=5)
+    saved = info.value.saved
+    with pytest.warns(idemtest.IdemtestWarning, match=r"saved on DuckDB and is replayed on PostgreSQL"):
+        try:
+            idemtest.verify(spec, load, replay=saved, db=pg_dsn)
+        except idemtest.IdempotencyViolation as again:
+            assert "saved on DuckDB and is replayed on PostgreSQL" in again.report
+
+
+class _nothing:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+
 # --- PostgreSQL is stricter than DuckDB: the load fails without any fault ------------------
 @pytest.mark.parametrize(
     ("spec", "load"),
