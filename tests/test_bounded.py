@@ -350,3 +350,22 @@ def test_a_replay_saved_on_postgres_asks_for_the_server(project: pytest.Pytester
     result = project.runpytest("--idempotency", "--idem-replay", str(saved))
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "was saved on PostgreSQL and the configured sandbox is duckdb; give the server: --idem-db postgresql://" in result.stderr.str()
+
+
+def test_the_coverage_line_names_what_each_window_got(tmp_path: Path) -> None:
+    stats = idemtest.Stats()
+    idemtest.verify(spec(max_lateness="1h"), upsert, failures_dir=tmp_path, examples=12, stats=stats)
+    (line,) = stats.coverage
+    m = re.search(r"crashed/played per window: (w0 before (\d+)/(\d+) after (\d+)/(\d+)), w1 ", line)
+    assert m, line
+    assert int(m.group(3)) > 0 and int(m.group(5)) > 0 and int(m.group(2)) <= int(m.group(3))
+    assert re.search(r"duplicated w0,w1,w2", line) and re.search(r"backfilled w0", line) and re.search(r"late rows in w\d", line), line
+
+
+def test_sources_that_never_reach_the_load_get_a_warning(tmp_path: Path) -> None:
+    def wrong_year(run: Any) -> None:
+        # the load filters on a year the declared windows never cover: nothing is ever loaded
+        run.conn.execute("INSERT INTO analytics.orders SELECT * FROM src.orders WHERE updated_at < TIMESTAMP '2000-01-01'")
+
+    with pytest.warns(idemtest.IdemtestWarning, match=r"every target \(analytics\.orders\) is empty after a clean run .* do its filters never match"):
+        idemtest.verify(spec(), wrong_year, failures_dir=tmp_path, examples=10, systematic_max=10)

@@ -590,6 +590,9 @@ def coverage_line(label: str, done: str, result: PassResult | None, cut_short: s
     parts = [f"{label}: {done}"]
     if result is not None:
         parts.append(result.coverage.line())
+        details = result.coverage.details()
+        if details:
+            parts.append(details)
     if cut_short:
         parts.append(f"CUT SHORT: {cut_short}")
     return "; ".join(parts)

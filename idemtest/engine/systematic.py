@@ -345,6 +345,9 @@ class Coverage:
     backfilled: set[int] = field(default_factory=set)
     swapped: set[int] = field(default_factory=set)  # windows run out of order
     interleavings: int = 0
+    # window -> "before"/"after" -> [crashed, planned]: the crash points of nominal runs, per window
+    by_window: dict[int, dict[str, list[int]]] = field(default_factory=dict)
+    late: set[int] = field(default_factory=set)  # windows whose data has rows landing late
 
     def add(self, p: Planned, out: Outcome) -> None:
         self.judged += 1
@@ -358,6 +361,10 @@ class Coverage:
                 self.tried += 1
                 self.crashed += hit
                 self.retried += again
+                if isinstance(step, RunStep) and fault is not None:
+                    cell = self.by_window.setdefault(step.window, {}).setdefault(fault.when, [0, 0])
+                    cell[0] += hit
+                    cell[1] += 1
             else:
                 self.rerun_tried += 1
                 self.rerun_crashed += hit
@@ -388,6 +395,27 @@ class Coverage:
             parts.append(f"{self.interleavings} interleavings")
         if self.stopped:
             parts.append(f"stopped: {self.stopped}")
+        return "; ".join(parts)
+
+    def details(self, limit: int = 8) -> str:
+        """Which windows got what: the crash points crashed/played before and after
+        statements, per window, and the windows duplicated, backfilled, run out of
+        order and given late rows (at most `limit` windows named per item)."""
+
+        def names(ws: set[int] | list[int]) -> str:
+            ws = sorted(ws)
+            return ",".join(f"w{w}" for w in ws[:limit]) + ("…" if len(ws) > limit else "")
+
+        parts = []
+        cells = []
+        for w in sorted(self.by_window)[:limit]:
+            c = self.by_window[w]
+            cells.append(f"w{w} " + " ".join(f"{when} {c[when][0]}/{c[when][1]}" for when in ("before", "after") if when in c))
+        if cells:
+            parts.append("crashed/played per window: " + ", ".join(cells) + ("…" if len(self.by_window) > limit else ""))
+        for ws, what in ((self.duplicated, "duplicated"), (self.backfilled, "backfilled"), (self.swapped, "out of order"), (self.late, "late rows in")):
+            if ws:
+                parts.append(f"{what} {names(ws)}")
         return "; ".join(parts)
 
 
@@ -437,6 +465,10 @@ def run_pass(spec: Spec, data: Dataset, clean: Outcome, judge: Judge, *, cap: in
     and may take another path)."""
     windows = spec.all_windows
     cov = Coverage()
+    for source in spec.sources:
+        for v in data.sources.get(source.table, []):
+            if v.arrival > v.event(source):
+                cov.late.update(w.index for w in windows if w.start <= v.event(source) < w.end)
     head = [p for p in enumerate_plan(spec, windows, {}, {}) if p.family in ("nominal", "duplicate")]
     counts: dict[int, int] = dict(clean.boundaries)
     rerun: dict[int, int] = {}
