@@ -13,6 +13,7 @@ at the deadline the smallest failure so far is reported.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -100,39 +101,56 @@ def _fewer_faults(sc: Scenario) -> Iterator[Scenario]:
                     yield Scenario(sc.data, [*sc.steps[:i], ParallelStep(s.runs[:k] + (run,) + s.runs[k + 1 :], s.choices), *sc.steps[i + 1 :]])
 
 
-def _fewer_rows(sc: Scenario) -> Iterator[Scenario]:
-    """Each source row version removed, the last ones first."""
+def _fewer_rows(sc: Scenario, size: int = 1) -> Iterator[Scenario]:
+    """Each run of `size` consecutive source row versions removed, table by table."""
     for table in sorted(sc.data.sources):
         versions = sc.data.sources[table]
-        for j in range(len(versions) - 1, -1, -1):
+        for j in range(0, len(versions), size):
             sources = dict(sc.data.sources)
-            sources[table] = versions[:j] + versions[j + 1 :]
+            sources[table] = versions[:j] + versions[j + size :]
             yield Scenario(Dataset(sources), sc.steps)
 
 
+class _OutOfTime(Exception):
+    pass
+
+
 def reduce(scenario: Scenario, finding: Finding, outcome: Outcome, judge: Judge, *, deadline: float) -> Reduced:
-    """The smallest failure found by removing one thing at a time (module docstring)."""
+    """The smallest failure found by removing one thing at a time (module docstring).
+
+    Rows go in chunks first (half of the largest table, then quarters, ... then one
+    by one), so the rows a failure does not need leave in a few re-runs."""
     started = time.perf_counter()
     best = Reduced(scenario, finding, outcome, rows_before=scenario.data.row_count(), faults_before=count_faults(scenario.steps))
-    progress = True
-    while progress:
-        progress = False
-        for kind in (_fewer_runs, _fewer_faults, _fewer_rows):
-            # restart the kind's candidates after every removal: indexes moved
-            moved = True
-            while moved:
-                moved = False
-                for cand in kind(best.scenario):
-                    if time.perf_counter() > deadline:
-                        best.timed_out = True
-                        best.seconds = time.perf_counter() - started
-                        return best
-                    best.tried += 1
-                    got = judge(cand)
-                    if got is not None and same_failure(finding, got[0]):
-                        best.scenario, best.finding, best.outcome = cand, got[0], got[1]
-                        best.removed += 1
-                        moved = progress = True
-                        break
+
+    def shrink_by(candidates: Callable[[Scenario], Iterator[Scenario]]) -> bool:
+        """Keep removing with this kind of candidate until none still fails."""
+        removed = False
+        while True:
+            for cand in candidates(best.scenario):  # restarted after each removal: indexes moved
+                if time.perf_counter() > deadline:
+                    raise _OutOfTime
+                best.tried += 1
+                got = judge(cand)
+                if got is not None and same_failure(finding, got[0]):
+                    best.scenario, best.finding, best.outcome = cand, got[0], got[1]
+                    best.removed += 1
+                    removed = True
+                    break
+            else:
+                return removed
+
+    try:
+        progress = True
+        while progress:
+            progress = shrink_by(_fewer_runs)
+            progress = shrink_by(_fewer_faults) or progress
+            size = max((len(v) for v in best.scenario.data.sources.values()), default=0) // 2
+            while size > 1:
+                progress = shrink_by(functools.partial(_fewer_rows, size=size)) or progress
+                size //= 2
+            progress = shrink_by(_fewer_rows) or progress
+    except _OutOfTime:
+        best.timed_out = True
     best.seconds = time.perf_counter() - started
     return best
