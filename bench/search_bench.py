@@ -108,7 +108,7 @@ def main() -> int:
     ap.add_argument("--false-alarm-examples", type=int, default=1000, help="scenarios per correct check (default 1000; lower for a quick run; 0 skips)")
     ap.add_argument("--db", default="duckdb", help="sandbox: duckdb, postgres (the local server at 127.0.0.1:5432) or a postgresql:// DSN")
     ap.add_argument("--folder", default=str(ROOT / "examples"))
-    ap.add_argument("-k", default="", help="only examples whose name contains this")
+    ap.add_argument("-k", default="", help="only examples whose name contains this (several: comma-separated)")
     ap.add_argument("--random-only", action="store_true", help="skip the systematic pass (the search before it existed)")
     args = ap.parse_args()
 
@@ -119,7 +119,8 @@ def main() -> int:
     examples = args.examples or _defaults.EXAMPLES
     backend = get_backend(db)
     folder = Path(args.folder)
-    checks = [c for c in discover(folder) if args.k in c[0] and (not c[1].dialect or c[1].dialect == backend.dialect)]
+    wanted = args.k.split(",")
+    checks = [c for c in discover(folder) if any(k in c[0] for k in wanted) and (not c[1].dialect or c[1].dialect == backend.dialect)]
     classes = bug_classes(folder)
     buggy = [c for c in checks if c[3]]
     correct = [c for c in checks if not c[3]]
