@@ -311,7 +311,7 @@ def test_pytest_timeout_ends_a_check_with_one_paragraph(project: pytest.Pytester
         assert re.search(r"having played \d+ systematic \+ [1-9]\d* generated scenarios", out), out
     assert "This is not a pass" in out and "--idem-max-seconds" in out
     failure = out.split("_ test_slow _")[1].split("short test summary")[0].split("Captured stdout")[0]  # pytest-timeout's own stack dump is captured output
-    assert "Flaky" not in failure and "hypothesis" not in failure.lower()
+    assert "Flaky" not in failure and "hypothesis" not in failure.lower(), failure
     paragraph = [line for line in failure.splitlines() if line.strip() and not line.startswith(("=", "-", "+"))]
     assert len(paragraph) <= 3, failure
 
