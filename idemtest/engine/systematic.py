@@ -545,7 +545,12 @@ def run_pass(spec: Spec, data: Dataset, clean: Outcome, judge: Judge, *, cap: in
             if result.found is None:
                 cov.stopped = f"time budget, after {cov.judged}"
             break
-        found = play(i, p, lambda: len(plan))
+        try:
+            found = play(i, p, lambda: len(plan))
+        except Exception:
+            if result.found is None:
+                raise
+            break  # looking for more findings must not lose the first one
         if found is not None and record(found):
             return result
     return result
