@@ -371,3 +371,12 @@ def test_sources_that_never_reach_the_load_get_a_warning(tmp_path: Path) -> None
 
     with pytest.warns(idemtest.IdemtestWarning, match=r"every target \(analytics\.orders\) is empty after a clean run .* do its filters never match"):
         idemtest.verify(spec(), wrong_year, failures_dir=tmp_path, examples=10, systematic_max=10)
+
+
+def test_a_decorator_max_seconds_and_the_command_line_overriding_it(project: pytest.Pytester) -> None:
+    project.makepyfile(test_slow=SLOW_CHECK.replace("@idemtest.check(spec)", "@idemtest.check(spec, max_seconds=2)"))
+    result = project.runpytest("--idempotency", "--idem-examples", "5000")
+    result.assert_outcomes(passed=1)
+    assert "CUT SHORT (not a full pass) test_slow.py::test_slow: its time budget (max_seconds=2)" in result.stdout.str()
+    result = project.runpytest("--idempotency", "--idem-examples", "5000", "--idem-max-seconds", "1")
+    assert "(max_seconds=1)" in result.stdout.str()
