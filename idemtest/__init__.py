@@ -14,6 +14,7 @@ from ._defaults import VERSION as __version__
 from ._errors import (
     BackendError,
     CheckFailure,
+    CheckTimedOut,
     ConfigurationError,
     IdempotencyViolation,
     IdemtestError,
@@ -39,6 +40,7 @@ __all__ = [
     "BackendError",
     "CheckDefinition",
     "CheckFailure",
+    "CheckTimedOut",
     "ConfigurationError",
     "IdempotencyViolation",
     "IdemtestError",

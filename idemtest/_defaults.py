@@ -23,8 +23,15 @@ GENERATED_FLOOR = 10
 DB = "duckdb"
 #: where failing scenarios are saved, relative to the pytest rootdir or the working directory
 FAILURES_DIR = Path(".idemtest") / "failures"
-#: seconds spent shrinking a failure before the smallest one so far is reported
-SHRINK_SECONDS = 10.0
+#: seconds spent shrinking a failure before the smallest one so far is reported: at most
+#: half in Hypothesis's shrinker, the rest (at least half) in idemtest's own reduction,
+#: which drops extra runs, crashes and source rows one at a time (engine/minimize.py)
+SHRINK_SECONDS = 20.0
+#: after its first failure the systematic pass goes on this long to find failures
+#: of other properties or targets (one bug can hide another), each reported in one line
+MORE_FINDINGS_SECONDS = 3.0
+#: a check's own time budget (`--idem-max-seconds`); None: unbounded
+MAX_SECONDS: float | None = None
 #: rows of each kind shown in a report's diff
 ROW_LIMIT = 5
 

@@ -11,6 +11,7 @@
     ├── LoadError                   the load fails or hangs even without injected faults
     │   ├── ForeignDatabaseError    the load connected to a database other than the sandbox
     │   └── OpenTransactionError    the load ended leaving a transaction open (never committed)
+    ├── CheckTimedOut               pytest-timeout (or another runner's timeout) ended the check
     └── CheckFailure                a check's verdict; carries .prop, .report, .diffs
         ├── IdempotencyViolation    P1-P5 broken under a generated scenario
         └── NonDeterminismError     P0: two clean runs differ, idempotency cannot be judged
@@ -141,6 +142,12 @@ class NonDeterminismError(CheckFailure):
         self.columns = columns or {}
 
 
+class CheckTimedOut(IdemtestError):
+    """A test-runner timeout (pytest-timeout's `--timeout`) ended the check before
+    it finished: a clear note of how far it got, instead of Hypothesis's replay of
+    the interrupted example."""
+
+
 # --- warnings ------------------------------------------------------------------------
 
 
@@ -185,6 +192,18 @@ class AbortSearch(BaseException):
     def __init__(self, error: IdemtestError) -> None:
         super().__init__(str(error))
         self.error = error
+
+
+class StopSearch(BaseException):
+    """Ends the Hypothesis search from inside an example: a BaseException, so
+    Hypothesis neither shrinks nor replays it. `reason`: "shrink" (the shrink
+    budget is spent), "max-seconds" (the check's time budget is spent) or
+    "timeout" (a test-runner timeout, `cause`, interrupted the example)."""
+
+    def __init__(self, reason: str, cause: BaseException | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.cause = cause
 
 
 class ExampleFailed(Exception):

@@ -29,6 +29,7 @@ class CheckDefinition:
     load: Callable[..., Any]
     examples: int | None
     base_dir: Path | None
+    max_seconds: float | None = None
 
 
 def definition(test: Any) -> CheckDefinition | None:
@@ -37,9 +38,12 @@ def definition(test: Any) -> CheckDefinition | None:
     return found if isinstance(found, CheckDefinition) else None
 
 
-def check(spec: Spec, *, examples: int | None = None) -> Callable[[F], F]:
+def check(spec: Spec, *, examples: int | None = None, max_seconds: float | None = None) -> Callable[[F], F]:
     """Turn `def test_x(run, <fixtures>...)` into a pytest test that runs the
     body as the load function under generated scenarios.
+
+    `max_seconds` bounds the check's time (`--idem-max-seconds` on the command
+    line overrides it): the search then stops and the summary says it was cut short.
 
     The first parameter receives the RunContext; the others are pytest fixtures,
     resolved once per test and passed on every run."""
@@ -49,6 +53,8 @@ def check(spec: Spec, *, examples: int | None = None) -> Callable[[F], F]:
         raise SpecError(f"@idemtest.check expects an idemtest.Spec, got {spec!r}")
     if examples is not None and (not isinstance(examples, int) or isinstance(examples, bool) or examples < 1):
         raise SpecError(f"examples={examples!r} must be a whole number >= 1")
+    if max_seconds is not None and (isinstance(max_seconds, bool) or not isinstance(max_seconds, (int, float)) or not max_seconds > 0):
+        raise SpecError(f"max_seconds={max_seconds!r} must be a number of seconds > 0 (or None: unbounded)")
 
     def decorate(fn: F) -> F:
         sig = inspect.signature(fn)
@@ -74,14 +80,14 @@ def check(spec: Spec, *, examples: int | None = None) -> Callable[[F], F]:
                 return fn(run, **kwargs)
 
             load.__qualname__ = fn.__qualname__
-            harness.check(spec, load, examples=examples, base_dir=base_dir)
+            harness.check(spec, load, examples=examples, base_dir=base_dir, max_seconds=max_seconds)
 
         # pytest reads __signature__: it asks for our fixture plus the user's own
         wrapper.__signature__ = sig.replace(  # type: ignore[attr-defined]
             parameters=[inspect.Parameter(FIXTURE, inspect.Parameter.KEYWORD_ONLY), *[p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in fixtures]]
         )
         del wrapper.__wrapped__
-        wrapper.idemtest = CheckDefinition(spec, fn, examples, base_dir)  # type: ignore[attr-defined]
+        wrapper.idemtest = CheckDefinition(spec, fn, examples, base_dir, max_seconds)  # type: ignore[attr-defined]
         return wrapper  # type: ignore[return-value]
 
     return decorate

@@ -29,6 +29,7 @@ DEFAULTS: dict[str, Any] = {
     "idem_replay": None,
     "idem_shrink_seconds": _defaults.SHRINK_SECONDS,
     "idem_crash": None,  # None: each Spec(crash=...) decides
+    "idem_max_seconds": _defaults.MAX_SECONDS,
 }
 
 
@@ -55,11 +56,14 @@ class Session:
         self.failures_dir = Path(str(config.rootpath)) / _defaults.FAILURES_DIR
         self.examples = _defaults.EXAMPLES
         self.shrink_seconds = _defaults.SHRINK_SECONDS
+        self.max_seconds: float | None = _defaults.MAX_SECONDS
+        self.max_seconds_forced = False  # given on the command line: beats a per-test max_seconds=
         self.examples_forced = False  # a number given on the command line beats a per-test examples=
         self.db = _defaults.DB
         self.replay: str | None = None
         self.replay_test: str | None = None
         self.crash: str | None = None
+        self.replay_note = ""  # set when a replay runs on the engine it was saved on, not the configured one
         self.checks = 0
         self._stats: Stats | None = None
         self._backend: Backend | None = None
@@ -97,6 +101,15 @@ class Session:
                     "or 'kill' (each attempt runs in a child process killed at the crash point; POSIX only)"
                 )
             self.crash = crash
+        raw = option(self.config, "idem_max_seconds")
+        if raw not in (None, ""):
+            try:
+                self.max_seconds = float(raw)
+            except (TypeError, ValueError):
+                raise pytest.UsageError(f"--idem-max-seconds / idem_max_seconds={raw!r} is not a number of seconds; e.g. 120") from None
+            if not self.max_seconds > 0:
+                raise pytest.UsageError(f"--idem-max-seconds / idem_max_seconds={raw!r}: give a time budget per check above 0 seconds, e.g. 120 (or leave it unset: unbounded)")
+        self.max_seconds_forced = self.config.getoption("idem_max_seconds", None) is not None
         self.db = str(option(self.config, "idem_db"))
         from ._errors import IdemtestError
         from .sandbox import parse_db
@@ -110,9 +123,30 @@ class Session:
             from .engine.report import load_failure
 
             try:
-                self.replay_test = load_failure(self.replay).get("test")
+                payload = load_failure(self.replay)
             except IdemtestError as e:
                 raise pytest.UsageError(f"--idem-replay: {e}") from None
+            self.replay_test = payload.get("test")
+            self._replay_on_saved_backend(payload.get("db"))
+
+    def _replay_on_saved_backend(self, saved: Any) -> None:
+        """A replay runs on the engine it was saved on unless --idem-db says otherwise
+        on the command line (Checker.replay then warns that the engines differ)."""
+        from .sandbox import parse_db, saved_db
+
+        if not saved or self.config.getoption("idem_db", None) is not None or self._choice is None:
+            return
+        was = saved_db(str(saved))
+        if was.dialect == self._choice.dialect:
+            return
+        if was.server:
+            raise pytest.UsageError(
+                f"--idem-replay {self.replay} was saved on PostgreSQL and the configured sandbox is {self._choice.kind}; "
+                "give the server: --idem-db postgresql://user@host:port/db"
+            )
+        self.replay_note = f"replayed on {was.kind}, where {self.replay} was saved (the configured sandbox is {self._choice.kind}; --idem-db overrides)"
+        self.db = was.text
+        self._choice = parse_db(was.text)
 
     @property
     def stats(self) -> Stats:
@@ -188,7 +222,9 @@ class Idempotency:
     def stats(self) -> Stats:
         return self._session.stats
 
-    def check(self, spec: Spec, load: Callable[[RunContext], Any], *, examples: int | None = None, base_dir: Path | None = None) -> None:
+    def check(
+        self, spec: Spec, load: Callable[[RunContext], Any], *, examples: int | None = None, base_dir: Path | None = None, max_seconds: float | None = None
+    ) -> None:
         """Run `load` under generated scenarios; fails the test with the minimal scenario.
 
         A relative `Spec(setup="x.sql")` is looked for in the working directory,
@@ -222,6 +258,7 @@ class Idempotency:
             base_dir=base_dir or self._base_dir,
             shrink_seconds=s.shrink_seconds,
             crash=s.crash,
+            max_seconds=s.max_seconds if max_seconds is None or s.max_seconds_forced else max_seconds,
         )
         s.checks += 1
         checker = None

@@ -34,12 +34,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--idem-crash", default=None, choices=("raise", "kill"),
         help="how an injected crash ends an attempt: raise (an exception, in process) or kill (each attempt in a child process ended with os._exit; POSIX only); overrides Spec(crash=...)",
     )
+    group.addoption(
+        "--idem-max-seconds", default=None, metavar="S",
+        help="time budget per check: the search stops after S seconds and the summary says the check was cut short (default: unbounded)",
+    )
     parser.addini("idempotency", "run idempotency checks without --idempotency", type="bool", default=False)
     parser.addini("idem_examples", "generated scenarios per check", default=str(DEFAULTS["idem_examples"]))
     parser.addini("idem_db", "sandbox database (see --idem-db)", default=DEFAULTS["idem_db"])
     parser.addini("idem_replay", "saved failure to replay", default="")
     parser.addini("idem_crash", "crash mode for every check: raise or kill (see --idem-crash)", default="")
     parser.addini("idem_shrink_seconds", "time spent shrinking a failure", default=str(DEFAULTS["idem_shrink_seconds"]))
+    parser.addini("idem_max_seconds", "time budget per check (see --idem-max-seconds)", default="")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -159,13 +164,16 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     s = session.stats
     tr = terminalreporter
     tr.section("idemtest")
-    replayed = s.scenarios - s.systematic - s.generated
+    replayed = s.scenarios - s.systematic - s.generated - s.reduced
+    reduced = f", {s.reduced} re-runs reducing failures" if s.reduced else ""
     tr.write_line(
         f"{session.checks} check(s) on {session.describe_db()}: "
         f"{s.systematic} systematic + {s.generated} generated scenarios{f' + {replayed} replayed' if replayed > 0 else ''}, {s.runs} runs, {s.crashes} crashes injected, {s.retries} retries, "
         f"{s.duplicates} duplicate runs, {s.backfills} backfill runs, {s.catch_up} catch-up runs, "
-        f"{s.interleavings} interleavings ({s.blocked} lock waits), {s.late_rows} late rows"
+        f"{s.interleavings} interleavings ({s.blocked} lock waits), {s.late_rows} late rows{reduced}"
     )
+    if session.replay_note:
+        tr.write_line(session.replay_note)
     if s.systematic:
         tr.write_line(s.coverage_line())
     if s.kill_checks:
@@ -174,5 +182,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         # what each check's systematic pass covered, one short line per check
         for line in s.coverage:
             tr.write_line(f"  {line}")
+    for line in s.cut_short:
+        # never silently a full pass: a check stopped by its time budget says so
+        tr.write_line(f"CUT SHORT (not a full pass) {line}")
     if s.failures:
         tr.write_line(f"{s.failures} failing scenario(s) saved under {session.failures_dir}")

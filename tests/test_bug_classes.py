@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import sys
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -23,7 +23,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import examples.duckdb.test_buggy as buggy  # noqa: E402
-from examples.duckdb.pipelines import customers, events  # noqa: E402
+from examples.duckdb.pipelines import customers, events, orders  # noqa: E402
 
 
 def spec_and_load(test):
@@ -158,6 +158,83 @@ def test_9_partition_keyed_on_run_time_overwrites_another_hour(tmp_path):
     d = diff_of(exc, "analytics.hourly_revenue")
     assert d.changed or d.missing or d.extra, exc.report
     assert re.search(r"duplicate run of window|backfill run of window|catch-up run of window", exc.report), exc.report
+
+
+# --- 14, 16-19: markers, lookbacks, merge keys, swallowed errors, the SQL clock ---------
+
+
+def test_14_swallowed_exception_leaves_a_window_unloaded(tmp_path):
+    exc = catch(buggy.test_swallowed_exception_leaves_a_gap, tmp_path)
+    assert exc.prop == "P1"
+    d = diff_of(exc, "analytics.fct_order_events")
+    assert d.missing and not d.extra and not d.changed, exc.report
+    # the crash left staging.events_batch behind; the retry "succeeded" without loading
+    assert any("CREATE TABLE staging.events_batch" in line for line in crashed_line(exc)), exc.report
+    retry = [a for a in exc.attempts if a.attempt > 1]
+    assert retry and all(a.outcome == "ok" for a in retry), exc.report
+
+
+def test_16_completion_marker_before_data_skips_the_batch_on_retry(tmp_path):
+    exc = catch(buggy.test_completion_marker_before_data, tmp_path)
+    assert exc.prop == "P1"
+    d = diff_of(exc, "analytics.fct_order_events")
+    assert d.missing and not d.extra, exc.report
+    # the process died between the load-log row and the data
+    assert any(re.search(r"CRASHED (after statement \d+ — execute: INSERT INTO etl\.load_log|before statement \d+ — execute: INSERT INTO analytics\.fct_order_events)", line) for line in crashed_line(exc)), exc.report
+
+
+def test_17_lookback_shorter_than_lateness_never_loads_a_late_event(tmp_path):
+    exc = catch(buggy.test_lookback_shorter_than_lateness, tmp_path)
+    assert exc.prop == "P1"
+    d = diff_of(exc, "analytics.fct_order_events")
+    assert d.missing and not d.extra, exc.report
+    # every lost event landed later than the job's lookback after its own time
+    versions = {v.values["event_id"]: v for v in exc.scenario.data.sources["src.events"]}
+    for row in d.missing:
+        v = versions[col(d, row, "event_id")]
+        assert v.arrival - v.values["event_time"] > events.MICROBATCH_LOOKBACK, exc.report
+
+
+def test_18_merge_on_the_version_key_inserts_updates_as_new_rows(tmp_path):
+    exc = catch(buggy.test_merge_on_version_key, tmp_path)
+    assert exc.prop == "P2"
+    d = diff_of(exc, "analytics.orders_lake")
+    assert d.duplicate_keys and all(n == 2 for _, n in d.duplicate_keys), exc.report
+    assert "found by the systematic pass: single-fault scenario 1 of" in exc.report  # the nominal plan is enough
+
+
+def test_19_sql_now_watermark_misses_late_rows_under_the_sql_clock(tmp_path):
+    exc = catch(buggy.test_sql_now_watermark, tmp_path)
+    assert exc.prop == "P1"
+    d = diff_of(exc, "analytics.orders")
+    assert (d.missing or d.changed) and not d.extra, exc.report
+    lost = d.missing + [expected for expected, _ in d.changed]
+    versions = exc.scenario.data.sources["src.orders"]
+    late = {(v.values["order_id"], v.values["updated_at"]) for v in versions if v.arrival > v.values["updated_at"]}
+    assert any((col(d, r, "order_id"), col(d, r, "updated_at")) in late for r in lost), exc.report
+
+
+def test_19_the_sql_now_twin_passes_and_the_buggy_sql_sees_the_run_time(tmp_path):
+    """Without the SQL clock `now()` would be today's date: the buggy load would
+    read nothing in every run (no failure at all). With it, the nominal run at
+    the end of window 0 reads exactly the orders updated in its last hour."""
+    import examples.duckdb.test_correct as correct
+
+    twin = correct.test_sql_now_capped_event_time_watermark.idemtest
+    stats = idemtest.verify(twin.spec, twin.load, failures_dir=tmp_path, systematic_max=40, examples=20)
+    assert stats.failures == 0 and stats.crashes > 0
+
+    seen = []
+
+    def probe(run):
+        (n,) = run.conn.execute("SELECT count(*) FROM src.orders WHERE updated_at > now() - INTERVAL 1 HOUR AND updated_at <= now()").fetchone()
+        (m,) = run.conn.execute("SELECT count(*) FROM src.orders WHERE updated_at >= ? AND updated_at <= ?", [run.now - timedelta(hours=1), run.now]).fetchone()
+        seen.append((n, m))
+        orders.load_orders_sql_now(run.conn)
+
+    with pytest.raises(idemtest.IdempotencyViolation):
+        idemtest.verify(buggy.sql_now_spec, probe, failures_dir=tmp_path / "probe", examples=1, systematic_max=1)
+    assert seen and any(n for n, _ in seen) and all(n <= m for n, m in seen)
 
 
 # --- 10-12: concurrency-only bug classes ----------------------------------------------

@@ -31,6 +31,7 @@ import examples.postgres.test_buggy as pg_buggy  # noqa: E402
 import examples.postgres.test_correct as pg_correct  # noqa: E402
 from examples import sources  # noqa: E402
 from examples.duckdb.pipelines import (  # noqa: E402
+    batches,
     crm,
     customers,
     events,
@@ -47,6 +48,7 @@ from examples.postgres.pipelines import (  # noqa: E402
     order_status,
     orders_do_nothing,
     orders_merge,
+    orders_sql_now,
     revenue_summary,
     trips_fx,
 )
@@ -54,8 +56,8 @@ from examples.postgres.pipelines import pooled as pg_pooled  # noqa: E402
 
 EXAMPLES = ROOT / "examples"
 PIPELINES = (
-    crm, customers, events, order_lines, orders, payments, pooled, revenue, trips,
-    pg_pooled, employees_airflow, hourly_revenue, order_status, orders_do_nothing, orders_merge, revenue_summary, trips_fx,
+    batches, crm, customers, events, order_lines, orders, payments, pooled, revenue, trips,
+    pg_pooled, employees_airflow, hourly_revenue, order_status, orders_do_nothing, orders_merge, orders_sql_now, revenue_summary, trips_fx,
 )
 # modules an idemtest extra installs: never imported at the top of an example
 OPTIONAL = {"psycopg", "psycopg2", "psycopg_binary", "sqlalchemy", "duckdb_engine"}
@@ -72,8 +74,8 @@ SCHEMAS = {"duckdb": duck.SCHEMA, "postgres": pg.SCHEMA}
 
 
 def test_every_example_is_an_idemtest_check():
-    assert (len(checks(duck_correct)), len(checks(duck_buggy))) == (12, 20)
-    assert (len(checks(pg_correct)), len(checks(pg_buggy))) == (9, 9)
+    assert (len(checks(duck_correct)), len(checks(duck_buggy))) == (16, 25)
+    assert (len(checks(pg_correct)), len(checks(pg_buggy))) == (10, 10)
     for name, fn in ALL.items():
         check = fn.idemtest
         assert isinstance(check, idemtest.CheckDefinition), name

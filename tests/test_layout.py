@@ -25,7 +25,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("idemtest.instrument",),
     ("idemtest.sandbox",),  # and everything below it
     ("idemtest.context",),
-    ("idemtest.engine.generate", "idemtest.engine.systematic", "idemtest.engine.interleave", "idemtest.engine.isolate", "idemtest.engine.properties", "idemtest.review"),
+    ("idemtest.engine.generate", "idemtest.engine.systematic", "idemtest.engine.minimize", "idemtest.engine.interleave", "idemtest.engine.isolate", "idemtest.engine.properties", "idemtest.review"),
     ("idemtest.engine.execute", "idemtest.engine.report"),
     ("idemtest.engine.search",),
     ("idemtest.decorator", "idemtest.fixtures"),

@@ -166,3 +166,19 @@ CREATE TABLE analytics.order_lines (
     updated_at       TIMESTAMP
 );
 -- analytics.monthly_trips and analytics.crm_customers are created by their loads (CREATE TABLE IF NOT EXISTS / CREATE OR REPLACE)
+-- the load log: one row per loaded batch, read to skip a batch already loaded
+CREATE SCHEMA IF NOT EXISTS etl;
+CREATE TABLE etl.load_log (
+    batch_start TIMESTAMP PRIMARY KEY,
+    batch_end   TIMESTAMP
+);
+
+-- orders in a lakehouse-style table: no primary key is enforced (Delta, Iceberg,
+-- a plain Parquet folder), so the MERGE's ON clause is all that keeps one row per order
+CREATE TABLE analytics.orders_lake (
+    order_id       BIGINT,
+    customer_email VARCHAR,
+    status         VARCHAR,
+    amount         DECIMAL(12, 2),
+    updated_at     TIMESTAMP
+);

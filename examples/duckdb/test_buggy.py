@@ -24,7 +24,18 @@ from ..sources import (
     TRIPS_MONTHLY,
 )
 from . import SCHEMA as SETUP
-from .pipelines import crm, customers, events, order_lines, orders, payments, pooled, revenue, trips
+from .pipelines import (
+    batches,
+    crm,
+    customers,
+    events,
+    order_lines,
+    orders,
+    payments,
+    pooled,
+    revenue,
+    trips,
+)
 
 
 def caught(bug: str):
@@ -309,7 +320,7 @@ double_load_spec = Spec(
 )
 
 
-@caught("16 clock-relative lookback appended, double-loads in one clean pass: dbt-labs/dbt-core#10867 (P5)")
+@caught("20 clock-relative lookback appended, double-loads in one clean pass: dbt-labs/dbt-core#10867 (P5)")
 @idemtest.check(double_load_spec)
 def test_lookback_append_double_loads(run):
     trips.append_with_lookback(run.conn)
@@ -343,7 +354,7 @@ crm_upsert_spec = Spec(
 )
 
 
-@caught("17 full export merged by key keeps deleted rows: dbt-labs/dbt-core#249 (P1)")
+@caught("21 full export merged by key keeps deleted rows: dbt-labs/dbt-core#249 (P1)")
 @idemtest.check(crm_upsert_spec)
 def test_snapshot_export_upserted(run):
     crm.upsert_from_export(run.conn, run.landing)
@@ -360,7 +371,7 @@ streaming_export_spec = Spec(
 )
 
 
-@caught("18 output file written in place, read half-written: dagster-io/dagster#21278 (P4)")
+@caught("22 output file written in place, read half-written: dagster-io/dagster#21278 (P4)")
 @idemtest.check(streaming_export_spec)
 def test_csv_export_streamed_in_place(run):
     trips.export_trips_csv_streaming(run.conn, run.landing, run.partition)
@@ -376,7 +387,90 @@ concat_key_spec = Spec(
 )
 
 
-@caught("19 composite key concatenated without a separator: MeltanoLabs/target-postgres PR 446 (P5)")
+@caught("23 composite key concatenated without a separator: MeltanoLabs/target-postgres PR 446 (P5)")
 @idemtest.check(concat_key_spec)
 def test_singer_concatenated_composite_key(run):
     order_lines.upsert_lines_concatenated_key(run.conn, run.window.start, run.window.end)
+completion_marker_spec = Spec(
+    name="load_log_first",
+    setup=SETUP,
+    dialect="duckdb",  # `?` placeholders and DuckDB SQL
+    sources=[EVENTS],
+    targets=[Target("analytics.fct_order_events", key="event_id")],
+    schedule=hourly("2026-06-01", periods=3),
+)
+
+
+@caught("16 completion marker committed before the data: treeverse/lakeFS#1660, TresAmigosSD/SMV#554")
+@idemtest.check(completion_marker_spec)
+def test_completion_marker_before_data(run):
+    batches.load_batch_marker_first(run.conn, run.window.start, run.window.end)
+
+
+short_lookback_spec = Spec(
+    name="microbatch_short_lookback",
+    setup=SETUP,
+    dialect="duckdb",  # `?` placeholders and DuckDB SQL
+    sources=[EVENTS],
+    targets=[Target("analytics.fct_order_events", key="event_id")],
+    schedule=hourly("2026-06-01", periods=3),
+    max_lateness="1h",  # events land up to an hour late; the job looks back 15 minutes
+)
+
+
+@caught("17 lookback shorter than the maximum lateness: dbt-labs/dbt-core#10867, #15518")
+@idemtest.check(short_lookback_spec)
+def test_lookback_shorter_than_lateness(run):
+    events.load_events_microbatch(run.conn, run.window.start, run.window.end)
+
+
+merge_on_version_spec = Spec(
+    name="merge_on_version_key",
+    setup=SETUP,
+    dialect="duckdb",  # `?` placeholders and DuckDB SQL
+    sources=[ORDERS],
+    targets=[Target("analytics.orders_lake", key="order_id")],
+    schedule=hourly("2026-06-01", periods=3),
+    max_lateness="1h",
+)
+
+
+@caught("18 MERGE keyed on the version key inserts updates as new rows: frappe/insights PR 1121, GoogleCloudPlatform/DataflowTemplates PR 133")
+@idemtest.check(merge_on_version_spec)
+def test_merge_on_version_key(run):
+    orders.merge_orders_on_version(run.conn, run.window.start, run.window.end, lookback=merge_on_version_spec.max_lateness)
+
+
+swallowed_spec = Spec(
+    name="swallowed_errors",
+    setup=SETUP,
+    dialect="duckdb",  # `?` placeholders and DuckDB SQL
+    sources=[EVENTS],
+    targets=[Target("analytics.fct_order_events", key="event_id")],
+    schedule=hourly("2026-06-01", periods=3),
+)
+
+
+@caught("14 a swallowed exception leaves a gap: apache/airflow PR 29158")
+@idemtest.check(swallowed_spec)
+def test_swallowed_exception_leaves_a_gap(run):
+    batches.load_batch_swallowing_errors(run.conn, run.window.start, run.window.end)
+
+
+sql_now_spec = Spec(
+    name="sql_now_watermark",
+    setup=SETUP,
+    dialect="duckdb",  # `?` placeholders and DuckDB SQL
+    sources=[ORDERS],
+    targets=[Target("analytics.orders", key="order_id")],
+    schedule=hourly("2026-06-01", periods=3),
+    max_lateness="1h",
+)
+
+
+@caught("19 a SQL now() watermark misses late rows: dbt-labs/dbt-core#10867")
+@idemtest.check(sql_now_spec)
+def test_sql_now_watermark(run):
+    orders.load_orders_sql_now(run.conn)
+
+

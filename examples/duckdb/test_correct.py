@@ -12,7 +12,7 @@ from idemtest import Spec, Target, daily, hourly, monthly
 
 from ..sources import CUSTOMER_EXPORT, EVENTS, ORDER_LINES, ORDERS, PAYMENTS, TRIPS, TRIPS_MONTHLY
 from . import SCHEMA as SETUP
-from .pipelines import crm, events, order_lines, orders, payments, pooled, revenue, trips
+from .pipelines import batches, crm, events, order_lines, orders, payments, pooled, revenue, trips
 
 # (a) MERGE with a lookback on an event-time watermark
 merge_orders_spec = Spec(
@@ -197,3 +197,69 @@ order_lines_spec = Spec(
 @idemtest.check(order_lines_spec)
 def test_singer_upsert_on_json_key(run):
     order_lines.upsert_lines(run.conn, run.window.start, run.window.end)
+
+
+# (e) the load-log marker committed in the same transaction as the batch
+load_log_spec = Spec(
+    name="load_log_in_transaction",
+    setup=SETUP,
+    dialect="duckdb",  # `?` placeholders and DuckDB SQL
+    sources=[EVENTS],
+    targets=[Target("analytics.fct_order_events", key="event_id")],
+    schedule=hourly("2026-06-01", periods=3),
+)
+
+
+@idemtest.check(load_log_spec)
+def test_completion_marker_in_transaction(run):
+    batches.load_batch_marker_in_transaction(run.conn, run.window.start, run.window.end)
+
+
+# (f) staging in a TEMP table, errors re-raised (the twin of the swallowed-exception bug)
+staging_spec = Spec(
+    name="staging_temp_table",
+    setup=SETUP,
+    dialect="duckdb",  # `?` placeholders and DuckDB SQL
+    sources=[EVENTS],
+    targets=[Target("analytics.fct_order_events", key="event_id")],
+    schedule=hourly("2026-06-01", periods=3),
+)
+
+
+@idemtest.check(staging_spec)
+def test_staging_temp_table_errors_raised(run):
+    batches.load_batch_via_staging(run.conn, run.window.start, run.window.end)
+
+
+# (g) MERGE on the business key into a table without a primary key (the twin of MERGE on the version key)
+merge_on_key_spec = Spec(
+    name="merge_on_business_key",
+    setup=SETUP,
+    dialect="duckdb",  # `?` placeholders and DuckDB SQL
+    sources=[ORDERS],
+    targets=[Target("analytics.orders_lake", key="order_id")],
+    schedule=hourly("2026-06-01", periods=3),
+    max_lateness="1h",
+)
+
+
+@idemtest.check(merge_on_key_spec)
+def test_merge_on_business_key(run):
+    orders.merge_orders_on_key(run.conn, run.window.start, run.window.end, lookback=merge_on_key_spec.max_lateness)
+
+
+# (h) SQL now() only as a cap; an event-time watermark with lookback decides the read
+sql_now_watermark_spec = Spec(
+    name="sql_now_capped_watermark",
+    setup=SETUP,
+    dialect="duckdb",  # `?` placeholders and DuckDB SQL
+    sources=[ORDERS],
+    targets=[Target("analytics.orders", key="order_id")],
+    schedule=hourly("2026-06-01", periods=3),
+    max_lateness="1h",
+)
+
+
+@idemtest.check(sql_now_watermark_spec)
+def test_sql_now_capped_event_time_watermark(run):
+    orders.load_orders_sql_now_with_watermark(run.conn, lookback=sql_now_watermark_spec.max_lateness)

@@ -23,6 +23,7 @@ from .pipelines import (
     hourly_revenue,
     order_status,
     orders_do_nothing,
+    orders_sql_now,
     pooled,
     revenue_summary,
     trips_fx,
@@ -191,7 +192,24 @@ double_load_spec = Spec(
 )
 
 
-@caught("16 clock-relative lookback appended: every trip loaded twice in one clean pass (P5; dbt-labs/dbt-core#10867)")
+@caught("20 clock-relative lookback appended: every trip loaded twice in one clean pass (P5; dbt-labs/dbt-core#10867)")
 @idemtest.check(double_load_spec, examples=BUG_EXAMPLES)
 def test_lookback_append_double_loads(run):
     trips_fx.append_with_lookback(run.conn)
+sql_now_spec = Spec(
+    name="pg_sql_now_watermark",
+    dialect="postgres",
+    setup=SCHEMA,
+    sources=[fewer_rows(ORDERS)],
+    targets=[Target("analytics.orders", key="order_id")],
+    schedule=hourly("2026-06-01", periods=3),
+    max_lateness="30m",
+)
+
+
+@caught("19 a SQL now() watermark misses late rows: dbt-labs/dbt-core#10867")
+@idemtest.check(sql_now_spec, examples=BUG_EXAMPLES)
+def test_sql_now_watermark(run):
+    orders_sql_now.upsert_orders_last_hour(run.conn)
+
+

@@ -19,6 +19,7 @@ from .pipelines import (
     hourly_revenue,
     order_status,
     orders_merge,
+    orders_sql_now,
     pooled,
     revenue_summary,
     trips_fx,
@@ -176,3 +177,20 @@ fx_spec = Spec(
 @idemtest.check(fx_spec, examples=EXAMPLES)
 def test_snapshot_rates_replaced(run):
     trips_fx.replace_rates(run.conn)
+
+
+# (f) SQL now() only caps the read; the range starts at the loaded data's own watermark
+sql_now_spec = Spec(
+    name="pg_sql_now_capped_watermark",
+    dialect="postgres",
+    setup=SCHEMA,
+    sources=[fewer_rows(ORDERS)],
+    targets=[Target("analytics.orders", key="order_id")],
+    schedule=hourly("2026-06-01", periods=3),
+    max_lateness="30m",
+)
+
+
+@idemtest.check(sql_now_spec, examples=EXAMPLES)
+def test_sql_now_capped_event_time_watermark(run):
+    orders_sql_now.upsert_orders_since_loaded(run.conn, lookback=sql_now_spec.max_lateness)

@@ -258,6 +258,8 @@ class Stats:
     fixed_interleavings: int = 0
     kill_checks: int = 0  # checks run with crash='kill' (attempts in child processes, no concurrent runs)
     coverage: list[str] = field(default_factory=list)  # one line per check
+    reduced: int = 0  # re-runs of the final reduction of failures (engine/minimize.py)
+    cut_short: list[str] = field(default_factory=list)  # checks stopped by their time budget, one line each
 
     def coverage_line(self) -> str:
         """The systematic passes' coverage, summed over checks, in one line."""

@@ -49,6 +49,8 @@ def render(
     examples: tuple[int | None, int] | None = None,
     db: str | None = None,
     found: str | None = None,
+    note: str = "",
+    others: list[str] | None = None,
 ) -> str:
     windows = {w.index: w for w in spec.all_windows}
     out = [f"idemtest: {finding.prop} {TITLES.get(finding.prop, '')} — VIOLATED", f"  {finding.headline}", ""]
@@ -61,6 +63,8 @@ def render(
         shrunk = f"; found at generated scenario {first}, shrunk over {total - (first or 0)} more"
     if found:
         shrunk = f"; {found}"
+    if note:
+        shrunk += f"; {note}"
     out.append(f"Minimal scenario ({len(scenario.steps)} steps; {n_rows} source row versions: {srcs or 'none'}; {late} late{shrunk}):")
     if spec.crash == "kill":
         out.append("  (crash='kill': every attempt ran in its own process; a crash killed it with os._exit, no finally of the load ran)")
@@ -107,6 +111,10 @@ def render(
     if finding.detail:
         out.append("Details:")
         out.extend("  " + line for line in finding.detail.rstrip().splitlines())
+    if others:
+        out.append("")
+        out.append(f"Also broken during this search ({len(others)} more distinct finding(s), property x target; each replays from its file):")
+        out.extend(f"  - {line}" for line in others)
     if saved:
         saved = _relative(saved)
         out.append("")
@@ -114,6 +122,16 @@ def render(
         out.append(f"Replay: {replay_command(saved, test_id, db)}")
         out.append(f"    or: idemtest replay {shlex.quote(saved)}{db_option(db)}")
     return "\n".join(out)
+
+
+def other_finding_line(finding: Finding, scenario: Scenario, saved: str, spec: Spec) -> str:
+    """One line for a further distinct finding: property, targets, headline, the
+    perturbed steps and the file that replays it."""
+    windows = {w.index: w for w in spec.all_windows}
+    targets = ", ".join(sorted({d.target for d in finding.diffs})) or "-"
+    steps = [describe_step(s, windows) for s in scenario.steps if isinstance(s, ParallelStep) or s.tag != "nominal" or s.faults]
+    how = "; ".join(steps[:2]) + (" …" if len(steps) > 2 else "") if steps else "the nominal plan"
+    return f"{finding.prop} on {targets}: {' '.join(finding.headline.split())[:120]} ({how}) — saved: {_relative(saved)}"
 
 
 def render_sources(spec: Spec, scenario: Scenario, limit: int = 12) -> list[str]:

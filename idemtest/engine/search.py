@@ -12,11 +12,13 @@ from typing import TYPE_CHECKING, Any
 from .. import _defaults, _json
 from .._errors import (
     AbortSearch,
+    CheckTimedOut,
     ExampleFailed,
     IdempotencyViolation,
     IdemtestError,
     ReplayError,
     SpecError,
+    StopSearch,
 )
 from .execute import clean_run, run_scenario
 from .model import Dataset, Finding, Outcome, Scenario, Stats
@@ -47,6 +49,7 @@ class Config:
     systematic_max: int | None = None  # its cap (a larger plan is thinned evenly); None: _defaults.SYSTEMATIC_MAX
     seed: int | None = None  # seeds the random search (as @hypothesis.seed does); None: Hypothesis decides
     crash: str | None = None  # --idem-crash: overrides Spec(crash=...); None: the spec decides
+    max_seconds: float | None = None  # the check's time budget (`--idem-max-seconds`); None: unbounded
 
     def __repr__(self) -> str:
         # shown by `pytest -l` in tracebacks: the DSN's password must not be
@@ -109,6 +112,10 @@ class Checker:
         self.found_by: str | None = None  # "systematic" | "generated" | "clean run": the phase that found the failure
         self.systematic: PassResult | None = None
         self.elapsed = 0.0
+        self.deadline: float | None = None  # perf_counter() at which the check's time budget ends
+        self.cut_short = ""  # why the search stopped before playing every scenario, if it did
+        self._alarm: BaseException | None = None  # what a test runner's SIGALRM timeout raised during the check
+        self.others: list[tuple[Finding, Scenario, Any]] = []  # further distinct findings (property x target)
 
     # --- sandboxes ---------------------------------------------------------
     def _sandbox(self) -> Sandbox:
@@ -217,23 +224,86 @@ class Checker:
         if self.config.replay:
             return self.replay(self.config.replay)
         started = time.perf_counter()
+        if self.config.max_seconds is not None:
+            self.deadline = started + self.config.max_seconds
         before = (self.stats.systematic, self.stats.generated)
         if self.spec.crash == "kill":
             self.stats.kill_checks += 1
+        restore = self._watch_alarm()
         try:
             if self.config.systematic:
                 self.run_systematic()
                 left = max(_defaults.GENERATED_FLOOR, self.config.examples - (self.stats.systematic - before[0]))
             else:
                 left = self.config.examples
+            if self.cut_short:
+                return
             self.search(left)
+        except BaseException as e:
+            if self._by_runner_timeout(e):
+                raise self._timed_out(e, started, before) from None
+            raise
         finally:
+            restore()
             self.elapsed = time.perf_counter() - started
             self.stats.total_seconds += self.elapsed
-            if self.systematic is not None:
-                label = self.config.test_id or getattr(self.load, "__qualname__", "check")
-                done = f"{self.stats.systematic - before[0]} systematic + {self.stats.generated - before[1]} generated"
-                self.stats.coverage.append(f"{label}: {done}; {self.systematic.coverage.line()}")
+            label = str(self.config.test_id or getattr(self.load, "__qualname__", "check"))
+            done = f"{self.stats.systematic - before[0]} systematic + {self.stats.generated - before[1]} generated"
+            self.stats.coverage.append(coverage_line(label, done, self.systematic, self.cut_short))
+            if self.cut_short:
+                self.stats.cut_short.append(f"{label}: {self.cut_short}")
+                self._warn_cut_short(label, done)
+
+    def _watch_alarm(self) -> Callable[[], None]:
+        """pytest-timeout (signal method) ends a test from a SIGALRM handler; a driver
+        busy in C when it fires may turn it into its own error (DuckDB: "Query
+        interrupted"). Wrap the handler to know that it fired. Returns the undo."""
+        import signal
+        import threading
+
+        prev = getattr(signal, "SIGALRM", None) and signal.getsignal(signal.SIGALRM)
+        if not callable(prev) or threading.current_thread() is not threading.main_thread():
+            return lambda: None
+
+        def handler(signum: int, frame: Any) -> None:
+            try:
+                prev(signum, frame)
+            except BaseException as e:
+                self._alarm = e  # pytest-timeout's "Timeout (>Ns) ...": named in the message
+                raise
+            self._alarm = self._alarm or TimeoutError("SIGALRM")
+
+        signal.signal(signal.SIGALRM, handler)
+
+        def restore() -> None:
+            if signal.getsignal(signal.SIGALRM) is handler:
+                signal.signal(signal.SIGALRM, prev)
+
+        return restore
+
+    def _by_runner_timeout(self, e: BaseException) -> bool:
+        return _runner_timeout(e) or self._alarm is not None
+
+    def _warn_cut_short(self, label: str, done: str) -> None:
+        import warnings
+
+        from .._errors import IdemtestWarning
+
+        warnings.warn(
+            IdemtestWarning(f"idemtest: {label} was cut short — {self.cut_short} after {done} scenarios; it is not a full pass. Raise --idem-max-seconds (or idem_max_seconds, @check(max_seconds=...)) for a complete one."),
+            stacklevel=3,
+        )
+
+    def _timed_out(self, e: BaseException, started: float, before: tuple[int, int]) -> CheckTimedOut:
+        cause = self._alarm or (e.cause if isinstance(e, StopSearch) and e.cause is not None else e)
+        sys_n, gen_n = self.stats.systematic - before[0], self.stats.generated - before[1]
+        found = "a failure had been found and was being shrunk" if self.first_failure_at is not None else "no failure had been found yet"
+        return CheckTimedOut(
+            f"idemtest: the test runner's timeout ended this check ({' '.join(str(cause).split())[:80]}) after {time.perf_counter() - started:.0f} s, "
+            f"having played {sys_n} systematic + {gen_n} generated scenarios; {found}. This is not a pass. "
+            "Bound the check itself with --idem-max-seconds N (ini idem_max_seconds, @idemtest.check(max_seconds=N)): it then stops cleanly "
+            "and says it was cut short; or raise --timeout, or lower --idem-examples."
+        )
 
     def run_systematic(self) -> None:
         """Phase 1: every single-fault scenario on the fixed data set (engine/systematic.py)."""
@@ -255,8 +325,13 @@ class Checker:
             return self.judge(scenario, clean)
 
         cap = self.config.systematic_max if self.config.systematic_max is not None else _defaults.SYSTEMATIC_MAX
-        result = run_pass(self.spec, data, clean, judge, cap=cap, deadline=time.perf_counter() + budget)
+        deadline = time.perf_counter() + budget
+        if self.deadline is not None and self.deadline < deadline:
+            deadline = self.deadline
+        result = run_pass(self.spec, data, clean, judge, cap=cap, deadline=deadline, more_seconds=_defaults.MORE_FINDINGS_SECONDS)
         self.systematic = result
+        if result.found is None and self.deadline is not None and time.perf_counter() >= self.deadline:
+            self.cut_short = f"its time budget (max_seconds={self.config.max_seconds:g}) ran out in the systematic pass ({result.coverage.judged}/{result.coverage.planned} single-fault scenarios)"
         cov, st = result.coverage, self.stats
         st.crash_points += cov.tried + cov.rerun_tried
         st.crash_points_hit += cov.crashed + cov.rerun_crashed
@@ -270,7 +345,8 @@ class Checker:
             # one fault on fixed data is already minimal: reported as found, no shrinking
             self.found_by = "systematic"
             self.stats.failures += 1
-            self._raise(found.finding, found.scenario, found.outcome.attempts, None, found=found.describe())
+            self.others = [(o.finding, o.scenario, o.outcome.attempts) for o in result.others]
+            self._raise_reduced(found.finding, found.scenario, found.outcome, None, found=found.describe())
 
     def _warn_empty(self, data: Dataset) -> None:
         import warnings
@@ -291,69 +367,88 @@ class Checker:
 
     # --- the generated search ------------------------------------------------
     def search(self, count: int) -> None:
-        """Phase 2: Hypothesis draws data and multi-fault schedules, and shrinks a failure."""
+        """Phase 2: Hypothesis draws data and multi-fault schedules, and shrinks a failure.
+
+        Shrinking is bounded for real: once half the shrink budget is spent, the next
+        example raises StopSearch (a BaseException Hypothesis passes through) and the
+        smallest failure seen so far goes on to the deterministic reduction
+        (engine/minimize.py), which has the rest of the budget. The check's own time
+        budget (`max_seconds`) and a test-runner timeout end the search the same way."""
         from hypothesis import HealthCheck, Verbosity, given, settings
         from hypothesis import strategies as st
 
         from .generate import dataset_strategy, schedule_strategy
+        from .minimize import count_faults
+        from .systematic import finding_key
 
         data_st = dataset_strategy(self.spec)
-        last: dict[str, Any] = {}
-        failing: set[str] = set()
-        failing_data: set[str] = set()
-        bounds_seen: dict[str, dict[int, int]] = {}
+        best: dict[str, Any] = {}
+        seen: dict[tuple[str, tuple[str, ...]], tuple[Finding, Scenario, Any]] = {}
         deterministic: set[str] = set()
+        referenced: set[str] = set()  # data sets whose clean run was held against Target(expected=) (P5)
         examples = {"n": 0}
-        budget = self.config.shrink_seconds
+        hypothesis_share = self.config.shrink_seconds / 2
+
+        stopping: list[StopSearch] = []
+
+        def stop(reason: str, cause: BaseException | None = None) -> StopSearch:
+            # remembered here: Hypothesis may wrap what ends its run (a stop before the
+            # draws it saw last time is a FlakyStrategyDefinition to it), so search()
+            # decides by this record, not by the exception that comes out
+            stopping.append(StopSearch(reason, cause))
+            return stopping[-1]
 
         def inner(d: Any) -> None:
             examples["n"] += 1
-            spent = bool(last) and time.perf_counter() - last["found"] > budget
+            now = time.perf_counter()
+            if best and now - best["found"] > hypothesis_share:
+                raise stop("shrink")
+            if self.deadline is not None and now > self.deadline:
+                raise stop("max-seconds")
+            try:
+                play(d)
+            except (ExampleFailed, AbortSearch, StopSearch):
+                raise
+            except BaseException as e:
+                if self._by_runner_timeout(e):
+                    # pytest-timeout's Failed: Hypothesis would take it for a failure and replay it
+                    raise stop("timeout", e) from None
+                raise
+
+        def play(d: Any) -> None:
             data = d.draw(data_st, label="source data")
             data_key = _json_key(Scenario(data))
-            if spent and data_key not in failing_data:
-                # budget spent: skip the clean run of data never seen failing. The
-                # draws must stay what they were for choices seen before, so data
-                # seen before draws its schedule with the boundaries it had then.
-                if data_key in bounds_seen:
-                    d.draw(schedule_strategy(self.spec, self.windows, bounds_seen[data_key]), label="schedule")
-                return
             try:
                 clean = self.clean_cached(data, data_key)
                 if not self._determinism_checked:
                     self.check_determinism(data, clean)
                     self._determinism_checked = True
-                if data_key not in bounds_seen:
+                if data_key not in referenced:
                     self.check_reference(data, clean)
+                    referenced.add(data_key)
             except IdemtestError as e:
                 raise AbortSearch(e) from None
-            bounds_seen[data_key] = clean.boundaries
             steps = d.draw(schedule_strategy(self.spec, self.windows, clean.boundaries), label="schedule")
             scenario = Scenario(data, steps)
-            key = None
-            if last:
-                key = _json_key(scenario)
-            if spent and key not in failing:
-                # shrink budget spent: candidates not known to fail pass untried,
-                # so shrinking ends quickly; Hypothesis then replays its best
-                # failing example, which is in `failing` and runs for real
-                return
             self.stats.generated += 1
             finding, out = self.judge(scenario, clean)
-            if finding is not None:
-                if finding.prop == "P1" and data_key not in deterministic:
-                    try:
-                        self.check_determinism(data, clean)
-                    except IdemtestError as e:
-                        raise AbortSearch(e) from None
-                    deterministic.add(data_key)  # shrink candidates reuse data: check each once
-                if not last:
-                    self.first_failure_at = examples["n"]
-                last.setdefault("found", time.perf_counter())
-                last.update(finding=finding, scenario=scenario, attempts=out.attempts)
-                failing.add(key or _json_key(scenario))
-                failing_data.add(data_key)
-                raise ExampleFailed(finding.headline)
+            if finding is None:
+                return
+            if finding.prop == "P1" and data_key not in deterministic:
+                try:
+                    self.check_determinism(data, clean)
+                except IdemtestError as e:
+                    raise AbortSearch(e) from None
+                deterministic.add(data_key)  # shrink candidates reuse data: check each once
+            if not best:
+                self.first_failure_at = examples["n"]
+                best["found"] = time.perf_counter()
+            key = finding_key(finding)
+            seen.setdefault(key, (finding, scenario, out.attempts))
+            size = (count_faults(scenario.steps), data.row_count(), len(scenario.steps))
+            if "size" not in best or (finding_key(best["finding"]) == key and size < best["size"]):
+                best.update(finding=finding, scenario=scenario, outcome=out, size=size)
+            raise ExampleFailed(finding.headline)
 
         test = given(st.data())(inner)
         test = settings(
@@ -374,10 +469,59 @@ class Checker:
             test()
         except AbortSearch as a:
             raise a.error from None
-        except ExampleFailed:
-            self.found_by = "generated"
-            self.stats.failures += 1
-            self._raise(last["finding"], last["scenario"], last["attempts"], (self.first_failure_at, examples["n"]))
+        except BaseException as e:
+            if not stopping:
+                if isinstance(e, ExampleFailed):
+                    self._found_generated(best, seen, examples["n"])
+                raise
+            why = stopping[0]
+            if why.reason == "timeout":
+                raise why from None
+            if best:
+                self._found_generated(best, seen, examples["n"], note="Hypothesis's shrinking stopped at its budget")
+            self.cut_short = f"its time budget (max_seconds={self.config.max_seconds:g}) ran out after {self.stats.generated} generated scenarios of {count}"
+
+    def _found_generated(self, best: dict[str, Any], seen: dict[Any, Any], played: int, note: str = "") -> None:
+        from .systematic import finding_key
+
+        self.found_by = "generated"
+        self.stats.failures += 1
+        first = finding_key(best["finding"])
+        self.others = [v for k, v in seen.items() if k != first]
+        self._raise_reduced(best["finding"], best["scenario"], best["outcome"], (self.first_failure_at, played), started=best["found"], note=note)
+
+    def _raise_reduced(
+        self, finding: Finding, scenario: Scenario, outcome: Outcome, examples: tuple[int | None, int] | None,
+        found: str | None = None, started: float | None = None, note: str = "",
+    ) -> None:
+        """Reduce the failure (engine/minimize.py) within what is left of the shrink
+        budget (at least half of it), then report it."""
+        from .minimize import reduce
+
+        budget = self.config.shrink_seconds
+        now = time.perf_counter()
+        deadline = max((started if started is not None else now) + budget, now + budget / 2)
+        if self.deadline is not None:
+            deadline = min(deadline, max(self.deadline, now))
+
+        def judge(cand: Scenario) -> tuple[Finding, Outcome] | None:
+            try:
+                clean = self.clean_cached(cand.data, _json_key(Scenario(cand.data)))
+                got, out = self.judge(cand, clean)
+            except IdemtestError:
+                return None  # e.g. the clean run of fewer rows fails: not this failure
+            finally:
+                self.stats.reduced += 1
+            return None if got is None else (got, out)
+
+        red = reduce(scenario, finding, outcome, judge, deadline=deadline)
+        if red.finding.prop == "P1" and red.scenario.data is not scenario.data:
+            try:
+                self.check_determinism(red.scenario.data, self.clean_cached(red.scenario.data, _json_key(Scenario(red.scenario.data))))
+            except IdemtestError:
+                red.scenario, red.finding, red.outcome, red.removed = scenario, finding, outcome, 0
+        notes = "; ".join(n for n in (note, red.note()) if n)
+        self._raise(red.finding, red.scenario, red.outcome.attempts, examples, found=found, note=notes)
 
     def replay(self, path: str) -> None:
         from .report import load_failure, warn_other_version
@@ -396,6 +540,13 @@ class Checker:
         # a failure replays in the crash mode it was found in, whatever --idem-crash says
         self.spec = self.spec.with_crash(crash)
         self._check_replayable(path, scenario)
+        note = cross_backend_note(path, payload.get("db"), self.backend)
+        if note:
+            import warnings
+
+            from .._errors import IdemtestWarning
+
+            warnings.warn(IdemtestWarning(note), stacklevel=3)
         started = time.perf_counter()
         try:
             clean = self.clean(scenario.data)
@@ -414,7 +565,7 @@ class Checker:
             if finding.prop == "P1":
                 self.check_determinism(scenario.data, clean)
             self.stats.failures += 1
-            self._raise(finding, scenario, out.attempts, None, saved=str(path))
+            self._raise(finding, scenario, out.attempts, None, saved=str(path), note=note)
 
     def _check_replayable(self, path: str, scenario: Scenario) -> None:
         """A saved scenario must fit this spec: windows that exist, faults that make sense, declared sources."""
@@ -440,16 +591,21 @@ class Checker:
                     raise ReplayError(f"{path}: a saved row of {table} has columns {sorted(v.values)}, the spec declares {sorted(source.columns)}")
 
     def _raise(
-        self, finding: Finding, scenario: Scenario, attempts: Any, examples: tuple[int | None, int] | None, saved: str | None = None, found: str | None = None
+        self, finding: Finding, scenario: Scenario, attempts: Any, examples: tuple[int | None, int] | None, saved: str | None = None, found: str | None = None,
+        note: str = "",
     ) -> None:
-        from .report import render, save_failure
+        from .report import other_finding_line, render, save_failure
 
         if saved is None:
             path = save_failure(self.config.failures_dir, spec=self.spec, scenario=scenario, finding=finding, test_id=self.config.test_id, db=self.backend.name)
             saved = str(path)
+        others = []
+        for f, sc, _ in self.others:
+            other = save_failure(self.config.failures_dir, spec=self.spec, scenario=sc, finding=f, test_id=self.config.test_id, db=self.backend.name)
+            others.append(other_finding_line(f, sc, str(other), self.spec))
         text = render(
             spec=self.spec, finding=finding, scenario=scenario, attempts=attempts, test_id=self.config.test_id,
-            saved=saved, examples=examples, found=found, db=self.config.db,
+            saved=saved, examples=examples, found=found, db=self.config.db, note=note, others=others,
         )
         raise IdempotencyViolation(text, prop=finding.prop, finding=finding, scenario=scenario, attempts=attempts, saved=saved)
 
@@ -459,6 +615,49 @@ class Checker:
             self._file_backend = None
         if self._own_backend:
             self.backend.close()
+
+
+def cross_backend_note(path: str, saved: Any, backend: Backend) -> str:
+    """A note when a failure saved on one database engine is replayed on another:
+    the same scenario may pass there (different locking, types, SQL), which must
+    not read as "fixed"."""
+    from ..sandbox import saved_db
+
+    if not saved:
+        return ""
+    was = saved_db(str(saved))
+    if was.dialect == backend.dialect:
+        return ""
+    names = {"duckdb": "DuckDB", "postgres": "PostgreSQL"}
+    return (
+        f"{path} was saved on {names.get(was.dialect, was.dialect)} and is replayed on {names.get(backend.dialect, backend.dialect)} ({backend.describe()}): "
+        "a pass here does not mean the failure is fixed where it was found; replay it without --idem-db (or `idemtest replay FILE`) "
+        "to run it on the engine it was saved on"
+    )
+
+
+def _runner_timeout(e: BaseException) -> bool:
+    """pytest-timeout's signal method ends a test with `pytest.fail("Timeout >Ns")`
+    (an `_pytest.outcomes.Failed`), raised wherever the main thread happens to be."""
+    if isinstance(e, StopSearch):
+        return e.reason == "timeout"
+    return type(e).__name__ == "Failed" and str(e).startswith("Timeout")
+
+
+def coverage_line(label: str, done: str, result: PassResult | None, cut_short: str) -> str:
+    """What one check covered, in one line (the summary prints it with -v): the
+    scenarios of both phases, the systematic pass's crash points (tried / crashed /
+    retried, before and after every statement of every window), the windows it
+    duplicated, backfilled and ran out of order, and whether it was cut short."""
+    parts = [f"{label}: {done}"]
+    if result is not None:
+        parts.append(result.coverage.line())
+        details = result.coverage.details()
+        if details:
+            parts.append(details)
+    if cut_short:
+        parts.append(f"CUT SHORT: {cut_short}")
+    return "; ".join(parts)
 
 
 def _json_key(scenario: Scenario) -> str:
@@ -490,6 +689,7 @@ def verify(
     systematic: bool = True,
     systematic_max: int | None = None,
     crash: str | None = None,
+    max_seconds: float | None = None,
 ) -> Stats:
     """Check that `load` is idempotent under generated scenarios, without pytest.
 
@@ -505,11 +705,17 @@ def verify(
     Hypothesis generates what is left, at least a few. `seed` fixes the
     random search; `systematic=False` skips the pass, `systematic_max=N` thins
     it to N scenarios spread evenly over its families (a quicker, partial pass).
-    `crash='kill'|'raise'` overrides `Spec(crash=...)`."""
+    `crash='kill'|'raise'` overrides `Spec(crash=...)`.
+
+    `max_seconds` bounds the whole check: the search stops there, the returned
+    Stats list the check in `cut_short`, and an IdemtestWarning says it was not
+    a full pass."""
     if not isinstance(examples, int) or isinstance(examples, bool) or examples < 1:
         raise SpecError(f"examples={examples!r}: the number of generated scenarios must be a whole number >= 1")
     if systematic_max is not None and (not isinstance(systematic_max, int) or isinstance(systematic_max, bool) or systematic_max < 1):
         raise SpecError(f"systematic_max={systematic_max!r} must be a whole number >= 1 (or None for the default cap)")
+    if max_seconds is not None and (isinstance(max_seconds, bool) or not isinstance(max_seconds, (int, float)) or not max_seconds > 0):
+        raise SpecError(f"max_seconds={max_seconds!r} must be a number of seconds > 0 (or None: unbounded)")
     config = Config(
         examples=examples,
         db=db,
@@ -523,6 +729,7 @@ def verify(
         systematic_max=systematic_max,
         seed=seed,
         crash=crash,
+        max_seconds=max_seconds,
     )
     checker = Checker(spec, load, config)
     try:

@@ -400,6 +400,9 @@ class Coverage:
     interleavings: int = 0
     by_thread: dict[str, int] = field(default_factory=dict)  # crash points that crashed, by the thread they fell on
     threads_seen: set[str] = field(default_factory=set)  # threads that ran statements in any judged attempt
+    # window -> "before"/"after" -> [crashed, planned]: the crash points of nominal runs, per window
+    by_window: dict[int, dict[str, list[int]]] = field(default_factory=dict)
+    late: set[int] = field(default_factory=set)  # windows whose data has rows landing late
 
     def add(self, p: Planned, out: Outcome) -> None:
         for a in out.attempts:
@@ -419,6 +422,10 @@ class Coverage:
                 self.tried += 1
                 self.crashed += hit
                 self.retried += again
+                if isinstance(step, RunStep) and fault is not None:
+                    cell = self.by_window.setdefault(step.window, {}).setdefault(fault.when, [0, 0])
+                    cell[0] += hit
+                    cell[1] += 1
             else:
                 self.rerun_tried += 1
                 self.rerun_crashed += hit
@@ -454,6 +461,27 @@ class Coverage:
             parts.append(f"stopped: {self.stopped}")
         return "; ".join(parts)
 
+    def details(self, limit: int = 8) -> str:
+        """Which windows got what: the crash points crashed/played before and after
+        statements, per window, and the windows duplicated, backfilled, run out of
+        order and given late rows (at most `limit` windows named per item)."""
+
+        def names(ws: set[int] | list[int]) -> str:
+            ws = sorted(ws)
+            return ",".join(f"w{w}" for w in ws[:limit]) + ("…" if len(ws) > limit else "")
+
+        parts = []
+        cells = []
+        for w in sorted(self.by_window)[:limit]:
+            c = self.by_window[w]
+            cells.append(f"w{w} " + " ".join(f"{when} {c[when][0]}/{c[when][1]}" for when in ("before", "after") if when in c))
+        if cells:
+            parts.append("crashed/played per window: " + ", ".join(cells) + ("…" if len(self.by_window) > limit else ""))
+        for ws, what in ((self.duplicated, "duplicated"), (self.backfilled, "backfilled"), (self.swapped, "out of order"), (self.late, "late rows in")):
+            if ws:
+                parts.append(f"{what} {names(ws)}")
+        return "; ".join(parts)
+
 
 def thread_group(name: str) -> str:
     """A thread's name for coverage: pool workers by their place in their pool
@@ -486,13 +514,23 @@ class Found:
 class PassResult:
     coverage: Coverage
     found: Found | None = None
+    others: list[Found] = field(default_factory=list)  # later failures of another property x target
+
+
+def finding_key(finding: Finding) -> tuple[str, tuple[str, ...]]:
+    """A distinct finding: the property and the targets it broke on."""
+    return finding.prop, tuple(sorted({d.target for d in finding.diffs}))
 
 
 Judge = Callable[[Scenario], tuple[Finding | None, Outcome]]
 
 
-def run_pass(spec: Spec, data: Dataset, clean: Outcome, judge: Judge, *, cap: int, deadline: float) -> PassResult:
+def run_pass(spec: Spec, data: Dataset, clean: Outcome, judge: Judge, *, cap: int, deadline: float, more_seconds: float = 0.0) -> PassResult:
     """Judge the plan in order; stop at the first finding or when the time is up.
+
+    With `more_seconds`, the pass goes on for that long after its first finding
+    (never past `deadline`) to collect failures of another property or target
+    (`PassResult.others`): one bug can hide another.
 
     The nominal plan and the duplicate runs go first: their attempts give the
     statement counts the crash points are enumerated over, exactly as those runs
@@ -500,6 +538,10 @@ def run_pass(spec: Spec, data: Dataset, clean: Outcome, judge: Judge, *, cap: in
     and may take another path)."""
     windows = spec.all_windows
     cov = Coverage()
+    for source in spec.sources:
+        for v in data.sources.get(source.table, []):
+            if v.arrival > v.event(source):
+                cov.late.update(w.index for w in windows if w.start <= v.event(source) < w.end)
     head = [p for p in enumerate_plan(spec, windows, {}, {}) if p.family in ("nominal", "duplicate")]
     counts: dict[int, int] = dict(clean.boundaries)
     rerun: dict[int, int] = {}
@@ -527,36 +569,77 @@ def run_pass(spec: Spec, data: Dataset, clean: Outcome, judge: Judge, *, cap: in
             rerun.update({a.window: a.boundaries for a in out.attempts if a.tag == "duplicate" and a.attempt == 1})
         if finding is None:
             return None
-        cov.stopped = f"failure at {index}"
+        cov.stopped = cov.stopped or f"failure at {index}"
         return Found(index, total(), p, finding, scenario, out)
 
     def estimate() -> int:
         return len(final_plan())
 
+    result = PassResult(cov)
+    seen: set[tuple[str, tuple[str, ...]]] = set()
+    stop_at = [deadline]
+
+    def record(found: Found) -> bool:
+        """Keep a finding; True when the pass should stop now."""
+        key = finding_key(found.finding)
+        if result.found is None:
+            result.found = found
+            stop_at[0] = min(deadline, time.perf_counter() + more_seconds)
+        elif key not in seen:
+            result.others.append(found)
+        seen.add(key)
+        return more_seconds <= 0
+
     started = time.perf_counter()
+    played: set[int] = set()
     for i, p in enumerate(head, 1):
-        if time.perf_counter() > deadline and i > 1:
-            cov.planned = estimate()
-            cov.stopped = "time budget"
-            return PassResult(cov)
+        if time.perf_counter() > stop_at[0] and i > 1:
+            if result.found is None:
+                cov.planned = estimate()
+                cov.stopped = "time budget"
+            return result
+        played.add(i)
         found = play(i, p, estimate)
         if found is not None:
-            return PassResult(cov, found)
+            if record(found):
+                return result
+            break
     # the head's cost tells how many scenarios the time left allows: a plan that does not
     # fit is thinned evenly now, rather than cut off at the time budget later
-    each = (time.perf_counter() - started) / len(head)
+    each = (time.perf_counter() - started) / max(1, len(played))
     room = len(head) + int(0.9 * (deadline - time.perf_counter()) / each) if each > 0 else cap
     plan = final_plan(room)  # starts with `head`: thinning keeps the nominal plan and the duplicates whole
-    for i, p in enumerate(plan, 1):
-        if i <= len(head):
-            continue  # judged above
-        if time.perf_counter() > deadline:
-            cov.stopped = f"time budget, after {cov.judged}"
+    order = [(i, p) for i, p in enumerate(plan, 1) if i not in played]
+    if result.found is not None:
+        # looking for other findings in a short time: one scenario of each family in turn
+        order = round_robin(order)
+    for i, p in order:
+        if time.perf_counter() > stop_at[0]:
+            if result.found is None:
+                cov.stopped = f"time budget, after {cov.judged}"
             break
-        found = play(i, p, lambda: len(plan))
-        if found is not None:
-            return PassResult(cov, found)
-    return PassResult(cov)
+        try:
+            found = play(i, p, lambda: len(plan))
+        except Exception:
+            if result.found is None:
+                raise
+            break  # looking for more findings must not lose the first one
+        if found is not None and record(found):
+            return result
+    return result
+
+
+def round_robin(plan: list[tuple[int, Planned]]) -> list[tuple[int, Planned]]:
+    """The plan reordered to take one scenario of each family in turn."""
+    groups: dict[str, list[tuple[int, Planned]]] = {}
+    for item in plan:
+        groups.setdefault(item[1].family, []).append(item)
+    out: list[tuple[int, Planned]] = []
+    queues = list(groups.values())
+    while queues:
+        out.extend(q.pop(0) for q in queues)
+        queues = [q for q in queues if q]
+    return out
 
 
 def every_target_empty(outcome: Outcome) -> bool:

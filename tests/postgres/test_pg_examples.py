@@ -89,6 +89,7 @@ def distinct_star(run: Any) -> None:
         pytest.param(correct.test_merge_with_event_time_watermark, EXAMPLES, id="merge-with-event-time-watermark"),
         pytest.param(correct.test_upsert_with_version_guard, EXAMPLES, id="on-conflict-with-version-guard"),
         pytest.param(correct.test_delete_insert_in_one_transaction, EXAMPLES, id="delete-insert-in-one-transaction"),
+        pytest.param(correct.test_sql_now_capped_event_time_watermark, EXAMPLES, id="sql-now-capped-event-time-watermark"),
         # early runs see fewer landed files than the clean run, so some planned crashes fall
         # past the last statement: more examples for enough crashes that land
         pytest.param(correct.test_airflow_temp_table_upsert, 30, id="airflow-temp-table-upsert"),
@@ -228,6 +229,55 @@ def test_lost_update_is_found_only_by_an_interleaving(pg_dsn: str, tmp_path: Pat
     assert column(d, actual, "total_revenue") < column(d, expected, "total_revenue")
     assert "at once:" in e.report and "interleaving (statement by statement):" in e.report
     assert "UPDATE analytics.revenue_summary" in e.report.split("interleaving (statement by statement):")[1]
+
+
+def test_sql_now_watermark_misses_late_orders_under_the_sql_clock(pg_dsn: str, tmp_path: Path) -> None:
+    # the examples' own spec at the default scenarios: the nominal plan of the systematic pass
+    test = buggy.test_sql_now_watermark
+    with pytest.raises(idemtest.IdempotencyViolation) as info:
+        idemtest.verify(spec_of(test), load_of(test), db=pg_dsn, failures_dir=tmp_path)
+    e = info.value
+    assert e.prop == "P1" and "found by the systematic pass" in e.report
+    (d,) = e.diffs
+    assert d.target == "analytics.orders" and (d.missing or d.changed) and not d.extra
+    lost = d.missing + [expected for expected, _ in d.changed]
+    # what was lost landed after the run whose hour `now() - interval '1 hour'` covered: the SQL read the run's time
+    late = {(v.values["order_id"], v.values["updated_at"]) for v in e.scenario.data.sources["src.orders"] if v.arrival > v.values["updated_at"]}
+    assert any((column(d, r, "order_id"), column(d, r, "updated_at")) in late for r in lost), e.report
+
+
+def test_a_duckdb_failure_replayed_on_postgres_says_so(pg_dsn: str, tmp_path: Path) -> None:
+    """The examples' SQL now() bug is plain SQL both engines run: saved on DuckDB,
+    replayed on PostgreSQL by request, the report and a warning name both engines."""
+    import examples.duckdb.test_buggy as duck
+
+    test = duck.test_sql_now_watermark
+    spec = dataclasses.replace(spec_of(test), dialect=None, setup=str(Path(__file__).resolve().parents[2] / "examples" / "postgres" / "schema.sql"))
+
+    def load(run: Any) -> None:
+        with run.conn.transaction() if hasattr(run.conn, "transaction") else _nothing():
+            run.conn.execute(
+                "INSERT INTO analytics.orders SELECT * FROM src.orders WHERE updated_at > now() - interval '1 hour' "
+                "ON CONFLICT (order_id) DO UPDATE SET status = excluded.status, amount = excluded.amount, updated_at = excluded.updated_at "
+                "WHERE analytics.orders.updated_at < excluded.updated_at"
+            )
+
+    with pytest.raises(idemtest.IdempotencyViolation) as info:
+        idemtest.verify(spec, load, failures_dir=tmp_path, systematic_max=5)
+    saved = info.value.saved
+    with pytest.warns(idemtest.IdemtestWarning, match=r"saved on DuckDB and is replayed on PostgreSQL"):
+        try:
+            idemtest.verify(spec, load, replay=saved, db=pg_dsn)
+        except idemtest.IdempotencyViolation as again:
+            assert "saved on DuckDB and is replayed on PostgreSQL" in again.report
+
+
+class _nothing:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
 
 
 # --- PostgreSQL is stricter than DuckDB: the load fails without any fault ------------------

@@ -137,3 +137,22 @@ def stage_and_load_events(conn: Any, window_start: datetime, window_end: datetim
     except Exception:
         conn.execute("ROLLBACK")
         raise
+
+
+#: the lookback the job was configured with (dbt microbatch `lookback`, an Airflow
+#: `data_interval_start - timedelta(...)`): shorter than the source's real lateness
+MICROBATCH_LOOKBACK = timedelta(minutes=15)
+
+
+def load_events_microbatch(conn: Any, window_start: datetime, window_end: datetime) -> None:
+    """BUG (lookback shorter than the maximum lateness): the bug behind
+    dbt-labs/dbt-core#10867 and #15518 (microbatch batches incomplete because
+    the lookback does not cover how late events land).
+
+    Everything `replace_event_partition` does right — delete + insert of the
+    window plus a lookback, in one transaction — but the lookback is 15
+    minutes while the event log delivers events up to an hour late (mobile
+    clients that sync on reconnect). An event that lands more than 15 minutes
+    after its hour was loaded is outside every later run's range: never loaded.
+    """
+    replace_event_partition(conn, window_start, window_end, lookback=MICROBATCH_LOOKBACK)

@@ -99,3 +99,77 @@ def load_orders_last_hour(conn: Any) -> None:
     """
     cutoff = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(hours=1)
     conn.execute(UPSERT.format(where="updated_at > ?"), [cutoff])
+
+
+def merge_orders_on_version(conn: Any, window_start: datetime, window_end: datetime, lookback: timedelta = timedelta(hours=1)) -> None:
+    """BUG (MERGE keyed on the version key): merge keys that include the
+    cursor column — the duplicates of frappe/insights PR 1121 (a `modified`
+    cursor turned updates into new rows) and of
+    GoogleCloudPlatform/DataflowTemplates PR 133 (duplicate primary keys in the
+    replica after updates).
+
+    `ON t.order_id = s.order_id AND t.updated_at = s.updated_at` looks
+    careful: a retry, a duplicate run or the lookback re-reading rows matches
+    the same version and inserts nothing twice. But a newer version of an
+    order never matches the old row — it is inserted next to it, and the
+    lakehouse table (no enforced primary key) now holds the order twice.
+    """
+    conn.execute(
+        f"""
+        MERGE INTO analytics.orders_lake AS t
+        USING (SELECT {COLUMNS} FROM src.orders WHERE updated_at >= ? AND updated_at < ?) AS s
+        ON t.order_id = s.order_id AND t.updated_at = s.updated_at
+        WHEN MATCHED THEN UPDATE SET customer_email = s.customer_email, status = s.status, amount = s.amount
+        WHEN NOT MATCHED THEN INSERT ({COLUMNS})
+            VALUES (s.order_id, s.customer_email, s.status, s.amount, s.updated_at)
+        """,
+        [window_start - lookback, window_end],
+    )
+
+
+def merge_orders_on_key(conn: Any, window_start: datetime, window_end: datetime, lookback: timedelta = timedelta(hours=1)) -> None:
+    """CORRECT: the same MERGE into the same key-less table, matched on the
+    business key alone and guarded by the version: one row per order, and an
+    older version re-read by a lookback or a backfill never replaces a newer one."""
+    conn.execute(
+        f"""
+        MERGE INTO analytics.orders_lake AS t
+        USING (SELECT {COLUMNS} FROM src.orders WHERE updated_at >= ? AND updated_at < ?) AS s
+        ON t.order_id = s.order_id
+        WHEN MATCHED AND s.updated_at > t.updated_at THEN UPDATE SET
+            customer_email = s.customer_email, status = s.status, amount = s.amount, updated_at = s.updated_at
+        WHEN NOT MATCHED THEN INSERT ({COLUMNS})
+            VALUES (s.order_id, s.customer_email, s.status, s.amount, s.updated_at)
+        """,
+        [window_start - lookback, window_end],
+    )
+
+
+def load_orders_sql_now(conn: Any) -> None:
+    """BUG (a SQL `now()` watermark): the wall-clock cutoff of
+    `load_orders_last_hour`, written in the SQL itself — the incremental model
+    `WHERE updated_at > now() - INTERVAL 1 HOUR` that dbt-core#10867's thread
+    starts from.
+
+    The database's clock decides what is read: an order that commits more
+    than an hour after its `updated_at` (late replication) is never loaded,
+    and a retry a few minutes late skips the first minutes of the hour.
+    """
+    conn.execute(UPSERT.format(where="updated_at > now() - INTERVAL 1 HOUR"))
+
+
+def load_orders_sql_now_with_watermark(conn: Any, lookback: timedelta = timedelta(hours=1)) -> None:
+    """CORRECT: the SQL clock only caps the read; what to read is decided by
+    an event-time watermark — the newest `updated_at` already in the target,
+    minus a lookback at least as long as the maximum lateness. The watermark
+    is the data itself, so it can never run ahead of what was loaded, and the
+    guarded upsert makes re-reading the lookback harmless."""
+    conn.execute(
+        UPSERT.format(
+            where=(
+                "updated_at >= (SELECT coalesce(max(updated_at), TIMESTAMP '1970-01-01') FROM analytics.orders) - ? "
+                "AND updated_at <= CAST(now() AS TIMESTAMP)"
+            )
+        ),
+        [lookback],
+    )
