@@ -15,6 +15,7 @@ from ._errors import (
     BackendError,
     CheckFailure,
     ConfigurationError,
+    DbtProjectError,
     IdempotencyViolation,
     IdemtestError,
     IdemtestWarning,
@@ -39,6 +40,7 @@ __all__ = [
     "CheckDefinition",
     "CheckFailure",
     "ConfigurationError",
+    "DbtProjectError",
     "IdempotencyViolation",
     "IdemtestError",
     "IdemtestWarning",
@@ -97,7 +99,17 @@ for _name in __all__:
         _own(globals()[_name])
 
 
+#: adapters, reached as `idemtest.dbt` (a module, loaded on first use)
+_ADAPTERS: dict[str, str] = {"dbt": "adapters.dbt"}
+
+
 def __getattr__(name: str) -> Any:
+    if name in _ADAPTERS:
+        import importlib
+
+        adapter = importlib.import_module(f"idemtest.{_ADAPTERS[name]}")
+        globals()[name] = adapter
+        return adapter
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'idemtest' has no attribute {name!r}")

@@ -6,7 +6,8 @@
     │   ├── SetupError              the setup DDL fails in a fresh sandbox
     │   ├── BackendError            a sandbox cannot be created (unreachable server, no Docker)
     │   │   └── MissingExtraError   an optional dependency is missing; names the pip command
-    │   └── ReplayError             a saved failure cannot be replayed
+    │   ├── ReplayError             a saved failure cannot be replayed
+    │   └── DbtProjectError         a dbt project or model cannot be checked (not found, not incremental, dbt's own error)
     ├── LoadError                   the load fails or hangs even without injected faults
     └── CheckFailure                a check's verdict; carries .prop, .report, .diffs
         ├── IdempotencyViolation    P1-P4 broken under a generated scenario
@@ -61,6 +62,11 @@ class MissingExtraError(BackendError):
 
 class ReplayError(ConfigurationError):
     """A saved failure file cannot be replayed."""
+
+
+class DbtProjectError(ConfigurationError):
+    """A dbt project or model cannot be checked: the project or model is not found,
+    the model is not incremental, or dbt cannot parse it (dbt's own message)."""
 
 
 # --- the load's own failure ----------------------------------------------------------

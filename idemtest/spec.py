@@ -281,7 +281,9 @@ class Target:
     """A table (or query) the load writes, compared against the clean run.
 
     `atomic=True` opts in to P4: concurrent readers must see each `partition_by`
-    partition either as before a run or as after it.
+    partition either as before a run or as after it. `created_by_load=True`: the
+    load creates the table on its first run (a dbt model, a dlt table), so it need
+    not exist after setup and reads as empty until it does.
     """
 
     table: str
@@ -290,6 +292,7 @@ class Target:
     query: str | None = None
     atomic: bool = False
     partition_by: str | None = None
+    created_by_load: bool = False
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -312,6 +315,9 @@ class Target:
         _check_names(tuple(self.ignore) if isinstance(self.ignore, (list, tuple)) else self.ignore, owner, "ignore", "['loaded_at']")
         object.__setattr__(self, "ignore", tuple(self.ignore))
         _check_bool(self.atomic, owner, "atomic")
+        _check_bool(self.created_by_load, owner, "created_by_load")
+        if self.created_by_load and self.query is not None:
+            raise SpecError(f"{owner}: created_by_load=True applies to a table the load creates, not to a query target")
         if self.partition_by is not None:
             _check_str(self.partition_by, owner, "partition_by", "'order_date'")
         for k in self.keys:

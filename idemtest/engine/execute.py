@@ -48,6 +48,7 @@ class Env:
         self._synced: dict[str, int] = {}
         self.timeout = spec.timeout.total_seconds()
         self.keyed = [t for t in spec.targets if t.keys]
+        self.clean = False  # set by clean_run: its RunContexts say so (RunContext.clean)
 
     def sync(self, t: datetime | None) -> None:
         """Make every source read as it does at simulated time t (None: all arrived)."""
@@ -88,7 +89,7 @@ class Env:
         ctl = Controller(label, fault, gate)
         conn = self.sandbox.connect(ctl, kind=None)
         window = self.windows[run.window]
-        ctx = RunContext(conn, now, window, attempt, State(conn, self.sandbox.param), self.spec, self.sandbox, ctl, label)
+        ctx = RunContext(conn, now, window, attempt, State(conn, self.sandbox.param), self.spec, self.sandbox, ctl, label, clean=self.clean)
         rec = Attempt(step_no, run.window, attempt, now, run.tag, fault)
         return rec, ctl, ctx
 
@@ -245,6 +246,7 @@ def clean_run(spec: Spec, sandbox: Sandbox, load: Callable[[RunContext], Any], d
     all-arrived: every source row is present from the start; same-arrivals: the
     sources grow along the same arrival timeline as the scenario."""
     env = Env(spec, sandbox, data, load)
+    env.clean = True
     attempts: list[Attempt] = []
     if spec.oracle == "all-arrived":
         env.sync(None)

@@ -109,6 +109,8 @@ class Sandbox(ABC):
         """All rows of a target table (or query), ignored columns dropped."""
         if target.query is not None:
             cols, rows = self.query(target.query)
+        elif target.created_by_load and self.table_columns(target.table) is None:
+            return [], []  # not created yet (or dropped): no columns, no rows
         else:
             cols, rows = self.query(f"SELECT * FROM {self.quote(target.table)}")
         ignore = set(target.ignore)
@@ -184,6 +186,8 @@ def validate_schema(sandbox: Sandbox, spec: Spec) -> None:
                 raise SpecError(f"target query for {t.table!r} fails on an empty sandbox: {type(e).__name__}: {str(e).strip()}; fix Target(query=...)") from None
         else:
             found = sandbox.table_columns(t.table)
+            if found is None and t.created_by_load:
+                continue  # the load creates it; its columns are known after the first run
             if found is None:
                 raise SpecError(f"target table {t.table!r} does not exist after setup; create it in Spec(setup=...) (a load that creates its own table should do so with CREATE TABLE IF NOT EXISTS in the setup too)")
             cols = found
