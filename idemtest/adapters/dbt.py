@@ -230,6 +230,13 @@ def _install_nesting_fix() -> None:
     connection_named._idemtest = True  # type: ignore[attr-defined]
     BaseAdapter.connection_named = connection_named  # type: ignore[method-assign]
 
+    # every invocation scans all of sys.path for `dbt_*` plugin modules (~0.2 s a run);
+    # the installed modules do not change within a process, so scan once
+    from dbt.plugins.manager import PluginManager
+
+    found = PluginManager.get_prefixed_modules()
+    PluginManager.get_prefixed_modules = classmethod(lambda cls: dict(found))  # type: ignore[method-assign, assignment]
+
 
 def _forget_connections(adapter: str) -> None:
     """dbt-duckdb keeps its DuckDB connection in a class attribute across invocations;
