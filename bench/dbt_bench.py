@@ -35,7 +35,12 @@ def main() -> None:
     args = parser.parse_args()
 
     import idemtest
-    from idemtest.adapters.dbt import DEFAULT_EXAMPLES, DEFAULT_SYSTEMATIC_MAX, definition_of, project_for
+    from idemtest.adapters.dbt import (
+        DEFAULT_EXAMPLES,
+        DEFAULT_SYSTEMATIC_MAX,
+        definition_of,
+        project_for,
+    )
     from idemtest.engine.model import Stats
     from idemtest.sandbox import get_backend, parse_db
 

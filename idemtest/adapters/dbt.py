@@ -44,7 +44,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .._errors import CheckFailure, DbtProjectError, MissingExtraError, SpecError
 from .._extras import require
@@ -228,14 +228,14 @@ def _install_nesting_fix() -> None:
             _single.depth = depth
 
     connection_named._idemtest = True  # type: ignore[attr-defined]
-    BaseAdapter.connection_named = connection_named  # type: ignore[method-assign]
+    cast(Any, BaseAdapter).connection_named = connection_named
 
     # every invocation scans all of sys.path for `dbt_*` plugin modules (~0.2 s a run);
     # the installed modules do not change within a process, so scan once
     from dbt.plugins.manager import PluginManager
 
     found = PluginManager.get_prefixed_modules()
-    PluginManager.get_prefixed_modules = classmethod(lambda cls: dict(found))  # type: ignore[method-assign, assignment]
+    cast(Any, PluginManager).get_prefixed_modules = classmethod(lambda cls: dict(found))
 
 
 def _forget_connections(adapter: str) -> None:
