@@ -66,8 +66,8 @@ _UNSET: Any = object()
 #: a dbt run costs ~0.1-1 s, not milliseconds: a dbt check plays fewer scenarios than
 #: a plain one (`examples=` or --idem-examples raise it); the single-fault pass is
 #: thinned evenly over its families to this many
-DEFAULT_EXAMPLES = 20
-DEFAULT_SYSTEMATIC_MAX = 16
+DEFAULT_EXAMPLES = 10
+DEFAULT_SYSTEMATIC_MAX = 8
 #: the vars every run passes (a model reads them with `var("window_start")`)
 WINDOW_VARS = ("window_start", "window_end")
 
@@ -145,13 +145,15 @@ class Project:
 
     def retarget(self, database: str) -> None:
         """Point every node of the reused manifest at the run's sandbox database."""
-        old = self._db
-        if database == old:
+        if database == self._db:
             return
         m = self.manifest
+        # every relation, whatever database the YAML names (`database: raw`): the sandbox is one
         for node in [*m.nodes.values(), *m.sources.values()]:
-            if getattr(node, "database", None) == old:
-                node.database = database
+            old = getattr(node, "database", None)
+            if not old or old == database:
+                continue
+            node.database = database
             name = getattr(node, "relation_name", None)
             if name:
                 node.relation_name = name.replace(f'"{old}"', f'"{database}"')
@@ -305,6 +307,10 @@ def _upstream(manifest: Any, node: Any) -> tuple[list[Any], list[Any]]:
         seen.add(uid)
         if uid in manifest.sources:
             sources.append(manifest.sources[uid])
+        elif uid in manifest.nodes and manifest.nodes[uid].resource_type == "seed":
+            # a seed the model reads is an input like a source: `dbt run` never loads it,
+            # so idemtest generates its rows (declare its columns where the YAML has none)
+            sources.append(manifest.nodes[uid])
         elif uid in manifest.nodes and manifest.nodes[uid].resource_type == "model":
             parent = manifest.nodes[uid]
             models.append(parent)
@@ -312,13 +318,20 @@ def _upstream(manifest: Any, node: Any) -> tuple[list[Any], list[Any]]:
     return models, sorted(sources, key=lambda s: s.unique_id)
 
 
+def _label(source: Any) -> str:
+    """How the check names a dbt input in `sources=`: 'source_name.table', or a seed's name."""
+    if getattr(source, "resource_type", None) == "seed":
+        return str(source.name)
+    return f"{source.source_name}.{source.name}"
+
+
 _SOURCE_FIELDS = ("columns", "key", "event_time", "updates", "append_only", "max_rows", "values")
 
 
 def _source_spec(manifest: Any, source: Any, given: Any) -> Source:
-    """An idemtest Source for a dbt source: its YAML first, the check's declaration over it."""
-    label = f"{source.source_name}.{source.name}"
-    table = f"{source.schema}.{source.identifier}"
+    """An idemtest Source for a dbt source (or seed): its YAML first, the check's declaration over it."""
+    label = _label(source)
+    table = f"{source.schema}.{getattr(source, 'identifier', None) or source.alias}"
     if isinstance(given, Source):
         return replace(given, table=table)
     overrides = dict(given or {})
@@ -326,12 +339,14 @@ def _source_spec(manifest: Any, source: Any, given: Any) -> Source:
     if unknown:
         raise SpecError(f"sources[{label!r}] names {sorted(unknown)}; declare only {list(_SOURCE_FIELDS)} (or pass an idemtest.Source)")
     columns = overrides.pop("columns", None) or {n: c.data_type for n, c in source.columns.items() if c.data_type}
+    if not columns and getattr(source, "resource_type", None) == "seed":
+        columns = dict(getattr(source.config, "column_types", None) or {})
     if not columns:
         raise SpecError(
             f"dbt source {label!r} declares no column with a data_type in its YAML; add `data_type:` to its columns, "
             f"or declare them in the check: sources={{{label!r}: {{'columns': {{'id': 'BIGINT', 'updated_at': 'TIMESTAMP'}}}}}}"
         )
-    event_time = overrides.pop("event_time", None) or source.loaded_at_field or getattr(source.config, "event_time", None)
+    event_time = overrides.pop("event_time", None) or getattr(source, "loaded_at_field", None) or getattr(source.config, "event_time", None)
     if not event_time:
         raise SpecError(
             f"dbt source {label!r} names no event time: set `loaded_at_field:` (or `config: event_time:`) in its YAML, "
@@ -407,13 +422,13 @@ class DbtCheck:
             )
         parents, dbt_sources = _upstream(manifest, model)
         given = dict(self.sources)
-        labels = {f"{s.source_name}.{s.name}" for s in dbt_sources}
+        labels = {_label(s) for s in dbt_sources}
         for label in given:
             if label not in labels:
                 raise SpecError(f"sources= names {label!r}, which model {self.select!r} does not read; it reads {sorted(labels) or 'no source'}")
-        sources = [_source_spec(manifest, s, given.get(f"{s.source_name}.{s.name}")) for s in dbt_sources]
+        sources = [_source_spec(manifest, s, given.get(_label(s))) for s in dbt_sources]
         if not sources:
-            raise DbtProjectError(f"model {self.select!r} reads no dbt source (`source()`), so idemtest has no data to generate for it")
+            raise DbtProjectError(f"model {self.select!r} reads no dbt source (`source()`) or seed, so idemtest has no data to generate for it")
         if self.key is _UNSET:
             key = _unique_tested(manifest, model.unique_id) or model.config.unique_key or None
         else:
