@@ -28,16 +28,16 @@ def caught(bug: str):
 test_fct_orders_merge_with_lookback = idemtest.dbt.check(project_dir=PROJECT, select="fct_orders", max_lateness="1h")
 
 # 1: append incremental: a retry or duplicate run of a window loads it twice
-test_fct_orders_append = caught("1: append incremental model, no unique_key (dlt-hub/dlt#4052 in dbt form)")(
+test_fct_orders_append = caught("1 append incremental model, no unique_key (dlt-hub/dlt#4052 in dbt form)")(
     idemtest.dbt.check(project_dir=PROJECT, select="fct_orders_append", max_lateness="1h")
 )
 
 # 5: `> max(updated_at)` without a lookback: a late row older than the newest is never loaded
-test_fct_orders_no_lookback = caught("5: strict > max(updated_at) cursor, no lookback (dbt-labs/dbt-core#10867)")(
+test_fct_orders_no_lookback = caught("5 strict > max(updated_at) cursor, no lookback (dbt-labs/dbt-core#10867)")(
     idemtest.dbt.check(project_dir=PROJECT, select="fct_orders_no_lookback", max_lateness="1h")
 )
 
 # 9: delete+insert keyed on run_started_at: a retry inserts the window's orders again
-test_fct_orders_delete_insert_on_run_time = caught("9: delete+insert keyed on the run's time, not the order")(
+test_fct_orders_delete_insert_on_run_time = caught("9 delete+insert keyed on the run's time, not the order")(
     idemtest.dbt.check(project_dir=PROJECT, select="fct_orders_delete_insert", max_lateness="1h", ignore=["batch_at"])
 )
