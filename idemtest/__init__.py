@@ -16,6 +16,7 @@ from ._errors import (
     CheckFailure,
     CheckTimedOut,
     ConfigurationError,
+    DbtProjectError,
     IdempotencyViolation,
     IdemtestError,
     IdemtestWarning,
@@ -42,6 +43,7 @@ __all__ = [
     "CheckFailure",
     "CheckTimedOut",
     "ConfigurationError",
+    "DbtProjectError",
     "IdempotencyViolation",
     "IdemtestError",
     "IdemtestWarning",
@@ -102,11 +104,21 @@ for _name in __all__:
         _own(globals()[_name])
 
 
+#: adapters, reached as `idemtest.dbt` (a module, loaded on first use)
+_ADAPTERS: dict[str, str] = {"dbt": "adapters.dbt"}
+
+
 def __getattr__(name: str) -> Any:
     if name == "keys":  # a module of its own: idemtest.keys.autoincrement()
         import importlib
 
         return importlib.import_module("idemtest.keys")
+    if name in _ADAPTERS:
+        import importlib
+
+        adapter = importlib.import_module(f"idemtest.{_ADAPTERS[name]}")
+        globals()[name] = adapter
+        return adapter
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'idemtest' has no attribute {name!r}")

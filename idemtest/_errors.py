@@ -7,7 +7,8 @@
     │   ├── BackendError            a sandbox cannot be created (unreachable server, no Docker)
     │   │   └── MissingExtraError   an optional dependency is missing; names the pip command
     │   ├── ReplayError             a saved failure cannot be replayed
-    │   └── UninstrumentedError     statements reached the sandbox on a path idemtest cannot see or crash
+    │   ├── UninstrumentedError     statements reached the sandbox on a path idemtest cannot see or crash
+    │   └── DbtProjectError         a dbt project or model cannot be checked (not found, not incremental, dbt's own error)
     ├── LoadError                   the load fails or hangs even without injected faults
     │   ├── ForeignDatabaseError    the load connected to a database other than the sandbox
     │   └── OpenTransactionError    the load ended leaving a transaction open (never committed)
@@ -71,6 +72,11 @@ class UninstrumentedError(ConfigurationError):
     """Statements reached the sandbox on a path idemtest did not instrument (a
     connection opened outside the run, a driver it does not patch, a thread it
     cannot attribute): those statements were never crashed, so a pass would lie."""
+
+
+class DbtProjectError(ConfigurationError):
+    """A dbt project or model cannot be checked: the project or model is not found,
+    the model is not incremental, or dbt cannot parse it (dbt's own message)."""
 
 
 # --- the load's own failure ----------------------------------------------------------

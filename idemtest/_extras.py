@@ -19,6 +19,7 @@ EXTRA_OF: dict[str, str] = {
     "duckdb_engine": "sqlalchemy",
     "testcontainers": "docker",
     "docker": "docker",
+    "dbt": "dbt",
 }
 
 

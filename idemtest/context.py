@@ -92,6 +92,9 @@ class RunContext:
     _sandbox: SandboxLike = field(repr=False)
     _ctl: Controller | None = field(repr=False, default=None)
     label: str = ""
+    #: True in the clean run (the oracle), for adapters whose reference run differs
+    #: from a scheduled one (dbt: `--full-refresh`); a load should not read it
+    clean: bool = False
 
     @property
     def partition(self) -> str:

@@ -222,13 +222,25 @@ class Idempotency:
     def stats(self) -> Stats:
         return self._session.stats
 
+    @property
+    def enabled(self) -> bool:
+        """Whether checks run in this session (`--idempotency`); adapters skip costly preparation otherwise."""
+        return self._session.enabled
+
+    @property
+    def dialect(self) -> str:
+        """The sandbox's dialect: 'duckdb' or 'postgres'."""
+        return self._session.dialect
+
     def check(
-        self, spec: Spec, load: Callable[[RunContext], Any], *, examples: int | None = None, base_dir: Path | None = None, max_seconds: float | None = None
+        self, spec: Spec, load: Callable[[RunContext], Any], *, examples: int | None = None, base_dir: Path | None = None,
+        max_seconds: float | None = None, systematic_max: int | None = None,
     ) -> None:
         """Run `load` under generated scenarios; fails the test with the minimal scenario.
 
         A relative `Spec(setup="x.sql")` is looked for in the working directory,
-        then next to the test module (or in `base_dir`)."""
+        then next to the test module (or in `base_dir`). `systematic_max` thins the
+        single-fault pass to that many scenarios (for loads whose runs cost seconds)."""
         from ._errors import MissingExtraError
         from .engine.search import Checker, Config
         from .sandbox import option_for
@@ -259,6 +271,7 @@ class Idempotency:
             shrink_seconds=s.shrink_seconds,
             crash=s.crash,
             max_seconds=s.max_seconds if max_seconds is None or s.max_seconds_forced else max_seconds,
+            systematic_max=systematic_max,
         )
         s.checks += 1
         checker = None

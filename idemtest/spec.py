@@ -426,7 +426,9 @@ class Target:
     the target is the rows of the files the load writes under `run.landing`
     (`{partition}` and `*` match any), read as CSV, Parquet or JSONL by suffix.
     `expected="SELECT ... FROM src.orders"`: what the target should hold once
-    every source row has arrived (P5, checked after the clean run and every scenario).
+    every source row has arrived (P5, checked after the clean run and every scenario). `created_by_load=True`: the load creates the table on
+    its first run (a dbt model, a dlt table) and may drop it again (a full refresh): it
+    reads as empty whenever it does not exist.
     """
 
     table: str
@@ -437,6 +439,7 @@ class Target:
     partition_by: str | None = None
     file: str | None = None
     expected: str | None = None
+    created_by_load: bool = False
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -466,6 +469,9 @@ class Target:
         _check_names(tuple(self.ignore) if isinstance(self.ignore, (list, tuple)) else self.ignore, owner, "ignore", "['loaded_at']")
         object.__setattr__(self, "ignore", tuple(self.ignore))
         _check_bool(self.atomic, owner, "atomic")
+        _check_bool(self.created_by_load, owner, "created_by_load")
+        if self.created_by_load and self.query is not None:
+            raise SpecError(f"{owner}: created_by_load=True applies to a table the load creates, not to a query target")
         if self.partition_by is not None:
             _check_str(self.partition_by, owner, "partition_by", "'order_date'")
         for k in self.keys:

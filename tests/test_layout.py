@@ -29,7 +29,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("idemtest.engine.execute", "idemtest.engine.report"),
     ("idemtest.engine.search",),
     ("idemtest.decorator", "idemtest.fixtures"),
-    ("idemtest.plugin", "idemtest.cli", "idemtest"),
+    ("idemtest.plugin", "idemtest.cli", "idemtest", "idemtest.adapters"),
 ]
 
 

@@ -181,11 +181,12 @@ def lost_rows(target: str, keys: Sequence[str], before: tuple[list[str], list[Ro
     cols, brows = before
     acols, arows = after
     diff = TableDiff(target, list(cols), tuple(keys))
-    if acols != cols:
+    if acols != cols and acols:
         return diff
     if not keys or not all(k in cols for k in keys):
         return diff  # without a key, a replaced row cannot be told from a lost one
     idx = [cols.index(k) for k in keys]
-    present = {_key_of(r, idx) for r in _norm_rows(arows)}
+    # no columns after: the table is gone (a created_by_load target reads so), every row lost
+    present = {_key_of(r, idx) for r in _norm_rows(arows)} if acols else set()
     diff.missing = sorted((r for r in _norm_rows(brows) if _key_of(r, idx) not in present), key=_sort_key)
     return diff

@@ -60,9 +60,10 @@ class Env:
         self._synced: dict[str, int] = {}
         self.timeout = spec.timeout.total_seconds()
         self.keyed = [t for t in spec.targets if t.keys]
-        #: the clean run (the oracle): a transaction it leaves open is an error (after_load)
-        self.oracle = False
         sandbox.note_targets(spec.targets)
+        # the clean run (the oracle): its RunContexts say so (RunContext.clean), and a
+        # transaction it leaves open is an error (after_load)
+        self.clean = False
 
     def sync(self, t: datetime | None) -> None:
         """Make every source read as it does at simulated time t (None: all arrived)."""
@@ -109,7 +110,7 @@ class Env:
         conn = self.sandbox.connect(ctl, kind=None)
         begin_run(ctl)
         window = self.windows[run.window]
-        ctx = RunContext(conn, now, window, attempt, State(conn, self.sandbox.param), self.spec, self.sandbox, ctl, label)
+        ctx = RunContext(conn, now, window, attempt, State(conn, self.sandbox.param), self.spec, self.sandbox, ctl, label, clean=self.clean)
         rec = Attempt(step_no, run.window, attempt, now, run.tag, fault)
         return rec, ctl, ctx
 
@@ -124,7 +125,7 @@ class Env:
             t0 = time.perf_counter()
             try:
                 self.load(ctx)
-                after_load(ctl, transactions=self.oracle)
+                after_load(ctl, transactions=self.clean)
             except InjectedCrash as c:
                 out.outcome = "crash"
                 out.at = c.boundary
@@ -354,7 +355,7 @@ def clean_run(spec: Spec, sandbox: Sandbox, load: Callable[[RunContext], Any], d
     all-arrived: every source row is present from the start; same-arrivals: the
     sources grow along the same arrival timeline as the scenario."""
     env = Env(spec, sandbox, data, load)
-    env.oracle = True
+    env.clean = True
     attempts: list[Attempt] = []
     if spec.oracle == "all-arrived":
         env.sync(None)

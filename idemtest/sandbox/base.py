@@ -150,6 +150,8 @@ class Sandbox(ABC):
             from .landing import read_files
 
             cols, rows = read_files(self, target)
+        elif target.created_by_load and self.table_columns(target.table) is None:
+            return [], []  # not created yet (or dropped): no columns, no rows
         else:
             if target.table not in self._targets_seen:
                 if self.table_columns(target.table) is None:
@@ -239,6 +241,8 @@ def validate_schema(sandbox: Sandbox, spec: Spec) -> None:
             continue  # files appear when the load writes them
         else:
             found = sandbox.table_columns(t.table)
+            if found is None and t.created_by_load:
+                continue  # the load creates it; its columns are known after the first run
             if found is None:
                 continue  # the load creates it (CREATE TABLE IF NOT EXISTS, CREATE OR REPLACE): read as empty until it does
             cols = found

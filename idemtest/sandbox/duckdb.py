@@ -101,6 +101,20 @@ def open_transaction(raw: Any) -> str | None:
     return None
 
 
+def catalog_path(path: str) -> str:
+    """Another path `duckdb.connect` intercepts for the sandbox at `path`, whose file
+    name is the sandbox's catalog (`.../idemtest_s3.duckdb`): tools that name the
+    database after the file, as dbt-duckdb does, then address the right catalog.
+    The path is never opened; an unknown `path` is returned unchanged."""
+    sandbox = _registry.get(str(path))
+    if sandbox is None:
+        return str(path)
+    alias = f"/idemtest-sandbox/{sandbox.catalog}.duckdb"
+    _registry[alias] = sandbox
+    sandbox.aliases.add(alias)
+    return alias
+
+
 def split_statements(sql: str) -> list[Any]:
     """DuckDB's own parser splits a script; a string that fails to parse stays whole
     so the database reports the syntax error to the user's code."""
@@ -289,6 +303,7 @@ class DuckDBSandbox(Sandbox):
         self.catalog = f"idemtest_s{n}"
         self.file = file
         self._path = file or f":memory:{self.catalog}"
+        self.aliases: set[str] = set()  # other paths intercepted for it (catalog_path)
         db = backend.instance
         db.execute(self._attach_sql())
         self._admin = self.raw()
@@ -382,6 +397,8 @@ class DuckDBSandbox(Sandbox):
 
     def close(self) -> None:
         _registry.pop(self._path, None)
+        for alias in self.aliases:
+            _registry.pop(alias, None)
         try:
             self._admin.close()
         except Exception:
