@@ -312,7 +312,8 @@ def test_pytest_timeout_ends_a_check_with_one_paragraph(project: pytest.Pytester
     assert "This is not a pass" in out and "--idem-max-seconds" in out
     failure = out.split("_ test_slow _")[1].split("short test summary")[0].split("Captured stdout")[0]  # pytest-timeout's own stack dump is captured output
     assert "Flaky" not in failure and "hypothesis" not in failure.lower(), failure
-    paragraph = [line for line in failure.splitlines() if line.strip() and not line.startswith(("=", "-", "+"))]
+    failure = failure.split("= idemtest =")[0]  # idemtest's own summary section follows the failure
+    paragraph = [line for line in failure.splitlines() if line.strip() and not line.startswith(("=", "-", "+", "_"))]
     assert len(paragraph) <= 3, failure
 
 

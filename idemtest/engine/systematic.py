@@ -278,16 +278,19 @@ def enumerate_plan(
             at = spec.run_time(windows[w + 1])
             swapped = (RunStep(w + 1, at, (), "catch-up"), RunStep(w, at, (), "catch-up"))
             out.append(Planned("out_of_order", (*nominal[:w], *swapped, *nominal[w + 2 :]), f"windows {w + 1} and {w} run out of order"))
+    # crash points: per window, after every statement first, then before every one —
+    # "before k+1" leaves the database as "after k" did (only Python code between them
+    # differs), so the after-points reach each committed state in half the scenarios
     if "crash" in allowed:
         for w in range(n):
-            for k in range(1, boundaries.get(w, 0) + 1):
-                for when in ("after", "before"):
+            for when in ("after", "before"):
+                for k in range(1, boundaries.get(w, 0) + 1):
                     step = RunStep(w, spec.run_time(windows[w]), (Fault(k, when),), "nominal")
                     out.append(Planned("crash", replaced(w, step), f"window {w} crashes {when} statement {k}, then is retried", w + 1))
     if "rerun_crash" in allowed:
         for w in range(n):
-            for k in range(1, rerun.get(w, 0) + 1):
-                for when in ("after", "before"):
+            for when in ("after", "before"):
+                for k in range(1, rerun.get(w, 0) + 1):
                     step = RunStep(w, spec.run_time(windows[w]), (Fault(k, when),), "duplicate")
                     out.append(Planned("rerun_crash", with_step(w, step), f"a duplicate run of window {w} crashes {when} statement {k}, then is retried", w + 2))
     if "concurrent" in allowed:
