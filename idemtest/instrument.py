@@ -275,7 +275,12 @@ def _install_thread_patches() -> None:
 
                 def run_in_ctl() -> None:
                     _local.controller = ctl
-                    run()
+                    try:
+                        run()
+                    finally:
+                        # the thread <-> wrapper cycle would keep the thread (and what its
+                        # target holds, e.g. a multiprocessing pool) alive until a GC pass
+                        self.__dict__.pop("run", None)
 
                 self.run = run_in_ctl  # type: ignore[method-assign]
             orig_start(self)
