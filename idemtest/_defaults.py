@@ -29,7 +29,7 @@ FAILURES_DIR = Path(".idemtest") / "failures"
 SHRINK_SECONDS = 20.0
 #: after its first failure the systematic pass goes on this long to find failures
 #: of other properties or targets (one bug can hide another), each reported in one line
-MORE_FINDINGS_SECONDS = 3.0
+MORE_FINDINGS_SECONDS = 1.0
 #: a check's own time budget (`--idem-max-seconds`); None: unbounded
 MAX_SECONDS: float | None = None
 #: rows of each kind shown in a report's diff
