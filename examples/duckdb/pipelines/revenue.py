@@ -5,8 +5,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-import duckdb
-
 
 def rebuild_daily_revenue(db_path: str) -> None:
     """CORRECT: atomic full refresh — build a new table, then swap it in
@@ -17,6 +15,8 @@ def rebuild_daily_revenue(db_path: str) -> None:
     one; a crash anywhere leaves the old table; any number of re-runs give the
     same table, because it is rebuilt from all the data each time.
     """
+    import duckdb  # here, not at the top: the module collects even where duckdb is missing
+
     con = duckdb.connect(db_path)
     try:
         con.execute("BEGIN TRANSACTION")
