@@ -212,7 +212,7 @@ def _child(env: Env, out: _Pipe, step_no: int, run: RunStep, attempt: int, now: 
         gc.freeze()
         # the parent counts the child's sessions as its own (PostgreSQL's `unseen` check);
         # streamed, so a child that dies still said what it opened
-        env.sandbox.on_open = lambda pid: out.send(("o", pid))  # type: ignore[attr-defined]
+        env.sandbox.on_open = lambda pid: out.send(("o", pid))
         env.sandbox.enter_child()
         rec, ctl, ctx = env.new_attempt(step_no, run, attempt, now, fault)
         observe = sampler.observe if sampler is not None else None

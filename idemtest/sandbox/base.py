@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,6 +29,8 @@ class Sandbox(ABC):
         self.landing: Path | None = None
         # set by backends that cloned the sandbox from a template where prepare(spec) already ran
         self.prepared_for: str | None = None
+        # crash="kill": a forked child calls it with each session it opens (engine/isolate.py)
+        self.on_open: Callable[[int | None], None] | None = None
         # targets read at least once: until then an absent table reads as empty
         self._targets_seen: set[str] = set()
 

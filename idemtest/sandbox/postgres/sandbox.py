@@ -53,8 +53,6 @@ class PostgresSandbox(Sandbox):
         # database's own session count tells whether anything else connected (`unseen`)
         self._opened = 0
         self._pids: set[int] = set()
-        # crash="kill": the forked child tells the parent of each session it opens
-        self.on_open: Any = None
 
     def _opened_one(self, conn: Any) -> Any:
         pid: int | None = None
