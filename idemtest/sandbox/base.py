@@ -189,6 +189,10 @@ def run_setup(sandbox: Sandbox, spec: Spec) -> None:
             try:
                 sandbox.execute(stmt)
             except Exception as e:
+                if "Query interrupted" in str(e):
+                    # DuckDB turns a Ctrl-C / SIGTERM that lands mid-statement into this
+                    # error: it is the user stopping the run, not a fault in the DDL
+                    raise KeyboardInterrupt from None
                 raise SetupError(
                     f"setup SQL failed on {sandbox.backend}: {type(e).__name__}: {str(e).strip()}\n"
                     f"  statement: {' '.join(stmt.split())[:200]}\n"
