@@ -69,6 +69,10 @@ class Scope:
     partitioned: bool = False  # a parameter names the partition/day the scope loads
     # the run's logical date is at hand ({{ ds }}, data_interval_start): an Airflow task
     logical_date: bool = False
+    # a read-only query file (a report, a dbt view/table model): whoever runs it replaces
+    # its output with the result, so a trailing `now() - interval` window is a rolling
+    # report rebuilt each run, not a cursor
+    rebuilds: bool = False
 
 
 Hit = tuple[int, str, str]  # line, rule id, detail
@@ -158,6 +162,16 @@ def _is_cursor_value(node: exp.Expression) -> bool:
     return False
 
 
+def _rebuilds(e: exp.Expression, scope: Scope | None) -> bool:
+    """The statement's result replaces its target whole: CREATE OR REPLACE / CREATE TABLE AS /
+    CREATE VIEW, or a plain query in a read-only query file."""
+    from sqlglot import exp
+
+    if isinstance(e, exp.Create):
+        return bool(e.args.get("replace")) or not e.args.get("exists")
+    return isinstance(e, exp.Query) and scope is not None and scope.rebuilds
+
+
 def _where_clauses(expr: exp.Expression) -> list[exp.Where]:
     from sqlglot import exp
 
@@ -237,6 +251,9 @@ def statement_hits(stmt: Statement, scope: Scope | None) -> list[Hit]:
                 if isinstance(e, exp.Select) and not _has_lookback(other):
                     # `WHERE d > CURRENT_DATE` in a plain query finds rows from the future: a
                     # data-quality check, not a window (a trailing window subtracts from now)
+                    continue
+                if _rebuilds(e, scope):
+                    # the last N days recomputed whole each run: a rolling report, rerun-safe
                     continue
                 hits.append((node_line(node, stmt.line), "IDM401", "filter on now()"))
                 continue

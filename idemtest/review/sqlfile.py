@@ -41,7 +41,8 @@ def review_sql_file(path: str, text: str, dialect: str | None) -> SqlFileResult:
     seen: set[tuple[int, str]] = {(ln, r) for ln, r, _ in out.hits}
     for rendered_text in texts:
         errors: list[tuple[int, str]] = []
-        for hit in _review_body(path, stem, text, rendered_text, dialect, errors):
+        for hit in _review_body(path, stem, text, rendered_text, dialect, errors,
+                                incremental=cfg.get("materialized") == "incremental"):
             if (hit[0], hit[1]) not in seen:
                 seen.add((hit[0], hit[1]))
                 out.hits.append(hit)
@@ -50,7 +51,7 @@ def review_sql_file(path: str, text: str, dialect: str | None) -> SqlFileResult:
 
 
 def _review_body(path: str, stem: str, text: str, rendered_text: str, dialect: str | None,
-                 errors: list[tuple[int, str]]) -> list[Hit]:
+                 errors: list[tuple[int, str]], incremental: bool = False) -> list[Hit]:
     body = normalise_placeholders(rendered_text)
     if not body.strip():
         return []
@@ -65,7 +66,16 @@ def _review_body(path: str, stem: str, text: str, rendered_text: str, dialect: s
     scope = Scope(path, stem, autocommit=not driver_run,
                   backfill=bool(BACKFILL_NAME.search(stem.lower())), logical_date=logical)
     scope.events = [Event("sql", st.line, stmt=st) for st in parsed.statements]
+    # only queries, and not an incremental model (whose rows are merged into what is there)
+    scope.rebuilds = not incremental and all(_reads_only(st.expr) for st in parsed.statements)
     return scope_hits(scope)
+
+
+def _reads_only(e: object) -> bool:
+    from sqlglot import exp
+
+    return isinstance(e, exp.Query) or (
+        isinstance(e, exp.Command) and str(e.this).upper() in {"SET", "DECLARE", "USE"})
 
 
 def sql_dialect_directive(text: str) -> str | None:

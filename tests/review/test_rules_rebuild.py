@@ -1,0 +1,55 @@
+"""Classes fixed against the real corpus (issue 12, second pass): each a small realistic
+snippet of the shape found in public pipeline code, the risky twin and the safe twin."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from idemtest.review import review_paths
+
+
+def rules_for(tmp_path: Path, name: str, text: str) -> list[tuple[int, str]]:
+    p = tmp_path / name
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(text, encoding="utf-8")
+    result = review_paths([p])
+    assert not result.skipped, result.skipped
+    return sorted((f.line, f.rule_id) for f in result.findings)
+
+
+_AUDIT = """WITH jobs AS (
+  SELECT job_id, user_email, start_time
+  FROM `{project}.{dataset}.cloudaudit_googleapis_com_data_access`
+  WHERE true
+    AND timestamp >= current_timestamp - interval 30 day
+)
+SELECT user_email, count(*) AS jobs
+FROM jobs
+GROUP BY user_email
+"""
+
+
+@pytest.mark.parametrize(
+    ("name", "sql", "want"),
+    [
+        # a dashboard query over the last 30 days, written by its task with WRITE_TRUNCATE:
+        # every run recomputes the window whole (a rolling report), nothing is carried over
+        ("audit_report.sql", _AUDIT, []),
+        ("weekly.sql", "CREATE OR REPLACE TABLE rpt.weekly AS SELECT * FROM raw.events\n"
+                       "WHERE event_ts >= now() - interval '7 days';\n", []),
+        # the same window appended: a late or retried run duplicates or skips rows
+        ("append_recent.sql", "INSERT INTO rpt.events SELECT * FROM raw.events\n"
+                              "WHERE event_ts >= now() - interval '7 days';\n",
+         [(1, "IDM201"), (2, "IDM401")]),
+        # an incremental dbt model merges its rows into what is there: still a cursor on now()
+        ("models/recent_events.sql",
+         "{{ config(materialized='incremental') }}\nselect * from {{ ref('events') }}\n"
+         "where event_ts >= now() - interval '1 hour'\n",
+         [(1, "IDM601"), (3, "IDM401")]),
+    ],
+)
+def test_rolling_report_is_not_a_watermark(tmp_path: Path, name: str, sql: str,
+                                           want: list[tuple[int, str]]) -> None:
+    assert rules_for(tmp_path, name, sql) == want
