@@ -52,7 +52,7 @@ def review_sql_file(path: str, text: str, dialect: str | None) -> SqlFileResult:
 
 def _review_body(path: str, stem: str, text: str, rendered_text: str, dialect: str | None,
                  errors: list[tuple[int, str]], incremental: bool = False) -> list[Hit]:
-    body = normalise_placeholders(rendered_text)
+    body = _schema_elements(_psql_meta(normalise_placeholders(rendered_text)))
     if not body.strip():
         return []
     parsed = parse_sql(body, dialect)
@@ -69,6 +69,31 @@ def _review_body(path: str, stem: str, text: str, rendered_text: str, dialect: s
     # only queries, and not an incremental model (whose rows are merged into what is there)
     scope.rebuilds = not incremental and all(_reads_only(st.expr) for st in parsed.statements)
     return scope_hits(scope)
+
+
+_PSQL_META = re.compile(r"^[ \t]*\\([a-z]+)\b(.*)$", re.I | re.M)
+# CREATE SCHEMA up to its `;`, past comments and strings (a `;` in a comment ends nothing)
+_SCHEMA_WITH_ELEMENTS = re.compile(r"\bCREATE\s+SCHEMA\b(?:--[^\n]*|'[^']*'|[^;'])*", re.I)
+_ELEMENT = re.compile(r"\bCREATE\s+(TABLE|VIEW|INDEX|SEQUENCE)\b", re.I)
+
+
+def _psql_meta(text: str) -> str:
+    """psql scripts: a backslash command is a client command ending at the end of its line,
+    not SQL up to the next `;`. `\\copy t FROM 'f.csv'` loads rows like COPY (it is kept as
+    one); `\\c db`, `\\set`, `\\pset`, `\\echo`, ... become blank lines (lines keep their numbers)."""
+    def repl(m: re.Match[str]) -> str:
+        if m.group(1).lower() == "copy":
+            return "COPY" + m.group(2).rstrip().rstrip(";") + ";"
+        return ""
+
+    return _PSQL_META.sub(repl, text)
+
+
+def _schema_elements(text: str) -> str:
+    """`CREATE SCHEMA s CREATE TABLE a (...) CREATE TABLE b (...)` (PostgreSQL's schema
+    elements) creates each table: split it into statements so the tables count as created."""
+    return _SCHEMA_WITH_ELEMENTS.sub(lambda m: _ELEMENT.sub(lambda e: ";" + e.group(0),
+                                                            m.group(0)), text)
 
 
 def _reads_only(e: object) -> bool:

@@ -53,3 +53,38 @@ GROUP BY user_email
 def test_rolling_report_is_not_a_watermark(tmp_path: Path, name: str, sql: str,
                                            want: list[tuple[int, str]]) -> None:
     assert rules_for(tmp_path, name, sql) == want
+
+
+_SETUP = """-- load the sample database:  psql -d shop < install.sql
+\\c shop
+\\pset tuples_only on
+
+CREATE SCHEMA Sales
+  CREATE TABLE Customer(
+    CustomerID SERIAL NOT NULL,
+    Status smallint NOT NULL, -- 1 = new; 2 = active; 3 = closed
+    ModifiedDate TIMESTAMP NOT NULL DEFAULT (NOW())
+  )
+  CREATE TABLE Store(
+    BusinessEntityID INT NOT NULL,
+    Name varchar(50) NOT NULL
+  );
+
+SELECT 'Copying data into Sales.Customer';
+\\copy Sales.Customer FROM 'data/Customer.csv' DELIMITER E'\\t' CSV;
+INSERT INTO Sales.Store (BusinessEntityID, Name) VALUES (1, 'Bike World');
+"""
+
+
+def test_psql_setup_script_seeds_the_tables_it_creates(tmp_path: Path) -> None:
+    # psql backslash commands end at the end of their line (they used to swallow the next
+    # statement), and CREATE SCHEMA's elements create their tables: seeding them is no append
+    p = tmp_path / "install.sql"
+    p.write_text(_SETUP, encoding="utf-8")
+    res = review_paths([p])
+    assert res.findings == [] and res.skipped == []
+
+
+def test_psql_copy_into_a_table_kept_between_runs_appends(tmp_path: Path) -> None:
+    text = "\\set ON_ERROR_STOP on\n\\copy raw.orders FROM 'orders.csv' CSV HEADER\n"
+    assert rules_for(tmp_path, "load_orders.sql", text) == [(2, "IDM201")]
