@@ -55,6 +55,7 @@ SQL_OPERATORS = re.compile(
     r"Sqlite|Redshift\w*|Trino|DatabricksSql|Mssql|Oracle|Duck\w*|Jdbc|Vertica|Exasol|"
     r"Common\w*Sql|SqlExecute)\w*Operator$"
 )
+_DESTINATIONS = {"destination_project_dataset_table", "destination_table", "destination"}
 TXN_CONTEXT = {"begin", "transaction", "atomic", "begin_nested"}
 
 
@@ -317,6 +318,8 @@ class _ScopeWalker:
                 self.to_sql(node)
         if last == "write_pandas":
             self.write_pandas(node)
+        if kw(node, "write_disposition") is not None:
+            self.job_load(node)
         if SAVE_STATE.match(last.lower()) or name.endswith("Variable.set"):
             args = list(node.args) + [k.value for k in node.keywords]
             if any(contains_wall_clock(a) or (isinstance(a, ast.Name) and a.id in self.wall_names)
@@ -354,6 +357,17 @@ class _ScopeWalker:
         self.scope.events.append(Event("rows", node.lineno,
                                        table=self._table_arg(node, 1, "destination"),
                                        if_exists="append"))
+
+    def job_load(self, node: ast.Call) -> None:
+        """A load job given a write mode and a destination (GCSToBigQueryOperator, a
+        BigQuery job): a write of its own, committed when the job ends. Its append mode is
+        operator_appends' business; here it only orders the writes (DELETE, then load)."""
+        dest = next((k.value for k in node.keywords if k.arg in _DESTINATIONS), None)
+        if dest is None:
+            return
+        s = string_of(dest)
+        table = s.text if s is not None else ident(ast.unparse(dest))
+        self.scope.events.append(Event("load", node.lineno, table=table.lower()))
 
     def _opaque(self, arg: ast.expr) -> bool:
         f = self.func

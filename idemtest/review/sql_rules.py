@@ -46,8 +46,8 @@ _WALL_FUNCS = {"NOW", "GETDATE", "SYSDATE", "SYSTIMESTAMP", "LOCALTIMESTAMP", "G
 
 @dataclass
 class Event:
-    # sql | begin | commit | to_sql | rows (hook insert_rows) | save_state | opaque (SQL whose
-    # text comes from the caller)
+    # sql | begin | commit | to_sql | rows (hook insert_rows) | load (a load job's write) |
+    # save_state | opaque (SQL whose text comes from the caller)
     kind: str
     line: int
     stmt: Statement | None = None
@@ -373,21 +373,21 @@ def scope_hits(scope: Scope) -> list[Hit]:
             explicit = False
             txn.append(current)
             continue
-        if (ev.kind == "to_sql" and not explicit) or ev.kind == "rows":
-            current += 1  # pandas / insert_rows commit on their own connection
+        if (ev.kind == "to_sql" and not explicit) or ev.kind in {"rows", "load"}:
+            current += 1  # pandas / insert_rows / a load job commit on their own connection
         if ev.kind == "save_state" and ev.stmt is None:
             current += 1  # a non-SQL store (Airflow Variable, a file) is never transactional
         txn.append(current)
         if (scope.autocommit and not explicit) or (ev.kind == "save_state" and ev.stmt is None):
             current += 1
-        if (ev.kind == "to_sql" and not explicit) or ev.kind == "rows":
+        if (ev.kind == "to_sql" and not explicit) or ev.kind in {"rows", "load"}:
             current += 1
 
     kinds = [(_kind(ev.stmt) if ev.kind == "sql" and ev.stmt else ev.kind) for ev in events]
 
     def writes(i: int) -> set[str]:
         ev = events[i]
-        if ev.kind in {"to_sql", "rows"} and ev.table:
+        if ev.kind in {"to_sql", "rows", "load"} and ev.table:
             return {ev.table}
         if ev.kind == "sql" and ev.stmt and kinds[i] in {"write", "create", "replace"}:
             return tables_written(ev.stmt.expr)
@@ -484,6 +484,6 @@ def scope_tables(scope: Scope) -> tuple[list[str], list[str]]:
             written |= tables_written(ev.stmt.expr) | (
                 _cleared_tables(ev.stmt) if _kind(ev.stmt) == "clear" else set())
             reads |= tables_read(ev.stmt.expr)
-        elif ev.kind in {"to_sql", "rows"} and ev.table:
+        elif ev.kind in {"to_sql", "rows", "load"} and ev.table:
             written.add(ev.table)
     return sorted(reads - written), sorted(written)

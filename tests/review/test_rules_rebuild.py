@@ -88,3 +88,35 @@ def test_psql_setup_script_seeds_the_tables_it_creates(tmp_path: Path) -> None:
 def test_psql_copy_into_a_table_kept_between_runs_appends(tmp_path: Path) -> None:
     text = "\\set ON_ERROR_STOP on\n\\copy raw.orders FROM 'orders.csv' CSV HEADER\n"
     assert rules_for(tmp_path, "load_orders.sql", text) == [(2, "IDM201")]
+
+
+_DEL_INS = '''from airflow.providers.google.cloud.operators.bigquery import BigQueryInsertJobOperator
+from airflow.providers.google.cloud.transfers.gcs_to_bigquery import GCSToBigQueryOperator
+
+
+def delete_then_insert(project, dataset, table, batch_id, objects, **context):
+    query = f"DELETE FROM {dataset}.{table} WHERE batch_id = '{batch_id}'"
+    BigQueryInsertJobOperator(
+        task_id=f"delete_{table}",
+        configuration={"query": {"query": query, "useLegacySql": False}},
+    ).execute(context)
+    GCSToBigQueryOperator(
+        task_id=f"load_{table}",
+        bucket="exports",
+        source_objects=objects,
+        destination_project_dataset_table=f"{project}.{dataset}.{table}",
+        write_disposition="WRITE_APPEND",
+    ).execute(context)
+'''
+
+
+def test_delete_job_then_load_job_leaves_a_gap(tmp_path: Path) -> None:
+    # two BigQuery jobs, each committed when it ends: between them the batch is gone
+    assert rules_for(tmp_path, "del_ins.py", _DEL_INS) == [(6, "IDM301")]
+    # staged and merged instead: one job changes the target, nothing to report
+    merge = _DEL_INS.replace("DELETE FROM {dataset}.{table} WHERE batch_id = '{batch_id}'",
+                             "MERGE INTO {dataset}.{table} t USING {dataset}.{table}_staging s "
+                             "ON t.id = s.id WHEN MATCHED THEN UPDATE SET v = s.v")
+    merge = merge.replace("{dataset}.{table}\",", "{dataset}.{table}_staging\",").replace(
+        "WRITE_APPEND", "WRITE_TRUNCATE")
+    assert rules_for(tmp_path, "merge.py", merge) == []
