@@ -165,7 +165,7 @@ def run_real(peer_ok: bool) -> None:
     secs = time.perf_counter() - t
     dev = set(labels) - held
     rows = [("idemtest review", "all", rc.score(found, gold)),
-            ("idemtest review", "dev", rc.score(found, gold, dev)),
+            ("idemtest review", "tuned", rc.score(found, gold, dev)),
             ("idemtest review", "held-out", rc.score(found, gold, held))]
     if peer_ok:
         from pipeline_lint.engine import lint_paths
