@@ -111,6 +111,20 @@ def is_wall_clock(node: exp.Expression) -> bool:
     return False
 
 
+def _value_is_wall_clock(node: exp.Expression) -> bool:
+    """Is the value compared against the clock? A subquery's value is what it selects: in
+    `effdt = (SELECT max(effdt) ... WHERE effdt <= SYSDATE)` (the row in effect now) the
+    clock only filters inside it, the value is a date from the data."""
+    from sqlglot import exp
+
+    inner = node.this if isinstance(node, exp.Paren) else node
+    if isinstance(inner, exp.Subquery):
+        inner = inner.this
+    if isinstance(inner, exp.Select):
+        return any(is_wall_clock(p) for p in inner.expressions)
+    return is_wall_clock(node)
+
+
 def _has_lookback(node: exp.Expression) -> bool:
     from sqlglot import exp
 
@@ -237,9 +251,9 @@ def statement_hits(stmt: Statement, scope: Scope | None) -> list[Hit]:
         for bounds in by_col.values():
             lowers = [b for b in bounds if b[2]]
             uppers = [b for b in bounds if not b[2]]
-            wall_lower = [b for b in lowers if is_wall_clock(b[1])]
+            wall_lower = [b for b in lowers if _value_is_wall_clock(b[1])]
             in_task = scope is not None and scope.logical_date
-            if lowers and uppers and all(is_wall_clock(b[1]) for b in bounds):
+            if lowers and uppers and all(_value_is_wall_clock(b[1]) for b in bounds):
                 if not reported_501:
                     line = node_line(lowers[0][0], stmt.line)
                     hits.append((line, "IDM503" if in_task else "IDM501",

@@ -120,3 +120,40 @@ def test_delete_job_then_load_job_leaves_a_gap(tmp_path: Path) -> None:
     merge = merge.replace("{dataset}.{table}\",", "{dataset}.{table}_staging\",").replace(
         "WRITE_APPEND", "WRITE_TRUNCATE")
     assert rules_for(tmp_path, "merge.py", merge) == []
+
+
+@pytest.mark.parametrize(
+    ("sql", "want"),
+    [
+        # PeopleSoft's effective-dated lookup: the row in effect now is current state, the
+        # clock only filters inside the subquery (not a window computed from the run's date)
+        ("SELECT p.position_nbr, p.descr FROM ps_position_data p\n"
+         "WHERE p.effdt = (\n    SELECT MAX(p2.effdt) FROM ps_position_data p2\n"
+         "    WHERE p2.position_nbr = p.position_nbr AND p2.effdt <= SYSDATE\n);\n", []),
+        # yesterday's rows: a window from the current date
+        ("SELECT * FROM ps_pay_check c\nWHERE c.pay_end_dt = (SELECT TRUNC(SYSDATE) - 1 FROM dual);\n",
+         [(2, "IDM501")]),
+    ],
+)
+def test_effective_dated_current_row(tmp_path: Path, sql: str,
+                                     want: list[tuple[int, str]]) -> None:
+    assert rules_for(tmp_path, "compile_src_data.sql", sql) == want
+
+
+_INSERT = ('INSERT INTO EM_PAYCODE_D("PAYCODE_SID", "PAY_CD", "PAY_DESCR")\n'
+           'VALUES (ORCHESTRATE."PAYCODE_SID", ORCHESTRATE."PAY_CD", ORCHESTRATE."PAY_DESCR");\n')
+_UPDATE = ('UPDATE EM_PAYCODE_D SET\n    "PAY_CD" = ORCHESTRATE."PAY_CD",\n'
+           '    "PAY_DESCR" = ORCHESTRATE."PAY_DESCR"\n'
+           'WHERE "PAYCODE_SID" = ORCHESTRATE."PAYCODE_SID";\n')
+
+
+def test_insert_update_statement_pair_is_an_upsert(tmp_path: Path) -> None:
+    # an ETL tool's (DataStage) per-row statements: new keys inserted, changed keys updated
+    job = tmp_path / "em_paycode_d"
+    assert rules_for(job, "insert_into_target.sql", _INSERT) == [(1, "IDM201")]
+    (job / "update_target.sql").write_text(_UPDATE, encoding="utf-8")
+    assert rules_for(job, "insert_into_target.sql", _INSERT) == []
+    # an UPDATE of another table does not make the insert keyed
+    (job / "update_target.sql").write_text(_UPDATE.replace("EM_PAYCODE_D", "EM_PAYCODE_HIST"),
+                                           encoding="utf-8")
+    assert rules_for(job, "insert_into_target.sql", _INSERT) == [(1, "IDM201")]
