@@ -157,3 +157,37 @@ def test_insert_update_statement_pair_is_an_upsert(tmp_path: Path) -> None:
     (job / "update_target.sql").write_text(_UPDATE.replace("EM_PAYCODE_D", "EM_PAYCODE_HIST"),
                                            encoding="utf-8")
     assert rules_for(job, "insert_into_target.sql", _INSERT) == [(1, "IDM201")]
+
+
+_DAG_BY_NAME = """from datetime import datetime
+
+from airflow.models import DAG
+from airflow.operators.dummy_operator import DummyOperator
+
+default_args = {'start_date': datetime(2019, 1, 1)}
+
+dag = DAG(dag_id='example_serial', default_args=default_args)
+
+with dag:
+    first_task = DummyOperator(task_id='first_task')
+    second_task = DummyOperator(task_id='second_task')
+    second_task.set_upstream(first_task)
+"""
+
+
+def test_dag_bound_to_a_name_is_judged_by_its_tasks(tmp_path: Path) -> None:
+    # `dag = DAG(...)` then `with dag:`: the tasks write nothing, so no scheduling hygiene
+    assert rules_for(tmp_path, "serial.py", _DAG_BY_NAME) == []
+    # the same DAG loading a table is scheduled daily with catch-up and overlapping runs
+    loading = _DAG_BY_NAME.replace(
+        "from airflow.operators.dummy_operator import DummyOperator",
+        "from airflow.operators.dummy_operator import DummyOperator\n"
+        "from airflow.operators.postgres_operator import PostgresOperator").replace(
+        "    second_task = DummyOperator(task_id='second_task')",
+        "    second_task = PostgresOperator(task_id='load', sql='DELETE FROM t; "
+        "INSERT INTO t SELECT * FROM s')")
+    assert rules_for(tmp_path, "loading.py", loading) == [(9, "IDM101"), (9, "IDM102"), (9, "IDM103")]
+    # tasks made by a factory handed the DAG (`build_load_task(dag, ...)`) may write
+    factory = _DAG_BY_NAME.replace(
+        "with dag:\n", "load = build_load_task(dag, 'orders')\n\nwith dag:\n")
+    assert rules_for(tmp_path, "factory.py", factory) == [(9, "IDM101"), (9, "IDM102"), (9, "IDM103")]
