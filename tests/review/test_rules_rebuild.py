@@ -190,4 +190,4 @@ def test_dag_bound_to_a_name_is_judged_by_its_tasks(tmp_path: Path) -> None:
     # tasks made by a factory handed the DAG (`build_load_task(dag, ...)`) may write
     factory = _DAG_BY_NAME.replace(
         "with dag:\n", "load = build_load_task(dag, 'orders')\n\nwith dag:\n")
-    assert rules_for(tmp_path, "factory.py", factory) == [(9, "IDM101"), (9, "IDM102"), (9, "IDM103")]
+    assert rules_for(tmp_path, "factory.py", factory) == [(8, "IDM101"), (8, "IDM102"), (8, "IDM103")]
