@@ -314,7 +314,7 @@ class _ScopeWalker:
                 self.scope.events.append(Event("commit", node.lineno))
             elif last == "begin" and not node.args:
                 self.scope.events.append(Event("begin", node.lineno))
-            elif last == "to_sql":
+            elif last in {"to_sql", "to_gbq"}:
                 self.to_sql(node)
         if last == "write_pandas":
             self.write_pandas(node)
@@ -390,11 +390,19 @@ class _ScopeWalker:
             if_exists="upsert" if upsert else "append"))
 
     def to_sql(self, node: ast.Call) -> None:
-        table_node = node.args[0] if node.args else kw(node, "name")
+        """DataFrame.to_sql(name, con, if_exists=...) and pandas-gbq's
+        DataFrame.to_gbq(destination_table, if_exists=...): the same write modes."""
+        name_kw = "destination_table" if node.func.attr == "to_gbq" else "name"  # type: ignore[attr-defined]
+        table_node = node.args[0] if node.args else kw(node, name_kw)
         table = literal(table_node)
         if not isinstance(table, str):
             table = ident(ast.unparse(table_node)) if table_node is not None else None
         if_exists = literal(kw(node, "if_exists")) or "fail"
+        if _empty_frame(node.func.value):  # type: ignore[attr-defined]
+            # df.head(0).to_sql(...) loads no row: it (re)creates the table for what follows
+            if if_exists != "replace":
+                return
+            if_exists = "create"
         schema = literal(kw(node, "schema"))
         if table and isinstance(schema, str):
             table = f"{schema}.{table}"
@@ -402,6 +410,18 @@ class _ScopeWalker:
             "to_sql", node.lineno, table=table.lower() if table else None,
             if_exists=str(if_exists), has_method=kw(node, "method") is not None,
             fixed_table=isinstance(literal(table_node), str)))
+
+
+def _empty_frame(node: ast.expr) -> bool:
+    """`df[:0]`, `df.iloc[:0]`, `df.head(0)`: a frame of no rows (its columns only)."""
+    if isinstance(node, ast.Subscript):
+        sl = node.slice
+        return isinstance(sl, ast.Slice) and literal(sl.upper) == 0 if sl.upper is not None \
+            else False
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+            and node.func.attr == "head" and node.args:
+        return literal(node.args[0]) == 0
+    return False
 
 
 def _scope_context(scope: Scope, node: ast.AST, name: str, path: str) -> None:
@@ -429,7 +449,7 @@ def _scope_context(scope: Scope, node: ast.AST, name: str, path: str) -> None:
 
 _WRITE_SQL = re.compile(r"^\s*(?:--[^\n]*\n\s*)*(insert|merge|copy|upsert|update\s+\S+\s+set|"
                         r"delete\s+from|truncate|replace\s+into)\b", re.I)
-LOAD_CALLS = {"to_sql", "insert_rows", "write_pandas", "load_table_from_dataframe",
+LOAD_CALLS = {"to_sql", "to_gbq", "insert_rows", "write_pandas", "load_table_from_dataframe",
               "load_table_from_uri", "load_table_from_file", "copy_expert", "copy_from",
               "executemany", "bulk_insert_mappings", "bulk_save_objects", "insert_many",
               "insert_one", "bulk_load", "upsert"}

@@ -471,7 +471,7 @@ def scope_hits(scope: Scope) -> list[Hit]:
             if ev.if_exists == "replace" and (scope.incremental or partition_replace) \
                     and not _is_staging(t) and not rebuilt:
                 hits.append((ev.line, "IDM203", f"into {t}"))
-            if ev.if_exists == "replace":
+            if ev.if_exists in {"replace", "create"}:  # create: an empty frame replaced
                 cleared_before.add(t)
         # IDM404: a watermark stored, then a load that commits separately afterwards.
         is_save = ev.kind == "save_state" or (

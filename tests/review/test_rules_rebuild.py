@@ -191,3 +191,26 @@ def test_dag_bound_to_a_name_is_judged_by_its_tasks(tmp_path: Path) -> None:
     factory = _DAG_BY_NAME.replace(
         "with dag:\n", "load = build_load_task(dag, 'orders')\n\nwith dag:\n")
     assert rules_for(tmp_path, "factory.py", factory) == [(8, "IDM101"), (8, "IDM102"), (8, "IDM103")]
+
+
+@pytest.mark.parametrize(
+    ("code", "want"),
+    [
+        # pandas-gbq appends a month into the table: a re-run appends it again
+        ("def load(df, color):\n    df.to_gbq(destination_table=f'trips.{color}_taxi',\n"
+         "              project_id='p', if_exists='append')\n", [(2, "IDM202")]),
+        ("def load(df):\n    df.to_gbq('trips.yellow_taxi', project_id='p', if_exists='replace')\n",
+         []),
+        # an empty frame replaced (`df[:0]`, `df.head(0)`) creates the table; the COPY that
+        # follows fills it, nothing is appended to rows kept from an earlier run
+        ("def handle_output(obj, con, table):\n"
+         "    obj[:0].to_sql(con=con, name=table, index=True, if_exists='replace')\n"
+         "    with con.connection.cursor() as c:\n"
+         "        c.copy_expert(f'COPY {table} FROM STDIN WITH (FORMAT csv)', buf)\n", []),
+        ("def ingest(chunks, engine):\n    first = True\n    for chunk in chunks:\n"
+         "        if first:\n            chunk.head(0).to_sql('trips', engine, if_exists='replace')\n"
+         "            first = False\n        chunk.to_sql('trips', engine, if_exists='append')\n", []),
+    ],
+)
+def test_pandas_writes(tmp_path: Path, code: str, want: list[tuple[int, str]]) -> None:
+    assert rules_for(tmp_path, "load.py", code) == want
