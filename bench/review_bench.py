@@ -213,8 +213,14 @@ def run_real(peer_ok: bool) -> None:
     print(f"files reviewed: {reviewed}/{n} in {secs:.1f}s; crashes: {len(crashes)}")
     for c in crashes:
         print("  CRASH", c)
-    whole = sorted({(f, r) for f, ln, r in skipped if ln is None})
-    parts = sorted({(f, ln, r) for f, ln, r in skipped if ln is not None})
+    # a syntax error (or a file too nested) skips the whole file though it carries a line
+    whole_file = ("Python syntax error", "too deeply nested", "cannot tokenize SQL")
+
+    def is_whole(ln: int | None, r: str) -> bool:
+        return ln is None or r.startswith(whole_file)
+
+    whole = sorted({(f, r) for f, ln, r in skipped if is_whole(ln, r)})
+    parts = sorted({(f, ln, r) for f, ln, r in skipped if not is_whole(ln, r)})
     print(f"files skipped or left out: {len(whole)}; statements skipped: {len(parts)} "
           f"in {len({f for f, _, _ in parts})} file(s)")
     for f, r in whole:

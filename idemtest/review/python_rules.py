@@ -416,8 +416,7 @@ def _empty_frame(node: ast.expr) -> bool:
     """`df[:0]`, `df.iloc[:0]`, `df.head(0)`: a frame of no rows (its columns only)."""
     if isinstance(node, ast.Subscript):
         sl = node.slice
-        return isinstance(sl, ast.Slice) and literal(sl.upper) == 0 if sl.upper is not None \
-            else False
+        return isinstance(sl, ast.Slice) and sl.upper is not None and literal(sl.upper) == 0
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
             and node.func.attr == "head" and node.args:
         return literal(node.args[0]) == 0
