@@ -197,6 +197,20 @@ def run_real(peer_ok: bool) -> None:
         prec = f"{sc['precision']:>9.2f}" if sc["predictions"] else f"{'n/a':>9}"
         print(f"{name:<22} {part:<9} {prec} {sc['recall']:>7.2f} "
               f"{int(sc['found']):>4}/{int(sc['labels']):<4} {int(sc['predictions']):>6}")
+    # Rounds: new repositories labelled before the rules were run on them, measured once
+    # (first contact, recorded in labels.json) and only then read and fixed from.
+    fc = rc.first_contact()
+    if fc:
+        print("\nper round (first contact = the one run of that day's rules on the round's "
+              "files, before any fix made from them; now = these rules):")
+        print(f"{'round':<6} {'files':>5} {'repos':>5}  {'first contact: precision':>24} "
+              f"{'recall':>15}  {'now: precision':>14} {'recall':>7}")
+    for rnd, rec in sorted(fc.items(), key=lambda kv: int(kv[0])):
+        now = rc.score(found, gold, rc.round_keys(int(rnd)))
+        first_p = f"{rec['precision']:.2f} ({rec['tp']}/{rec['predictions']})"
+        first_r = f"{rec['recall']:.2f} ({rec['found']}/{rec['labels']})"
+        print(f"{rnd:<6} {rec['files']:>5} {len(rec['repositories']):>5}  {first_p:>24} "
+              f"{first_r:>15}  {now['precision']:>14.2f} {now['recall']:>7.2f}")
     from idemtest.review.model import RULES, Severity
 
     def repo(k: str) -> str:

@@ -104,6 +104,12 @@ def review_file(path: Path, display: str, dialect: str | None, result: ReviewRes
             errors = info.skipped
             result.jobs.extend(jobs)
         elif kind == "sql":
+            from .source import is_dbt_analysis
+
+            if is_dbt_analysis(path, text):
+                result.skipped.append(Skipped(display, "dbt analysis (dbt compiles it, never "
+                                                       "runs it)"))
+                return
             res = review_sql_file(display, text, file_dialect, siblings=_sibling_sql(path))
             hits, errors = res.hits, res.errors
         else:

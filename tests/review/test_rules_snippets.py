@@ -101,9 +101,10 @@ def test_python_snippets(tmp_path: Path, code: str, want: list[tuple[int, str]])
         ("from airflow import DAG\nwith DAG('d', catchup=False, max_active_runs=1,\n"
          "         default_args={'retries': 2, 'retry_delay': 60}):\n    pass\n", []),
         ("from airflow import DAG\nwith DAG('d', catchup=False, max_active_runs=1,\n"
-         "         default_args={'retries': 50, 'retry_delay': 60}):\n    pass\n",
+         "         default_args={'retries': 50, 'retry_delay': 60, 'start_date': START}):\n"
+         "    pass\n",
          [(3, "IDM103")]),
-        ("from airflow import DAG\ndag = DAG('d', catchup=False, max_active_runs=1)\n",
+        ("from airflow import DAG\ndag = DAG('d', catchup=False, max_active_runs=1, start_date=START)\n",
          [(2, "IDM103")]),
         ("from prefect import task\n@task(retries=-1, retry_delay_seconds=5)\ndef t():\n"
          "    pass\n", [(2, "IDM103")]),
@@ -140,8 +141,9 @@ _DAG = ("from airflow import DAG\nfrom airflow.operators.bash import BashOperato
     [
         # scheduled and writing: hygiene applies
         ("schedule='@daily'", "python load.py", [(3, "IDM101"), (3, "IDM102"), (3, "IDM103")]),
-        # no schedule given is Airflow 2's daily
-        ("catchup=False", "python load.py", [(3, "IDM102"), (3, "IDM103")]),
+        # no schedule given is Airflow 2's daily (from the start date: without one it never runs)
+        ("catchup=False, start_date=START", "python load.py", [(3, "IDM102"), (3, "IDM103")]),
+        ("catchup=False", "python load.py", []),
         # manual or one-off DAGs are never caught up or overlapped by the scheduler
         ("schedule=None", "python load.py", []),
         ("schedule_interval='@once'", "python load.py", []),
