@@ -118,6 +118,8 @@ def materialise(mirror: Path) -> tuple[int, list[str]]:
         if dest.is_file() and hashlib.sha256(dest.read_bytes()).hexdigest() == e["sha256"]:
             continue
         git_dir = mirror / str(e["repo"]).replace("/", "+") / "repo"
+        if (git_dir / ".git").is_dir():  # a snapshot kept with its work tree
+            git_dir = git_dir / ".git"
         if not git_dir.is_dir():
             problems.append(f"{key(e)}: no snapshot of {e['repo']} at {git_dir}")
             continue
