@@ -108,3 +108,56 @@ def test_dbt_analyses_are_compiled_not_run(tmp_path: Path) -> None:
     # a plain SQL script in a folder called analysis (no dbt templating) is still reviewed
     assert findings(tmp_path, "analysis/load.sql", "INSERT INTO t SELECT * FROM s;\n") == [
         (1, "IDM201")]
+
+
+_REPORT = """import sys
+import traceback
+
+
+def parse_report(s3_client, data, name):
+    try:
+        write_csv_s3(client=s3_client, dictionary=data, filename=name)
+    except Exception as e:
+        print(f"ERROR - CSV NOT WRITTEN - {{name}}: {{e}}")
+        traceback.print_exc()
+        {end}
+"""
+
+
+def test_exit_with_status_zero_swallows_the_failure(tmp_path: Path) -> None:
+    # exit() / sys.exit() / sys.exit(0) end the script with status 0: its scheduler sees success
+    for end in ("exit()", "sys.exit()", "sys.exit(0)"):
+        assert findings(tmp_path, "parse.py", _REPORT.format(end=end)) == [(8, "IDM206")]
+    # a non-zero status (or a message, which exits 1) fails the run
+    for end in ("sys.exit(1)", "sys.exit(f'failed: {e}')", "raise"):
+        assert findings(tmp_path, "parse.py", _REPORT.format(end=end)) == []
+
+
+def test_uploads_and_write_helpers_are_loads(tmp_path: Path) -> None:
+    upload = ("def upload(blob, path):\n    try:\n        blob.upload_from_filename(path)\n"
+              "    except Exception as e:\n        print(f'upload failed: {e}')\n")
+    assert findings(tmp_path, "upload.py", upload) == [(4, "IDM206")]
+    # reading a config is no load: nothing to report however its errors are handled
+    read = ("def settings(path):\n    try:\n        return load_config(path)\n"
+            "    except Exception:\n        return {}\n")
+    assert findings(tmp_path, "settings.py", read) == []
+
+
+_CHUNKS = """import pandas as pd
+
+
+def convert(path, out):
+{prep}    for chunk in pd.read_json(path, lines=True, chunksize=10000):
+        chunk.to_csv(out, mode="a", index=False)
+"""
+
+
+def test_appending_to_an_output_file(tmp_path: Path) -> None:
+    # every run (and retry) appends the rows to what the file already holds
+    assert findings(tmp_path, "to_csv.py", _CHUNKS.format(prep="")) == [(6, "IDM201")]
+    # the run starts the file afresh, then appends its chunks: one output per run
+    for prep in ("    if os.path.exists(out):\n        os.remove(out)\n",
+                 "    pd.DataFrame(columns=COLS).to_csv(out, index=False)\n",
+                 "    open(out, 'w').close()\n"):
+        assert findings(tmp_path, "to_csv.py", _CHUNKS.format(prep=prep)) == []
+
