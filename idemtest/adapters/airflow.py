@@ -90,7 +90,7 @@ def _import_airflow() -> Any:
     needs no initialised metadata database."""
     global _home
     with _home_lock:
-        if "airflow" in sys.modules:
+        if sys.modules.get("airflow") is not None:
             return sys.modules["airflow"]
         _home = Path(tempfile.mkdtemp(prefix="idemtest-airflow-"))
         atexit.register(shutil.rmtree, _home, True)
@@ -201,8 +201,8 @@ def select_tasks(dag: Any, tasks: Sequence[str] | None) -> tuple[list[Any], list
         for tid in checked:
             if tid not in dag.task_dict:
                 close = difflib.get_close_matches(tid, known, n=2)
-                hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-                raise AirflowDagError(f"tasks= names {tid!r}, which DAG {dag.dag_id!r} has no task of{hint} its tasks are {known}")
+                hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+                raise AirflowDagError(f"tasks= names {tid!r}: DAG {dag.dag_id!r} has no such task{hint}; its tasks are {known}")
     wanted = set(checked)
     for tid in checked:
         wanted |= {t.task_id for t in dag.task_dict[tid].get_flat_relatives(upstream=True)}
@@ -281,7 +281,7 @@ class Semantics:
 def semantics(dag: Any, tasks: Sequence[Any]) -> Semantics:
     """The scenario space the DAG allows. Retries are per task in Airflow; a scenario's
     retry bound is the smallest of the tasks it runs (never more retries than a task has)."""
-    retries = min(int(t.retries or 0) for t in tasks)
+    retries = min((int(t.retries or 0) for t in tasks), default=0)
     delay = min((t.retry_delay for t in tasks if t.retries == retries), default=timedelta(minutes=5))
     if not isinstance(delay, timedelta):
         delay = timedelta(seconds=float(delay))
