@@ -51,16 +51,21 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from .._errors import AirflowDagError, CheckFailure, ConfigurationError, MissingExtraError, SpecError
+from .._errors import (
+    AirflowDagError,
+    CheckFailure,
+    MissingExtraError,
+    SpecError,
+)
 from .._extras import require
-from ..spec import ALL_PERTURBATIONS, Schedule, Source, Spec, Target, windows
+from ..spec import ALL_PERTURBATIONS, Source, Spec, Target, windows
 
 if TYPE_CHECKING:
     from ..context import RunContext
 
-__all__ = ["AirflowDagError", "Plan", "AirflowCheck", "check", "definition_of"]
+__all__ = ["AirflowCheck", "AirflowDagError", "Plan", "check", "definition_of"]
 
 #: operator kinds a check runs (subclasses included), by module and class name
 SUPPORTED = (
@@ -347,17 +352,12 @@ class _RunTI:
         self._run.push(self.task_id, key, value)
 
     def xcom_pull(self, task_ids: str | Iterable[str] | None = None, dag_id: str | None = None, key: str = "return_value", default: Any = None, **_: Any) -> Any:
-        from airflow.utils.types import NOTSET, ArgNotSet
-
         def one(tid: str | None) -> Any:
             value = self._run.pull(tid, key)
-            if value is _MISSING:
-                return default
-            return value
+            return default if value is _MISSING else value
 
         if task_ids is None or isinstance(task_ids, str):
-            got = one(task_ids)
-            return got if not (isinstance(got, ArgNotSet) and default is NOTSET) else got
+            return one(task_ids)
         return [one(t) for t in task_ids]
 
     def get_relevant_upstream_map_indexes(self, *_: Any, **__: Any) -> None:
@@ -481,10 +481,9 @@ def _variables_patch() -> None:
         return 1
 
     for f in (get, set_, delete):
-        f._idemtest = True  # type: ignore[attr-defined]
-    Variable.get = staticmethod(get)  # type: ignore[method-assign,assignment]
-    Variable.set = staticmethod(set_)  # type: ignore[method-assign,assignment]
-    Variable.delete = staticmethod(delete)  # type: ignore[method-assign,assignment]
+        cast(Any, f)._idemtest = True
+    patched = cast(Any, Variable)
+    patched.get, patched.set, patched.delete = staticmethod(get), staticmethod(set_), staticmethod(delete)
 
 
 def _state_table() -> str:
@@ -504,6 +503,8 @@ def connections_to(uri: str, ids: Iterable[str]) -> Iterator[None]:
     scenario at once share them), the previous values back when the last one ends."""
     names = [_env_name(i) for i in ids]
     with _env_lock:
+        if not any(_env_users.values()):
+            _bind_hook_connect(True)
         for n in names:
             if _env_users.get(n, 0) == 0:
                 _env_saved[n] = os.environ.get(n)
@@ -521,6 +522,27 @@ def connections_to(uri: str, ids: Iterable[str]) -> Iterator[None]:
                         os.environ.pop(n, None)
                     else:
                         os.environ[n] = old
+            if not any(_env_users.values()):
+                _bind_hook_connect(False)
+
+
+_hook_connect: list[Any] = []  # the provider's own reference, while a run rebinds it
+
+
+def _bind_hook_connect(on: bool) -> None:
+    """apache-airflow-providers-postgres 6.5+ keeps `ppg2_connect = psycopg2.connect` from
+    its import, before idemtest's sandbox patches psycopg2.connect: point it at the
+    patched function while runs execute, back at its own afterwards."""
+    module = sys.modules.get("airflow.providers.postgres.hooks.postgres")
+    if module is None or not hasattr(module, "ppg2_connect"):
+        return
+    import psycopg2
+
+    if on:
+        _hook_connect.append(module.ppg2_connect)
+        module.ppg2_connect = psycopg2.connect
+    elif _hook_connect:
+        module.ppg2_connect = _hook_connect.pop()
 
 
 def _sandbox_uri(run: RunContext) -> str:
@@ -540,8 +562,7 @@ def _context(dag: Any, task: Any, ti: _RunTI, start: datetime, end: datetime, ru
     e = pendulum.instance(end.replace(tzinfo=timezone.utc))
     params = task.params.dump() if hasattr(task.params, "dump") else dict(task.params)
     dag_run = _DagRunView(run_id, s, e)
-    return Context(
-        {
+    values: dict[str, Any] = {
             "dag": dag,
             "task": task,
             "ti": ti,
@@ -572,8 +593,9 @@ def _context(dag: Any, task: Any, ti: _RunTI, start: datetime, end: datetime, ru
             "map_index_template": None,
             "templates_dict": getattr(task, "templates_dict", None),
             "triggering_dataset_events": {},
-        }
-    )
+    }
+    build: Any = Context
+    return build(values)
 
 
 @dataclass

@@ -17,18 +17,20 @@ def hooks_dag():
         hook.run("CREATE TABLE IF NOT EXISTS staging_events (event_id BIGINT, event_type VARCHAR, event_time TIMESTAMP)")
         with tempfile.NamedTemporaryFile(suffix=".csv") as f:
             hook.copy_expert(
-                "COPY (SELECT event_id, event_type, event_time FROM src.events WHERE event_time >= '%s' AND event_time < '%s') TO STDOUT WITH CSV"
-                % (data_interval_start.naive(), data_interval_end.naive()), f.name)
+                "COPY (SELECT event_id, event_type, event_time FROM src.events "
+                f"WHERE event_time >= '{data_interval_start.naive()}' AND event_time < '{data_interval_end.naive()}') TO STDOUT WITH CSV",
+                f.name,
+            )
             n = hook.get_first("SELECT count(*) FROM src.events")[0]
         return int(n)
 
     @task
     def load(n, data_interval_start=None, data_interval_end=None):
         hook = PostgresHook(postgres_conn_id="wh")
-        rows = hook.get_records(
+        rows = hook.get_pandas_df(
             "SELECT event_id, event_type, event_time::text AS event_time FROM src.events WHERE event_time >= %s AND event_time < %s",
             parameters=(data_interval_start.naive().isoformat(), data_interval_end.naive().isoformat()))
-        hook.insert_rows("analytics.events", [list(r) for r in rows],
+        hook.insert_rows("analytics.events", [list(r) for r in rows.itertuples(index=False)],
                          target_fields=["event_id", "event_type", "event_time"], replace=True, replace_index="event_id")
 
     load(stage())
