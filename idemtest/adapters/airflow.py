@@ -74,7 +74,7 @@ SUPPORTED = (
     "airflow.operators.empty.EmptyOperator",
 )
 #: a DAG run costs a few hundred milliseconds: fewer scenarios than a plain check
-DEFAULT_EXAMPLES = 25
+DEFAULT_EXAMPLES = 15
 DEFAULT_SYSTEMATIC_MAX = 12
 DEFAULT_PERIODS = 3
 #: where the DAG run's task states and XComs, and Variables, live in the state table
