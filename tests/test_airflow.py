@@ -120,6 +120,19 @@ def test_missing_extra_names_the_pip_command(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(["MISSING: airflow is not installed; install it with: pip install 'idemtest[airflow]'"])
 
 
+def test_duckdb_sandbox_skips_naming_postgresql(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_dag=f"""
+        import idemtest
+        from idemtest import Target
+        test_interval = idemtest.airflow.check(dag={str(EXAMPLES / 'dags' / 'events_interval.py')!r}, targets=[Target("t")])
+        """
+    )
+    result = pytester.runpytest_subprocess("--idempotency", "-rs", "-p", "no:cacheprovider")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*Airflow checks run on PostgreSQL*--idem-db postgresql://*"])
+
+
 # --- real runs (PostgreSQL) ------------------------------------------------------------------
 
 STATS_MODULE = f"""

@@ -533,7 +533,7 @@ def _bind_hook_connect(on: bool) -> None:
     """apache-airflow-providers-postgres 6.5+ keeps `ppg2_connect = psycopg2.connect` from
     its import, before idemtest's sandbox patches psycopg2.connect: point it at the
     patched function while runs execute, back at its own afterwards."""
-    module = sys.modules.get("airflow.providers.postgres.hooks.postgres")
+    module: Any = sys.modules.get("airflow.providers.postgres.hooks.postgres")
     if module is None or not hasattr(module, "ppg2_connect"):
         return
     import psycopg2
