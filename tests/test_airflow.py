@@ -181,6 +181,21 @@ def test_real_runs_stay_inside_the_dag(pytester: pytest.Pytester) -> None:
 
 
 @pytest.mark.postgres
+def test_unmapped_conn_id_names_the_fix(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_dag=f"""
+        import idemtest
+        from idemtest import Target
+        test_dynamic = idemtest.airflow.check(dag={str(DAGS / 'dynamic_conn_dag.py')!r}, targets=[Target("t")],
+                                              conn_ids=["warehouse"], setup="CREATE TABLE t (x INT);")
+        """
+    )
+    result = pytester.runpytest_subprocess("--idempotency", "--idem-db", DSN, "-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*a task uses conn_id 'reporting_db'*pass conn_ids=*reporting_db*"])
+
+
+@pytest.mark.postgres
 def test_emitted_check_catches_the_buggy_dag(pytester: pytest.Pytester) -> None:
     from idemtest.review import main as review_main
 

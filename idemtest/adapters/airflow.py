@@ -56,6 +56,7 @@ from typing import TYPE_CHECKING, Any, cast
 from .._errors import (
     AirflowDagError,
     CheckFailure,
+    LoadError,
     MissingExtraError,
     SpecError,
 )
@@ -80,7 +81,7 @@ DEFAULT_PERIODS = 3
 #: where the DAG run's task states and XComs, and Variables, live in the state table
 RUN_KEY = "airflow:dagrun:{dag_id}:{run_id}"
 VAR_KEY = "airflow:variable:{key}"
-_CONN_ID = re.compile(r"""\b\w*conn_id\s*=\s*["']([A-Za-z0-9_.\-]+)["']""")
+_CONN_ID = re.compile(r"""\b\w*conn_id\s*=\s*["']([A-Za-z0-9_][A-Za-z0-9_.\-]*)["']""")
 
 
 # --- Airflow's import-time setup --------------------------------------------------------
@@ -702,6 +703,7 @@ class Observed:
     dag_runs: int = 0
     task_runs: int = 0
     clears: int = 0
+    config_error: AirflowDagError | None = None  # a declaration error met inside a run
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -802,7 +804,14 @@ def _make_load(dag: Any, tasks: list[Any], checked: list[str], ids: list[str], v
                     if task.task_id in record.done:
                         continue
                     with _task_process(run):
-                        execute_task(dag, task, record, start, end)
+                        try:
+                            execute_task(dag, task, record, start, end)
+                        except Exception as e:
+                            unmapped = _unmapped_conn(e, ids)
+                            if unmapped is None:
+                                raise
+                            observed.config_error = unmapped
+                            raise unmapped from None
                     with observed.lock:
                         observed.task_runs += 1
                     record.done.append(task.task_id)
@@ -813,6 +822,17 @@ def _make_load(dag: Any, tasks: list[Any], checked: list[str], ids: list[str], v
 
     dag_run.__qualname__ = f"DAG run of {dag.dag_id}"
     return dag_run
+
+
+def _unmapped_conn(error: Exception, ids: Sequence[str]) -> AirflowDagError | None:
+    """Airflow's "The conn_id `x` isn't defined" for an id idemtest did not map, as the fix."""
+    m = re.search(r"conn_id `([^`]+)` isn't defined", str(error))
+    if m is None or m.group(1) in ids:
+        return None
+    return AirflowDagError(
+        f"a task uses conn_id {m.group(1)!r}, which idemtest did not point at the sandbox (it mapped {list(ids)}: "
+        f"the SQL operators' conn_id and the `conn_id=\"...\"` literals of the DAG file); pass conn_ids=[{m.group(1)!r}]"
+    )
 
 
 def _caller_dir() -> Path | None:
@@ -900,6 +920,10 @@ def check(
             idempotency.check(plan.spec, plan.load, examples=examples or DEFAULT_EXAMPLES, base_dir=base, systematic_max=DEFAULT_SYSTEMATIC_MAX)
         except CheckFailure as failure:
             raise _with_dag(failure, plan, definition) from None
+        except LoadError:
+            if definition.observed.config_error is not None:
+                raise definition.observed.config_error from None  # the declaration, not the DAG, is wrong
+            raise
 
     name = "_".join(definition.tasks) if definition.tasks else "dag"
     test.__name__ = test.__qualname__ = f"test_airflow_{label}_{name}"
