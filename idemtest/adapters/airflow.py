@@ -789,6 +789,7 @@ def _make_load(dag: Any, tasks: list[Any], checked: list[str], ids: list[str], v
         if run.attempt == 1 and record.exists:
             # the window ran before: a second run is `airflow tasks clear` of the checked tasks (+ downstream)
             record.clear(cleared)
+            record.save()  # `airflow tasks clear` writes the cleared states at once
             with observed.lock:
                 observed.clears += 1
         with observed.lock:

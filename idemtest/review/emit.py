@@ -7,6 +7,7 @@ name and the module's text, or None when the job lacks what a check needs.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -67,6 +68,18 @@ def job_path(display: str, roots: Iterable[Path]) -> Path:
     return Path(display).resolve()
 
 
+def _rel(path: Path, out_dir: Path) -> str:
+    """`path` relative to the emitted module's folder (the check looks there), else absolute."""
+    out = out_dir.resolve()
+    try:
+        common = Path(os.path.commonpath([path, out]))
+    except ValueError:  # another drive
+        return str(path)
+    # in the same tree as the checks (a project's tests/ folder): relative, so the project
+    # moves as a whole; in another tree: absolute
+    return os.path.relpath(path, out) if len(common.parts) > 2 else str(path)
+
+
 def _ident(name: str) -> str:
     return re.sub(r"\W+", "_", name).strip("_").lower() or "job"
 
@@ -81,7 +94,7 @@ def _source(table: Table) -> str | None:
     return f"Source({table.name!r}, columns={{{cols}}}, key={k!r}, event_time={event_time!r})"
 
 
-def emit_airflow(job: Job, tables: dict[str, Table], roots: list[Path]) -> tuple[str, str] | None:
+def emit_airflow(job: Job, tables: dict[str, Table], roots: list[Path], out_dir: Path) -> tuple[str, str] | None:
     produced = {o.lower() for t in job.tasks for o in t.outputs}
     consumed = {i.lower() for t in job.tasks for i in t.inputs}
     inputs = sorted({i for t in job.tasks for i in t.inputs if i.lower() not in produced})
@@ -105,7 +118,7 @@ def emit_airflow(job: Job, tables: dict[str, Table], roots: list[Path]) -> tuple
             schemas.add(table.schema_file)
         targets.append(f"Target({name!r}, key={key!r}, created_by_load={table is None})")
     dag_file = job_path(job.file, roots)
-    setup = repr(str(sorted(schemas)[0])) if len(schemas) == 1 else ("None" if not schemas else repr(";\n".join(p.read_text() for p in sorted(schemas))))
+    setup = repr(_rel(sorted(schemas)[0], out_dir)) if len(schemas) == 1 else ("None" if not schemas else repr(";\n".join(p.read_text() for p in sorted(schemas))))
     lines = [
         f'"""idemtest check of the Airflow DAG {job.name!r} ({job.file}:{job.line}), written by',
         "`idemtest review --emit-checks`: run it with",
@@ -129,7 +142,7 @@ def emit_airflow(job: Job, tables: dict[str, Table], roots: list[Path]) -> tuple
         "from idemtest import Source, Target  # noqa: F401",
         "",
         f"test_{_ident(job.name)}_idempotency = idemtest.airflow.check(",
-        f"    dag={str(dag_file)!r},",
+        f"    dag={_rel(dag_file, out_dir)!r},",
         f"    dag_id={job.name!r},",
         f"    sources=[{', '.join(sources)}],",
         f"    targets=[{', '.join(targets)}],",
@@ -141,7 +154,7 @@ def emit_airflow(job: Job, tables: dict[str, Table], roots: list[Path]) -> tuple
 
 
 #: job kind -> emitter (a Dagster emitter goes beside the Airflow one)
-EMITTERS: dict[str, Callable[[Job, dict[str, Table], list[Path]], tuple[str, str] | None]] = {"airflow": emit_airflow}
+EMITTERS: dict[str, Callable[[Job, dict[str, Table], list[Path], Path], tuple[str, str] | None]] = {"airflow": emit_airflow}
 
 
 def emit_checks(jobs: Iterable[Job], roots: Iterable[Path], out_dir: Path) -> list[Path]:
@@ -152,7 +165,7 @@ def emit_checks(jobs: Iterable[Job], roots: Iterable[Path], out_dir: Path) -> li
     written = []
     for job in jobs:
         emitter = EMITTERS.get(job.kind)
-        made = emitter(job, tables, roots) if emitter is not None else None
+        made = emitter(job, tables, roots, out_dir) if emitter is not None else None
         if made is None:
             continue
         name, text = made
