@@ -73,6 +73,59 @@ def test_exercise_beyond_the_dag_is_refused() -> None:
         _plan(EXAMPLES / "dags" / "events_watermark.py", exercise={"crash", "concurrent"})
 
 
+class _State:
+    """run.state as the sandbox keeps it (JSON values), in memory."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, str] = {}
+
+    def get(self, key: str, default: object = None) -> object:
+        import json
+
+        return json.loads(self.values[key]) if key in self.values else default
+
+    def set(self, key: str, value: object) -> None:
+        import json
+
+        self.values[key] = json.dumps(value)
+
+
+class _Conn:
+    def commit(self) -> None:
+        pass
+
+
+def _run(window, attempt: int, state: _State):  # type: ignore[no-untyped-def]
+    from types import SimpleNamespace
+
+    return SimpleNamespace(window=window, attempt=attempt, state=state, conn=_Conn(), _ctl=None,
+                           dsn="postgresql://postgres@127.0.0.1:5432/nowhere")
+
+
+def test_a_retry_resumes_at_the_failed_task_and_a_clear_reruns_downstream() -> None:
+    # the DAG run itself, without a database: task states and XComs in run.state
+    test = idemtest.airflow.check(dag=str(DAGS / "resume_dag.py"), tasks=["transform", "publish"], targets=[Target("t")], conn_ids=["none"])
+    plan = idemtest.airflow.definition_of(test).plan()  # type: ignore[union-attr]
+    module = next(m for n, m in sys.modules.items() if n.startswith("idemtest_airflow_dag_") and hasattr(m, "CALLS") and m.__file__.endswith("resume_dag.py"))
+    calls = module.CALLS
+    calls.clear()
+    window = plan.spec.schedule.windows[0]
+    state = _State()
+    with pytest.raises(RuntimeError, match="the worker died"):
+        plan.load(_run(window, 1, state))
+    assert [c[0] for c in calls] == ["extract", "transform"]
+    # the retry: extract is not run again, transform gets its XCom (JSON round-tripped), publish runs
+    plan.load(_run(window, 2, state))
+    assert [c[0] for c in calls] == ["extract", "transform", "transform", "publish"]
+    assert calls[2] == ("transform", {"rows": 3, "ds": "2026-06-01"})
+    assert calls[3] == ("publish", (6, "t1"))  # templated context: ds, params; XCom from transform
+    # a second run of the window: `clear` of transform and its downstream, extract kept
+    calls.clear()
+    plan.load(_run(window, 1, state))
+    assert [c[0] for c in calls] == ["transform", "publish"]
+    assert plan.semantics.retries == 1
+
+
 # --- bad input ----------------------------------------------------------------------------
 
 
