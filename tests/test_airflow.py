@@ -196,13 +196,13 @@ from examples.sources import EVENTS
 
 check = idemtest.airflow.check(dag={str(EXAMPLES / 'dags' / 'events_interval.py')!r}, sources=[EVENTS],
                                targets=[Target("analytics.loaded_events", key="event_id")],
-                               setup={str(EXAMPLES / "schema.sql")!r}, examples=8)
+                               setup={str(EXAMPLES / "schema.sql")!r}, examples=5)
 hooks = idemtest.airflow.check(dag={str(DAGS / 'hooks_dag.py')!r}, sources=[EVENTS],
                                targets=[Target("analytics.events", key="event_id")],
                                setup="CREATE SCHEMA src; CREATE SCHEMA analytics; "
                                      "CREATE TABLE src.events (event_id BIGINT, order_id BIGINT, event_type VARCHAR, amount DECIMAL(12,2), event_time TIMESTAMP); "
                                      "CREATE TABLE analytics.events (event_id BIGINT PRIMARY KEY, event_type VARCHAR, event_time TIMESTAMP);",
-                               examples=6)
+                               examples=4)
 
 def test_scenarios_stay_inside_the_dag(idempotency):
     check(idempotency)
