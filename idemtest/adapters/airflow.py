@@ -97,23 +97,19 @@ def _import_airflow() -> Any:
     global _home
     with _home_lock:
         if sys.modules.get("airflow") is not None:
+            # imported before idemtest (a DAG object from a module that imports airflow): its
+            # home and metadata database are the user's; the secrets backend, read lazily, is not
+            os.environ["AIRFLOW__SECRETS__BACKEND"] = ""
             return sys.modules["airflow"]
         _home = Path(tempfile.mkdtemp(prefix="idemtest-airflow-"))
         atexit.register(shutil.rmtree, _home, True)
-        saved = {k: os.environ.get(k) for k in _AIRFLOW_ENV}
-        os.environ.update({k: v.format(home=_home) for k, v in _AIRFLOW_ENV.items() if k not in os.environ or k == "AIRFLOW_HOME"})
-        try:
-            airflow = require("airflow", "airflow")
-            require("airflow.providers.common.sql.operators.sql", "airflow")
-            require("airflow.providers.postgres.hooks.postgres", "airflow")
-        finally:
-            for k, v in saved.items():
-                if k == "AIRFLOW_HOME":
-                    continue  # Airflow reads it again later (log folders): keep it pointing at our folder
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+        # forced for the rest of the process, whatever the environment says (Airflow reads
+        # its AIRFLOW__* variables again on every conf.get): a check never reads or writes a
+        # real Airflow's metadata database or secrets backend; only the logging level is the user's
+        os.environ.update({k: v.format(home=_home) for k, v in _AIRFLOW_ENV.items() if k not in os.environ or k != "AIRFLOW__LOGGING__LOGGING_LEVEL"})
+        airflow = require("airflow", "airflow")
+        require("airflow.providers.common.sql.operators.sql", "airflow")
+        require("airflow.providers.postgres.hooks.postgres", "airflow")
         # Airflow's task loggers print every statement at INFO: keep the test output readable
         for name in ("airflow", "airflow.task", "airflow.providers"):
             logging.getLogger(name).setLevel(os.environ.get("IDEMTEST_AIRFLOW_LOG", "WARNING").upper())
@@ -126,6 +122,7 @@ _AIRFLOW_ENV = {
     "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
     "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
     "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": "sqlite:///{home}/airflow.db",
+    "AIRFLOW__SECRETS__BACKEND": "",
 }
 
 
