@@ -183,6 +183,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="SQL dialect (duckdb, postgres, snowflake, bigquery, spark, ...); "
                         "default: try each")
     p.add_argument("--output", "-o", default=None, help="write the report to FILE")
+    p.add_argument("--emit-checks", default=None, metavar="DIR",
+                   help="write a ready-to-run idemtest check module per Airflow DAG understood into DIR")
     p.add_argument("--list-rules", action="store_true", help="list the rules and exit")
     return p
 
@@ -225,6 +227,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ReviewUsageError as e:
         sys.stderr.write(f"idemtest review: error: {e}\n")
         return 2
+    if args.emit_checks:
+        from .emit import emit_checks
+
+        written = emit_checks(result.jobs, [Path(p) for p in args.paths], Path(args.emit_checks))
+        sys.stderr.write(f"idemtest review: wrote {len(written)} check module(s) to {args.emit_checks}"
+                         + "".join(f"\n  {w}" for w in written) + "\n")
     render = {"table": render_table, "json": render_json, "sarif": render_sarif}[fmt]
     report = render(result)
     if args.output:
