@@ -20,6 +20,10 @@ EXTRA_OF: dict[str, str] = {
     "testcontainers": "docker",
     "docker": "docker",
     "dbt": "dbt",
+    "pyspark": "spark",
+    "deltalake": "spark",
+    "pyarrow": "spark",
+    "delta": "spark",
 }
 
 
