@@ -50,7 +50,7 @@ def customers_merge_with_lookback(spark: Any, start: datetime, end: datetime, wa
     from pyspark.sql import functions as F
 
     path = f"{warehouse}/customers"
-    latest = Window.partitionBy("customer_id").orderBy(F.col("changed_at").desc())
+    latest = Window.partitionBy("customer_id").orderBy(F.col("changed_at").desc(), F.col("change_id").desc())
     batch = (
         spark.table("changes")
         .where((F.col("changed_at") >= F.lit(start - timedelta(days=1))) & (F.col("changed_at") < F.lit(end)))
@@ -64,7 +64,7 @@ def customers_merge_with_lookback(spark: Any, start: datetime, end: datetime, wa
     (
         DeltaTable(path)
         .merge(rows, predicate="t.customer_id = s.customer_id", source_alias="s", target_alias="t")
-        .when_matched_update_all(predicate="s.changed_at >= t.changed_at")
+        .when_matched_update_all(predicate="s.changed_at > t.changed_at OR (s.changed_at = t.changed_at AND s.change_id >= t.change_id)")
         .when_not_matched_insert_all()
         .execute()
     )
@@ -95,7 +95,8 @@ def daily_sales_insert_into(spark: Any, start: datetime, end: datetime) -> None:
 
 def customers_merge_duplicate_key(spark: Any, start: datetime, end: datetime, warehouse: str = "s3://lake") -> None:
     """MERGE straight from the change log: a customer changed twice in a window is
-    two source rows for one key (inserted twice when new)."""
+    two source rows for one key: inserted twice when new, and Delta refuses the
+    MERGE ("matched a target row with multiple source rows") once it exists."""
     from deltalake import DeltaTable, write_deltalake
     from pyspark.sql import functions as F
 

@@ -15,26 +15,13 @@ from __future__ import annotations
 import pytest
 
 import idemtest
-from idemtest import Source, Target
+from examples import sources
+from idemtest import Target
 
 from . import jobs
 
-EVENTS = Source(
-    "events",
-    columns={"event_id": "BIGINT", "store": "VARCHAR", "amount": "DECIMAL(12,2)", "ts": "TIMESTAMP"},
-    key="event_id",
-    event_time="ts",
-    updates=False,  # a sale is an immutable event
-    max_rows=12,
-)
-CHANGES = Source(
-    "changes",
-    columns={"customer_id": "BIGINT", "email": "VARCHAR", "tier": "VARCHAR", "changed_at": "TIMESTAMP"},
-    key="customer_id",
-    event_time="changed_at",
-    append_only=True,
-    max_rows=12,
-)
+EVENTS = sources.SALES_EVENTS
+CHANGES = sources.CUSTOMER_CHANGES
 DAILY_SALES = Target("daily_sales", key=["day", "store"])
 CUSTOMERS = Target("customers", key="customer_id")
 SALES = Target("sales", key=["day", "store"])
@@ -54,19 +41,19 @@ test_delta_merge_with_lookback = idemtest.spark.check(
 test_delta_replace_where = idemtest.spark.check(jobs.sales_replace_where, sources=[EVENTS], targets=[SALES])
 
 # --- buggy: caught -------------------------------------------------------------------------
-test_static_partition_overwrite = caught("static partitionOverwriteMode: a backfill wipes the other days")(
+test_static_partition_overwrite = caught("8 static partitionOverwriteMode: a backfill wipes the other days")(
     idemtest.spark.check(jobs.daily_sales_static_overwrite, sources=[EVENTS], targets=[DAILY_SALES])
 )
-test_insert_into_append = caught("insertInto appends: a retry or duplicate run loads the window twice")(
+test_insert_into_append = caught("1 insertInto appends: a retry or duplicate run loads the window twice")(
     idemtest.spark.check(jobs.daily_sales_insert_into, sources=[EVENTS], targets=[DAILY_SALES], setup=jobs.DAILY_SALES_DDL)
 )
-test_merge_duplicate_source_key = caught("MERGE from the change log: a key changed twice in a window is inserted twice")(
+test_merge_duplicate_source_key = caught("15 MERGE from the change log: a key changed twice in a window is inserted twice")(
     idemtest.spark.check(jobs.customers_merge_duplicate_key, sources=[CHANGES], targets=[CUSTOMERS])
 )
-test_replace_where_wall_clock = caught("replaceWhere of 'yesterday' from the wall clock: a late run rewrites the wrong day")(
+test_replace_where_wall_clock = caught("9 replaceWhere of 'yesterday' from the wall clock: a late run rewrites the wrong day")(
     idemtest.spark.check(jobs.sales_replace_where_wall_clock, sources=[EVENTS], targets=[SALES])
 )
-test_output_before_checkpoint = caught("output appended before the checkpoint is saved: the retry appends it again")(
+test_output_before_checkpoint = caught("16 output appended before the checkpoint is saved: the retry appends it again")(
     idemtest.spark.check(
         jobs.sales_log_output_before_checkpoint,
         sources=[EVENTS],
