@@ -24,13 +24,13 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import examples.dbt.test_shop as dbt_shop  # noqa: E402
-import examples.spark.test_jobs as spark_jobs  # noqa: E402
 import examples.duckdb as duck  # noqa: E402
 import examples.duckdb.test_buggy as duck_buggy  # noqa: E402
 import examples.duckdb.test_correct as duck_correct  # noqa: E402
 import examples.postgres as pg  # noqa: E402
 import examples.postgres.test_buggy as pg_buggy  # noqa: E402
 import examples.postgres.test_correct as pg_correct  # noqa: E402
+import examples.spark.test_jobs as spark_jobs  # noqa: E402
 from examples import sources  # noqa: E402
 from examples.duckdb.pipelines import (  # noqa: E402
     batches,

@@ -196,8 +196,8 @@ def test_a_parquet_write_is_not_atomic(sandbox, mode, fault, expected):
 
 
 def test_a_delta_commit_is_atomic_and_fault_points_count(sandbox):
-    from deltalake import DeltaTable, write_deltalake
     import pyarrow as pa
+    from deltalake import DeltaTable, write_deltalake
 
     path = str(sandbox.warehouse / "d")
     write_deltalake(path, pa.table({"k": [1, 2], "v": ["a", "b"]}))  # outside a run: no boundary
@@ -221,7 +221,7 @@ def test_a_delta_commit_is_atomic_and_fault_points_count(sandbox):
         assert [b.kind for b in ctl.trace] == ["fault_point", "delta"]
         assert "merge" in ctl.trace[1].text and ctl.crashed is not None
         assert DeltaTable(path).version() == version
-    cols, rows = sandbox.snapshot(Target("d", key="k"))
+    _cols, rows = sandbox.snapshot(Target("d", key="k"))
     assert sorted(rows) == [(1, "a"), (2, "B"), (3, "c")]
 
 
@@ -287,13 +287,6 @@ def test_a_buggy_job_is_caught_with_a_minimal_scenario_and_replays(pytester):
     replay = pytester.runpytest_inprocess("--idempotency", "--idem-replay", str(saved[0]), "-p", "no:cacheprovider")
     replay.assert_outcomes(failed=1)
     assert "VIOLATED" in replay.stdout.str()
-
-
-def test_a_correct_job_passes_on_idem_db_spark(pytester):
-    needs_spark()
-    pytester.makepyfile(test_job=JOB_MODULE.format(job="dynamic_job", extra=""))
-    result = pytester.runpytest_inprocess("--idempotency", "--idem-db", "spark", "-p", "no:cacheprovider")
-    result.assert_outcomes(passed=1)
 
 
 def test_a_job_that_never_writes_is_an_error_naming_the_fix(pytester):

@@ -131,7 +131,10 @@ def sales_log_output_before_checkpoint(spark: Any, start: datetime, end: datetim
     from pyspark.sql import functions as F
 
     ckpt = os.path.join(warehouse, "_checkpoints", "sales_log.json")
-    since = json.load(open(ckpt))["ts"] if os.path.exists(ckpt) else "1970-01-01 00:00:00"
+    since = "1970-01-01 00:00:00"
+    if os.path.exists(ckpt):
+        with open(ckpt) as f:
+            since = json.load(f)["ts"]
     new = spark.table("events").where((F.col("ts") > F.lit(since)) & (F.col("ts") < F.lit(end)))
     newest = new.agg(F.max("ts")).first()[0]
     if newest is None:

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._errors import ConfigurationError, MissingExtraError, SpecError
-from ..spec import ALL_PERTURBATIONS, Schedule, Source, Spec, Target, daily
+from ..spec import ALL_PERTURBATIONS, Oracle, Schedule, Source, Spec, Target, daily
 
 if TYPE_CHECKING:
     from ..context import RunContext
@@ -97,7 +97,7 @@ def check(
     schedule: Schedule | None = None,
     setup: str | None = None,
     max_lateness: timedelta | str | float = timedelta(0),
-    oracle: str = "all-arrived",
+    oracle: Oracle = "all-arrived",
     retries: int = 2,
     retry_delay: timedelta | str | float = timedelta(minutes=5),
     timeout: timedelta | str | float = timedelta(seconds=120),

@@ -819,7 +819,9 @@ class SparkSandbox(Sandbox):
 
 def _split(sql: str) -> list[str]:
     """Statements of a setup script (`;` outside quotes ends one)."""
-    out, buf, quote = [], [], ""
+    out: list[str] = []
+    buf: list[str] = []
+    quote = ""
     for ch in sql:
         if quote:
             if ch == quote:
