@@ -210,6 +210,9 @@ _RULE_LIST = [
          _DUPLICATE),
 ]
 
+from .spark_rules import SPARK_RULES  # noqa: E402  (7xx: PySpark / Delta writes; needs Rule above)
+
+_RULE_LIST += SPARK_RULES
 RULES: dict[str, Rule] = {r.id: r for r in _RULE_LIST}
 
 
