@@ -614,7 +614,4 @@ def review_python(path: str, tree: ast.Module, dialect: str | None) -> FileInfo:
     info.hits.extend(dlt_appends(tree))
     info.hits.extend(operator_appends(tree))
     info.hits.extend(offset_commits_before_writes(tree))
-    from .spark_rules import spark_writes
-
-    info.hits.extend(spark_writes(tree))
     return info

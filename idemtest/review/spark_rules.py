@@ -1,4 +1,4 @@
-"""PySpark and Delta Lake writes (IDM7xx): the static view of what `idemtest.spark.check`
+"""PySpark and Delta Lake writes (IDM7xx, rules in model.py): the static view of what `idemtest.spark.check`
 catches at run time (docs/spark.md).
 
 A write is a call chain ending in a DataFrameWriter action (`df.write.mode(...)
@@ -18,56 +18,13 @@ the chain. Per function:
 from __future__ import annotations
 
 import ast
-from typing import Any
 
-from .model import Rule, Severity
-
-# model.py imports this module for SPARK_RULES: python_rules (which imports model) is
-# imported when a file is reviewed, never at import time
+from .python_rules import contains_wall_clock, dotted, kw, literal
 
 Hit = tuple[int, str, str]  # line, rule id, detail
 
-_DUPLICATE = "a duplicate run of one window (P1/P2)"
-_BACKFILL = "a backfill of an earlier window (P1)"
-
-SPARK_RULES = [
-    Rule("IDM701", "spark-static-partition-overwrite", "spark", Severity.HIGH,
-         "Spark overwrite of a partitioned output under the static `partitionOverwriteMode`",
-         "with the default static mode (and always with `saveAsTable`) an overwrite deletes every "
-         "partition of the output, not only those the run writes: a backfill or re-run of one "
-         "day wipes all the others",
-         "Set `spark.sql.sources.partitionOverwriteMode=dynamic` and write with "
-         "`insertInto(table, overwrite=True)` (or `.option(\"partitionOverwriteMode\", \"dynamic\")`), "
-         "or use Delta `replaceWhere` of the window.",
-         _BACKFILL),
-    Rule("IDM702", "spark-append", "spark", Severity.HIGH,
-         "Spark write appends (`insertInto` without `overwrite=True`, `mode(\"append\")`)",
-         "a retried or repeated run appends its rows again",
-         "Overwrite the run's partitions (dynamic partition overwrite), or MERGE on the key.",
-         _DUPLICATE),
-    Rule("IDM703", "delta-merge-source-not-unique", "spark", Severity.MEDIUM,
-         "Delta MERGE from a source that is never deduplicated on the merge key",
-         "two source rows for one key insert it twice when new, and make Delta refuse the MERGE "
-         "(\"multiple source rows matched\") once it exists",
-         "Keep the latest row per key before merging (`row_number()` over the key, or "
-         "`dropDuplicates([key])`).",
-         _DUPLICATE),
-    Rule("IDM704", "replace-where-wall-clock", "spark", Severity.HIGH,
-         "Delta `replaceWhere` / predicate overwrite computed from the wall clock",
-         "a late, retried or backfilled run replaces the day it runs on, not the window it was "
-         "scheduled for",
-         "Build the predicate from the window the scheduler passes (start/end, `data_interval_start`).",
-         _BACKFILL),
-]
-
 _ACTIONS = {"save", "saveAsTable", "insertInto", "parquet", "csv", "json", "orc", "text"}
 _DEDUP = {"dropDuplicates", "drop_duplicates", "distinct", "row_number", "groupBy", "groupby", "agg", "dropDuplicatesWithinWatermark"}
-
-
-def _helpers() -> tuple[Any, Any, Any, Any]:
-    from .python_rules import contains_wall_clock, dotted, kw, literal
-
-    return contains_wall_clock, dotted, kw, literal
 
 
 def _chain(call: ast.Call) -> list[ast.Call]:
@@ -83,11 +40,10 @@ def _chain(call: ast.Call) -> list[ast.Call]:
 
 
 def _name(call: ast.Call) -> str:
-    return call.func.attr if isinstance(call.func, ast.Attribute) else _helpers()[1](call.func)
+    return call.func.attr if isinstance(call.func, ast.Attribute) else dotted(call.func)
 
 
 def _dynamic_somewhere(tree: ast.AST) -> bool:
-    literal = _helpers()[3]
     for n in ast.walk(tree):
         if isinstance(n, ast.Call) and len(n.args) >= 2:
             key, value = literal(n.args[0]), literal(n.args[1])
@@ -98,7 +54,6 @@ def _dynamic_somewhere(tree: ast.AST) -> bool:
 
 def _writes(scope: ast.AST) -> list[tuple[ast.Call, str, str | None, bool, bool]]:
     """(action call, action, mode, partitioned, overwrite kw) of each DataFrameWriter action."""
-    _, dotted, kw, literal = _helpers()
     out = []
     for n in ast.walk(scope):
         if not (isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr in _ACTIONS):
@@ -128,7 +83,6 @@ def _writes(scope: ast.AST) -> list[tuple[ast.Call, str, str | None, bool, bool]
 
 
 def spark_writes(tree: ast.Module) -> list[Hit]:
-    contains_wall_clock, _, kw, literal = _helpers()
     hits: list[Hit] = []
     if not any(isinstance(n, ast.Attribute) and n.attr in _ACTIONS | {"merge", "write"} for n in ast.walk(tree)) \
             and not any(isinstance(n, ast.Name) and n.id == "write_deltalake" for n in ast.walk(tree)):
