@@ -56,6 +56,18 @@ def test_spark_delta_without_jars_names_the_fix(monkeypatch):
         spark._delta_config("spark+delta")
 
 
+def test_a_spark_delta_check_without_jars_fails_naming_the_fix(pytester, monkeypatch):
+    """In a fresh process: the error comes before any JVM starts."""
+    needs_spark()
+    monkeypatch.delenv("IDEMTEST_DELTA_JARS", raising=False)
+    monkeypatch.delenv("IDEMTEST_DELTA_PACKAGES", raising=False)
+    pytester.makepyfile(test_job=JOB_MODULE.format(job="append_job", extra=', db="spark+delta"'))
+    result = pytester.runpytest_subprocess("--idempotency", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    assert "needs the Delta Lake jars" in out and "IDEMTEST_DELTA_JARS=" in out and "Traceback" not in out
+
+
 def test_wrong_java_home_is_a_clear_error(monkeypatch, tmp_path):
     from idemtest.sandbox import spark
 
