@@ -320,7 +320,8 @@ def test_a_plain_check_gets_run_spark_on_idem_db_spark(pytester):
 
         spec = Spec(sources=[Source("events", columns={"id": "BIGINT", "ts": "TIMESTAMP"}, key="id", event_time="ts", updates=False, max_rows=4)],
                     targets=[Target("copy", key="id")], schedule=daily("2026-06-01", periods=2),
-                    setup="CREATE TABLE copy (id BIGINT, ts TIMESTAMP, day DATE) USING parquet PARTITIONED BY (day)")
+                    setup="CREATE TABLE copy (id BIGINT, ts TIMESTAMP, day DATE) USING parquet PARTITIONED BY (day)",
+                    exercise=["duplicate", "backfill"])  # a few scenarios: the examples run the full set
 
         @idemtest.check(spec, examples=1)
         def test_copy(run):
