@@ -77,9 +77,10 @@ def make_load(job: Callable[..., Any]) -> Callable[[RunContext], Any]:
             return
         key = id(sandbox)
         wrote[key] = wrote.get(key, False) or run._ctl.count > before
-        if run.window.index == run.spec.all_windows[-1].index and not wrote.pop(key):
+        last = run.window.index == run.spec.all_windows[-1].index
+        if last and not wrote.pop(key) and any(getattr(sandbox, "source_rows", {}).values()):
             raise JobError(
-                f"the job {getattr(job, '__qualname__', job)!r} wrote nothing in any window of the clean run (no saveAsTable, insertInto, "
+                f"the job {getattr(job, '__qualname__', job)!r} wrote nothing in any window of the clean run, though its sources had rows (no saveAsTable, insertInto, "
                 "save, SQL INSERT/MERGE, or Delta write reached Spark), so idemtest has nothing to compare; make it write its "
                 "output to the session it is given (spark.table(...) reads the sandbox's sources, saveAsTable/insertInto write "
                 "its tables), or give Delta paths under its `warehouse` parameter"
@@ -178,7 +179,7 @@ def run_check(idempotency: Any, spec: Spec, load: Callable[[RunContext], Any], *
     chosen = getattr(s, "_choice", None)
     be = s.backend if chosen is not None and chosen.kind == db else backend(db)
     cfg = Config(
-        examples=s.examples if examples is None and s.examples_forced else (examples or DEFAULT_EXAMPLES),
+        examples=s.examples if s.examples_forced else (examples or DEFAULT_EXAMPLES),
         db=db,
         replay=replay,
         failures_dir=s.failures_dir,

@@ -711,6 +711,8 @@ class SparkSandbox(Sandbox):
         self.warehouse = self.root / "db"
         self.spark = base.newSession()
         self._locations: dict[str, str] = {}
+        #: rows each source table holds now (a job may rightly write nothing when all are empty)
+        self.source_rows: dict[str, int] = {}
         self._reads: dict[str, tuple[Any, list[str], list[tuple[Any, ...]]]] = {}
         with harness():
             self.spark.sql(f"CREATE DATABASE {self.name} LOCATION '{self.warehouse}'")
@@ -766,6 +768,7 @@ class SparkSandbox(Sandbox):
 
         name = _plain_name(source.table, "Source")
         location = str(self.warehouse / name.lower())  # where prepare() created it
+        self.source_rows[name] = len(rows)
         os.makedirs(location, exist_ok=True)
         for f in os.listdir(location):
             if not f.startswith(("_", ".")):
