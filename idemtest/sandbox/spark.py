@@ -151,6 +151,7 @@ def session(kind: str = "spark") -> Any:
         delta = _delta_config(kind)
         from pyspark.sql import SparkSession
 
+        scratch.sweep("spark")  # folders a killed test process left behind
         _warehouse = scratch.make("spark")
         t0 = time.perf_counter()
         builder = SparkSession.builder.master("local[1]").appName("idemtest")
