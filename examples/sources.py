@@ -160,3 +160,26 @@ FX_RATES = Source(
     snapshot=True,
     max_rows=5,
 )
+
+
+# Spark (examples/spark): tables of the sandbox's own database, so unqualified names.
+# sales events: immutable (a sale is never rewritten), aggregated per day and store
+SALES_EVENTS = Source(
+    "events",
+    columns={"event_id": "BIGINT", "store": "VARCHAR", "amount": "DECIMAL(12,2)", "ts": "TIMESTAMP"},
+    key="event_id",
+    event_time="ts",
+    updates=False,
+    max_rows=12,
+)
+
+# customer change log (CDC): every change of a customer is a row of its own
+CUSTOMER_CHANGES = Source(
+    "changes",
+    columns={"change_id": "BIGINT", "customer_id": "BIGINT", "email": "VARCHAR", "tier": "VARCHAR", "changed_at": "TIMESTAMP"},
+    key="change_id",
+    event_time="changed_at",
+    append_only=True,
+    values={"customer_id": st.integers(1, 3)},  # few customers, so one changes several times
+    max_rows=10,
+)

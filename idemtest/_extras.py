@@ -21,6 +21,10 @@ EXTRA_OF: dict[str, str] = {
     "docker": "docker",
     "dbt": "dbt",
     "airflow": "airflow",
+    "pyspark": "spark",
+    "deltalake": "spark",
+    "pyarrow": "spark",
+    "delta": "spark",
 }
 
 

@@ -131,6 +131,11 @@ class RunContext:
         outputs are read from there. None when the spec declares no files."""
         return self._sandbox.landing
 
+    @property
+    def spark(self) -> Any:
+        """The sandbox's SparkSession (--idem-db spark), its database current; None elsewhere."""
+        return getattr(self._sandbox, "spark", None)
+
     def connect(self) -> Any:
         """Another instrumented connection to the sandbox."""
         return self._sandbox.connect(self._ctl)

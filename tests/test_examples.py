@@ -31,6 +31,7 @@ import examples.duckdb.test_correct as duck_correct  # noqa: E402
 import examples.postgres as pg  # noqa: E402
 import examples.postgres.test_buggy as pg_buggy  # noqa: E402
 import examples.postgres.test_correct as pg_correct  # noqa: E402
+import examples.spark.test_jobs as spark_jobs  # noqa: E402
 from examples import sources  # noqa: E402
 from examples.duckdb.pipelines import (  # noqa: E402
     batches,
@@ -62,7 +63,7 @@ PIPELINES = (
     pg_pooled, employees_airflow, hourly_revenue, order_status, orders_do_nothing, orders_merge, orders_sql_now, revenue_summary, trips_fx,
 )
 # modules an idemtest extra installs: never imported at the top of an example
-OPTIONAL = {"psycopg", "psycopg2", "psycopg_binary", "sqlalchemy", "duckdb_engine"}
+OPTIONAL = {"psycopg", "psycopg2", "psycopg_binary", "sqlalchemy", "duckdb_engine", "pyspark", "deltalake", "pyarrow", "delta"}
 # ... nor the engines the base package installs: collecting examples/ must never fail,
 # whatever is missing (a check that needs it then skips or fails on its own)
 NOT_AT_TOP = OPTIONAL | {"duckdb", "pandas"}
@@ -83,6 +84,9 @@ DBT_BUGGY = {n: fn for n, fn in DBT.items() if getattr(fn, "pytestmark", None)}
 # examples/airflow: idemtest.airflow.check tests of DAG files, counted the same way
 AIRFLOW = {f"airflow::{n}": fn for n, fn in checks(airflow_dags).items()}
 AIRFLOW_BUGGY = {n: fn for n, fn in AIRFLOW.items() if getattr(fn, "pytestmark", None)}
+# examples/spark: idemtest.spark.check tests of Spark jobs, counted and marked the same way
+SPARK = {f"spark::{n}": fn for n, fn in checks(spark_jobs).items() if hasattr(fn, "idemtest_spark")}
+SPARK_BUGGY = {n: fn for n, fn in SPARK.items() if getattr(fn, "pytestmark", None)}
 
 
 def test_every_example_is_an_idemtest_check():
@@ -92,15 +96,16 @@ def test_every_example_is_an_idemtest_check():
     assert all(fn.idemtest_dbt.project_dir.name == "shop" for fn in DBT.values())
     assert (len(AIRFLOW), len(AIRFLOW_BUGGY)) == (4, 2)
     assert all(fn.idemtest_airflow.base.name == "airflow" for fn in AIRFLOW.values())
+    assert (len(SPARK), len(SPARK_BUGGY)) == (8, 5)
     for name, fn in ALL.items():
         check = fn.idemtest
         assert isinstance(check, idemtest.CheckDefinition), name
         assert check.spec.dialect == name.split("::")[0], f"{name}: the spec names the dialect of its folder"
 
 
-@pytest.mark.parametrize("name", sorted(BUGGY) + sorted(DBT_BUGGY) + sorted(AIRFLOW_BUGGY))
+@pytest.mark.parametrize("name", sorted(BUGGY) + sorted(DBT_BUGGY) + sorted(AIRFLOW_BUGGY) + sorted(SPARK_BUGGY))
 def test_buggy_examples_are_strict_xfails_on_a_violation(name):
-    marks = [m for m in getattr({**BUGGY, **DBT_BUGGY, **AIRFLOW_BUGGY}[name], "pytestmark", []) if m.name == "xfail"]
+    marks = [m for m in getattr({**BUGGY, **DBT_BUGGY, **AIRFLOW_BUGGY, **SPARK_BUGGY}[name], "pytestmark", []) if m.name == "xfail"]
     assert len(marks) == 1, name
     mark = marks[0]
     assert mark.kwargs["strict"] is True
@@ -258,7 +263,7 @@ def test_examples_are_skipped_without_the_flag():
     assert proc.returncode == 0, proc.stdout + proc.stderr
     # every check is skipped (the PostgreSQL ones too), none runs
     m = re.search(r"(\d+) skipped in", proc.stdout)
-    assert m and int(m.group(1)) == len(ALL) + len(DBT) + len(AIRFLOW), proc.stdout
+    assert m and int(m.group(1)) == len(ALL) + len(DBT) + len(AIRFLOW) + len(SPARK), proc.stdout
     assert "passed" not in proc.stdout and "failed" not in proc.stdout
     assert "--idempotency" in proc.stdout
 
@@ -312,7 +317,7 @@ def without_drivers(tmp_path_factory):
 def test_examples_collect_without_the_optional_drivers(without_drivers):
     proc = _pytest("examples", "--collect-only", env=without_drivers, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert f"{len(ALL) + len(DBT) + len(AIRFLOW)} tests collected" in proc.stdout, proc.stdout
+    assert f"{len(ALL) + len(DBT) + len(AIRFLOW) + len(SPARK)} tests collected" in proc.stdout, proc.stdout
 
 
 def test_an_example_needing_an_extra_is_skipped_with_the_pip_command(without_drivers):

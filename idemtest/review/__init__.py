@@ -100,7 +100,9 @@ def review_file(path: Path, display: str, dialect: str | None, result: ReviewRes
                 return
             info = review_python(display, tree, file_dialect)
             orch_hits, jobs = review_orchestration(display, tree, info)
-            hits = info.hits + orch_hits
+            from .spark_rules import spark_writes
+
+            hits = info.hits + orch_hits + spark_writes(tree)
             errors = info.skipped
             result.jobs.extend(jobs)
         elif kind == "sql":

@@ -208,6 +208,34 @@ _RULE_LIST = [
          "Add `unique_key=` (and `incremental_strategy='merge'` or `'delete+insert'`) to the "
          "model's config.",
          _DUPLICATE),
+    # 7xx: Spark / Delta Lake writes (detected in spark_rules.py)
+    Rule("IDM701", "spark-static-partition-overwrite", "spark", Severity.HIGH,
+         "Spark overwrite of a partitioned output under the static `partitionOverwriteMode`",
+         "with the default static mode (and always with `saveAsTable`) an overwrite deletes every "
+         "partition of the output, not only those the run writes: a backfill or re-run of one "
+         "day wipes all the others",
+         "Set `spark.sql.sources.partitionOverwriteMode=dynamic` and write with "
+         "`insertInto(table, overwrite=True)` (or `.option(\"partitionOverwriteMode\", \"dynamic\")`), "
+         "or use Delta `replaceWhere` of the window.",
+         _BACKFILL),
+    Rule("IDM702", "spark-append", "spark", Severity.HIGH,
+         "Spark write appends (`insertInto` without `overwrite=True`, `mode(\"append\")`)",
+         "a retried or repeated run appends its rows again",
+         "Overwrite the run's partitions (dynamic partition overwrite), or MERGE on the key.",
+         _DUPLICATE),
+    Rule("IDM703", "delta-merge-source-not-unique", "spark", Severity.MEDIUM,
+         "Delta MERGE from a source that is never deduplicated on the merge key",
+         "two source rows for one key insert it twice when new, and make Delta refuse the MERGE "
+         "(\"multiple source rows matched\") once it exists",
+         "Keep the latest row per key before merging (`row_number()` over the key, or "
+         "`dropDuplicates([key])`).",
+         _DUPLICATE),
+    Rule("IDM704", "replace-where-wall-clock", "spark", Severity.HIGH,
+         "Delta `replaceWhere` / predicate overwrite computed from the wall clock",
+         "a late, retried or backfilled run replaces the day it runs on, not the window it was "
+         "scheduled for",
+         "Build the predicate from the window the scheduler passes (start/end, `data_interval_start`).",
+         _BACKFILL),
 ]
 
 RULES: dict[str, Rule] = {r.id: r for r in _RULE_LIST}

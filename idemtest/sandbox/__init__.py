@@ -23,6 +23,7 @@ __all__ = ["DIALECTS", "Backend", "DbChoice", "Sandbox", "get_backend", "option_
 DIALECTS: dict[str, str] = {
     "duckdb": "--idem-db duckdb",
     "postgres": "--idem-db postgresql://user@host:port/db",
+    "spark": "--idem-db spark",
 }
 
 _KINDS: dict[str, tuple[str, str]] = {  # spelling -> (kind, dialect)
@@ -34,6 +35,8 @@ _KINDS: dict[str, tuple[str, str]] = {  # spelling -> (kind, dialect)
     "postgres+docker": ("postgres+docker", "postgres"),
     "postgresql+docker": ("postgres+docker", "postgres"),
     "docker": ("postgres+docker", "postgres"),
+    "spark": ("spark", "spark"),
+    "spark+delta": ("spark+delta", "spark"),
 }
 
 
@@ -83,7 +86,7 @@ def parse_db(db: str | None) -> DbChoice:
     raise BackendError(
         f"--idem-db={redact(text)!r} is not a known sandbox; use 'duckdb' (default, in memory), "
         "'duckdb-file', 'postgresql://user@host:port/dbname' or 'host=... user=... dbname=...' (a server where idemtest may create databases) "
-        "or 'postgres+docker' (testcontainers)"
+        "'postgres+docker' (testcontainers), or 'spark' / 'spark+delta' (a local Spark session)"
     )
 
 
@@ -130,6 +133,10 @@ def get_backend(db: str | DbChoice | None) -> Backend:
         from .postgres import PostgresBackend
 
         return PostgresBackend(choice.text)
+    if choice.kind in ("spark", "spark+delta"):
+        from .spark import SparkBackend
+
+        return SparkBackend(choice.kind)
     from .postgres import DockerPostgresBackend
 
     return DockerPostgresBackend()
