@@ -461,7 +461,7 @@ def _patch_pyspark() -> None:
         part = _writer_partial(self, tableName, False, "overwrite" if overwrite else None, None, {}, overwrite=bool(overwrite))
         return write_boundary("write", f"insertInto({tableName!r}{', overwrite=True' if overwrite else ''})", lambda: orig_insert(self, tableName, overwrite), part)
 
-    W.save, W.saveAsTable, W.insertInto = save, save_as_table, insert_into  # type: ignore[method-assign]
+    W.save, W.saveAsTable, W.insertInto = save, save_as_table, insert_into  # type: ignore[method-assign, unused-ignore]
 
     for fmt in ("parquet", "csv", "json", "orc", "text"):
         _patch_format(W, fmt)
@@ -478,7 +478,7 @@ def _patch_pyspark() -> None:
             return orig_sql(self, sqlQuery, args, **kwargs)
         return write_boundary("sql", abbreviate(" ".join(text.split()), 200), lambda: orig_sql(self, sqlQuery, args, **kwargs), _sql_partial(self, text))
 
-    SparkSession.sql = sql  # type: ignore[method-assign]
+    SparkSession.sql = sql  # type: ignore[method-assign, unused-ignore]
 
 
 def _mode_text(w: Any, mode: str | None) -> str:
@@ -531,7 +531,7 @@ def _patch_deltalake() -> None:
         pred = getattr(self, "predicate", None)
         return write_boundary("delta", f"DeltaTable.merge(predicate={pred!r}).execute()", lambda: orig_merge(self))
 
-    dtable.TableMerger.execute = merge_execute  # type: ignore[method-assign]
+    dtable.TableMerger.execute = merge_execute  # type: ignore[method-assign, unused-ignore]
 
     for name in ("delete", "update"):
         orig = getattr(deltalake.DeltaTable, name)
@@ -553,7 +553,7 @@ def _patch_delta_spark() -> None:
     def execute(self: Any) -> Any:
         return write_boundary("delta", "DeltaTable.merge(...).execute()", lambda: orig_exec(self))
 
-    tables.DeltaMergeBuilder.execute = execute  # type: ignore[method-assign]
+    tables.DeltaMergeBuilder.execute = execute  # type: ignore[method-assign, unused-ignore]
     for name in ("delete", "update"):
         orig = getattr(tables.DeltaTable, name, None)
         if orig is None:
