@@ -60,7 +60,7 @@ def bare_insert(run: Any) -> None:
 
 
 def test_correct_upsert_passes(pg_dsn: str, tmp_path: Path) -> None:
-    stats = idemtest.verify(SPEC, good, db=pg_dsn, examples=10, failures_dir=tmp_path, systematic_max=40)
+    stats = idemtest.verify(SPEC, good, db=pg_dsn, examples=10, failures_dir=tmp_path, systematic_max=24)
     assert stats.scenarios >= 1
 
 

@@ -33,7 +33,7 @@ pytestmark = pytest.mark.postgres
 
 EXAMPLES = 20
 # the correct loads' single-fault pass, thinned evenly over its families (see test_correct_example_passes)
-SYSTEMATIC_MAX = 40
+SYSTEMATIC_MAX = 24
 # a buggy check stops at its first failure: a high bound costs nothing when the bug is found early
 BUG_EXAMPLES = 100
 

@@ -215,5 +215,5 @@ def test_sql_now_last_hour_loses_late_rows(pg_dsn: str, tmp_path: Path) -> None:
 
 
 def test_watermark_bounded_by_sql_now_passes(pg_dsn: str, tmp_path: Path) -> None:
-    stats = idemtest.verify(SPEC, watermark_until_sql_now, db=pg_dsn, examples=25, failures_dir=tmp_path, systematic_max=40)
-    assert stats.scenarios >= 25 and stats.late_rows > 0
+    stats = idemtest.verify(SPEC, watermark_until_sql_now, db=pg_dsn, examples=20, failures_dir=tmp_path, systematic_max=16)
+    assert stats.scenarios >= 20 and stats.late_rows > 0

@@ -61,6 +61,6 @@ def test_delete_and_insert_committed_separately_is_caught_by_the_systematic_pass
 
 
 def test_the_same_load_in_one_transaction_passes(pg_dsn: str, tmp_path: Path) -> None:
-    stats = idemtest.verify(SPEC, one_transaction, db=pg_dsn, failures_dir=tmp_path, systematic_max=60)
+    stats = idemtest.verify(SPEC, one_transaction, db=pg_dsn, failures_dir=tmp_path, systematic_max=30)
     assert stats.failures == 0 and stats.systematic > 0 and stats.generated >= 10
     assert stats.crash_points_hit > 0
