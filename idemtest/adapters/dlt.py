@@ -43,6 +43,7 @@ from __future__ import annotations
 import atexit
 import inspect
 import os
+import re
 import shutil
 import threading
 import time
@@ -64,8 +65,8 @@ if TYPE_CHECKING:
 #: a dlt run costs ~0.3-1 s (extract, normalize, load), not milliseconds: a dlt check
 #: plays few generated scenarios (`examples=` or --idem-examples raise it) and thins
 #: the single-fault pass evenly over its families to this many
-DEFAULT_EXAMPLES = 6
-DEFAULT_SYSTEMATIC_MAX = 16
+DEFAULT_EXAMPLES = 4
+DEFAULT_SYSTEMATIC_MAX = 20
 #: columns dlt adds to every row: different on every load, never the pipeline's outcome
 DLT_COLUMNS = ("_dlt_load_id", "_dlt_id")
 #: dlt's own tables, never compared (they are not declared as targets)
@@ -218,6 +219,35 @@ def _worker_for(sandbox: Any) -> _Worker:
         # the sandbox goes when its scenario ends: its local dlt state goes with it
         weakref.finalize(sandbox, shutil.rmtree, str(root), True)
     return w
+
+
+# --- crash points: dlt's writes and commits -------------------------------------------------
+
+#: statements after which a crash leaves the database (and dlt's local state) as a crash
+#: before the next statement would: connection setup, SET/PRAGMA, metadata and source reads
+_READ_ONLY = re.compile(r"^\s*(set|pragma|select|show|describe|with|use)\b", re.I)
+_WRITE = re.compile(r"\b(insert|update|delete|merge|create|drop|alter|truncate|copy)\b", re.I)
+
+
+def _crash_points_only(ctl: Any) -> None:
+    """Count only dlt's writes and transaction statements as boundaries of this attempt.
+
+    A dlt run sends ~60 statements, two thirds of them connection setup and metadata
+    reads; a crash after one of those equals a crash before the next write. Counting
+    writes only gives the single-fault pass (thinned to DEFAULT_SYSTEMATIC_MAX for
+    runs that cost seconds) crash points where dlt's state can change."""
+    from ..engine.model import Boundary
+
+    counted = ctl.boundary
+    skipped = Boundary(0, "skipped")
+
+    def boundary(kind: str, text: Any = "") -> Boundary:
+        if kind in ("connect", "cursor") or (kind in ("execute", "sql", "executemany") and _READ_ONLY.match(str(text or "")) and not _WRITE.search(str(text or ""))):
+            ctl._check_alive()  # a dead process sends nothing, read or not
+            return skipped
+        return counted(kind, text)
+
+    ctl.boundary = boundary
 
 
 # --- the destination ------------------------------------------------------------------------
@@ -446,6 +476,11 @@ def _make_load(check: DltCheck, source: Any, kind: str, dialect: str, stats: Run
                 stats.same += 1
         worker.last_crash = ""
         ctl = run._ctl
+        if ctl is not None:
+            _crash_points_only(ctl)
+            # recorded as the crash happens: the harness stops waiting for a dead run, so
+            # this attempt's `finally` may run after the retry has started
+            ctl.on_crash.append(lambda c: setattr(worker, "last_crash", c.crashed.when if c.crashed else ""))
         with _current_lock:
             _current["run"] = run
         t0 = time.perf_counter()
@@ -470,10 +505,9 @@ def _make_load(check: DltCheck, source: Any, kind: str, dialect: str, stats: Run
         finally:
             stats.runs += 1
             stats.seconds += time.perf_counter() - t0
-            if ctl is not None and ctl.crashed is not None:
-                worker.last_crash = ctl.crashed.when
             with _current_lock:
-                _current.pop("run", None)
+                if _current.get("run") is run:  # not the retry's, set meanwhile
+                    _current.pop("run", None)
 
     dlt_run.__qualname__ = f"dlt pipeline {check.pipeline_name}.run()"
     return dlt_run
