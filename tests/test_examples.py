@@ -24,6 +24,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import examples.dbt.test_shop as dbt_shop  # noqa: E402
+import examples.dlt.test_shop as dlt_shop  # noqa: E402
 import examples.duckdb as duck  # noqa: E402
 import examples.duckdb.test_buggy as duck_buggy  # noqa: E402
 import examples.duckdb.test_correct as duck_correct  # noqa: E402
@@ -79,6 +80,9 @@ SCHEMAS = {"duckdb": duck.SCHEMA, "postgres": pg.SCHEMA}
 # with the others, their buggy ones marked like the others
 DBT = {f"dbt::{n}": fn for n, fn in checks(dbt_shop).items()}
 DBT_BUGGY = {n: fn for n, fn in DBT.items() if getattr(fn, "pytestmark", None)}
+# examples/dlt: idemtest.dlt.check tests of the dlt resources in examples/dlt/shop.py, the same way
+DLT = {f"dlt::{n}": fn for n, fn in checks(dlt_shop).items()}
+DLT_BUGGY = {n: fn for n, fn in DLT.items() if getattr(fn, "pytestmark", None)}
 
 
 def test_every_example_is_an_idemtest_check():
@@ -86,15 +90,17 @@ def test_every_example_is_an_idemtest_check():
     assert (len(checks(pg_correct)), len(checks(pg_buggy))) == (10, 10)
     assert (len(DBT), len(DBT_BUGGY)) == (4, 3)
     assert all(fn.idemtest_dbt.project_dir.name == "shop" for fn in DBT.values())
+    assert (len(DLT), len(DLT_BUGGY)) == (5, 3)
+    assert all(fn.idemtest_dlt.source.startswith("examples.dlt.shop:") for fn in DLT.values())
     for name, fn in ALL.items():
         check = fn.idemtest
         assert isinstance(check, idemtest.CheckDefinition), name
         assert check.spec.dialect == name.split("::")[0], f"{name}: the spec names the dialect of its folder"
 
 
-@pytest.mark.parametrize("name", sorted(BUGGY) + sorted(DBT_BUGGY))
+@pytest.mark.parametrize("name", sorted(BUGGY) + sorted(DBT_BUGGY) + sorted(DLT_BUGGY))
 def test_buggy_examples_are_strict_xfails_on_a_violation(name):
-    marks = [m for m in getattr({**BUGGY, **DBT_BUGGY}[name], "pytestmark", []) if m.name == "xfail"]
+    marks = [m for m in getattr({**BUGGY, **DBT_BUGGY, **DLT_BUGGY}[name], "pytestmark", []) if m.name == "xfail"]
     assert len(marks) == 1, name
     mark = marks[0]
     assert mark.kwargs["strict"] is True
@@ -252,7 +258,7 @@ def test_examples_are_skipped_without_the_flag():
     assert proc.returncode == 0, proc.stdout + proc.stderr
     # every check is skipped (the PostgreSQL ones too), none runs
     m = re.search(r"(\d+) skipped in", proc.stdout)
-    assert m and int(m.group(1)) == len(ALL) + len(DBT), proc.stdout
+    assert m and int(m.group(1)) == len(ALL) + len(DBT) + len(DLT), proc.stdout
     assert "passed" not in proc.stdout and "failed" not in proc.stdout
     assert "--idempotency" in proc.stdout
 
@@ -306,7 +312,7 @@ def without_drivers(tmp_path_factory):
 def test_examples_collect_without_the_optional_drivers(without_drivers):
     proc = _pytest("examples", "--collect-only", env=without_drivers, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert f"{len(ALL) + len(DBT)} tests collected" in proc.stdout, proc.stdout
+    assert f"{len(ALL) + len(DBT) + len(DLT)} tests collected" in proc.stdout, proc.stdout
 
 
 def test_an_example_needing_an_extra_is_skipped_with_the_pip_command(without_drivers):

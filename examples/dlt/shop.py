@@ -48,9 +48,9 @@ def orders_no_lag(
 # after its rows were inserted and before that, retried on a fresh worker, appends them again
 @dlt.resource(name="events", write_disposition="append")
 def events_append(
-    created_at: dlt.sources.incremental[datetime] = dlt.sources.incremental("created_at", initial_value=EPOCH),
+    event_time: dlt.sources.incremental[datetime] = dlt.sources.incremental("event_time", initial_value=EPOCH),
 ) -> Iterator[Any]:
-    yield api.fetch_events(after=created_at.start_value)
+    yield api.fetch_events(after=event_time.start_value)
 
 
 # buggy (in dlt, not in this code): the default merge strategy, delete-insert, runs its

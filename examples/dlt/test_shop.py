@@ -13,24 +13,18 @@ fails if one stops being caught.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 import idemtest
-from idemtest import Source
 
-ORDERS = Source(
-    "src.orders",
-    columns={"order_id": "BIGINT", "status": "VARCHAR", "amount": "DECIMAL(12,2)", "updated_at": "TIMESTAMP"},
-    key="order_id",
-    event_time="updated_at",
-)
-EVENTS = Source(
-    "src.events",
-    columns={"event_id": "BIGINT", "kind": "VARCHAR", "created_at": "TIMESTAMP"},
-    key="event_id",
-    event_time="created_at",
-    updates=False,
-)
+from .. import sources
+
+# the example warehouse's tables (examples/sources.py), as the shop's API serves them;
+# events here: one row per event id, never updated
+ORDERS = sources.ORDERS
+EVENTS = replace(sources.EVENTS, append_only=False, updates=False)
 FETCH_ORDERS = {"examples.dlt.api.fetch_orders": "src.orders"}
 FETCH_EVENTS = {"examples.dlt.api.fetch_events": "src.events"}
 

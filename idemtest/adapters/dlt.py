@@ -230,22 +230,43 @@ _WRITE = re.compile(r"\b(insert|update|delete|merge|create|drop|alter|truncate|c
 
 
 def _crash_points_only(ctl: Any) -> None:
-    """Count only dlt's writes and transaction statements as boundaries of this attempt.
+    """Count as boundaries of this attempt only the statements after which the database
+    differs: COMMITs, and writes outside an explicit transaction (autocommitted DDL,
+    dlt's DELETE/INSERT merge statements, the `_dlt_loads` row).
 
-    A dlt run sends ~60 statements, two thirds of them connection setup and metadata
-    reads; a crash after one of those equals a crash before the next write. Counting
-    writes only gives the single-fault pass (thinned to DEFAULT_SYSTEMATIC_MAX for
-    runs that cost seconds) crash points where dlt's state can change."""
+    A dlt run sends ~60 statements, most of them connection setup, metadata reads, BEGINs
+    and writes inside a transaction; a crash after one of those leaves the database as a
+    crash before the next counted statement does. Counting the others only gives the
+    single-fault pass (thinned to DEFAULT_SYSTEMATIC_MAX: dlt runs cost seconds) its crash
+    points where dlt's outcome can change."""
     from ..engine.model import Boundary
 
     counted = ctl.boundary
     skipped = Boundary(0, "skipped")
+    in_transaction = [False]
+    writes: list[str] = []  # what the open transaction wrote: a report names what a COMMIT commits
 
     def boundary(kind: str, text: Any = "") -> Boundary:
-        if kind in ("connect", "cursor") or (kind in ("execute", "sql", "executemany") and _READ_ONLY.match(str(text or "")) and not _WRITE.search(str(text or ""))):
-            ctl._check_alive()  # a dead process sends nothing, read or not
-            return skipped
-        return counted(kind, text)
+        sql = str(text or "")
+        write = kind in ("execute", "sql", "executemany") and bool(_WRITE.search(sql)) and not _READ_ONLY.match(sql)
+        if kind == "begin":
+            in_transaction[0] = True
+            writes.clear()
+        elif kind in ("commit", "rollback"):
+            in_transaction[0] = False
+            done = list(writes)
+            writes.clear()
+            if kind == "commit":
+                what = " ".join(done[0].split())[:120] + (f" (+{len(done) - 1} more)" if len(done) > 1 else "") if done else ""
+                return counted(kind, f"COMMIT of {what}" if what else text)
+        elif write and in_transaction[0]:
+            writes.append(sql)
+        elif write:
+            return counted(kind, text)
+        elif kind not in ("connect", "cursor", "execute", "sql", "executemany"):
+            return counted(kind, text)  # fault points, appends, copies
+        ctl._check_alive()  # a dead process sends nothing, whatever the statement
+        return skipped
 
     ctl.boundary = boundary
 
