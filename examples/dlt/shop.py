@@ -29,7 +29,7 @@ def orders_full() -> Iterator[Any]:
 # order (lag) so orders that reach the API up to 2 hours late are still merged
 @dlt.resource(name="orders", primary_key="order_id", write_disposition=UPSERT)
 def orders_incremental(
-    updated_at: dlt.sources.incremental[datetime] = dlt.sources.incremental("updated_at", initial_value=EPOCH, lag=7200),
+    updated_at: dlt.sources.incremental[datetime] = dlt.sources.incremental("updated_at", initial_value=EPOCH, lag=7200),  # noqa: B008 - dlt's own idiom
 ) -> Iterator[Any]:
     yield api.fetch_orders(updated_since=updated_at.start_value)
 
@@ -38,7 +38,7 @@ def orders_incremental(
 # was loaded has updated_at below the cursor and is filtered out for good
 @dlt.resource(name="orders", primary_key="order_id", write_disposition=UPSERT)
 def orders_no_lag(
-    updated_at: dlt.sources.incremental[datetime] = dlt.sources.incremental("updated_at", initial_value=EPOCH),
+    updated_at: dlt.sources.incremental[datetime] = dlt.sources.incremental("updated_at", initial_value=EPOCH),  # noqa: B008 - dlt's own idiom
 ) -> Iterator[Any]:
     yield api.fetch_orders(updated_since=updated_at.start_value)
 
@@ -48,7 +48,7 @@ def orders_no_lag(
 # after its rows were inserted and before that, retried on a fresh worker, appends them again
 @dlt.resource(name="events", write_disposition="append")
 def events_append(
-    event_time: dlt.sources.incremental[datetime] = dlt.sources.incremental("event_time", initial_value=EPOCH),
+    event_time: dlt.sources.incremental[datetime] = dlt.sources.incremental("event_time", initial_value=EPOCH),  # noqa: B008 - dlt's own idiom
 ) -> Iterator[Any]:
     yield api.fetch_events(after=event_time.start_value)
 

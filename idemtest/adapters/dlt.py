@@ -507,12 +507,14 @@ def _make_load(check: DltCheck, source: Any, kind: str, dialect: str, stats: Run
         t0 = time.perf_counter()
         try:
             with _dlt_env(), _readers(check.readers):
+                # IDEMTEST_DLT_LOG=1 shows dlt's progress log of every run
+                extra: dict[str, Any] = {"progress": "log"} if os.environ.get("IDEMTEST_DLT_LOG") else {}
                 pipeline = dlt.pipeline(
                     pipeline_name=check.pipeline_name,
                     pipelines_dir=str(worker.dir),
                     destination=_destination(run, dialect),
                     dataset_name=check.dataset_name,
-                    progress="log" if os.environ.get("IDEMTEST_DLT_LOG") else None,
+                    **extra,
                 )
                 try:
                     pipeline.run(_build(source, kind, run))
