@@ -271,6 +271,28 @@ def _crash_points_only(ctl: Any) -> None:
     ctl.boundary = boundary
 
 
+_ordered: list[bool] = []
+
+
+def _order_jobs() -> None:
+    """dlt starts a package's load jobs in directory-listing order, which follows the
+    random part of each job's file name: two runs of the same scenario would send their
+    jobs (the data, the state row) in different orders, and a replayed crash would land
+    on another statement. Listed sorted by name (table first), the order is fixed;
+    nothing else changes (the jobs are independent). Installed once, for the process."""
+    if _ordered:
+        return
+    from dlt.common.storages.load_package import PackageStorage
+
+    original = PackageStorage.list_new_jobs
+
+    def list_new_jobs(self: Any, load_id: str) -> Any:
+        return sorted(original(self, load_id), key=lambda f: os.path.basename(str(f)))
+
+    PackageStorage.list_new_jobs = list_new_jobs  # type: ignore[method-assign]
+    _ordered.append(True)
+
+
 # --- the destination ------------------------------------------------------------------------
 
 
@@ -486,6 +508,7 @@ def _make_load(check: DltCheck, source: Any, kind: str, dialect: str, stats: Run
         import dlt
         from dlt.pipeline.exceptions import PipelineStepFailed
 
+        _order_jobs()
         worker = _worker_for(run._sandbox)
         local = worker.dir / check.pipeline_name
         if run.attempt > 1 and worker.last_crash:
