@@ -31,14 +31,19 @@ def main() -> None:
     args = parser.parse_args()
 
     import idemtest
-    from idemtest.adapters.dlt import DEFAULT_EXAMPLES, DEFAULT_SYSTEMATIC_MAX, definition_of
+    from idemtest.adapters.dlt import (
+        DEFAULT_EXAMPLES,
+        DEFAULT_MAX_SECONDS,
+        DEFAULT_SYSTEMATIC_MAX,
+        definition_of,
+    )
     from idemtest.engine.model import Stats
     from idemtest.engine.search import Checker, Config
     from idemtest.sandbox import get_backend, parse_db
 
     dialect = parse_db(args.db).dialect
     examples = args.examples or DEFAULT_EXAMPLES
-    print(f"dlt checks on {dialect}: {examples} scenarios, single-fault pass capped at {DEFAULT_SYSTEMATIC_MAX}")
+    print(f"dlt checks on {dialect}: {examples} scenarios, single-fault pass capped at {DEFAULT_SYSTEMATIC_MAX}, budget {DEFAULT_MAX_SECONDS:g} s")
     backend = get_backend(args.db)
     total = 0.0
     try:
@@ -49,12 +54,12 @@ def main() -> None:
             stats = Stats()
             config = Config(
                 examples=examples, db=args.db, replay=None, failures_dir=Path(tempfile.mkdtemp()), test_id=name,
-                stats=stats, backend=backend, systematic_max=DEFAULT_SYSTEMATIC_MAX,
+                stats=stats, backend=backend, systematic_max=DEFAULT_SYSTEMATIC_MAX, max_seconds=DEFAULT_MAX_SECONDS,
             )
             t0 = time.perf_counter()
             try:
                 Checker(plan.spec, plan.load, config).run()
-                verdict = "passed"
+                verdict = "passed" + (" (cut short by the time budget)" if stats.cut_short else "")
             except idemtest.CheckFailure as e:
                 verdict = f"caught {e.prop}"
             wall = time.perf_counter() - t0

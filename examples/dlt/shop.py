@@ -53,10 +53,12 @@ def events_append(
     yield api.fetch_events(after=event_time.start_value)
 
 
-# buggy (in dlt, not in this code): the default merge strategy, delete-insert, runs its
-# DELETE and INSERT as separate autocommitted statements on DuckDB and PostgreSQL (dlt
-# 1.31 leaves `supports_transactions` unset there): a load killed between them leaves
-# the merged orders missing until the retry, and a reader in between sees them gone
+# buggy on DuckDB (in dlt, not in this code): the default merge strategy, delete-insert,
+# runs its DELETE and INSERT as separate autocommitted statements there (dlt 1.31 leaves
+# `supports_transactions` unset and its DuckDB client executes a script statement by
+# statement): a load killed between them leaves the merged orders missing until the
+# retry, and a reader in between sees them gone. On PostgreSQL the script is one query,
+# which PostgreSQL runs as one implicit transaction
 @dlt.resource(name="orders", primary_key="order_id", write_disposition="merge")
 def orders_delete_insert() -> Iterator[Any]:
     yield api.fetch_orders()

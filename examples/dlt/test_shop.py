@@ -43,10 +43,13 @@ test_orders_incremental_with_lag = idemtest.dlt.check(
     source="examples.dlt.shop:orders_incremental", sources=[ORDERS], readers=FETCH_ORDERS, dataset_name="shop", max_lateness="1h"
 )
 
-# dlt's default merge (delete-insert) is two autocommitted statements: a crash between them
-# leaves the merged orders missing until the retry
-test_orders_delete_insert_merge = caught("2 non-atomic replace: dlt's delete-insert merge commits its DELETE before its INSERT")(
-    idemtest.dlt.check(source="examples.dlt.shop:orders_delete_insert", sources=[ORDERS], readers=FETCH_ORDERS, dataset_name="shop")
+# dlt's default merge (delete-insert) on DuckDB is two autocommitted statements: a crash
+# between them leaves the merged orders missing until the retry (on PostgreSQL dlt sends
+# them as one query, which PostgreSQL runs as one transaction: skipped there)
+test_orders_delete_insert_merge = caught("2 non-atomic replace: dlt's delete-insert merge on DuckDB commits its DELETE before its INSERT")(
+    idemtest.dlt.check(
+        source="examples.dlt.shop:orders_delete_insert", sources=[ORDERS], readers=FETCH_ORDERS, dataset_name="shop", dialect="duckdb"
+    )
 )
 
 # 5: a cursor without lag under late data: a late order older than the cursor is never loaded

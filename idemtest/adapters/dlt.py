@@ -67,6 +67,10 @@ if TYPE_CHECKING:
 #: the single-fault pass evenly over its families to this many
 DEFAULT_EXAMPLES = 4
 DEFAULT_SYSTEMATIC_MAX = 20
+#: a dlt check's time budget: the single-fault pass (where dlt's bugs are found) runs
+#: first; generated scenarios fill what is left, and the summary says when the budget cut
+#: the search short (`max_seconds=` or --idem-max-seconds change it; None: unbounded)
+DEFAULT_MAX_SECONDS = 60.0
 #: columns dlt adds to every row: different on every load, never the pipeline's outcome
 DLT_COLUMNS = ("_dlt_load_id", "_dlt_id")
 #: dlt's own tables, never compared (they are not declared as targets)
@@ -433,6 +437,7 @@ class DltCheck:
     timeout: timedelta | str | float
     exercise: frozenset[str]
     name: str
+    dialect: str | None = None
 
     def plan(self, dialect: str) -> Plan:
         require("dlt", "dlt")
@@ -461,6 +466,7 @@ class DltCheck:
             exercise=self.exercise,
             concurrency="none",
             name=self.name,
+            dialect=self.dialect,
         )
         stats = RunStats()
         load = _make_load(self, source, kind, dialect, stats)
@@ -591,6 +597,8 @@ def check(
     timeout: timedelta | str | float = timedelta(seconds=60),
     exercise: Iterable[str] | None = None,
     examples: int | None = None,
+    max_seconds: float | None = DEFAULT_MAX_SECONDS,
+    dialect: str | None = None,
 ) -> Callable[..., None]:
     """A pytest test that checks the dlt pipeline loading `source` (a @dlt.resource or
     @dlt.source, or a function of the run returning one): assign it to a `test_` name.
@@ -602,7 +610,9 @@ def check(
     `worker`: where a retry after a crash runs: "both" (default: after a crash *after* a
     statement on a fresh worker whose local pipelines_dir is gone, after one *before* a
     statement on the same worker), "same" or "fresh". `ignore`: more columns left out of
-    comparisons (dlt's `_dlt_load_id`, `_dlt_id` always are)."""
+    comparisons (dlt's `_dlt_load_id`, `_dlt_id` always are). `max_seconds`: the check's
+    time budget (default 60 s; the single-fault pass runs first). `dialect="duckdb"` or
+    `"postgres"`: check only on that sandbox (skipped, with the option, on the other)."""
     srcs = _as_sources(sources)
     if worker not in WORKERS:
         raise SpecError(f"worker={worker!r}; use 'both' (default), 'same' (retries keep the local pipelines_dir) or 'fresh' (retries start without it)")
@@ -643,6 +653,7 @@ def check(
         timeout=timeout,
         exercise=chosen,
         name=f"dlt_{name}",
+        dialect=dialect,
     )
 
     def test(idempotency: Any) -> None:
@@ -657,7 +668,9 @@ def check(
         except MissingExtraError as e:
             pytest.skip(str(e))
         try:
-            idempotency.check(plan.spec, plan.load, examples=examples or DEFAULT_EXAMPLES, systematic_max=DEFAULT_SYSTEMATIC_MAX)
+            idempotency.check(
+                plan.spec, plan.load, examples=examples or DEFAULT_EXAMPLES, systematic_max=DEFAULT_SYSTEMATIC_MAX, max_seconds=max_seconds
+            )
         except CheckFailure as failure:
             raise _with_note(failure, plan) from None
 

@@ -70,7 +70,7 @@ def test_dlt_postgres_statements_are_crash_points_and_fresh_worker_duplicates(ba
 
 def test_dlt_postgres_correct_passes_and_buggy_is_caught(pg_dsn, tmp_path):
     p = plan("orders_full")
-    stats = idemtest.verify(p.spec, p.load, db=pg_dsn, examples=1, systematic_max=6, failures_dir=tmp_path, seed=1, shrink_seconds=5)
+    stats = idemtest.verify(p.spec, p.load, db=pg_dsn, examples=1, systematic_max=6, failures_dir=tmp_path, seed=1, shrink_seconds=5, max_seconds=40)
     assert stats.crashes > 0
     bad = append_plan()
     with pytest.raises(idemtest.IdempotencyViolation):
