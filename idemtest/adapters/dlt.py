@@ -220,7 +220,17 @@ def _worker_for(sandbox: Any) -> _Worker:
         root.mkdir(parents=True, exist_ok=True)
         w = _Worker(root)
         _workers[sandbox] = w
-        # the sandbox goes when its scenario ends: its local dlt state goes with it
+        # the sandbox goes when its scenario ends: its local dlt state goes with it (on
+        # close; should the sandbox be dropped without one, when it is collected)
+        close = sandbox.close
+
+        def close_and_remove() -> None:
+            try:
+                close()
+            finally:
+                shutil.rmtree(root, ignore_errors=True)
+
+        sandbox.close = close_and_remove
         weakref.finalize(sandbox, shutil.rmtree, str(root), True)
     return w
 

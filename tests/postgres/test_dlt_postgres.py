@@ -69,9 +69,9 @@ def test_dlt_postgres_statements_are_crash_points_and_fresh_worker_duplicates(ba
 
 
 def test_dlt_postgres_correct_passes_and_buggy_is_caught(pg_dsn, tmp_path):
-    p = plan("orders_full")
-    stats = idemtest.verify(p.spec, p.load, db=pg_dsn, examples=1, systematic_max=6, failures_dir=tmp_path, seed=1, shrink_seconds=5, max_seconds=40)
+    p = plan("orders_full", exercise=["crash"])  # crash points first
+    stats = idemtest.verify(p.spec, p.load, db=pg_dsn, examples=1, systematic_max=6, failures_dir=tmp_path, seed=1, shrink_seconds=5, max_seconds=60)
     assert stats.crashes > 0
-    bad = append_plan()
+    bad = append_plan(exercise=["crash"])  # crash points first
     with pytest.raises(idemtest.IdempotencyViolation):
         idemtest.verify(bad.spec, bad.load, db=pg_dsn, examples=2, systematic_max=20, failures_dir=tmp_path, seed=1, shrink_seconds=5)
