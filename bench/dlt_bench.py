@@ -43,7 +43,7 @@ def main() -> None:
 
     dialect = parse_db(args.db).dialect
     examples = args.examples or DEFAULT_EXAMPLES
-    print(f"dlt checks on {dialect}: {examples} scenarios, single-fault pass capped at {DEFAULT_SYSTEMATIC_MAX}, budget {DEFAULT_MAX_SECONDS:g} s")
+    print(f"dlt checks on {dialect}: {examples} scenarios, single-fault pass capped at {DEFAULT_SYSTEMATIC_MAX}, budget {DEFAULT_MAX_SECONDS} s")
     backend = get_backend(args.db)
     total = 0.0
     try:
