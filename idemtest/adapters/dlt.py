@@ -77,8 +77,9 @@ DLT_COLUMNS = ("_dlt_load_id", "_dlt_id")
 #: dlt's own tables, never compared (they are not declared as targets)
 DLT_TABLES = ("_dlt_loads", "_dlt_pipeline_state", "_dlt_version")
 WORKERS = ("both", "same", "fresh")
-#: dlt-hub/dlt#4052's placeholder problem: dlt's postgres credentials require a password;
-#: a trust-auth sandbox server ignores this one (a server that needs one has it in the DSN)
+#: dlt's postgres credentials refuse a DSN without a password: idemtest fills this one in
+#: for a trust-auth sandbox server, which ignores it (a server that needs one has it in the
+#: DSN), so the user never writes a dummy password
 PLACEHOLDER_PASSWORD = "idemtest-unused"
 #: dlt configuration set during every run (environment variables, restored after):
 #: one worker per stage (statements in order on the run's thread), no telemetry
