@@ -610,6 +610,7 @@ def check(
     exercise: Iterable[str] | None = None,
     examples: int | None = None,
     max_seconds: float | None = DEFAULT_MAX_SECONDS,
+    systematic_max: int = DEFAULT_SYSTEMATIC_MAX,
     dialect: str | None = None,
 ) -> Callable[..., None]:
     """A pytest test that checks the dlt pipeline loading `source` (a @dlt.resource or
@@ -624,7 +625,9 @@ def check(
     statement on the same worker), "same" or "fresh". `ignore`: more columns left out of
     comparisons (dlt's `_dlt_load_id`, `_dlt_id` always are). `max_seconds`: the check's
     time budget (default: none; a budget also thins the single-fault pass on a slow machine). `dialect="duckdb"` or
-    `"postgres"`: check only on that sandbox (skipped, with the option, on the other)."""
+    `"postgres"`: check only on that sandbox (skipped, with the option, on the other).
+    `systematic_max`: how many single-fault scenarios the pass plays (default 20, spread
+    evenly over its families; with `exercise=["crash"]` all go to crash points)."""
     srcs = _as_sources(sources)
     if worker not in WORKERS:
         raise SpecError(f"worker={worker!r}; use 'both' (default), 'same' (retries keep the local pipelines_dir) or 'fresh' (retries start without it)")
@@ -635,6 +638,8 @@ def check(
     chosen = frozenset(ALL_PERTURBATIONS - {"concurrent"} if exercise is None else ([exercise] if isinstance(exercise, str) else exercise))
     if "concurrent" in chosen:
         raise SpecError("exercise= includes 'concurrent': idemtest runs one dlt pipeline at a time in a process; leave it out")
+    if not isinstance(systematic_max, int) or isinstance(systematic_max, bool) or systematic_max < 1:
+        raise SpecError(f"systematic_max={systematic_max!r} must be a whole number >= 1 (single-fault scenarios per check)")
     if tables is not None and not isinstance(tables, Mapping):
         if isinstance(tables, str):
             tables = [tables]
@@ -681,7 +686,7 @@ def check(
             pytest.skip(str(e))
         try:
             idempotency.check(
-                plan.spec, plan.load, examples=examples or DEFAULT_EXAMPLES, systematic_max=DEFAULT_SYSTEMATIC_MAX, max_seconds=max_seconds
+                plan.spec, plan.load, examples=examples or DEFAULT_EXAMPLES, systematic_max=systematic_max, max_seconds=max_seconds
             )
         except CheckFailure as failure:
             raise _with_note(failure, plan) from None
