@@ -25,6 +25,7 @@ EXTRA_OF: dict[str, str] = {
     "deltalake": "spark",
     "pyarrow": "spark",
     "delta": "spark",
+    "dlt": "dlt",
 }
 
 

@@ -270,6 +270,10 @@ class DuckDBConnectionProxy:
     def cursor(self) -> Any:
         return self._sandbox.connect(self._ctl, kind="cursor")
 
+    # another connection to the same database (dlt's duckdb pool hands each client one):
+    # instrumented like a cursor, or its statements would bypass the run
+    duplicate = cursor
+
     def close(self) -> None:
         self._raw.close()
 
