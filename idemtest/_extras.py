@@ -20,6 +20,8 @@ EXTRA_OF: dict[str, str] = {
     "testcontainers": "docker",
     "docker": "docker",
     "dbt": "dbt",
+    "dagster": "dagster",
+    "dagster_duckdb": "dagster",
 }
 
 
