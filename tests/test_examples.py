@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+import examples.dagster.test_orders as dagster_orders  # noqa: E402
 import examples.dbt.test_shop as dbt_shop  # noqa: E402
 import examples.duckdb as duck  # noqa: E402
 import examples.duckdb.test_buggy as duck_buggy  # noqa: E402
@@ -79,6 +80,9 @@ SCHEMAS = {"duckdb": duck.SCHEMA, "postgres": pg.SCHEMA}
 # with the others, their buggy ones marked like the others
 DBT = {f"dbt::{n}": fn for n, fn in checks(dbt_shop).items()}
 DBT_BUGGY = {n: fn for n, fn in DBT.items() if getattr(fn, "pytestmark", None)}
+# examples/dagster: idemtest.dagster.check tests of Dagster definitions, counted the same way
+DAGSTER = {f"dagster::{n}": fn for n, fn in checks(dagster_orders).items()}
+DAGSTER_BUGGY = {n: fn for n, fn in DAGSTER.items() if getattr(fn, "pytestmark", None)}
 
 
 def test_every_example_is_an_idemtest_check():
@@ -86,15 +90,17 @@ def test_every_example_is_an_idemtest_check():
     assert (len(checks(pg_correct)), len(checks(pg_buggy))) == (10, 10)
     assert (len(DBT), len(DBT_BUGGY)) == (4, 3)
     assert all(fn.idemtest_dbt.project_dir.name == "shop" for fn in DBT.values())
+    assert (len(DAGSTER), len(DAGSTER_BUGGY)) == (6, 4)
+    assert {fn.idemtest_dagster.assets for fn in DAGSTER.values()} == {"pipelines/orders.py", "pipelines/orders_pg.py"}
     for name, fn in ALL.items():
         check = fn.idemtest
         assert isinstance(check, idemtest.CheckDefinition), name
         assert check.spec.dialect == name.split("::")[0], f"{name}: the spec names the dialect of its folder"
 
 
-@pytest.mark.parametrize("name", sorted(BUGGY) + sorted(DBT_BUGGY))
+@pytest.mark.parametrize("name", sorted(BUGGY) + sorted(DBT_BUGGY) + sorted(DAGSTER_BUGGY))
 def test_buggy_examples_are_strict_xfails_on_a_violation(name):
-    marks = [m for m in getattr({**BUGGY, **DBT_BUGGY}[name], "pytestmark", []) if m.name == "xfail"]
+    marks = [m for m in getattr({**BUGGY, **DBT_BUGGY, **DAGSTER_BUGGY}[name], "pytestmark", []) if m.name == "xfail"]
     assert len(marks) == 1, name
     mark = marks[0]
     assert mark.kwargs["strict"] is True
@@ -133,6 +139,8 @@ def _top_level_imports(path: Path) -> set[str]:
 
 def test_no_example_imports_an_optional_driver_at_module_level():
     for path in sorted(EXAMPLES.rglob("*.py")):
+        if path.parent == EXAMPLES / "dagster" / "pipelines":
+            continue  # Dagster definitions, imported only when a Dagster check runs (never at collection)
         found = _top_level_imports(path) & NOT_AT_TOP
         assert not found, f"{path.relative_to(ROOT)} imports {sorted(found)} at the top: import it inside the function that needs it"
 

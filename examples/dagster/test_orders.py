@@ -43,3 +43,16 @@ test_daily_summary = caught("11 read-modify-write of a summary table: two partit
 test_daily_orders_io_manager = caught("2 the DuckDB IO manager's DELETE and INSERT of a partition commit separately (P3)")(
     idemtest.dagster.check(assets=DEFS, select=["analytics/daily_orders_io"], sources=ORDERS)
 )
+
+
+# PostgreSQL (`pytest --idempotency --idem-db postgresql://...`; skipped on DuckDB with that option):
+# a ConfigurableResource holding a connection string, pointed at the sandbox database
+PG_DEFS = "pipelines/orders_pg.py"
+
+# correct: the day replaced inside `with conn.transaction():`
+test_daily_orders_pg = idemtest.dagster.check(assets=PG_DEFS, select=["analytics/daily_orders_pg"], sources=ORDERS)
+
+# 2: the same statements on an autocommit connection: a crash between DELETE and INSERT empties the day
+test_daily_orders_pg_autocommit = caught("2 DELETE and INSERT of the partition on an autocommit psycopg connection (P3)")(
+    idemtest.dagster.check(assets=PG_DEFS, select=["analytics/daily_orders_pg_autocommit"], sources=ORDERS)
+)

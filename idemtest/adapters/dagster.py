@@ -37,6 +37,7 @@ import difflib
 import importlib
 import importlib.util
 import inspect
+import itertools
 import os
 import re
 import sys
@@ -55,12 +56,14 @@ from ..spec import ALL_PERTURBATIONS, Schedule, Source, Spec, Target, Window, ho
 if TYPE_CHECKING:
     from ..context import RunContext
 
-#: partitions checked when `partitions=` is not given: the first N of the definition
-DEFAULT_PARTITIONS = 3
+#: partitions checked when `partitions=` is not given: the first N of the definition. Two: the
+#: whole single-fault pass of a few-statement asset (~55 scenarios) then fits under the cap,
+#: so every crash point and pair interleaving is played; a third window costs ~50% more
+DEFAULT_PARTITIONS = 2
 #: a materialize costs ~0.1 s here (Dagster's run machinery), not milliseconds: a Dagster
 #: check plays fewer generated scenarios than a plain one and thins its single-fault pass
-DEFAULT_EXAMPLES = 15
-DEFAULT_SYSTEMATIC_MAX = 40
+DEFAULT_EXAMPLES = 10
+DEFAULT_SYSTEMATIC_MAX = 60
 #: static (categorical) partitions have no time: each key is given an hourly window from here
 CATEGORICAL_START = datetime(2026, 6, 1)
 #: Dagster's own step retries off (idemtest plays them); its console log quiet
@@ -247,7 +250,7 @@ def _partitions(nodes: list[Any], partitions: Any, schedule: Schedule | None, ru
             tw = pd.time_window_for_partition_key(k)
             wins.append(Window(i, _naive_utc(tw.start), _naive_utc(tw.end)))
         spans = {w.end - w.start for w in wins}
-        cadence = spans.pop() if len(spans) == 1 and all(a.end == b.start for a, b in zip(wins, wins[1:])) and (wins[0].end - wins[0].start) < timedelta(days=28) else None
+        cadence = spans.pop() if len(spans) == 1 and all(a.end == b.start for a, b in itertools.pairwise(wins)) and (wins[0].end - wins[0].start) < timedelta(days=28) else None
         sched = Schedule(tuple(wins), cadence, _delay(run_delay))
         return Partitions(sched, tuple(keys), "time", pd)
     if isinstance(pd, dg.StaticPartitionsDefinition):
@@ -261,8 +264,8 @@ def _partitions(nodes: list[Any], partitions: Any, schedule: Schedule | None, ru
             unknown = [k for k in keys if k not in all_keys]
             if unknown:
                 raise SpecError(f"partitions={partitions!r}: {unknown} are not keys of {pd}; its keys are {all_keys[:20]}")
-        wins = tuple(Window(i, CATEGORICAL_START + i * timedelta(hours=1), CATEGORICAL_START + (i + 1) * timedelta(hours=1)) for i in range(len(keys)))
-        return Partitions(Schedule(wins, timedelta(hours=1), _delay(run_delay)), tuple(keys), "static", pd)
+        hours = tuple(Window(i, CATEGORICAL_START + i * timedelta(hours=1), CATEGORICAL_START + (i + 1) * timedelta(hours=1)) for i in range(len(keys)))
+        return Partitions(Schedule(hours, timedelta(hours=1), _delay(run_delay)), tuple(keys), "static", pd)
     raise DagsterDefinitionsError(
         f"{nodes[0].key.to_user_string()!r} is partitioned by {type(pd).__name__} ({pd}), which idemtest cannot turn into windows yet; "
         f"supported: {SUPPORTED_PARTITIONS}"
@@ -355,7 +358,7 @@ def _tail_keys(parts: Partitions, windows: tuple[Window, ...]) -> tuple[str | No
         )
     pd = parts.definition
     for w in windows[len(keys):]:
-        nxt = _next_key(pd, keys[-1])
+        nxt = _next_key(pd, str(keys[-1]))
         if nxt is None:
             raise SpecError(
                 f"max_lateness needs the partitions after {keys[-1]!r} to pick late rows up, and {pd} ends there; "
@@ -447,18 +450,22 @@ class Repoint:
 def _classify(name: str, res: Any) -> Repoint:
     dg = require("dagster", "dagster")
     module = type(res).__module__.split(".")[0]
+    duck: tuple[type, ...] = ()
     try:
         from dagster_duckdb import DuckDBIOManager, DuckDBResource
+
+        duck = (DuckDBResource, DuckDBIOManager)
     except ImportError:  # dagster-duckdb is part of idemtest[dagster]; a user resource still classifies
-        DuckDBIOManager = DuckDBResource = ()  # type: ignore[assignment,misc]  # noqa: N806
-    if DuckDBResource and isinstance(res, (DuckDBResource, DuckDBIOManager)):
+        pass
+    if duck and isinstance(res, duck):
         return Repoint("duckdb")
     if module in _FOREIGN_MODULES:
         raise DagsterDefinitionsError(f"resource {name!r} is a {type(res).__module__}.{type(res).__name__}, which writes to a database idemtest cannot sandbox; supported resources: {SUPPORTED_RESOURCES}")
-    if isinstance(res, dg.ConfigurableResource) or isinstance(res, dg.ConfigurableIOManagerFactory) or hasattr(type(res), "model_fields"):
+    if isinstance(res, (dg.ConfigurableResource, dg.ConfigurableIOManagerFactory)) or hasattr(type(res), "model_fields"):
         fields = _fields(res)
         for f, v in fields.items():
-            if f.lower() in _DSN_FIELDS and _looks_pg(_value(v)):
+            # a connection-string field given as an EnvVar unset here (CI has no warehouse) still names one
+            if f.lower() in _DSN_FIELDS and (_looks_pg(_value(v)) or (isinstance(v, dg.EnvVar) and _value(v) is None)):
                 return Repoint("postgres", dsn_field=f)
         for f, v in fields.items():
             if _looks_pg(_value(v)):
@@ -473,7 +480,7 @@ def _classify(name: str, res: Any) -> Repoint:
                     f"resource {name!r} ({type(res).__name__}) holds a DuckDB database in field {f!r} but is not a dagster_duckdb.DuckDBResource; "
                     f"idemtest cannot tell how it connects. Supported resources: {SUPPORTED_RESOURCES}"
                 )
-        if isinstance(res, dg.ConfigurableIOManagerFactory) or isinstance(res, dg.IOManager):
+        if isinstance(res, (dg.ConfigurableIOManagerFactory, dg.IOManager)):
             raise DagsterDefinitionsError(f"IO manager {name!r} ({type(res).__name__}) is not one idemtest can point at the sandbox; supported resources: {SUPPORTED_RESOURCES}")
         return Repoint("keep")
     if isinstance(res, (dg.IOManagerDefinition, dg.ResourceDefinition)) and name != "io_manager":
