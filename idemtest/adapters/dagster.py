@@ -57,13 +57,13 @@ if TYPE_CHECKING:
     from ..context import RunContext
 
 #: partitions checked when `partitions=` is not given: the first N of the definition. Two: the
-#: whole single-fault pass of a few-statement asset (~55 scenarios) then fits under the cap,
+#: whole single-fault pass of a few-statement asset (60-100 scenarios) fits under the cap,
 #: so every crash point and pair interleaving is played; a third window costs ~50% more
 DEFAULT_PARTITIONS = 2
 #: a materialize costs ~0.1 s here (Dagster's run machinery), not milliseconds: a Dagster
 #: check plays fewer generated scenarios than a plain one and thins its single-fault pass
 DEFAULT_EXAMPLES = 10
-DEFAULT_SYSTEMATIC_MAX = 60
+DEFAULT_SYSTEMATIC_MAX = 120
 #: static (categorical) partitions have no time: each key is given an hourly window from here
 CATEGORICAL_START = datetime(2026, 6, 1)
 #: Dagster's own step retries off (idemtest plays them); its console log quiet
@@ -847,9 +847,9 @@ def check(
     of `assets` (a module path or .py file, a `dagster.Definitions`, or a list of assets):
     assign it to a `test_` name in a test module.
 
-    `partitions`: which partitions are the windows (default: the first 3; a number, a list
+    `partitions`: which partitions are the windows (default: the first 2; a number, a list
     of keys, or `dagster.PartitionKeyRange`). `schedule`: the runs of an unpartitioned asset
-    (default: 3 hourly runs). `resources`: resources the definitions do not bind (or
+    (default: 2 hourly runs). `resources`: resources the definitions do not bind (or
     replacements). `sources`: per upstream asset key, overrides of what its column schema
     says (`columns`, `key`, `event_time`, `table`, ...) or an `idemtest.Source`. `key` /
     `ignore`: the target table's key (default: a unique column of its column schema) and
