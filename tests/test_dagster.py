@@ -50,15 +50,20 @@ from dagster_duckdb import DuckDBResource
 raw = dg.AssetSpec(["raw", "events"], metadata={"dagster/column_schema": dg.TableSchema(columns=[
     dg.TableColumn("event_id", "BIGINT", constraints=dg.TableColumnConstraints(unique=True)),
     dg.TableColumn("region", "VARCHAR"),
-    dg.TableColumn("at", "TIMESTAMP"),
+    dg.TableColumn("seen_at", "TIMESTAMP"),
 ])})
 KEYED = {"dagster/column_schema": dg.TableSchema(columns=[dg.TableColumn("event_id", "BIGINT", constraints=dg.TableColumnConstraints(unique=True))])}
 
 def copy_window(conn, table, start, end):
-    conn.execute(f"CREATE TABLE IF NOT EXISTS {table} (event_id BIGINT, region VARCHAR, at TIMESTAMP)")
+    conn.execute(f"CREATE TABLE IF NOT EXISTS {table} (event_id BIGINT, region VARCHAR, seen_at TIMESTAMP)")
     conn.execute("BEGIN")
-    conn.execute(f"DELETE FROM {table} WHERE at >= ? AND at < ?", [start, end])
-    conn.execute(f"INSERT INTO {table} SELECT * FROM raw.events WHERE at >= ? AND at < ?", [start, end])
+    # the window's rows, and any older version of an event that moved into the window
+    conn.execute(
+        f"DELETE FROM {table} WHERE (seen_at >= ? AND seen_at < ?) "
+        "OR event_id IN (SELECT event_id FROM raw.events WHERE seen_at >= ? AND seen_at < ?)",
+        [start, end, start, end],
+    )
+    conn.execute(f"INSERT INTO {table} SELECT * FROM raw.events WHERE seen_at >= ? AND seen_at < ?", [start, end])
     conn.execute("COMMIT")
 
 def window(context):
@@ -79,7 +84,7 @@ def monthly_events(context, duckdb: DuckDBResource) -> None:
 @dg.asset(deps=[raw], partitions_def=dg.StaticPartitionsDefinition(["us", "eu", "apac"]), metadata=KEYED)
 def region_events(context, duckdb: DuckDBResource) -> None:
     with duckdb.get_connection() as conn:
-        conn.execute("CREATE TABLE IF NOT EXISTS main.region_events (event_id BIGINT, region VARCHAR, at TIMESTAMP)")
+        conn.execute("CREATE TABLE IF NOT EXISTS main.region_events (event_id BIGINT, region VARCHAR, seen_at TIMESTAMP)")
         conn.execute("BEGIN")
         conn.execute("DELETE FROM main.region_events WHERE region = ?", [context.partition_key])
         conn.execute("INSERT INTO main.region_events SELECT * FROM raw.events WHERE region = ?", [context.partition_key])

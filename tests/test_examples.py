@@ -260,7 +260,7 @@ def test_examples_are_skipped_without_the_flag():
     assert proc.returncode == 0, proc.stdout + proc.stderr
     # every check is skipped (the PostgreSQL ones too), none runs
     m = re.search(r"(\d+) skipped in", proc.stdout)
-    assert m and int(m.group(1)) == len(ALL) + len(DBT), proc.stdout
+    assert m and int(m.group(1)) == len(ALL) + len(DBT) + len(DAGSTER), proc.stdout
     assert "passed" not in proc.stdout and "failed" not in proc.stdout
     assert "--idempotency" in proc.stdout
 
@@ -314,7 +314,7 @@ def without_drivers(tmp_path_factory):
 def test_examples_collect_without_the_optional_drivers(without_drivers):
     proc = _pytest("examples", "--collect-only", env=without_drivers, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert f"{len(ALL) + len(DBT)} tests collected" in proc.stdout, proc.stdout
+    assert f"{len(ALL) + len(DBT) + len(DAGSTER)} tests collected" in proc.stdout, proc.stdout
 
 
 def test_an_example_needing_an_extra_is_skipped_with_the_pip_command(without_drivers):
