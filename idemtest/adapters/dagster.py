@@ -715,6 +715,9 @@ def _make_load(loaded: Loaded, nodes: list[Any], parts: Partitions, plan: dict[s
     selection = [n.key for n in nodes]
     label = ", ".join(k.to_user_string() for k in selection)
 
+    # what materialize accepts (a Definitions may also hold asset checks and the like)
+    assets = [a for a in loaded.assets if isinstance(a, (dg.AssetsDefinition, dg.AssetSpec, dg.SourceAsset))]
+
     def dagster_materialize(run: RunContext) -> None:
         """One `dagster.materialize` of the selected assets for the run's partition."""
         resources = _repointed(loaded, plan, run)
@@ -724,7 +727,7 @@ def _make_load(loaded: Loaded, nodes: list[Any], parts: Partitions, plan: dict[s
         ok = False
         try:
             result = dg.materialize(
-                loaded.assets, selection=selection, partition_key=key, resources=resources,
+                assets, selection=selection, partition_key=key, resources=resources,
                 run_config=RUN_CONFIG, instance=instance, raise_on_error=False, tags={"idemtest/run": run.label},
             )
             ok = True
