@@ -281,7 +281,7 @@ def test_hourly_monthly_and_static_windows(small):
 
 def test_an_unpartitioned_asset_runs_on_the_given_schedule(small):
     p = plan(assets=str(small), select=["all_events"], schedule=idemtest.daily("2026-06-01", periods=2))
-    stats = idemtest.verify(p.spec, p.load, examples=2, systematic_max=10, max_seconds=20)
+    stats = idemtest.verify(p.spec, p.load, examples=2, systematic_max=10, max_seconds=10)
     assert stats.runs > 0 and p.counters.runs >= stats.runs  # it runs: materialize without a partition key
     assert p.partitions.kind == "none" and p.partitions.keys == (None, None)
     assert p.spec.concurrency == "none" and "concurrent" not in p.spec.exercise  # one table rebuilt by every run
@@ -314,7 +314,7 @@ def test_scenarios_retry_no_more_than_the_policy_allows(small):
         attempts.append((run.window.index, run.attempt, run.now))
         p.load(run)
 
-    stats = idemtest.verify(p.spec, load, examples=8, systematic_max=25, max_seconds=60)
+    stats = idemtest.verify(p.spec, load, examples=3, systematic_max=20, max_seconds=30)
     assert stats.crashes > 0 and stats.retries > 0
     assert max(a for _, a, _ in attempts) == p.spec.retries + 1 == 2  # retried, never more than the policy allows
     # a retry runs `delay` after the attempt before it, on the simulated clock
@@ -408,7 +408,7 @@ def test_caught_with_a_minimal_scenario_then_replayed(tmp_path):
         idemtest.replay(saved, p.spec, p.load)
     # and the correct twin passes the same saved scenario
     good = plan(select=["analytics/daily_orders"], sources=IMMUTABLE)
-    stats = idemtest.verify(good.spec, good.load, examples=3, systematic_max=12, max_seconds=20)
+    stats = idemtest.verify(good.spec, good.load, examples=2, systematic_max=12, max_seconds=10)
     assert stats.runs > 0
 
 
@@ -419,5 +419,5 @@ def test_check_module_source_runs_as_written(pytester, small):
     assert "idemtest.dagster.check(assets=" in text and "select=['daily_events']" in text
     compile(text, "emitted.py", "exec")
     pytester.makepyfile(test_emitted=text)
-    result = pytester.runpytest("--idempotency", "--idem-examples", "2", "--idem-max-seconds", "15", "-p", "no:cacheprovider", "-q")
+    result = pytester.runpytest("--idempotency", "--idem-examples", "2", "--idem-max-seconds", "8", "-p", "no:cacheprovider", "-q")
     result.assert_outcomes(passed=2)

@@ -40,5 +40,5 @@ def test_the_connection_string_resource_is_pointed_at_the_sandbox(pg_dsn, tmp_pa
 
 def test_the_transactional_asset_passes_on_postgres(pg_dsn):
     p = plan("analytics/daily_orders_pg")
-    stats = idemtest.verify(p.spec, p.load, examples=2, db=pg_dsn, systematic_max=30, max_seconds=60)
+    stats = idemtest.verify(p.spec, p.load, examples=2, db=pg_dsn, systematic_max=16, max_seconds=20)
     assert stats.crashes > 0 and stats.runs > 0
