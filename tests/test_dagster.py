@@ -253,6 +253,10 @@ def test_daily_windows_come_from_the_partitions_definition():
     (target,) = p.spec.targets
     assert (target.table, target.keys) == ("analytics.daily_orders", ("order_id",))
     assert p.spec.dialect == "duckdb"
+    # an asset stored by the DuckDB IO manager (io_manager_key="warehouse_io") is re-pointed too
+    io = plan(select=["analytics/daily_orders_io"], sources=IMMUTABLE)
+    assert {n: r.kind for n, r in io.resources.items()} == {"duckdb": "duckdb", "warehouse_io": "duckdb"}
+    assert io.spec.targets[0].table == "analytics.daily_orders_io"
 
 
 def test_hourly_monthly_and_static_windows(small):

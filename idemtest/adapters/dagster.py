@@ -637,7 +637,10 @@ def _targets(nodes: list[Any], loaded: Loaded, key: Any, ignore: tuple[str, ...]
         if k is _UNSET:
             uniq = [c.name for c in schema.columns if c.constraints.unique] if schema is not None else []
             k = (uniq[0] if len(uniq) == 1 else uniq) or None
-        io = loaded.resources.get("io_manager")  # where a returned DataFrame lands
+        try:  # where a returned DataFrame lands
+            io = loaded.resources.get(n.assets_def.get_io_manager_key_for_asset_key(n.key))
+        except Exception:
+            io = None
         default_schema = None
         try:
             from dagster_duckdb import DuckDBIOManager
