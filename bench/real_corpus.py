@@ -118,6 +118,8 @@ def materialise(mirror: Path) -> tuple[int, list[str]]:
         if dest.is_file() and hashlib.sha256(dest.read_bytes()).hexdigest() == e["sha256"]:
             continue
         git_dir = mirror / str(e["repo"]).replace("/", "+") / "repo"
+        if (git_dir / ".git").is_dir():  # a snapshot kept with its work tree
+            git_dir = git_dir / ".git"
         if not git_dir.is_dir():
             problems.append(f"{key(e)}: no snapshot of {e['repo']} at {git_dir}")
             continue
@@ -135,10 +137,86 @@ def materialise(mirror: Path) -> tuple[int, list[str]]:
     return copied, problems
 
 
+def errors() -> list[str]:
+    """False positives and missed risks at medium+ on the TUNED repositories only: what a
+    rule change may be made from. The held-out repositories are never listed (read them and
+    they stop measuring how the rules do on code they were not fitted to)."""
+    found, _, _, _ = review_each()
+    gold = truth(heldout=False)
+    held = heldout_keys()
+    why = {(k, int(r["line"]), str(r["rule"])): str(r["why"])
+           for k, v in labels().items() for r in v["risks"]}
+    out = [f"FP   {k}:{ln} {rule}" for k, ln, rule in sorted(set(found))
+           if k not in held and (k, ln, rule) not in gold]
+    out += [f"MISS {k}:{ln} {rule}  ({why.get((k, ln, rule), '')})"
+            for k, ln, rule in sorted(gold - set(found))]
+    return out
+
+
+def round_keys(round_no: int) -> set[str]:
+    """Files of measurement round `round_no` (rounds 5+: repositories labelled before the
+    rules were run on them, then measured once)."""
+    return {k for k, v in labels().items() if v.get("round") == round_no}
+
+
+def first_contact() -> dict[str, dict[str, Any]]:
+    """The recorded first-contact figures per round: what the rules of that day scored on
+    the round's files the one time they were run on them, before any fix made from them."""
+    return dict(json.loads(LABELS.read_text(encoding="utf-8")).get("first_contact", {}))
+
+
+def record_first_contact(round_no: int) -> dict[str, Any]:
+    """Measure round `round_no` once and record it in labels.json (refuses a second time:
+    a first contact cannot be repeated after its errors were read)."""
+    data = json.loads(LABELS.read_text(encoding="utf-8"))
+    if str(round_no) in data.get("first_contact", {}):
+        raise SystemExit(f"round {round_no} was measured already: {data['first_contact'][str(round_no)]}")
+    only = round_keys(round_no)
+    if not only:
+        raise SystemExit(f"no file has round {round_no} in labels.json")
+    found, _, crashes, _ = review_each()
+    gold = truth()
+    sc = score(found, gold, only)
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                            capture_output=True, text=True, check=False).stdout.strip()
+    rec: dict[str, Any] = {
+        "rules_commit": commit, "files": len(only),
+        "repositories": sorted({k.split("/", 1)[0] for k in only}),
+        **{k: sc[k] for k in ("predictions", "tp", "labels", "found")},
+        "precision": round(sc["precision"], 3), "recall": round(sc["recall"], 3),
+        "crashes": len(crashes),
+        "false_positives": sorted(f"{k}:{ln} {r}" for k, ln, r in set(found)
+                                  if k in only and (k, ln, r) not in gold),
+        "missed": sorted(f"{k}:{ln} {r}" for k, ln, r in gold - set(found) if k in only),
+    }
+    data.setdefault("first_contact", {})[str(round_no)] = rec
+    LABELS.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    return rec
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--mirror", default=os.environ.get("IDEMTEST_CORPUS_MIRROR", "/work/.mirror"))
+    ap.add_argument("--errors", action="store_true",
+                    help="list false positives and misses on the tuned repositories (never "
+                         "the held-out ones)")
+    ap.add_argument("--first-contact", type=int, metavar="ROUND",
+                    help="measure a new round's files once and record the figures in labels.json")
     args = ap.parse_args()
+    if args.first_contact is not None:
+        rec = record_first_contact(args.first_contact)
+        print(f"round {args.first_contact} first contact: precision {rec['precision']:.2f} "
+              f"({rec['tp']}/{rec['predictions']}), recall {rec['recall']:.2f} "
+              f"({rec['found']}/{rec['labels']}) on {rec['files']} files")
+        for line in rec["false_positives"]:
+            print("  FP  ", line)
+        for line in rec["missed"]:
+            print("  MISS", line)
+        return 0
+    if args.errors:
+        for line in errors():
+            print(line)
+        return 0
     copied, problems = materialise(Path(args.mirror))
     for p in problems:
         print("  problem:", p)

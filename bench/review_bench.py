@@ -165,7 +165,7 @@ def run_real(peer_ok: bool) -> None:
     secs = time.perf_counter() - t
     dev = set(labels) - held
     rows = [("idemtest review", "all", rc.score(found, gold)),
-            ("idemtest review", "dev", rc.score(found, gold, dev)),
+            ("idemtest review", "tuned", rc.score(found, gold, dev)),
             ("idemtest review", "held-out", rc.score(found, gold, held))]
     if peer_ok:
         from pipeline_lint.engine import lint_paths
@@ -197,6 +197,20 @@ def run_real(peer_ok: bool) -> None:
         prec = f"{sc['precision']:>9.2f}" if sc["predictions"] else f"{'n/a':>9}"
         print(f"{name:<22} {part:<9} {prec} {sc['recall']:>7.2f} "
               f"{int(sc['found']):>4}/{int(sc['labels']):<4} {int(sc['predictions']):>6}")
+    # Rounds: new repositories labelled before the rules were run on them, measured once
+    # (first contact, recorded in labels.json) and only then read and fixed from.
+    fc = rc.first_contact()
+    if fc:
+        print("\nper round (first contact = the one run of that day's rules on the round's "
+              "files, before any fix made from them; now = these rules):")
+        print(f"{'round':<6} {'files':>5} {'repos':>5}  {'first contact: precision':>24} "
+              f"{'recall':>15}  {'now: precision':>14} {'recall':>7}")
+    for rnd, rec in sorted(fc.items(), key=lambda kv: int(kv[0])):
+        now = rc.score(found, gold, rc.round_keys(int(rnd)))
+        first_p = f"{rec['precision']:.2f} ({rec['tp']}/{rec['predictions']})"
+        first_r = f"{rec['recall']:.2f} ({rec['found']}/{rec['labels']})"
+        print(f"{rnd:<6} {rec['files']:>5} {len(rec['repositories']):>5}  {first_p:>24} "
+              f"{first_r:>15}  {now['precision']:>14.2f} {now['recall']:>7.2f}")
     from idemtest.review.model import RULES, Severity
 
     def repo(k: str) -> str:
@@ -213,8 +227,14 @@ def run_real(peer_ok: bool) -> None:
     print(f"files reviewed: {reviewed}/{n} in {secs:.1f}s; crashes: {len(crashes)}")
     for c in crashes:
         print("  CRASH", c)
-    whole = sorted({(f, r) for f, ln, r in skipped if ln is None})
-    parts = sorted({(f, ln, r) for f, ln, r in skipped if ln is not None})
+    # a syntax error (or a file too nested) skips the whole file though it carries a line
+    whole_file = ("Python syntax error", "too deeply nested", "cannot tokenize SQL")
+
+    def is_whole(ln: int | None, r: str) -> bool:
+        return ln is None or r.startswith(whole_file)
+
+    whole = sorted({(f, r) for f, ln, r in skipped if is_whole(ln, r)})
+    parts = sorted({(f, ln, r) for f, ln, r in skipped if not is_whole(ln, r)})
     print(f"files skipped or left out: {len(whole)}; statements skipped: {len(parts)} "
           f"in {len({f for f, _, _ in parts})} file(s)")
     for f, r in whole:

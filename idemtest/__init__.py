@@ -105,7 +105,7 @@ for _name in __all__:
 
 
 #: adapters, reached as `idemtest.dbt` (a module, loaded on first use)
-_ADAPTERS: dict[str, str] = {"dbt": "adapters.dbt", "dagster": "adapters.dagster"}
+_ADAPTERS: dict[str, str] = {"dbt": "adapters.dbt", "airflow": "adapters.airflow", "dagster": "adapters.dagster"}
 
 
 def __getattr__(name: str) -> Any:

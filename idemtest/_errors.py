@@ -8,7 +8,8 @@
     │   │   └── MissingExtraError   an optional dependency is missing; names the pip command
     │   ├── ReplayError             a saved failure cannot be replayed
     │   ├── UninstrumentedError     statements reached the sandbox on a path idemtest cannot see or crash
-    │   └── DbtProjectError         a dbt project or model cannot be checked (not found, not incremental, dbt's own error)
+    │   ├── DbtProjectError         a dbt project or model cannot be checked (not found, not incremental, dbt's own error)
+    │   └── AirflowDagError         an Airflow DAG cannot be checked (not importable, unknown task, unsupported operator, no schedule)
     ├── LoadError                   the load fails or hangs even without injected faults
     │   ├── ForeignDatabaseError    the load connected to a database other than the sandbox
     │   └── OpenTransactionError    the load ended leaving a transaction open (never committed)
@@ -72,6 +73,11 @@ class UninstrumentedError(ConfigurationError):
     """Statements reached the sandbox on a path idemtest did not instrument (a
     connection opened outside the run, a driver it does not patch, a thread it
     cannot attribute): those statements were never crashed, so a pass would lie."""
+
+
+class AirflowDagError(ConfigurationError):
+    """An Airflow DAG cannot be checked: its file does not import, a task id is unknown,
+    an operator kind is not supported, it has no schedule, or a conn_id is not mapped."""
 
 
 class DbtProjectError(ConfigurationError):

@@ -20,6 +20,7 @@ EXTRA_OF: dict[str, str] = {
     "testcontainers": "docker",
     "docker": "docker",
     "dbt": "dbt",
+    "airflow": "airflow",
     "dagster": "dagster",
     "dagster_duckdb": "dagster",
 }

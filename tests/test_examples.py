@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+import examples.airflow.test_dags as airflow_dags  # noqa: E402
 import examples.dagster.test_orders as dagster_orders  # noqa: E402
 import examples.dbt.test_shop as dbt_shop  # noqa: E402
 import examples.duckdb as duck  # noqa: E402
@@ -80,6 +81,9 @@ SCHEMAS = {"duckdb": duck.SCHEMA, "postgres": pg.SCHEMA}
 # with the others, their buggy ones marked like the others
 DBT = {f"dbt::{n}": fn for n, fn in checks(dbt_shop).items()}
 DBT_BUGGY = {n: fn for n, fn in DBT.items() if getattr(fn, "pytestmark", None)}
+# examples/airflow: idemtest.airflow.check tests of DAG files, counted the same way
+AIRFLOW = {f"airflow::{n}": fn for n, fn in checks(airflow_dags).items()}
+AIRFLOW_BUGGY = {n: fn for n, fn in AIRFLOW.items() if getattr(fn, "pytestmark", None)}
 # examples/dagster: idemtest.dagster.check tests of Dagster definitions, counted the same way
 DAGSTER = {f"dagster::{n}": fn for n, fn in checks(dagster_orders).items()}
 DAGSTER_BUGGY = {n: fn for n, fn in DAGSTER.items() if getattr(fn, "pytestmark", None)}
@@ -90,6 +94,8 @@ def test_every_example_is_an_idemtest_check():
     assert (len(checks(pg_correct)), len(checks(pg_buggy))) == (10, 10)
     assert (len(DBT), len(DBT_BUGGY)) == (4, 3)
     assert all(fn.idemtest_dbt.project_dir.name == "shop" for fn in DBT.values())
+    assert (len(AIRFLOW), len(AIRFLOW_BUGGY)) == (4, 2)
+    assert all(fn.idemtest_airflow.base.name == "airflow" for fn in AIRFLOW.values())
     assert (len(DAGSTER), len(DAGSTER_BUGGY)) == (6, 4)
     assert {fn.idemtest_dagster.assets for fn in DAGSTER.values()} == {"pipelines/orders.py", "pipelines/orders_pg.py"}
     for name, fn in ALL.items():
@@ -98,9 +104,9 @@ def test_every_example_is_an_idemtest_check():
         assert check.spec.dialect == name.split("::")[0], f"{name}: the spec names the dialect of its folder"
 
 
-@pytest.mark.parametrize("name", sorted(BUGGY) + sorted(DBT_BUGGY) + sorted(DAGSTER_BUGGY))
+@pytest.mark.parametrize("name", sorted(BUGGY) + sorted(DBT_BUGGY) + sorted(AIRFLOW_BUGGY) + sorted(DAGSTER_BUGGY))
 def test_buggy_examples_are_strict_xfails_on_a_violation(name):
-    marks = [m for m in getattr({**BUGGY, **DBT_BUGGY, **DAGSTER_BUGGY}[name], "pytestmark", []) if m.name == "xfail"]
+    marks = [m for m in getattr({**BUGGY, **DBT_BUGGY, **AIRFLOW_BUGGY, **DAGSTER_BUGGY}[name], "pytestmark", []) if m.name == "xfail"]
     assert len(marks) == 1, name
     mark = marks[0]
     assert mark.kwargs["strict"] is True
@@ -260,7 +266,7 @@ def test_examples_are_skipped_without_the_flag():
     assert proc.returncode == 0, proc.stdout + proc.stderr
     # every check is skipped (the PostgreSQL ones too), none runs
     m = re.search(r"(\d+) skipped in", proc.stdout)
-    assert m and int(m.group(1)) == len(ALL) + len(DBT) + len(DAGSTER), proc.stdout
+    assert m and int(m.group(1)) == len(ALL) + len(DBT) + len(AIRFLOW) + len(DAGSTER), proc.stdout
     assert "passed" not in proc.stdout and "failed" not in proc.stdout
     assert "--idempotency" in proc.stdout
 
@@ -314,7 +320,7 @@ def without_drivers(tmp_path_factory):
 def test_examples_collect_without_the_optional_drivers(without_drivers):
     proc = _pytest("examples", "--collect-only", env=without_drivers, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert f"{len(ALL) + len(DBT) + len(DAGSTER)} tests collected" in proc.stdout, proc.stdout
+    assert f"{len(ALL) + len(DBT) + len(AIRFLOW) + len(DAGSTER)} tests collected" in proc.stdout, proc.stdout
 
 
 def test_an_example_needing_an_extra_is_skipped_with_the_pip_command(without_drivers):

@@ -279,9 +279,11 @@ def test_every_buggy_example_is_caught_at_the_default_examples(example: Any, tmp
 
 
 @pytest.mark.parametrize("example", CORRECT, ids=[c[0] for c in CORRECT])
-def test_correct_examples_pass_at_the_default_examples(example: Any, tmp_path: Path) -> None:
+def test_correct_examples_pass_under_every_family_of_faults(example: Any, tmp_path: Path) -> None:
+    # the whole single-fault pass at the defaults is README command 1 (`pytest --idempotency
+    # examples`, run by CI): here a thinned pass, every family still played, keeps the suite short
     _, spec, load, _ = example
-    stats = idemtest.verify(spec, load, failures_dir=tmp_path)
+    stats = idemtest.verify(spec, load, failures_dir=tmp_path, systematic_max=40)
     assert stats.failures == 0 and not list(tmp_path.iterdir())
     assert stats.systematic > 0 and stats.generated >= 10
     assert stats.scenarios == stats.systematic + stats.generated >= 50

@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from ..spec import Spec, Target, Window
 
 
-CRASH_GRACE = 0.2  # seconds the load's thread gets to unwind after the crash before it is abandoned
+CRASH_GRACE = 0.05  # seconds the load's thread gets to unwind after the crash before it is abandoned
 
 
 class Env:

@@ -40,6 +40,19 @@ def _display(path: Path, roots: list[Path]) -> str:
     return path.as_posix()
 
 
+def _sibling_sql(path: Path, limit: int = 50, max_bytes: int = 200_000) -> list[str]:
+    """The other `.sql` files of the folder: an ETL tool's statement set (insert / update of
+    one target) is split across files of one folder."""
+    out: list[str] = []
+    try:
+        for p in sorted(path.parent.glob("*.sql"))[:limit]:
+            if p != path and p.is_file() and p.stat().st_size <= max_bytes:
+                out.append(p.read_text(encoding="utf-8", errors="replace"))
+    except OSError:
+        return out
+    return out
+
+
 def review_file(path: Path, display: str, dialect: str | None, result: ReviewResult,
                 options: ReviewOptions | None = None) -> None:
     """Review one file into `result`; anything unreadable is recorded as skipped."""
@@ -91,7 +104,13 @@ def review_file(path: Path, display: str, dialect: str | None, result: ReviewRes
             errors = info.skipped
             result.jobs.extend(jobs)
         elif kind == "sql":
-            res = review_sql_file(display, text, file_dialect)
+            from .source import is_dbt_analysis
+
+            if is_dbt_analysis(path, text):
+                result.skipped.append(Skipped(display, "dbt analysis (dbt compiles it, never "
+                                                       "runs it)"))
+                return
+            res = review_sql_file(display, text, file_dialect, siblings=_sibling_sql(path))
             hits, errors = res.hits, res.errors
         else:
             hits, jobs = review_crontab(display, text)
@@ -164,6 +183,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="SQL dialect (duckdb, postgres, snowflake, bigquery, spark, ...); "
                         "default: try each")
     p.add_argument("--output", "-o", default=None, help="write the report to FILE")
+    p.add_argument("--emit-checks", default=None, metavar="DIR",
+                   help="write a ready-to-run idemtest check module per Airflow DAG understood into DIR")
     p.add_argument("--list-rules", action="store_true", help="list the rules and exit")
     return p
 
@@ -206,6 +227,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ReviewUsageError as e:
         sys.stderr.write(f"idemtest review: error: {e}\n")
         return 2
+    if args.emit_checks:
+        from .emit import emit_checks
+
+        written = emit_checks(result.jobs, [Path(p) for p in args.paths], Path(args.emit_checks))
+        sys.stderr.write(f"idemtest review: wrote {len(written)} check module(s) to {args.emit_checks}"
+                         + "".join(f"\n  {w}" for w in written) + "\n")
     render = {"table": render_table, "json": render_json, "sarif": render_sarif}[fmt]
     report = render(result)
     if args.output:

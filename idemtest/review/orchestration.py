@@ -77,10 +77,24 @@ def _unscheduled(schedule: ast.expr | None) -> bool:
     return False
 
 
+def _never_starts(args: dict[str, ast.expr], default_args: dict[str, ast.expr],
+                  schedule: ast.expr | None, calls: list[ast.Call]) -> bool:
+    """No schedule and no start_date (on the DAG, in default_args or on a task): Airflow
+    below 2.8 refuses the DAG, later versions give the scheduler no interval to start from,
+    and Airflow 3's default schedule is None. Such a DAG runs only when triggered by hand."""
+    if schedule is not None or "start_date" in args or "start_date" in default_args:
+        return False
+    if "default_args" in args and not default_args:
+        return False  # default_args we cannot read may carry a start_date
+    return not any(kw(c, "start_date") is not None for c in calls
+                   if dotted(c.func).endswith(("Operator", "Sensor")))
+
+
 def _writes_nothing(body: ast.AST | None, funcs: dict[str, ast.FunctionDef | ast.AsyncFunctionDef],
-                    owner: ast.AST) -> bool:
+                    owner: ast.AST, dag_names: set[str] | None = None) -> bool:
     """Every task of the DAG is an Empty/Dummy operator, an `echo`, or a function that only
-    prints: such a DAG changes no data, so its scheduling cannot duplicate or lose any."""
+    prints: such a DAG changes no data, so its scheduling cannot duplicate or lose any. A
+    call handed the DAG (`build_load_task(dag, ...)`) makes tasks we cannot see: they may write."""
     if body is None:
         return False
     tasks = 0
@@ -88,6 +102,9 @@ def _writes_nothing(body: ast.AST | None, funcs: dict[str, ast.FunctionDef | ast
         if isinstance(n, ast.Call):
             short = dotted(n.func).rsplit(".", 1)[-1]
             if not short.endswith("Operator"):
+                if dag_names and any(isinstance(a, ast.Name) and a.id in dag_names
+                                     for a in n.args):
+                    return False
                 continue
             tasks += 1
             if short in _NO_WRITE_OPERATORS:
@@ -110,7 +127,8 @@ def _writes_nothing(body: ast.AST | None, funcs: dict[str, ast.FunctionDef | ast
 
 
 def _only_prints(f: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
-    for n in ast.walk(f):
+    # the body only: `@task(sla=timedelta(seconds=10))` is the decorator's call, not the task's
+    for n in (m for stmt in f.body for m in ast.walk(stmt)):
         if isinstance(n, ast.Call) and dotted(n.func).rsplit(".", 1)[-1] not in _NO_WRITE_CALLS:
             return False
     return True
@@ -168,13 +186,16 @@ def review_orchestration(path: str, tree: ast.Module, info: FileInfo) -> tuple[l
         dag_id = literal(args.get("dag_id")) or (literal(call.args[0]) if call.args else None) \
             or getattr(owner, "name", "dag")
         schedule = args.get("schedule", args.get("schedule_interval", args.get("timetable")))
-        body = owner if owner is not call else _with_body(tree, call)
+        body = owner if owner is not call else _with_body(tree, call, len(dag_defs) == 1)
         # catchup in default_args is ignored by Airflow (it is a DAG argument, not a task's).
         dflt_catchup = default_args.get("catchup")
         if dflt_catchup is not None and "catchup" not in args:
             hits.append((dflt_catchup.lineno, "IDM108", f"DAG {dag_id}"))
         # Hygiene matters only for a DAG that runs on a schedule and changes data.
-        hygiene = not _unscheduled(schedule) and not _writes_nothing(body, funcs, owner)
+        hygiene = not _unscheduled(schedule) and not (
+            all(k.arg for k in call.keywords)
+            and _never_starts(args, default_args, schedule, calls)) and not _writes_nothing(
+            body, funcs, owner, _dag_names(tree, call) if owner is call else None)
         if hygiene and "catchup" not in args:
             hits.append((line, "IDM101", f"DAG {dag_id}"))
         if hygiene and "max_active_runs" not in args:
@@ -283,11 +304,35 @@ def _returns_none(f: ast.AST) -> bool:
     return not any(isinstance(n, ast.Return) and n.value is not None for n in ast.walk(f))
 
 
-def _with_body(tree: ast.Module, call: ast.Call) -> ast.AST | None:
+def _dag_names(tree: ast.Module, call: ast.Call) -> set[str]:
+    """Names the DAG object is bound to (`dag = DAG(...)`, `with DAG(...) as dag`)."""
+    out = {t.id for n in ast.walk(tree) if isinstance(n, ast.Assign) and n.value is call
+           for t in n.targets if isinstance(t, ast.Name)}
+    out |= {i.optional_vars.id for n in ast.walk(tree) if isinstance(n, (ast.With, ast.AsyncWith))
+            for i in n.items if i.context_expr is call and isinstance(i.optional_vars, ast.Name)}
+    return out
+
+
+def _with_body(tree: ast.Module, call: ast.Call, only_dag: bool = False) -> ast.AST | None:
+    """Where the DAG's tasks are: `with DAG(...):`'s block; for `dag = DAG(...)`, the
+    `with dag:` blocks and the statements creating operators with `dag=dag`; failing both,
+    the module when it defines this DAG only."""
     for n in ast.walk(tree):
         if isinstance(n, (ast.With, ast.AsyncWith)) and any(i.context_expr is call for i in n.items):
             return n
-    return None
+    names = _dag_names(tree, call)
+    if names:
+        def named(e: ast.AST | None) -> bool:
+            return isinstance(e, ast.Name) and e.id in names
+
+        parts: list[ast.stmt] = [n for n in ast.walk(tree) if isinstance(n, (ast.With, ast.AsyncWith))
+                                 and any(named(i.context_expr) for i in n.items)]
+        parts += [st for st in tree.body if not isinstance(st, (ast.With, ast.AsyncWith)) and any(
+            isinstance(c, ast.Call) and (named(kw(c, "dag")) or any(named(a) for a in c.args))
+            for c in ast.walk(st))]
+        if parts:
+            return ast.Module(body=parts, type_ignores=[])
+    return tree if only_dag else None
 
 
 # ---- cron -----------------------------------------------------------------------------

@@ -55,6 +55,7 @@ SQL_OPERATORS = re.compile(
     r"Sqlite|Redshift\w*|Trino|DatabricksSql|Mssql|Oracle|Duck\w*|Jdbc|Vertica|Exasol|"
     r"Common\w*Sql|SqlExecute)\w*Operator$"
 )
+_DESTINATIONS = {"destination_project_dataset_table", "destination_table", "destination"}
 TXN_CONTEXT = {"begin", "transaction", "atomic", "begin_nested"}
 
 
@@ -313,10 +314,12 @@ class _ScopeWalker:
                 self.scope.events.append(Event("commit", node.lineno))
             elif last == "begin" and not node.args:
                 self.scope.events.append(Event("begin", node.lineno))
-            elif last == "to_sql":
+            elif last in {"to_sql", "to_gbq"}:
                 self.to_sql(node)
         if last == "write_pandas":
             self.write_pandas(node)
+        if kw(node, "write_disposition") is not None:
+            self.job_load(node)
         if SAVE_STATE.match(last.lower()) or name.endswith("Variable.set"):
             args = list(node.args) + [k.value for k in node.keywords]
             if any(contains_wall_clock(a) or (isinstance(a, ast.Name) and a.id in self.wall_names)
@@ -355,6 +358,17 @@ class _ScopeWalker:
                                        table=self._table_arg(node, 1, "destination"),
                                        if_exists="append"))
 
+    def job_load(self, node: ast.Call) -> None:
+        """A load job given a write mode and a destination (GCSToBigQueryOperator, a
+        BigQuery job): a write of its own, committed when the job ends. Its append mode is
+        operator_appends' business; here it only orders the writes (DELETE, then load)."""
+        dest = next((k.value for k in node.keywords if k.arg in _DESTINATIONS), None)
+        if dest is None:
+            return
+        s = string_of(dest)
+        table = s.text if s is not None else ident(ast.unparse(dest))
+        self.scope.events.append(Event("load", node.lineno, table=table.lower()))
+
     def _opaque(self, arg: ast.expr) -> bool:
         f = self.func
         params: set[str] = set()
@@ -376,11 +390,19 @@ class _ScopeWalker:
             if_exists="upsert" if upsert else "append"))
 
     def to_sql(self, node: ast.Call) -> None:
-        table_node = node.args[0] if node.args else kw(node, "name")
+        """DataFrame.to_sql(name, con, if_exists=...) and pandas-gbq's
+        DataFrame.to_gbq(destination_table, if_exists=...): the same write modes."""
+        name_kw = "destination_table" if node.func.attr == "to_gbq" else "name"  # type: ignore[attr-defined]
+        table_node = node.args[0] if node.args else kw(node, name_kw)
         table = literal(table_node)
         if not isinstance(table, str):
             table = ident(ast.unparse(table_node)) if table_node is not None else None
         if_exists = literal(kw(node, "if_exists")) or "fail"
+        if _empty_frame(node.func.value):  # type: ignore[attr-defined]
+            # df.head(0).to_sql(...) loads no row: it (re)creates the table for what follows
+            if if_exists != "replace":
+                return
+            if_exists = "create"
         schema = literal(kw(node, "schema"))
         if table and isinstance(schema, str):
             table = f"{schema}.{table}"
@@ -388,6 +410,17 @@ class _ScopeWalker:
             "to_sql", node.lineno, table=table.lower() if table else None,
             if_exists=str(if_exists), has_method=kw(node, "method") is not None,
             fixed_table=isinstance(literal(table_node), str)))
+
+
+def _empty_frame(node: ast.expr) -> bool:
+    """`df[:0]`, `df.iloc[:0]`, `df.head(0)`: a frame of no rows (its columns only)."""
+    if isinstance(node, ast.Subscript):
+        sl = node.slice
+        return isinstance(sl, ast.Slice) and sl.upper is not None and literal(sl.upper) == 0
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+            and node.func.attr == "head" and node.args:
+        return literal(node.args[0]) == 0
+    return False
 
 
 def _scope_context(scope: Scope, node: ast.AST, name: str, path: str) -> None:
@@ -415,20 +448,26 @@ def _scope_context(scope: Scope, node: ast.AST, name: str, path: str) -> None:
 
 _WRITE_SQL = re.compile(r"^\s*(?:--[^\n]*\n\s*)*(insert|merge|copy|upsert|update\s+\S+\s+set|"
                         r"delete\s+from|truncate|replace\s+into)\b", re.I)
-LOAD_CALLS = {"to_sql", "insert_rows", "write_pandas", "load_table_from_dataframe",
+LOAD_CALLS = {"to_sql", "to_gbq", "insert_rows", "write_pandas", "load_table_from_dataframe",
               "load_table_from_uri", "load_table_from_file", "copy_expert", "copy_from",
               "executemany", "bulk_insert_mappings", "bulk_save_objects", "insert_many",
               "insert_one", "bulk_load", "upsert"}
 _BROAD = {"Exception", "BaseException"}
+# object-store writes, and helpers named for what they do (`write_csv_s3`, `insert_batch`)
+_OBJECT_WRITES = {"put_object", "upload_file", "upload_fileobj", "upload_blob",
+                  "upload_from_filename", "upload_from_string"}
+_WRITE_HELPER = re.compile(r"^(write|insert|upsert|merge)_")
 
 
 def _is_load(node: ast.AST) -> bool:
-    """Does `node` write data: a load call, a write statement in a string, or dlt's run()?"""
+    """Does `node` write data: a load call, an object-store upload, a helper named for a
+    write, a write statement in a string, or dlt's run()?"""
     for n in ast.walk(node):
         if isinstance(n, ast.Call):
             name = dotted(n.func)
             last = name.rsplit(".", 1)[-1]
-            if last in LOAD_CALLS or (last == "run" and "pipeline" in name.lower()):
+            if last in LOAD_CALLS or last in _OBJECT_WRITES or _WRITE_HELPER.match(last) or (
+                    last == "run" and "pipeline" in name.lower()):
                 return True
         s = string_of(n) if isinstance(n, (ast.Constant, ast.JoinedStr)) else None
         if s is not None and _WRITE_SQL.match(s.text):
@@ -447,11 +486,54 @@ def swallowed_load_errors(tree: ast.Module) -> list[Hit]:
                 if h.type is not None else {"BaseException"}
             if not names & _BROAD:
                 continue
-            escapes = any(isinstance(n, ast.Raise) or (isinstance(n, ast.Call) and dotted(
-                n.func).rsplit(".", 1)[-1] in {"exit", "_exit", "abort", "fail"}) for b in h.body
-                          for n in ast.walk(b))
+            escapes = any(isinstance(n, ast.Raise) or (isinstance(n, ast.Call) and _fails(n))
+                          for b in h.body for n in ast.walk(b))
             if not escapes:
                 hits.append((h.lineno, "IDM206", "the load's failure is logged or ignored"))
+    return hits
+
+
+def _fails(call: ast.Call) -> bool:
+    """A call that ends the run as a failure. `exit()`, `sys.exit()` and `sys.exit(0)` end it
+    with status 0: the scheduler running the script sees a success."""
+    last = dotted(call.func).rsplit(".", 1)[-1]
+    if last in {"abort", "fail"}:
+        return True
+    if last not in {"exit", "_exit"}:
+        return False
+    code = call.args[0] if call.args else kw(call, "code") or kw(call, "status")
+    return code is not None and not (isinstance(code, ast.Constant) and code.value in (0, None))
+
+
+_FILE_WRITERS = {"to_csv", "to_json"}
+
+
+def file_appends(tree: ast.Module) -> list[Hit]:
+    """IDM201: `df.to_csv(path, mode="a")` in a scheduled task appends the rows to what the
+    file already holds, so a re-run or retry writes them twice. Not when the same function
+    first writes the file afresh (`mode="w"`, `os.remove`, `open(path, "w")`): chunks appended
+    to a file the run created are one output."""
+    hits: list[Hit] = []
+    scopes = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    for f in scopes + [tree]:
+        calls = sorted((n for n in ast.walk(f) if isinstance(n, ast.Call)),
+                       key=lambda c: (c.lineno, c.col_offset))
+        fresh: set[str] = set()
+        for c in calls:
+            last = dotted(c.func).rsplit(".", 1)[-1]
+            target = c.args[0] if c.args else kw(c, "path_or_buf")
+            key = ast.unparse(target) if target is not None else ""
+            removes = last in {"remove", "unlink"} and bool(c.args)
+            truncates = last == "open" and len(c.args) > 1 and \
+                str(literal(c.args[1]) or "").startswith("w")
+            if removes or truncates:
+                fresh.add(ast.unparse(c.args[0]))
+            elif last in _FILE_WRITERS and isinstance(c.func, ast.Attribute) and target is not None:
+                mode = literal(kw(c, "mode"))
+                if (mode is None and kw(c, "mode") is None) or mode == "w":
+                    fresh.add(key)
+                elif isinstance(mode, str) and mode.startswith("a") and key not in fresh:
+                    hits.append((c.lineno, "IDM201", f"{last}(mode='a') appends to {key[:40]}"))
     return hits
 
 
@@ -611,6 +693,7 @@ def review_python(path: str, tree: ast.Module, dialect: str | None) -> FileInfo:
     for _, sc in scopes:
         info.hits.extend(scope_hits(sc))
     info.hits.extend(swallowed_load_errors(tree))
+    info.hits.extend(file_appends(tree))
     info.hits.extend(dlt_appends(tree))
     info.hits.extend(operator_appends(tree))
     info.hits.extend(offset_commits_before_writes(tree))

@@ -38,6 +38,29 @@ def is_test_code(rel: str) -> bool:
         name.endswith(".py") and (name.startswith("test_") or name[:-3].endswith("_test")))
 
 
+_DBT_JINJA = re.compile(r"\{\{\s*(ref|source|config|this)\b|\bis_incremental\(\)")
+_ANALYSIS_PATHS = re.compile(r"^analysis-paths\s*:\s*\[([^\]]*)\]", re.M)
+
+
+def is_dbt_analysis(path: Path, text: str) -> bool:
+    """A dbt analysis: dbt compiles it (into target/) and never runs it, so its config and
+    SQL write nothing. Under a dbt_project.yml its `analysis-paths` say where analyses are
+    (default `analyses`); with no project file in sight, a dbt-templated file in an
+    `analyses/` or `analysis/` folder (both names are dbt defaults, old and new)."""
+    for parent in list(path.resolve().parents)[:8]:
+        project = parent / "dbt_project.yml"
+        if project.is_file():
+            try:
+                m = _ANALYSIS_PATHS.search(project.read_text(encoding="utf-8", errors="replace"))
+            except OSError:
+                return False
+            dirs = [d.strip().strip("'\"") for d in m.group(1).split(",")] if m else ["analyses"]
+            rel = path.resolve().relative_to(parent).as_posix()
+            return any(d and (rel + "/").startswith(d.rstrip("/") + "/") for d in dirs)
+    return any(p in {"analyses", "analysis"} for p in path.parts[:-1]) and bool(
+        _DBT_JINJA.search(text))
+
+
 def excluded(rel: str, patterns: list[str]) -> bool:
     """`rel` (posix, below a root) matches a glob, itself or through a parent folder."""
     for pat in patterns:

@@ -46,8 +46,8 @@ _WALL_FUNCS = {"NOW", "GETDATE", "SYSDATE", "SYSTIMESTAMP", "LOCALTIMESTAMP", "G
 
 @dataclass
 class Event:
-    # sql | begin | commit | to_sql | rows (hook insert_rows) | save_state | opaque (SQL whose
-    # text comes from the caller)
+    # sql | begin | commit | to_sql | rows (hook insert_rows) | load (a load job's write) |
+    # save_state | opaque (SQL whose text comes from the caller)
     kind: str
     line: int
     stmt: Statement | None = None
@@ -69,6 +69,10 @@ class Scope:
     partitioned: bool = False  # a parameter names the partition/day the scope loads
     # the run's logical date is at hand ({{ ds }}, data_interval_start): an Airflow task
     logical_date: bool = False
+    # a read-only query file (a report, a dbt view/table model): whoever runs it replaces
+    # its output with the result, so a trailing `now() - interval` window is a rolling
+    # report rebuilt each run, not a cursor
+    rebuilds: bool = False
 
 
 Hit = tuple[int, str, str]  # line, rule id, detail
@@ -105,6 +109,20 @@ def is_wall_clock(node: exp.Expression) -> bool:
         if isinstance(sub, exp.Column) and sub.name.upper() in {"SYSDATE", "CURRENT_TIMESTAMP"}:
             return True
     return False
+
+
+def _value_is_wall_clock(node: exp.Expression) -> bool:
+    """Is the value compared against the clock? A subquery's value is what it selects: in
+    `effdt = (SELECT max(effdt) ... WHERE effdt <= SYSDATE)` (the row in effect now) the
+    clock only filters inside it, the value is a date from the data."""
+    from sqlglot import exp
+
+    inner = node.this if isinstance(node, exp.Paren) else node
+    if isinstance(inner, exp.Subquery):
+        inner = inner.this
+    if isinstance(inner, exp.Select):
+        return any(is_wall_clock(p) for p in inner.expressions)
+    return is_wall_clock(node)
 
 
 def _has_lookback(node: exp.Expression) -> bool:
@@ -156,6 +174,16 @@ def _is_cursor_value(node: exp.Expression) -> bool:
     if isinstance(node, exp.Column):
         return bool(CURSOR_NAME.search(node.name.lower()))
     return False
+
+
+def _rebuilds(e: exp.Expression, scope: Scope | None) -> bool:
+    """The statement's result replaces its target whole: CREATE OR REPLACE / CREATE TABLE AS /
+    CREATE VIEW, or a plain query in a read-only query file."""
+    from sqlglot import exp
+
+    if isinstance(e, exp.Create):
+        return bool(e.args.get("replace")) or not e.args.get("exists")
+    return isinstance(e, exp.Query) and scope is not None and scope.rebuilds
 
 
 def _where_clauses(expr: exp.Expression) -> list[exp.Where]:
@@ -223,9 +251,9 @@ def statement_hits(stmt: Statement, scope: Scope | None) -> list[Hit]:
         for bounds in by_col.values():
             lowers = [b for b in bounds if b[2]]
             uppers = [b for b in bounds if not b[2]]
-            wall_lower = [b for b in lowers if is_wall_clock(b[1])]
+            wall_lower = [b for b in lowers if _value_is_wall_clock(b[1])]
             in_task = scope is not None and scope.logical_date
-            if lowers and uppers and all(is_wall_clock(b[1]) for b in bounds):
+            if lowers and uppers and all(_value_is_wall_clock(b[1]) for b in bounds):
                 if not reported_501:
                     line = node_line(lowers[0][0], stmt.line)
                     hits.append((line, "IDM503" if in_task else "IDM501",
@@ -237,6 +265,9 @@ def statement_hits(stmt: Statement, scope: Scope | None) -> list[Hit]:
                 if isinstance(e, exp.Select) and not _has_lookback(other):
                     # `WHERE d > CURRENT_DATE` in a plain query finds rows from the future: a
                     # data-quality check, not a window (a trailing window subtracts from now)
+                    continue
+                if _rebuilds(e, scope):
+                    # the last N days recomputed whole each run: a rolling report, rerun-safe
                     continue
                 hits.append((node_line(node, stmt.line), "IDM401", "filter on now()"))
                 continue
@@ -356,21 +387,21 @@ def scope_hits(scope: Scope) -> list[Hit]:
             explicit = False
             txn.append(current)
             continue
-        if (ev.kind == "to_sql" and not explicit) or ev.kind == "rows":
-            current += 1  # pandas / insert_rows commit on their own connection
+        if (ev.kind == "to_sql" and not explicit) or ev.kind in {"rows", "load"}:
+            current += 1  # pandas / insert_rows / a load job commit on their own connection
         if ev.kind == "save_state" and ev.stmt is None:
             current += 1  # a non-SQL store (Airflow Variable, a file) is never transactional
         txn.append(current)
         if (scope.autocommit and not explicit) or (ev.kind == "save_state" and ev.stmt is None):
             current += 1
-        if (ev.kind == "to_sql" and not explicit) or ev.kind == "rows":
+        if (ev.kind == "to_sql" and not explicit) or ev.kind in {"rows", "load"}:
             current += 1
 
     kinds = [(_kind(ev.stmt) if ev.kind == "sql" and ev.stmt else ev.kind) for ev in events]
 
     def writes(i: int) -> set[str]:
         ev = events[i]
-        if ev.kind in {"to_sql", "rows"} and ev.table:
+        if ev.kind in {"to_sql", "rows", "load"} and ev.table:
             return {ev.table}
         if ev.kind == "sql" and ev.stmt and kinds[i] in {"write", "create", "replace"}:
             return tables_written(ev.stmt.expr)
@@ -440,7 +471,7 @@ def scope_hits(scope: Scope) -> list[Hit]:
             if ev.if_exists == "replace" and (scope.incremental or partition_replace) \
                     and not _is_staging(t) and not rebuilt:
                 hits.append((ev.line, "IDM203", f"into {t}"))
-            if ev.if_exists == "replace":
+            if ev.if_exists in {"replace", "create"}:  # create: an empty frame replaced
                 cleared_before.add(t)
         # IDM404: a watermark stored, then a load that commits separately afterwards.
         is_save = ev.kind == "save_state" or (
@@ -467,6 +498,6 @@ def scope_tables(scope: Scope) -> tuple[list[str], list[str]]:
             written |= tables_written(ev.stmt.expr) | (
                 _cleared_tables(ev.stmt) if _kind(ev.stmt) == "clear" else set())
             reads |= tables_read(ev.stmt.expr)
-        elif ev.kind in {"to_sql", "rows"} and ev.table:
+        elif ev.kind in {"to_sql", "rows", "load"} and ev.table:
             written.add(ev.table)
     return sorted(reads - written), sorted(written)

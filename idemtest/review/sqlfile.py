@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 
 from .sql_rules import BACKFILL_NAME, Event, Hit, Scope, scope_hits
-from .sqlparse import parse_sql
+from .sqlparse import parse_sql, table_name
 from .templating import normalise_placeholders, render_jinja
 
 _AIRFLOW_MACRO = re.compile(
@@ -22,7 +22,9 @@ class SqlFileResult:
     errors: list[tuple[int, str]] = field(default_factory=list)
 
 
-def review_sql_file(path: str, text: str, dialect: str | None) -> SqlFileResult:
+def review_sql_file(path: str, text: str, dialect: str | None,
+                    siblings: list[str] | None = None) -> SqlFileResult:
+    """`siblings`: the text of the other `.sql` files of its folder (see _upserted_rows)."""
     out = SqlFileResult()
     stem = path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
     rendered = render_jinja(text, this_name=stem)
@@ -41,7 +43,9 @@ def review_sql_file(path: str, text: str, dialect: str | None) -> SqlFileResult:
     seen: set[tuple[int, str]] = {(ln, r) for ln, r, _ in out.hits}
     for rendered_text in texts:
         errors: list[tuple[int, str]] = []
-        for hit in _review_body(path, stem, text, rendered_text, dialect, errors):
+        for hit in _review_body(path, stem, text, rendered_text, dialect, errors,
+                                incremental=cfg.get("materialized") == "incremental",
+                                siblings=siblings or []):
             if (hit[0], hit[1]) not in seen:
                 seen.add((hit[0], hit[1]))
                 out.hits.append(hit)
@@ -50,8 +54,9 @@ def review_sql_file(path: str, text: str, dialect: str | None) -> SqlFileResult:
 
 
 def _review_body(path: str, stem: str, text: str, rendered_text: str, dialect: str | None,
-                 errors: list[tuple[int, str]]) -> list[Hit]:
-    body = normalise_placeholders(rendered_text)
+                 errors: list[tuple[int, str]], incremental: bool = False,
+                 siblings: list[str] | None = None) -> list[Hit]:
+    body = _schema_elements(_psql_meta(normalise_placeholders(rendered_text)))
     if not body.strip():
         return []
     parsed = parse_sql(body, dialect)
@@ -65,7 +70,66 @@ def _review_body(path: str, stem: str, text: str, rendered_text: str, dialect: s
     scope = Scope(path, stem, autocommit=not driver_run,
                   backfill=bool(BACKFILL_NAME.search(stem.lower())), logical_date=logical)
     scope.events = [Event("sql", st.line, stmt=st) for st in parsed.statements]
-    return scope_hits(scope)
+    # only queries, and not an incremental model (whose rows are merged into what is there)
+    scope.rebuilds = not incremental and all(_reads_only(st.expr) for st in parsed.statements)
+    hits = scope_hits(scope)
+    upserted = {st.line for st in parsed.statements if _upserted_rows(st.expr, siblings or [])}
+    return [h for h in hits if not (h[1] == "IDM201" and h[0] in upserted)]
+
+
+def _upserted_rows(e: object, siblings: list[str]) -> bool:
+    """`INSERT INTO t (...) VALUES (:a, :b)` of bound row values only (DataStage's
+    `ORCHESTRATE.col`, `:name`, `?`), with an `UPDATE t SET ... WHERE` in a sibling file: the
+    insert/update statement pair an ETL tool runs per row (insert-else-update, or new keys to
+    the insert and changed keys to the update after comparing with the target): an upsert."""
+    from sqlglot import exp
+
+    if not isinstance(e, exp.Insert) or not isinstance(e.expression, exp.Values):
+        return False
+    values = [v for row in e.expression.expressions for v in
+              (row.expressions if isinstance(row, exp.Tuple) else [row])]
+    if not values or not all(isinstance(v, (exp.Placeholder, exp.Parameter, exp.Column))
+                             for v in values):
+        return False
+    target = table_name(e.this)
+    if not target:
+        return False
+    name = re.escape(target.rsplit(".", 1)[-1])
+    update = re.compile(rf"^\s*UPDATE\s+(?:[\w\"]+\.)?\"?{name}\"?\s+SET\b[\s\S]*?\bWHERE\b",
+                        re.I | re.M)
+    return any(update.search(t) for t in siblings)
+
+
+_PSQL_META = re.compile(r"^[ \t]*\\([a-z]+)\b(.*)$", re.I | re.M)
+# CREATE SCHEMA up to its `;`, past comments and strings (a `;` in a comment ends nothing)
+_SCHEMA_WITH_ELEMENTS = re.compile(r"\bCREATE\s+SCHEMA\b(?:--[^\n]*|'[^']*'|[^;'])*", re.I)
+_ELEMENT = re.compile(r"\bCREATE\s+(TABLE|VIEW|INDEX|SEQUENCE)\b", re.I)
+
+
+def _psql_meta(text: str) -> str:
+    """psql scripts: a backslash command is a client command ending at the end of its line,
+    not SQL up to the next `;`. `\\copy t FROM 'f.csv'` loads rows like COPY (it is kept as
+    one); `\\c db`, `\\set`, `\\pset`, `\\echo`, ... become blank lines (lines keep their numbers)."""
+    def repl(m: re.Match[str]) -> str:
+        if m.group(1).lower() == "copy":
+            return "COPY" + m.group(2).rstrip().rstrip(";") + ";"
+        return ""
+
+    return _PSQL_META.sub(repl, text)
+
+
+def _schema_elements(text: str) -> str:
+    """`CREATE SCHEMA s CREATE TABLE a (...) CREATE TABLE b (...)` (PostgreSQL's schema
+    elements) creates each table: split it into statements so the tables count as created."""
+    return _SCHEMA_WITH_ELEMENTS.sub(lambda m: _ELEMENT.sub(lambda e: ";" + e.group(0),
+                                                            m.group(0)), text)
+
+
+def _reads_only(e: object) -> bool:
+    from sqlglot import exp
+
+    return isinstance(e, exp.Query) or (
+        isinstance(e, exp.Command) and str(e.this).upper() in {"SET", "DECLARE", "USE"})
 
 
 def sql_dialect_directive(text: str) -> str | None:

@@ -112,13 +112,13 @@ def table_name(node: exp.Expression | None) -> str | None:
 
 
 def same_table(a: str, b: str) -> bool:
-    """`analytics.orders` matches `orders` but not `raw.orders`."""
+    """`analytics.orders` matches `orders` and `warehouse.analytics.orders`, not `raw.orders`
+    (the shorter name is the longer one with its leading parts left out)."""
     if a == b:
         return True
     pa, pb = a.split("."), b.split(".")
-    if pa[-1] != pb[-1]:
-        return False
-    return len(pa) == 1 or len(pb) == 1
+    n = min(len(pa), len(pb))
+    return pa[-n:] == pb[-n:]
 
 
 def in_tables(name: str, tables: set[str] | list[str]) -> bool:

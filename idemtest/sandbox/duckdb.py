@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import shutil
 import sys
 import threading
@@ -22,7 +23,7 @@ from typing import Any
 from .._errors import BackendError
 from ..instrument import Controller, abbreviate, live_runs, note_unseen
 from . import scratch
-from .base import Backend, Sandbox, refuse_foreign
+from .base import Backend, Sandbox, refuse_foreign, resolve_setup_text, validate_schema
 from .sqlclock import clocked
 
 _counter = itertools.count(1)
@@ -32,6 +33,13 @@ _original_connect: Any = None
 # in a crash="kill" child: the parent's DuckDB objects, kept referenced so that they are
 # never finalized here (the instance's threads do not exist in the child)
 _inherited: list[Any] = []
+#: parameters bound in one multi-row INSERT when a source is loaded (executemany)
+MAX_PARAMS = 20000
+#: setup scripts kept as ready-made template catalogs per backend (most recent first)
+MAX_TEMPLATES = 8
+#: statements a template copy reproduces exactly (schema objects and their rows); a
+#: setup with anything else (SET, temp tables, INSTALL, ATTACH, ...) runs every time
+_COPYABLE = re.compile(r"\s*(?:(?:--[^\n]*\n|/\*.*?\*/)\s*)*(?:CREATE\s+(?!TEMP|TEMPORARY|OR\s+REPLACE\s+TEMP)|INSERT\s|COMMENT\s|ALTER\s|UPDATE\s|DELETE\s)", re.I | re.S)
 
 
 def _duckdb() -> Any:
@@ -323,6 +331,24 @@ class DuckDBSandbox(Sandbox):
         _registry[self._path] = self
         _install_patch()
 
+    def prepare(self, spec: Any, validate: bool = True) -> None:
+        """As on every backend, but a setup script already run once in this process is
+        copied from its template catalog (`COPY FROM DATABASE`, ~1 ms) instead of
+        re-run statement by statement (~30 statements in the examples: a sixth of a
+        correct check's time went there)."""
+        text = resolve_setup_text(spec)
+        key = text if text is not None and all(_COPYABLE.match(st) for st in self.split_script(text)) else None
+        template = self._backend.template(key) if key is not None else None
+        if template is None:
+            super().prepare(spec, validate)
+            if key is not None:
+                self._backend.keep_template(key, self.catalog)
+            return
+        rows = self._backend.template_rows.get(template, True)
+        self._admin.execute(f"COPY FROM DATABASE {template} TO {self.catalog}" + ("" if rows else " (SCHEMA)"))
+        if validate:
+            validate_schema(self, spec)
+
     def _attach_sql(self) -> str:
         location = "':memory:'" if self.file is None else "'" + self.file.replace("'", "''") + "'"
         return f"ATTACH {location} AS {self.catalog}"
@@ -387,7 +413,17 @@ class DuckDBSandbox(Sandbox):
         self._admin.execute(sql, params)
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        self._admin.executemany(sql, rows)
+        # DuckDB's executemany binds and runs one row at a time (~0.7 ms a row): loading a
+        # source for every run cost a fifth of a check. One multi-row VALUES statement per
+        # chunk is ten times faster; the target columns' types still cast each value.
+        head, sep, tail = sql.rpartition(" VALUES ")
+        if not sep or not rows or tail.count("?") != len(rows[0]):
+            self._admin.executemany(sql, rows)
+            return
+        per = max(1, MAX_PARAMS // len(rows[0]))
+        for i in range(0, len(rows), per):
+            chunk = rows[i : i + per]
+            self._admin.execute(f"{head} VALUES " + ", ".join([tail] * len(chunk)), [v for r in chunk for v in r])
 
     def query(self, sql: str, params: Sequence[Any] | None = None) -> tuple[list[str], list[tuple[Any, ...]]]:
         cur = self._admin.execute(sql, params)
@@ -439,6 +475,8 @@ class DuckDBBackend(Backend):
         self.files = files
         self._instance: Any = None
         self._tmp: Path | None = None
+        self._templates: dict[str, str] = {}  # setup text -> template catalog
+        self.template_rows: dict[str, bool] = {}  # template catalog -> holds seed rows
         if files:
             scratch.sweep("duckdb")  # files a killed run left behind
 
@@ -453,7 +491,33 @@ class DuckDBBackend(Backend):
                 self._instance.execute("SET GLOBAL TimeZone = 'UTC'")
             except Exception:
                 pass  # a DuckDB built without ICU has no time zones: UTC already
+            # sandboxes hold a few hundred rows: one thread per query is 15-25 % faster
+            # than handing each tiny query to the pool, and leaves the other core to xdist
+            self._instance.execute("SET GLOBAL threads = 1")
         return self._instance
+
+    def template(self, setup: str) -> str | None:
+        """The catalog holding `setup` already run (with the state store), if any."""
+        name = self._templates.pop(setup, None)
+        if name is not None:
+            self._templates[setup] = name  # most recently used last
+        return name
+
+    def keep_template(self, setup: str, catalog: str) -> None:
+        """Copy a freshly prepared sandbox (nothing of a load in it yet) as the template of `setup`."""
+        name = f"idemtest_t{next(_counter)}"
+        db = self.instance
+        db.execute(f"ATTACH ':memory:' AS {name}")
+        db.execute(f"COPY FROM DATABASE {catalog} TO {name}")
+        # a setup without seed rows is copied as schema only: twice as fast again
+        size = db.execute("SELECT coalesce(sum(estimated_size), 0) FROM duckdb_tables() WHERE database_name = ?", [name]).fetchone()
+        self.template_rows[name] = bool(size and size[0])
+        self._templates[setup] = name
+        while len(self._templates) > MAX_TEMPLATES:
+            old = self._templates.pop(next(iter(self._templates)))
+            self.template_rows.pop(old, None)
+            db.execute("USE memory")
+            db.execute(f"DETACH DATABASE IF EXISTS {old}")
 
     def create(self, spec: Any = None) -> DuckDBSandbox:
         file = None
@@ -467,6 +531,8 @@ class DuckDBBackend(Backend):
         for sb in list(_registry.values()):
             if sb._backend is self:
                 sb.close()
+        self._templates.clear()  # in-memory catalogs of the instance closed next
+        self.template_rows.clear()
         if self._instance is not None:
             self._instance.close()
             self._instance = None

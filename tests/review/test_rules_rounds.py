@@ -1,0 +1,163 @@
+"""Classes fixed after the first-contact measurements of rounds 5 and 6 of the real corpus
+(issue 12): each a small realistic snippet of the shape found in public pipeline code, the
+risky twin and the safe twin."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from idemtest.review import review_paths
+
+
+def findings(tmp_path: Path, name: str, text: str) -> list[tuple[int, str]]:
+    p = tmp_path / name
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(text, encoding="utf-8")
+    result = review_paths([p])
+    assert not result.skipped, result.skipped
+    return sorted((f.line, f.rule_id) for f in result.findings)
+
+
+_NO_START = """from airflow import DAG
+from airflow.providers.postgres.operators.postgres import PostgresOperator
+
+with DAG(dag_id="dag_runs_log"{extra}) as dag:
+    delete = PostgresOperator(task_id="delete", postgres_conn_id="pg",
+                              sql="delete from dag_runs where dt = '{{{{ ds }}}}'")
+    insert = PostgresOperator(task_id="insert", postgres_conn_id="pg",
+                              sql="insert into dag_runs (dt) values ('{{{{ ds }}}}')")
+    delete >> insert
+"""
+
+
+def test_dag_without_start_date_or_schedule_is_not_scheduled(tmp_path: Path) -> None:
+    # no schedule and no start_date: Airflow < 2.8 refuses it, later versions never start it
+    # on their own: catch-up and overlap cannot arise (the delete/insert gap still can)
+    assert findings(tmp_path, "manual.py", _NO_START.format(extra="")) == [(6, "IDM301")]
+    # a start_date (on the DAG or in default_args) makes Airflow 2's default daily schedule run
+    dated = _NO_START.format(extra=", start_date=datetime(2024, 5, 1)")
+    assert findings(tmp_path, "dated.py", "from datetime import datetime\n" + dated) == [
+        (5, "IDM101"), (5, "IDM102"), (5, "IDM103"), (7, "IDM301")]
+    in_defaults = _NO_START.format(extra=", default_args=ARGS")
+    in_defaults = in_defaults.replace(
+        "with DAG", "ARGS = {'start_date': datetime(2024, 5, 1), 'retries': 2}\n\nwith DAG")
+    assert findings(tmp_path, "defaults.py", "from datetime import datetime\n" + in_defaults) == [
+        (7, "IDM101"), (7, "IDM102"), (9, "IDM301")]
+    # default_args we cannot read may carry the start_date: judged as scheduled
+    unknown = _NO_START.format(extra=", default_args=load_args()")
+    assert (4, "IDM101") in findings(tmp_path, "unknown.py", unknown)
+
+
+_SLEEPS = """import datetime
+import pendulum
+import time
+
+from airflow.decorators import dag, task
+
+@dag(dag_id="dag_sla", schedule="*/2 * * * *", start_date=pendulum.datetime(2024, 5, 1, tz="UTC"))
+def dag_sla():
+    @task(task_id="first_sleep", sla=datetime.timedelta(seconds=10))
+    def first_sleep():
+        time.sleep(20)
+
+    @task
+    def second_sleep():
+        {second}
+
+    first_sleep() >> second_sleep()
+
+dag_sla()
+"""
+
+
+def test_taskflow_decorator_arguments_are_not_the_task_body(tmp_path: Path) -> None:
+    # tasks that only sleep change no data: no DAG hygiene, though the decorator calls timedelta
+    assert findings(tmp_path, "sleeps.py", _SLEEPS.format(second="time.sleep(10)")) == []
+    # a task that writes makes the DAG's scheduling matter
+    writes = _SLEEPS.format(second="PostgresHook('pg').run('insert into beats select now()')")
+    got = findings(tmp_path, "writes.py", writes)
+    assert (7, "IDM101") in got and (7, "IDM102") in got
+
+
+_ANALYSIS = """{{ config(materialized='incremental', incremental_strategy='append') }}
+select id, date_day from {{ ref('incremental_seed') }}
+{% if is_incremental() %}
+  where date_day >= (select max(date_day) from {{ this }})
+{% endif %}
+"""
+
+
+def test_dbt_analyses_are_compiled_not_run(tmp_path: Path) -> None:
+    # an analysis is compiled into target/ and never materialised: nothing to review
+    for folder in ("analysis", "analyses"):
+        p = tmp_path / folder / "inc_append.sql"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(_ANALYSIS, encoding="utf-8")
+        res = review_paths([p])
+        assert not res.findings and [s.reason for s in res.skipped] == [
+            "dbt analysis (dbt compiles it, never runs it)"]
+    # the same SQL as a model appends on every run
+    assert findings(tmp_path, "models/inc_append.sql", _ANALYSIS) == [(1, "IDM601"), (4, "IDM402")]
+    # dbt_project.yml names the analysis folder: a model folder called `analysis` is a model
+    proj = tmp_path / "proj"
+    (proj / "analysis").mkdir(parents=True)
+    (proj / "dbt_project.yml").write_text("name: shop\nmodel-paths: ['analysis']\n"
+                                          "analysis-paths: ['adhoc']\n", encoding="utf-8")
+    (proj / "analysis" / "inc_append.sql").write_text(_ANALYSIS, encoding="utf-8")
+    assert [f.rule_id for f in review_paths([proj]).findings] == ["IDM601", "IDM402"]
+    # a plain SQL script in a folder called analysis (no dbt templating) is still reviewed
+    assert findings(tmp_path, "analysis/load.sql", "INSERT INTO t SELECT * FROM s;\n") == [
+        (1, "IDM201")]
+
+
+_REPORT = """import sys
+import traceback
+
+
+def parse_report(s3_client, data, name):
+    try:
+        write_csv_s3(client=s3_client, dictionary=data, filename=name)
+    except Exception as e:
+        print(f"ERROR - CSV NOT WRITTEN - {{name}}: {{e}}")
+        traceback.print_exc()
+        {end}
+"""
+
+
+def test_exit_with_status_zero_swallows_the_failure(tmp_path: Path) -> None:
+    # exit() / sys.exit() / sys.exit(0) end the script with status 0: its scheduler sees success
+    for end in ("exit()", "sys.exit()", "sys.exit(0)"):
+        assert findings(tmp_path, "parse.py", _REPORT.format(end=end)) == [(8, "IDM206")]
+    # a non-zero status (or a message, which exits 1) fails the run
+    for end in ("sys.exit(1)", "sys.exit(f'failed: {e}')", "raise"):
+        assert findings(tmp_path, "parse.py", _REPORT.format(end=end)) == []
+
+
+def test_uploads_and_write_helpers_are_loads(tmp_path: Path) -> None:
+    upload = ("def upload(blob, path):\n    try:\n        blob.upload_from_filename(path)\n"
+              "    except Exception as e:\n        print(f'upload failed: {e}')\n")
+    assert findings(tmp_path, "upload.py", upload) == [(4, "IDM206")]
+    # reading a config is no load: nothing to report however its errors are handled
+    read = ("def settings(path):\n    try:\n        return load_config(path)\n"
+            "    except Exception:\n        return {}\n")
+    assert findings(tmp_path, "settings.py", read) == []
+
+
+_CHUNKS = """import pandas as pd
+
+
+def convert(path, out):
+{prep}    for chunk in pd.read_json(path, lines=True, chunksize=10000):
+        chunk.to_csv(out, mode="a", index=False)
+"""
+
+
+def test_appending_to_an_output_file(tmp_path: Path) -> None:
+    # every run (and retry) appends the rows to what the file already holds
+    assert findings(tmp_path, "to_csv.py", _CHUNKS.format(prep="")) == [(6, "IDM201")]
+    # the run starts the file afresh, then appends its chunks: one output per run
+    for prep in ("    if os.path.exists(out):\n        os.remove(out)\n",
+                 "    pd.DataFrame(columns=COLS).to_csv(out, index=False)\n",
+                 "    open(out, 'w').close()\n"):
+        assert findings(tmp_path, "to_csv.py", _CHUNKS.format(prep=prep)) == []
+
