@@ -105,7 +105,7 @@ for _name in __all__:
 
 
 #: adapters, reached as `idemtest.dbt` (a module, loaded on first use)
-_ADAPTERS: dict[str, str] = {"dbt": "adapters.dbt", "dlt": "adapters.dlt", "airflow": "adapters.airflow", "spark": "adapters.spark"}
+_ADAPTERS: dict[str, str] = {"dbt": "adapters.dbt", "dlt": "adapters.dlt", "airflow": "adapters.airflow", "dagster": "adapters.dagster", "spark": "adapters.spark"}
 
 
 def __getattr__(name: str) -> Any:

@@ -26,6 +26,8 @@ EXTRA_OF: dict[str, str] = {
     "pyarrow": "spark",
     "delta": "spark",
     "dlt": "dlt",
+    "dagster": "dagster",
+    "dagster_duckdb": "dagster",
 }
 
 

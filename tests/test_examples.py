@@ -24,6 +24,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import examples.airflow.test_dags as airflow_dags  # noqa: E402
+import examples.dagster.test_orders as dagster_orders  # noqa: E402
 import examples.dbt.test_shop as dbt_shop  # noqa: E402
 import examples.dlt.test_shop as dlt_shop  # noqa: E402
 import examples.duckdb as duck  # noqa: E402
@@ -91,6 +92,9 @@ SPARK_BUGGY = {n: fn for n, fn in SPARK.items() if getattr(fn, "pytestmark", Non
 # examples/dlt: idemtest.dlt.check tests of the dlt resources in examples/dlt/shop.py, the same way
 DLT = {f"dlt::{n}": fn for n, fn in checks(dlt_shop).items()}
 DLT_BUGGY = {n: fn for n, fn in DLT.items() if getattr(fn, "pytestmark", None)}
+# examples/dagster: idemtest.dagster.check tests of Dagster definitions, counted the same way
+DAGSTER = {f"dagster::{n}": fn for n, fn in checks(dagster_orders).items()}
+DAGSTER_BUGGY = {n: fn for n, fn in DAGSTER.items() if getattr(fn, "pytestmark", None)}
 
 
 def test_every_example_is_an_idemtest_check():
@@ -103,15 +107,17 @@ def test_every_example_is_an_idemtest_check():
     assert (len(SPARK), len(SPARK_BUGGY)) == (8, 5)
     assert (len(DLT), len(DLT_BUGGY)) == (5, 3)
     assert all(fn.idemtest_dlt.source.startswith("examples.dlt.shop:") for fn in DLT.values())
+    assert (len(DAGSTER), len(DAGSTER_BUGGY)) == (6, 4)
+    assert {fn.idemtest_dagster.assets for fn in DAGSTER.values()} == {"pipelines/orders.py", "pipelines/orders_pg.py"}
     for name, fn in ALL.items():
         check = fn.idemtest
         assert isinstance(check, idemtest.CheckDefinition), name
         assert check.spec.dialect == name.split("::")[0], f"{name}: the spec names the dialect of its folder"
 
 
-@pytest.mark.parametrize("name", sorted(BUGGY) + sorted(DBT_BUGGY) + sorted(DLT_BUGGY) + sorted(AIRFLOW_BUGGY) + sorted(SPARK_BUGGY))
+@pytest.mark.parametrize("name", sorted(BUGGY) + sorted(DBT_BUGGY) + sorted(DLT_BUGGY) + sorted(AIRFLOW_BUGGY) + sorted(DAGSTER_BUGGY) + sorted(SPARK_BUGGY))
 def test_buggy_examples_are_strict_xfails_on_a_violation(name):
-    marks = [m for m in getattr({**BUGGY, **DBT_BUGGY, **DLT_BUGGY, **AIRFLOW_BUGGY, **SPARK_BUGGY}[name], "pytestmark", []) if m.name == "xfail"]
+    marks = [m for m in getattr({**BUGGY, **DBT_BUGGY, **DLT_BUGGY, **AIRFLOW_BUGGY, **DAGSTER_BUGGY, **SPARK_BUGGY}[name], "pytestmark", []) if m.name == "xfail"]
     assert len(marks) == 1, name
     mark = marks[0]
     assert mark.kwargs["strict"] is True
@@ -150,6 +156,8 @@ def _top_level_imports(path: Path) -> set[str]:
 
 def test_no_example_imports_an_optional_driver_at_module_level():
     for path in sorted(EXAMPLES.rglob("*.py")):
+        if path.parent == EXAMPLES / "dagster" / "pipelines":
+            continue  # Dagster definitions, imported only when a Dagster check runs (never at collection)
         found = _top_level_imports(path) & NOT_AT_TOP
         assert not found, f"{path.relative_to(ROOT)} imports {sorted(found)} at the top: import it inside the function that needs it"
 
@@ -269,7 +277,7 @@ def test_examples_are_skipped_without_the_flag():
     assert proc.returncode == 0, proc.stdout + proc.stderr
     # every check is skipped (the PostgreSQL ones too), none runs
     m = re.search(r"(\d+) skipped in", proc.stdout)
-    assert m and int(m.group(1)) == len(ALL) + len(DBT) + len(DLT) + len(AIRFLOW) + len(SPARK), proc.stdout
+    assert m and int(m.group(1)) == len(ALL) + len(DBT) + len(DLT) + len(AIRFLOW) + len(DAGSTER) + len(SPARK), proc.stdout
     assert "passed" not in proc.stdout and "failed" not in proc.stdout
     assert "--idempotency" in proc.stdout
 
@@ -323,7 +331,7 @@ def without_drivers(tmp_path_factory):
 def test_examples_collect_without_the_optional_drivers(without_drivers):
     proc = _pytest("examples", "--collect-only", env=without_drivers, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert f"{len(ALL) + len(DBT) + len(DLT) + len(AIRFLOW) + len(SPARK)} tests collected" in proc.stdout, proc.stdout
+    assert f"{len(ALL) + len(DBT) + len(DLT) + len(AIRFLOW) + len(DAGSTER) + len(SPARK)} tests collected" in proc.stdout, proc.stdout
 
 
 def test_an_example_needing_an_extra_is_skipped_with_the_pip_command(without_drivers):

@@ -172,7 +172,7 @@ def imports_of_all(path: Path) -> set[str]:
     return names
 
 
-HEAVY = ["duckdb", "hypothesis", "pandas", "psycopg", "psycopg2", "sqlalchemy", "sqlglot", "faker", "time_machine", "testcontainers", "idemtest.engine.search", "idemtest.sandbox.duckdb"]
+HEAVY = ["dagster", "duckdb", "hypothesis", "pandas", "psycopg", "psycopg2", "sqlalchemy", "sqlglot", "faker", "time_machine", "testcontainers", "idemtest.engine.search", "idemtest.sandbox.duckdb"]
 
 
 def test_loading_the_plugin_imports_no_heavy_module():

@@ -21,6 +21,10 @@ if TYPE_CHECKING:
     from ..instrument import Controller
 
 BLOCK_AFTER = 0.25  # seconds a granted statement may run before it counts as blocked
+#: seconds a run may spend in Python between statements (its own code, or an orchestrator's
+#: machinery: a Dagster materialize spends ~0.1 s before its first statement) before the
+#: others go on without it; only a run inside a statement can be waiting on a database lock
+PYTHON_AFTER = 5.0
 
 
 class Interleaver:
@@ -37,10 +41,18 @@ class Interleaver:
         self.seq = itertools.count(1)
         self.blocked: list[tuple[str, Boundary]] = []
         self.hooks: list[Any] = []
+        # runs whose granted statement has not returned yet (set at the grant, cleared by
+        # the controller's after-hook): the others are in Python between statements
+        self.in_statement: set[Controller] = set()
+        self._hooked: set[Controller] = set()
 
     def gate(self, ctl: Controller, b: Boundary) -> None:
         """Worker side: park at a boundary until granted the turn."""
         with self.cv:
+            if ctl not in self._hooked:
+                self._hooked.add(ctl)
+                ctl.after_hooks.append(self._statement_done)
+            self.in_statement.discard(ctl)
             self.parked.setdefault(ctl, []).append(b)
             self.cv.notify_all()
             while self.turn is not ctl:
@@ -49,6 +61,7 @@ class Interleaver:
                     return
                 self.cv.wait(0.05)
             self.turn = None  # acknowledge: the scheduler may look again
+            self.in_statement.add(ctl)
             self._unpark(ctl, b)
             b.seq = next(self.seq)
             self.cv.notify_all()
@@ -62,6 +75,11 @@ class Interleaver:
         if not waiting:
             self.parked.pop(ctl, None)
 
+    def _statement_done(self, ctl: Controller, b: Boundary) -> None:
+        with self.cv:
+            self.in_statement.discard(ctl)
+            self.cv.notify_all()
+
     def done(self, ctl: Controller) -> None:
         with self.cv:
             self.finished.add(ctl)
@@ -72,7 +90,8 @@ class Interleaver:
 
         A run that is neither parked nor finished is executing a statement; once
         it has done so for `block_after` seconds it is waiting on a lock held by
-        another run, so a parked run gets the turn instead of waiting forever."""
+        another run, so a parked run gets the turn instead of waiting forever. A run
+        between statements (in Python) is waited for up to PYTHON_AFTER seconds."""
         since: dict[Controller, float] = {c: time.monotonic() for c in ctls}
         noted: set[tuple[Controller, int]] = set()
         with self.cv:
@@ -85,11 +104,11 @@ class Interleaver:
                     return False
                 parked = [c for c in active if c in self.parked]
                 running = [c for c in active if c not in self.parked]
-                busy = [c for c in running if now - since[c] <= self.block_after]
+                busy = [c for c in running if now - since[c] <= (self.block_after if c in self.in_statement else PYTHON_AFTER)]
                 if busy or not parked:
                     self.cv.wait(0.01)
                     continue
-                for c in running:  # every running one is blocked in the database
+                for c in running:  # every running one is blocked in the database (or stuck in Python)
                     mark = (c, c.count)
                     if mark not in noted:
                         noted.add(mark)

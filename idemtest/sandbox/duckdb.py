@@ -13,6 +13,7 @@ import itertools
 import os
 import re
 import shutil
+import sys
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -184,6 +185,18 @@ def _outside(sandbox: DuckDBSandbox | None, kind: str, text: Any) -> None:
         note_unseen(f"a DuckDB connection to {where} opened outside the run ({kind}: {abbreviate(str(text), 80)})")
 
 
+_CALL = compile("__idemtest_fn__(*__idemtest_args__, **__idemtest_kwargs__)", "<idemtest: the caller's frame>", "eval")
+
+
+def _from_caller(frame: Any, fn: Any, args: Any, kwargs: Any) -> Any:
+    """Call `fn` from a frame that sees the user's variables: DuckDB resolves
+    `SELECT * FROM df` (a replacement scan) in the frame that calls it, which through
+    the proxy would be idemtest's own (Dagster's DuckDB IO managers write `FROM obj`)."""
+    scope = dict(frame.f_locals)
+    scope.update(__idemtest_fn__=fn, __idemtest_args__=args, __idemtest_kwargs__=kwargs)
+    return eval(_CALL, frame.f_globals, scope)
+
+
 def _wrap_relation(obj: Any, ctl: Controller | None) -> Any:
     duckdb = _duckdb()
     if isinstance(obj, duckdb.DuckDBPyRelation):
@@ -207,9 +220,9 @@ class DuckDBConnectionProxy:
         ctl = self._ctl
         if ctl is None:
             _outside(self._sandbox, kind, text)
-            return fn(*args, **kwargs)
+            return _from_caller(sys._getframe(2), fn, args, kwargs)
         b = ctl.boundary(kind, text)
-        out = fn(*args, **kwargs)
+        out = _from_caller(sys._getframe(2), fn, args, kwargs)
         ctl.done(b)
         return out
 
