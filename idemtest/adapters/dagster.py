@@ -51,6 +51,9 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import CheckFailure, ConfigurationError, MissingExtraError, SpecError
 from .._extras import require
+from ..review.emit import (
+    check_module_source as check_module_source,  # the text `review --emit-checks` writes
+)
 from ..spec import ALL_PERTURBATIONS, Schedule, Source, Spec, Target, Window, hourly, parse_time
 
 if TYPE_CHECKING:
@@ -927,30 +930,3 @@ def definition_of(test: Any) -> DagsterCheck | None:
     """The Dagster check a test was built with (for tools such as bench/dagster_bench.py)."""
     found = getattr(test, "idemtest_dagster", None)
     return found if isinstance(found, DagsterCheck) else None
-
-
-def check_module_source(definitions_path: str, asset_keys: list[str]) -> str:
-    """The text of a ready-to-run pytest module checking `asset_keys` of the Dagster
-    definitions at `definitions_path` (a .py file or a module name; a relative file is
-    looked for from the working directory, then next to the written module)."""
-    if not asset_keys or not all(isinstance(k, str) and k.strip() for k in asset_keys):
-        raise SpecError(f"asset_keys={asset_keys!r}: name at least one asset key")
-    lines = [
-        f'"""idemtest checks of the Dagster assets in {definitions_path}, written by `idemtest review --emit-checks`.',
-        "",
-        "Run them with `pytest --idempotency` (needs `pip install 'idemtest[dagster]'`). Sources come from the",
-        "upstream assets' column schemas; a check that cannot tell a source's columns, key or event time says",
-        'which `sources={...}` entry to add."""',
-        "",
-        "import idemtest",
-        "",
-    ]
-    used: set[str] = set()
-    for k in asset_keys:
-        base = "test_" + "".join(c if c.isalnum() else "_" for c in k).strip("_")
-        name, n = base, 2
-        while name in used:
-            name, n = f"{base}_{n}", n + 1
-        used.add(name)
-        lines.append(f"{name} = idemtest.dagster.check(assets={definitions_path!r}, select=[{k!r}])")
-    return "\n".join(lines) + "\n"

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .._errors import SpecError
 from .model import Job
 
 _CREATE = re.compile(r"CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?([\w.\"]+)\s*\((.*?)\)\s*;", re.I | re.S)
@@ -153,8 +154,47 @@ def emit_airflow(job: Job, tables: dict[str, Table], roots: list[Path], out_dir:
     return f"test_{_ident(job.name)}_idempotency.py", "\n".join(lines)
 
 
-#: job kind -> emitter (a Dagster emitter goes beside the Airflow one)
-EMITTERS: dict[str, Callable[[Job, dict[str, Table], list[Path], Path], tuple[str, str] | None]] = {"airflow": emit_airflow}
+def check_module_source(definitions_path: str, asset_keys: list[str]) -> str:
+    """The text of a ready-to-run pytest module checking `asset_keys` of the Dagster
+    definitions at `definitions_path` (a .py file or a module name; a relative file is
+    looked for from the working directory, then next to the written module)."""
+    if not asset_keys or not all(isinstance(k, str) and k.strip() for k in asset_keys):
+        raise SpecError(f"asset_keys={asset_keys!r}: name at least one asset key")
+    lines = [
+        f'"""idemtest checks of the Dagster assets in {definitions_path}, written by `idemtest review --emit-checks`.',
+        "",
+        "Run them with `pytest --idempotency` (needs `pip install 'idemtest[dagster]'`). Sources come from the",
+        "upstream assets' column schemas; a check that cannot tell a source's columns, key or event time says",
+        'which `sources={...}` entry to add."""',
+        "",
+        "import idemtest",
+        "",
+    ]
+    used: set[str] = set()
+    for k in asset_keys:
+        base = "test_" + "".join(c if c.isalnum() else "_" for c in k).strip("_")
+        name, n = base, 2
+        while name in used:
+            name, n = f"{base}_{n}", n + 1
+        used.add(name)
+        lines.append(f"{name} = idemtest.dagster.check(assets={definitions_path!r}, select=[{k!r}])")
+    return "\n".join(lines) + "\n"
+
+
+def emit_dagster(job: Job, tables: dict[str, Table], roots: list[Path], out_dir: Path) -> tuple[str, str] | None:
+    """One module per Dagster definitions file: a check per asset that writes a table
+    (`idemtest.dagster.check` reads partitions, retry policy and resources from the
+    definitions themselves when it runs)."""
+    writers = [t.name for t in job.tasks if t.outputs]
+    if not writers:
+        return None
+    defs = job_path(job.file, roots)
+    stem = _ident(defs.stem)
+    return f"test_{stem}_assets_idempotency.py", check_module_source(_rel(defs, out_dir), writers)
+
+
+#: job kind -> emitter
+EMITTERS: dict[str, Callable[[Job, dict[str, Table], list[Path], Path], tuple[str, str] | None]] = {"airflow": emit_airflow, "dagster": emit_dagster}
 
 
 def emit_checks(jobs: Iterable[Job], roots: Iterable[Path], out_dir: Path) -> list[Path]:
