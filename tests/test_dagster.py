@@ -260,6 +260,7 @@ def test_daily_windows_come_from_the_partitions_definition():
 
 
 def test_hourly_monthly_and_static_windows(small):
+    needs_dagster()
     from dagster import PartitionKeyRange
 
     hourly = plan(assets=str(small), select=["hourly_events"], partitions=2)
@@ -417,6 +418,7 @@ def test_caught_with_a_minimal_scenario_then_replayed(tmp_path):
 
 
 def test_check_module_source_runs_as_written(pytester, small):
+    needs_dagster()
     from idemtest.adapters.dagster import check_module_source
 
     text = check_module_source(str(small), ["daily_events", "region_events"])
