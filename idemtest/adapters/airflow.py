@@ -62,6 +62,7 @@ from .._errors import (
 )
 from .._extras import require
 from ..spec import ALL_PERTURBATIONS, Source, Spec, Target, windows
+from ._pytest import as_user_test, skip_unless_enabled, with_note
 
 if TYPE_CHECKING:
     from ..context import RunContext
@@ -899,10 +900,7 @@ def check(
     def test(idempotency: Any) -> None:
         import pytest
 
-        from ..fixtures import SKIP_REASON
-
-        if not idempotency.enabled:
-            pytest.skip(SKIP_REASON)
+        skip_unless_enabled(idempotency)
         if idempotency.dialect != "postgres":
             pytest.skip(
                 "Airflow checks run on PostgreSQL (the database Airflow's SQL operators and PostgresHook talk to); "
@@ -924,25 +922,16 @@ def check(
             raise
 
     name = "_".join(definition.tasks) if definition.tasks else "dag"
-    test.__name__ = test.__qualname__ = f"test_airflow_{label}_{name}"
-    caller = inspect.currentframe()
-    module = caller.f_back.f_globals.get("__name__") if caller is not None and caller.f_back is not None else None
-    if module:
-        test.__module__ = module
-    test.__doc__ = f"idemtest: Airflow DAG {label}"
-    test.idemtest_airflow = definition  # type: ignore[attr-defined]
-    return test
+    return as_user_test(test, name=f"test_airflow_{label}_{name}", doc=f"idemtest: Airflow DAG {label}", attr="idemtest_airflow", definition=definition)
 
 
 def _with_dag(failure: CheckFailure, plan: Plan, definition: AirflowCheck) -> CheckFailure:
-    text = (
-        f"{failure.report}\n\nairflow: each run is one DAG run of tasks {list(plan.tasks)} (checked: {list(plan.checked)}) "
+    return with_note(
+        failure,
+        f"airflow: each run is one DAG run of tasks {list(plan.tasks)} (checked: {list(plan.checked)}) "
         f"in dependency order; from the DAG: {plan.semantics.describe()}; a retry re-runs the failed task and the ones after it, "
-        f"a second run of a window clears {list(plan.checked)} and their downstream tasks"
+        f"a second run of a window clears {list(plan.checked)} and their downstream tasks",
     )
-    failure.report = text
-    failure.args = (text,)
-    return failure
 
 
 def definition_of(test: Any) -> AirflowCheck | None:

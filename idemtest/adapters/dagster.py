@@ -49,12 +49,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._errors import CheckFailure, ConfigurationError, MissingExtraError, SpecError
+from .._errors import CheckFailure, ConfigurationError, SpecError
 from .._extras import require
 from ..review.emit import (
     check_module_source as check_module_source,  # the text `review --emit-checks` writes
 )
 from ..spec import ALL_PERTURBATIONS, Schedule, Source, Spec, Target, Window, hourly, parse_time
+from ._pytest import as_user_test, plan_or_skip, skip_unless_enabled, with_note
 
 if TYPE_CHECKING:
     from ..context import RunContext
@@ -887,43 +888,32 @@ def check(
     )
 
     def test(idempotency: Any) -> None:
-        import pytest
-
-        from ..fixtures import SKIP_REASON
-
-        if not idempotency.enabled:
-            pytest.skip(SKIP_REASON)
-        try:
-            plan = definition.plan(idempotency.dialect)
-        except MissingExtraError as e:
-            pytest.skip(str(e))
+        skip_unless_enabled(idempotency)
+        plan = plan_or_skip(lambda: definition.plan(idempotency.dialect))
         try:
             idempotency.check(plan.spec, plan.load, examples=examples or DEFAULT_EXAMPLES, base_dir=base, systematic_max=systematic_max)
         except CheckFailure as failure:
             raise _with_note(failure, plan) from None
 
-    test.__name__ = test.__qualname__ = "test_dagster_" + "_".join(s.replace("/", "_") for s in select)
-    caller = inspect.currentframe()
-    module = caller.f_back.f_globals.get("__name__") if caller is not None and caller.f_back is not None else None
-    if module:
-        test.__module__ = module
-    test.__doc__ = f"idemtest: Dagster assets {list(select)} of {assets if isinstance(assets, str) else type(assets).__name__}"
-    test.idemtest_dagster = definition  # type: ignore[attr-defined]
-    return test
+    return as_user_test(
+        test,
+        name="test_dagster_" + "_".join(s.replace("/", "_") for s in select),
+        doc=f"idemtest: Dagster assets {list(select)} of {assets if isinstance(assets, str) else type(assets).__name__}",
+        attr="idemtest_dagster",
+        definition=definition,
+    )
 
 
 def _with_note(failure: CheckFailure, plan: Plan) -> CheckFailure:
     p = plan.partitions
     what = {"time": "its time partitions", "static": "its static partition keys (one window each)", "none": "its scheduled runs (unpartitioned)"}[p.kind]
     keys = [k for k in p.keys if k is not None]
-    text = (
-        f"{failure.report}\n\nDagster: each run is `dagster.materialize(..., partition_key=...)` in process; windows are {what}"
+    return with_note(
+        failure,
+        f"Dagster: each run is `dagster.materialize(..., partition_key=...)` in process; windows are {what}"
         + (f" {keys}" if keys else "")
-        + f"; retries: {plan.spec.retries} ({plan.retry_source}), {plan.spec.retry_delay} apart"
+        + f"; retries: {plan.spec.retries} ({plan.retry_source}), {plan.spec.retry_delay} apart",
     )
-    failure.report = text
-    failure.args = (text,)
-    return failure
 
 
 def definition_of(test: Any) -> DagsterCheck | None:

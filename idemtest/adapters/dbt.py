@@ -46,9 +46,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from .._errors import CheckFailure, DbtProjectError, MissingExtraError, SpecError
+from .._errors import CheckFailure, DbtProjectError, SpecError
 from .._extras import require
 from ..spec import ALL_PERTURBATIONS, Schedule, Source, Spec, Target, hourly
+from ._pytest import as_user_test, plan_or_skip, skip_unless_enabled, with_note
 
 if TYPE_CHECKING:
     from ..context import RunContext
@@ -569,30 +570,14 @@ def check(
     )
 
     def test(idempotency: Any) -> None:
-        import pytest
-
-        from ..fixtures import SKIP_REASON
-
-        if not idempotency.enabled:
-            pytest.skip(SKIP_REASON)
-        try:
-            plan = definition.plan(idempotency.dialect)
-        except MissingExtraError as e:
-            pytest.skip(str(e))
+        skip_unless_enabled(idempotency)
+        plan = plan_or_skip(lambda: definition.plan(idempotency.dialect))
         try:
             idempotency.check(plan.spec, plan.load, examples=examples or DEFAULT_EXAMPLES, base_dir=root, systematic_max=DEFAULT_SYSTEMATIC_MAX)
         except CheckFailure as failure:
             raise _with_oracle(failure, plan) from None
 
-    test.__name__ = test.__qualname__ = f"test_dbt_{select}"
-    if base is not None:
-        caller = inspect.currentframe()
-        module = caller.f_back.f_globals.get("__name__") if caller is not None and caller.f_back is not None else None
-        if module:
-            test.__module__ = module
-    test.__doc__ = f"idemtest: dbt model {select!r} of {root}"
-    test.idemtest_dbt = definition  # type: ignore[attr-defined]
-    return test
+    return as_user_test(test, name=f"test_dbt_{select}", doc=f"idemtest: dbt model {select!r} of {root}", attr="idemtest_dbt", definition=definition)
 
 
 def _with_oracle(failure: CheckFailure, plan: Plan) -> CheckFailure:
@@ -604,10 +589,7 @@ def _with_oracle(failure: CheckFailure, plan: Plan) -> CheckFailure:
         )
     else:
         note = f"reference run (the 'clean run' below): `dbt run --select {plan.selection}` once per window, in order, all data arrived"
-    text = f"{failure.report}\n\ndbt: model built by `dbt run --select {plan.selection}` ({plan.strategy} strategy); {note}"
-    failure.report = text
-    failure.args = (text,)
-    return failure
+    return with_note(failure, f"dbt: model built by `dbt run --select {plan.selection}` ({plan.strategy} strategy); {note}")
 
 
 def definition_of(test: Any) -> DbtCheck | None:

@@ -41,7 +41,6 @@ dlt runs one pipeline at a time here (`concurrency="none"`).
 from __future__ import annotations
 
 import atexit
-import inspect
 import os
 import re
 import shutil
@@ -55,9 +54,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._errors import CheckFailure, ConfigurationError, IdemtestError, MissingExtraError, SpecError
+from .._errors import CheckFailure, ConfigurationError, IdemtestError, SpecError
 from .._extras import require
 from ..spec import ALL_PERTURBATIONS, Schedule, Source, Spec, Target, hourly
+from ._pytest import as_user_test, plan_or_skip, skip_unless_enabled, with_note
 
 if TYPE_CHECKING:
     from ..context import RunContext
@@ -674,16 +674,8 @@ def check(
     )
 
     def test(idempotency: Any) -> None:
-        import pytest
-
-        from ..fixtures import SKIP_REASON
-
-        if not idempotency.enabled:
-            pytest.skip(SKIP_REASON)
-        try:
-            plan = definition.plan(idempotency.dialect)
-        except MissingExtraError as e:
-            pytest.skip(str(e))
+        skip_unless_enabled(idempotency)
+        plan = plan_or_skip(lambda: definition.plan(idempotency.dialect))
         try:
             idempotency.check(
                 plan.spec, plan.load, examples=examples or DEFAULT_EXAMPLES, systematic_max=systematic_max, max_seconds=max_seconds
@@ -691,14 +683,7 @@ def check(
         except CheckFailure as failure:
             raise _with_note(failure, plan) from None
 
-    test.__name__ = test.__qualname__ = f"test_dlt_{name}"
-    frame = inspect.currentframe()
-    module = frame.f_back.f_globals.get("__name__") if frame is not None and frame.f_back is not None else None
-    if module:
-        test.__module__ = module
-    test.__doc__ = f"idemtest: dlt pipeline {name!r}"
-    test.idemtest_dlt = definition  # type: ignore[attr-defined]
-    return test
+    return as_user_test(test, name=f"test_dlt_{name}", doc=f"idemtest: dlt pipeline {name!r}", attr="idemtest_dlt", definition=definition)
 
 
 def _with_note(failure: CheckFailure, plan: Plan) -> CheckFailure:
@@ -709,10 +694,7 @@ def _with_note(failure: CheckFailure, plan: Plan) -> CheckFailure:
         "same": "every retry ran on the same worker (local pipelines_dir kept)",
         "fresh": "every retry ran on a fresh worker (local pipelines_dir wiped, state restored from the destination)",
     }[plan.worker]
-    text = f"{failure.report}\n\ndlt: each run is pipeline.run() loading {loads}; {worker}; dlt's columns {list(DLT_COLUMNS)} are ignored"
-    failure.report = text
-    failure.args = (text,)
-    return failure
+    return with_note(failure, f"dlt: each run is pipeline.run() loading {loads}; {worker}; dlt's columns {list(DLT_COLUMNS)} are ignored")
 
 
 def definition_of(test: Any) -> DltCheck | None:

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import ConfigurationError, MissingExtraError, SpecError
 from ..spec import ALL_PERTURBATIONS, Oracle, Schedule, Source, Spec, Target, daily
+from ._pytest import as_user_test, skip_unless_enabled
 
 if TYPE_CHECKING:
     from ..context import RunContext
@@ -139,23 +140,11 @@ def check(
     base = _caller_dir()
 
     def test(idempotency: Any) -> None:
-        import pytest
-
-        from ..fixtures import SKIP_REASON
-
-        if not idempotency.enabled:
-            pytest.skip(SKIP_REASON)
+        skip_unless_enabled(idempotency)
         run_check(idempotency, spec, load, examples=examples, base_dir=base, db=db)
 
     name = getattr(job, "__name__", "job")
-    test.__name__ = test.__qualname__ = f"test_spark_{name}"
-    frame = inspect.currentframe()
-    module = frame.f_back.f_globals.get("__name__") if frame is not None and frame.f_back is not None else None
-    if module:
-        test.__module__ = module
-    test.__doc__ = f"idemtest: Spark job {name!r}"
-    test.idemtest_spark = (spec, load)  # type: ignore[attr-defined]
-    return test
+    return as_user_test(test, name=f"test_spark_{name}", doc=f"idemtest: Spark job {name!r}", attr="idemtest_spark", definition=(spec, load))
 
 
 def _created_by_load(t: Target) -> Target:
