@@ -100,7 +100,7 @@ DAGSTER_BUGGY = {n: fn for n, fn in DAGSTER.items() if getattr(fn, "pytestmark",
 def test_every_example_is_an_idemtest_check():
     assert (len(checks(duck_correct)), len(checks(duck_buggy))) == (16, 25)
     assert (len(checks(pg_correct)), len(checks(pg_buggy))) == (10, 10)
-    assert (len(DBT), len(DBT_BUGGY)) == (4, 3)
+    assert (len(DBT), len(DBT_BUGGY)) == (6, 4)
     assert all(fn.idemtest_dbt.project_dir.name == "shop" for fn in DBT.values())
     assert (len(AIRFLOW), len(AIRFLOW_BUGGY)) == (4, 2)
     assert all(fn.idemtest_airflow.base.name == "airflow" for fn in AIRFLOW.values())

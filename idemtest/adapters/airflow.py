@@ -37,7 +37,6 @@ import atexit
 import copy
 import difflib
 import importlib.util
-import inspect
 import json
 import logging
 import os
@@ -62,7 +61,7 @@ from .._errors import (
 )
 from .._extras import require
 from ..spec import ALL_PERTURBATIONS, Source, Spec, Target, windows
-from ._pytest import as_user_test, skip_unless_enabled, with_note
+from ._shared import as_user_test, caller_dir, skip_unless_enabled, with_note
 
 if TYPE_CHECKING:
     from ..context import RunContext
@@ -834,11 +833,6 @@ def _unmapped_conn(error: Exception, ids: Sequence[str]) -> AirflowDagError | No
     )
 
 
-def _caller_dir() -> Path | None:
-    frame = inspect.currentframe()
-    caller = frame.f_back.f_back if frame is not None and frame.f_back is not None else None
-    file = caller.f_globals.get("__file__") if caller is not None else None
-    return Path(file).resolve().parent if file else None
 
 
 def check(
@@ -871,7 +865,7 @@ def check(
     perturbations (never beyond what the DAG allows)."""
     from ..spec import parse_time
 
-    base = _caller_dir()
+    base = caller_dir()
     targets = tuple(targets)
     if not targets:
         raise SpecError("targets= is empty: name the tables the DAG writes, e.g. targets=[idemtest.Target('employees', key='serial_number')]")

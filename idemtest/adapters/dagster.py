@@ -36,7 +36,6 @@ from __future__ import annotations
 import difflib
 import importlib
 import importlib.util
-import inspect
 import itertools
 import os
 import re
@@ -55,7 +54,14 @@ from ..review.emit import (
     check_module_source as check_module_source,  # the text `review --emit-checks` writes
 )
 from ..spec import ALL_PERTURBATIONS, Schedule, Source, Spec, Target, Window, hourly, parse_time
-from ._pytest import as_user_test, plan_or_skip, skip_unless_enabled, with_note
+from ._shared import (
+    as_user_test,
+    caller_dir,
+    plan_or_skip,
+    skip_unless_enabled,
+    sources_ddl,
+    with_note,
+)
 
 if TYPE_CHECKING:
     from ..context import RunContext
@@ -657,15 +663,6 @@ def _targets(nodes: list[Any], loaded: Loaded, key: Any, ignore: tuple[str, ...]
     return out
 
 
-def _setup_sql(sources: Iterable[Source]) -> str:
-    stmts = []
-    for s in sources:
-        schema, _, _ = s.table.rpartition(".")
-        if schema:
-            stmts.append(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-        cols = ", ".join(f"{c} {t}" for c, t in s.columns.items())
-        stmts.append(f"CREATE TABLE {s.table} ({cols})")
-    return ";\n".join(stmts) + ";\n"
 
 
 # --- the runs ---------------------------------------------------------------------------------
@@ -805,7 +802,7 @@ class DagsterCheck:
         retries, retry_delay = _retries(policy)
         sources = _sources(loaded, nodes, self.sources)
         targets = _targets(nodes, loaded, self.key, self.ignore, self.targets)
-        setup = _setup_sql(sources)
+        setup = sources_ddl(sources)
         if self.setup is not None:
             if not isinstance(self.setup, str) or " " not in self.setup.strip():
                 raise SpecError(f"setup={self.setup!r}: give SQL text (the DDL of the tables your assets write, run after the sources' DDL)")
@@ -825,11 +822,6 @@ class DagsterCheck:
         return Plan(spec, load, parts, retry_source, repoint, counters)
 
 
-def _caller_dir() -> Path | None:
-    frame = inspect.currentframe()
-    caller = frame.f_back.f_back if frame is not None and frame.f_back is not None else None
-    file = caller.f_globals.get("__file__") if caller is not None else None
-    return Path(file).resolve().parent if file else None
 
 
 def check(
@@ -867,7 +859,7 @@ def check(
     job whose `op_retry_policy` applies, when several select the assets. `concurrency`:
     "partitions" (default for partitioned assets: a backfill runs partitions at once),
     "same-partition", or "none" (e.g. a pool limited to 1)."""
-    base = _caller_dir()
+    base = caller_dir()
     if isinstance(select, str):
         select = [select]
     select = tuple(select) if isinstance(select, Iterable) else ()

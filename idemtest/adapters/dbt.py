@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import atexit
 import difflib
-import inspect
 import json
 import os
 import shutil
@@ -49,7 +48,14 @@ from typing import TYPE_CHECKING, Any, cast
 from .._errors import CheckFailure, DbtProjectError, SpecError
 from .._extras import require
 from ..spec import ALL_PERTURBATIONS, Schedule, Source, Spec, Target, hourly
-from ._pytest import as_user_test, plan_or_skip, skip_unless_enabled, with_note
+from ._shared import (
+    as_user_test,
+    caller_dir,
+    plan_or_skip,
+    skip_unless_enabled,
+    sources_ddl,
+    with_note,
+)
 
 if TYPE_CHECKING:
     from ..context import RunContext
@@ -87,9 +93,18 @@ def _dbt_message(result: Any) -> str:
     lines = []
     for r in getattr(getattr(result, "result", None), "results", None) or []:
         status = str(getattr(r, "status", ""))
-        if status.lower() in ("error", "fail", "runtime error", "skipped") and getattr(r, "message", None):
-            lines.append(f"{r.node.name}: {' '.join(str(r.message).split())}")
+        if status.lower() in ("error", "fail", "runtime error", "skipped", "partial success") and getattr(r, "message", None):
+            lines.append(f"{r.node.name} ({status}): {' '.join(str(r.message).split())}")
+        # a microbatch model reports its failed batches on the node's batch results
+        for batch, error in _failed_batches(r):
+            lines.append(f"{r.node.name} batch {batch}: {error}")
     return "; ".join(lines) or "dbt reported a failure without a message"
+
+
+def _failed_batches(r: Any) -> list[tuple[str, str]]:
+    batches = getattr(r, "batch_results", None)
+    failed = getattr(batches, "failed", None) or []
+    return [(str(b[0]) if isinstance(b, tuple) and b else str(b), "failed") for b in failed]
 
 
 class Project:
@@ -362,16 +377,6 @@ def _source_spec(manifest: Any, source: Any, given: Any) -> Source:
     return Source(table, columns=columns, key=key, event_time=event_time, **overrides)
 
 
-def _setup_sql(sources: Iterable[Source]) -> str:
-    """DDL of the source tables dbt reads (the sandbox is empty otherwise: dbt builds the rest)."""
-    stmts = []
-    for s in sources:
-        schema, _, _ = s.table.rpartition(".")
-        if schema:
-            stmts.append(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-        cols = ", ".join(f"{c} {t}" for c, t in s.columns.items())
-        stmts.append(f"CREATE TABLE {s.table} ({cols})")
-    return ";\n".join(stmts) + ";\n"
 
 
 # --- the check ---------------------------------------------------------------------------
@@ -440,7 +445,7 @@ class DbtCheck:
             sources=sources,
             targets=[target],
             schedule=self.schedule,
-            setup=_setup_sql(sources),
+            setup=sources_ddl(sources),
             max_lateness=self.max_lateness,
             retries=self.retries,
             retry_delay=self.retry_delay,
@@ -484,11 +489,6 @@ def _make_load(project: Project, adapter: str, selection: str, strategy: str, ex
     return dbt_run
 
 
-def _caller_dir() -> Path | None:
-    frame = inspect.currentframe()
-    caller = frame.f_back.f_back if frame is not None and frame.f_back is not None else None
-    file = caller.f_globals.get("__file__") if caller is not None else None
-    return Path(file).resolve().parent if file else None
 
 
 def _resolve_project(project_dir: str | os.PathLike[str], base: Path | None) -> Path:
@@ -535,7 +535,7 @@ def check(
     `upstream=False`: build only the model (its parents are then never built: use it
     for models that read sources only). `oracle`: "full-refresh" (default: compare
     with `dbt run --full-refresh` over all arrived data) or "incremental"."""
-    base = _caller_dir()
+    base = caller_dir()
     root = _resolve_project(project_dir, base)
     if not isinstance(select, str) or not select.strip() or any(ch in select for ch in " +,:*@"):
         raise SpecError(f"select={select!r} must name one model of the project, e.g. select='fct_orders' (its parents are built first)")

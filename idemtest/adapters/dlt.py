@@ -57,7 +57,7 @@ from typing import TYPE_CHECKING, Any
 from .._errors import CheckFailure, ConfigurationError, IdemtestError, SpecError
 from .._extras import require
 from ..spec import ALL_PERTURBATIONS, Schedule, Source, Spec, Target, hourly
-from ._pytest import as_user_test, plan_or_skip, skip_unless_enabled, with_note
+from ._shared import as_user_test, plan_or_skip, skip_unless_enabled, sources_ddl, with_note
 
 if TYPE_CHECKING:
     from ..context import RunContext
@@ -470,7 +470,7 @@ class DltCheck:
             sources=self.sources,
             targets=targets,
             schedule=self.schedule,
-            setup=_setup_sql(self.sources),
+            setup=sources_ddl(self.sources),
             max_lateness=self.max_lateness,
             retries=self.retries,
             retry_delay=self.retry_delay,
@@ -509,15 +509,6 @@ class DltCheck:
         return out
 
 
-def _setup_sql(sources: Iterable[Source]) -> str:
-    stmts = []
-    for s in sources:
-        schema, _, _ = s.table.rpartition(".")
-        if schema:
-            stmts.append(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-        cols = ", ".join(f"{c} {t}" for c, t in s.columns.items())
-        stmts.append(f"CREATE TABLE {s.table} ({cols})")
-    return ";\n".join(stmts) + ";\n"
 
 
 def _make_load(check: DltCheck, source: Any, kind: str, dialect: str, stats: RunStats) -> Callable[[RunContext], Any]:

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import ConfigurationError, MissingExtraError, SpecError
 from ..spec import ALL_PERTURBATIONS, Oracle, Schedule, Source, Spec, Target, daily
-from ._pytest import as_user_test, skip_unless_enabled
+from ._shared import as_user_test, caller_dir, skip_unless_enabled
 
 if TYPE_CHECKING:
     from ..context import RunContext
@@ -137,7 +137,7 @@ def check(
         name=f"spark_{getattr(job, '__name__', 'job')}",
     )
     load = make_load(job)
-    base = _caller_dir()
+    base = caller_dir()
 
     def test(idempotency: Any) -> None:
         skip_unless_enabled(idempotency)
@@ -193,8 +193,3 @@ def run_check(idempotency: Any, spec: Spec, load: Callable[[RunContext], Any], *
             checker.close()
 
 
-def _caller_dir() -> Path | None:
-    frame = inspect.currentframe()
-    caller = frame.f_back.f_back if frame is not None and frame.f_back is not None else None
-    file = caller.f_globals.get("__file__") if caller is not None else None
-    return Path(file).resolve().parent if file else None

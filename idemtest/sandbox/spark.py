@@ -109,7 +109,6 @@ def _check_java() -> None:
 def _delta_config(kind: str) -> dict[str, str]:
     if kind != "spark+delta":
         return {}
-    require("delta", "spark")
     jars = os.environ.get(DELTA_JARS_ENV, "").strip()
     packages = os.environ.get(DELTA_PACKAGES_ENV, "").strip()
     conf = {
@@ -121,9 +120,15 @@ def _delta_config(kind: str) -> dict[str, str]:
         if missing:
             raise BackendError(f"{DELTA_JARS_ENV} names jars that do not exist: {missing}; give the paths of delta-spark_2.13-<v>.jar and delta-storage-<v>.jar")
         conf["spark.jars"] = jars
-        return conf
-    if packages:
+    elif packages:
         conf["spark.jars.packages"] = packages
+    if jars or packages:
+        # delta-spark's Python API (DeltaTable on Spark) beside the jars; not in the extra,
+        # since its version must match the jars'
+        try:
+            require("delta", "spark")
+        except MissingExtraError:
+            raise BackendError("--idem-db spark+delta needs delta-spark's Python package beside its jars: pip install delta-spark (the version of your jars)") from None
         return conf
     raise BackendError(
         "--idem-db spark+delta needs the Delta Lake jars, and `pip install delta-spark` does not ship them "

@@ -1,14 +1,17 @@
 """What every adapter's `check(...)` shares: the pytest test function it returns
 (skipped without --idempotency, or without the extra), named and placed as if the
-user had written it in their module, and the adapter's note on a failure's report."""
+user had written it in their module, the adapter's note on a failure's report, the
+folder of the calling module, and the DDL of the source tables a tool reads."""
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any, TypeVar
 
 from .._errors import CheckFailure, MissingExtraError
+from ..spec import Source
 
 P = TypeVar("P")
 
@@ -54,3 +57,23 @@ def as_user_test(test: Callable[..., None], *, name: str, doc: str, attr: str, d
         test.__module__ = module
     setattr(test, attr, definition)
     return test
+
+
+def caller_dir() -> Path | None:
+    """The folder of the module that called the adapter's `check(...)` (relative paths start there)."""
+    frame = inspect.currentframe()
+    caller = frame.f_back.f_back if frame is not None and frame.f_back is not None else None
+    file = caller.f_globals.get("__file__") if caller is not None else None
+    return Path(file).resolve().parent if file else None
+
+
+def sources_ddl(sources: Iterable[Source]) -> str:
+    """DDL of the source tables the tool reads (the sandbox is empty otherwise: the tool builds the rest)."""
+    stmts = []
+    for s in sources:
+        schema, _, _ = s.table.rpartition(".")
+        if schema:
+            stmts.append(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        cols = ", ".join(f"{c} {t}" for c, t in s.columns.items())
+        stmts.append(f"CREATE TABLE {s.table} ({cols})")
+    return ";\n".join(stmts) + ";\n"
