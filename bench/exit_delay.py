@@ -34,37 +34,8 @@ import psycopg
 
 HERE = Path(__file__).resolve().parents[1]
 
-CHECK = '''
-@idemtest.check(spec)
-def test_{n}(run):
-    upsert(run)
-'''
-
-PROJECT = '''
-import idemtest
-from idemtest import Source, Spec, Target, hourly
-
-SETUP = """
-CREATE SCHEMA src; CREATE SCHEMA analytics;
-CREATE TABLE src.orders(order_id BIGINT, amount NUMERIC(12,2), updated_at TIMESTAMP);
-CREATE TABLE analytics.orders(order_id BIGINT PRIMARY KEY, amount NUMERIC(12,2), updated_at TIMESTAMP);
-"""
-spec = Spec(
-    setup=SETUP,
-    sources=[Source("src.orders", columns={"order_id": "BIGINT", "amount": "NUMERIC(12,2)", "updated_at": "TIMESTAMP"},
-                    key="order_id", event_time="updated_at", max_rows=4)],
-    targets=[Target("analytics.orders", key="order_id")],
-    schedule=hourly("2026-06-01", periods=2),
-    concurrency="none",
-)
-
-def upsert(run):
-    run.conn.execute(
-        "INSERT INTO analytics.orders SELECT * FROM src.orders ON CONFLICT (order_id) DO UPDATE "
-        "SET amount = excluded.amount, updated_at = excluded.updated_at WHERE excluded.updated_at > analytics.orders.updated_at"
-    )
-    run.conn.commit()
-'''
+sys.path.insert(0, str(HERE))
+from tests.postgres.upsert_project import project as project_text  # noqa: E402  (the project text tests/postgres/test_cleanup.py runs too)
 
 
 def host_tag() -> str:
@@ -131,7 +102,7 @@ def main() -> None:
     admin = psycopg.connect(args.dsn, autocommit=True)
     with tempfile.TemporaryDirectory(prefix="idemtest-bench-") as tmp:
         project = Path(tmp)
-        body = PROJECT + "".join(CHECK.format(n=i) for i in range(args.checks))
+        body = project_text(*(str(i) for i in range(args.checks)))
         (project / "test_project.py").write_text(textwrap.dedent(body))
         print(f"idemtest from {args.root}; {args.checks} checks x {args.examples} examples on {args.dsn.split('@')[-1]}")
         for mode in args.modes.split(","):

@@ -341,14 +341,14 @@ class DuckDBSandbox(Sandbox):
         re-run statement by statement (~30 statements in the examples: a sixth of a
         correct check's time went there)."""
         text = resolve_setup_text(spec)
-        key = text if text is not None and all(_COPYABLE.match(st) for st in self.split_script(text)) else None
-        template = self._backend.template(key) if key is not None else None
-        if template is None:
+        found = self._backend.template(text) if text is not None else None
+        if found is None:
             super().prepare(spec, validate)
-            if key is not None:
-                self._backend.keep_template(key, self.catalog)
+            # parsed once per setup: only a script whose every statement a copy reproduces gets a template
+            if text is not None and all(_COPYABLE.match(st) for st in self.split_script(text)):
+                self._backend.keep_template(text, self.catalog)
             return
-        rows = self._backend.template_rows.get(template, True)
+        template, rows = found
         self._admin.execute(f"COPY FROM DATABASE {template} TO {self.catalog}" + ("" if rows else " (SCHEMA)"))
         if validate:
             validate_schema(self, spec)
@@ -479,8 +479,7 @@ class DuckDBBackend(Backend):
         self.files = files
         self._instance: Any = None
         self._tmp: Path | None = None
-        self._templates: dict[str, str] = {}  # setup text -> template catalog
-        self.template_rows: dict[str, bool] = {}  # template catalog -> holds seed rows
+        self._templates: dict[str, tuple[str, bool]] = {}  # setup text -> (template catalog, holds seed rows)
         if files:
             scratch.sweep("duckdb")  # files a killed run left behind
 
@@ -500,12 +499,12 @@ class DuckDBBackend(Backend):
             self._instance.execute("SET GLOBAL threads = 1")
         return self._instance
 
-    def template(self, setup: str) -> str | None:
-        """The catalog holding `setup` already run (with the state store), if any."""
-        name = self._templates.pop(setup, None)
-        if name is not None:
-            self._templates[setup] = name  # most recently used last
-        return name
+    def template(self, setup: str) -> tuple[str, bool] | None:
+        """(the catalog holding `setup` already run, with the state store; whether it holds rows), if any."""
+        found = self._templates.pop(setup, None)
+        if found is not None:
+            self._templates[setup] = found  # most recently used last
+        return found
 
     def keep_template(self, setup: str, catalog: str) -> None:
         """Copy a freshly prepared sandbox (nothing of a load in it yet) as the template of `setup`."""
@@ -515,11 +514,9 @@ class DuckDBBackend(Backend):
         db.execute(f"COPY FROM DATABASE {catalog} TO {name}")
         # a setup without seed rows is copied as schema only: twice as fast again
         size = db.execute("SELECT coalesce(sum(estimated_size), 0) FROM duckdb_tables() WHERE database_name = ?", [name]).fetchone()
-        self.template_rows[name] = bool(size and size[0])
-        self._templates[setup] = name
+        self._templates[setup] = (name, bool(size and size[0]))
         while len(self._templates) > MAX_TEMPLATES:
-            old = self._templates.pop(next(iter(self._templates)))
-            self.template_rows.pop(old, None)
+            old, _ = self._templates.pop(next(iter(self._templates)))
             db.execute("USE memory")
             db.execute(f"DETACH DATABASE IF EXISTS {old}")
 
@@ -536,7 +533,6 @@ class DuckDBBackend(Backend):
             if sb._backend is self:
                 sb.close()
         self._templates.clear()  # in-memory catalogs of the instance closed next
-        self.template_rows.clear()
         if self._instance is not None:
             self._instance.close()
             self._instance = None

@@ -18,44 +18,13 @@ import pytest
 import idemtest
 
 from .conftest import databases
+from .upsert_project import project
 
 pytestmark = pytest.mark.postgres
 
 ROOT = Path(idemtest.__file__).resolve().parents[1]
 
-PROJECT = """
-import idemtest
-from idemtest import Source, Spec, Target, hourly
-
-SETUP = '''
-CREATE SCHEMA src; CREATE SCHEMA analytics;
-CREATE TABLE src.orders(order_id BIGINT, amount NUMERIC(12,2), updated_at TIMESTAMP);
-CREATE TABLE analytics.orders(order_id BIGINT PRIMARY KEY, amount NUMERIC(12,2), updated_at TIMESTAMP);
-'''
-spec = Spec(
-    setup=SETUP,
-    sources=[Source("src.orders", columns={"order_id": "BIGINT", "amount": "NUMERIC(12,2)", "updated_at": "TIMESTAMP"},
-                    key="order_id", event_time="updated_at", max_rows=4)],
-    targets=[Target("analytics.orders", key="order_id")],
-    schedule=hourly("2026-06-01", periods=2),
-    concurrency="none",
-)
-
-def upsert(run):
-    run.conn.execute(
-        "INSERT INTO analytics.orders SELECT * FROM src.orders ON CONFLICT (order_id) DO UPDATE "
-        "SET amount = excluded.amount, updated_at = excluded.updated_at WHERE excluded.updated_at > analytics.orders.updated_at"
-    )
-    run.conn.commit()
-
-@idemtest.check(spec)
-def test_a(run):
-    upsert(run)
-
-@idemtest.check(spec)
-def test_b(run):
-    upsert(run)
-"""
+PROJECT = project("a", "b")
 
 
 def _ours(admin: Any, tag: str) -> set[str]:
