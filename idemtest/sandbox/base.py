@@ -182,6 +182,13 @@ def resolve_setup_text(spec: Spec) -> str | None:
     return str(setup)
 
 
+def raise_if_interrupted(e: BaseException) -> None:
+    """DuckDB turns a Ctrl-C / SIGTERM that lands mid-statement into `Query interrupted`:
+    it is the user stopping the run, not a fault in the sandbox's own statements."""
+    if "Query interrupted" in str(e):
+        raise KeyboardInterrupt from None
+
+
 def run_setup(sandbox: Sandbox, spec: Spec) -> None:
     text = resolve_setup_text(spec)
     if text is not None:
@@ -189,10 +196,7 @@ def run_setup(sandbox: Sandbox, spec: Spec) -> None:
             try:
                 sandbox.execute(stmt)
             except Exception as e:
-                if "Query interrupted" in str(e):
-                    # DuckDB turns a Ctrl-C / SIGTERM that lands mid-statement into this
-                    # error: it is the user stopping the run, not a fault in the DDL
-                    raise KeyboardInterrupt from None
+                raise_if_interrupted(e)
                 raise SetupError(
                     f"setup SQL failed on {sandbox.backend}: {type(e).__name__}: {str(e).strip()}\n"
                     f"  statement: {' '.join(stmt.split())[:200]}\n"

@@ -23,7 +23,14 @@ from typing import Any
 from .._errors import BackendError
 from ..instrument import Controller, abbreviate, live_runs, note_unseen
 from . import scratch
-from .base import Backend, Sandbox, refuse_foreign, resolve_setup_text, validate_schema
+from .base import (
+    Backend,
+    Sandbox,
+    raise_if_interrupted,
+    refuse_foreign,
+    resolve_setup_text,
+    validate_schema,
+)
 from .sqlclock import clocked
 
 _counter = itertools.count(1)
@@ -330,7 +337,11 @@ class DuckDBSandbox(Sandbox):
         self._path = file or f":memory:{self.catalog}"
         self.aliases: set[str] = set()  # other paths intercepted for it (catalog_path)
         db = backend.instance
-        db.execute(self._attach_sql())
+        try:
+            db.execute(self._attach_sql())
+        except Exception as e:
+            raise_if_interrupted(e)  # a Ctrl-C / SIGTERM landing in the ATTACH
+            raise
         self._admin = self.raw()
         _registry[self._path] = self
         _install_patch()
@@ -346,10 +357,14 @@ class DuckDBSandbox(Sandbox):
             super().prepare(spec, validate)
             # parsed once per setup: only a script whose every statement a copy reproduces gets a template
             if text is not None and all(_COPYABLE.match(st) for st in self.split_script(text)):
-                self._backend.keep_template(text, self.catalog)
+                try:
+                    self._backend.keep_template(text, self.catalog)
+                except Exception as e:
+                    raise_if_interrupted(e)
+                    raise
             return
         template, rows = found
-        self._admin.execute(f"COPY FROM DATABASE {template} TO {self.catalog}" + ("" if rows else " (SCHEMA)"))
+        self.execute(f"COPY FROM DATABASE {template} TO {self.catalog}" + ("" if rows else " (SCHEMA)"))
         if validate:
             validate_schema(self, spec)
 
@@ -413,8 +428,17 @@ class DuckDBSandbox(Sandbox):
             ctl.done(b)
         return DuckDBConnectionProxy(raw, ctl, self)
 
+    def _admin_run(self, sql: str, params: Any = None) -> Any:
+        """The harness's own statement (setup, source loads, target reads, template copies):
+        a Ctrl-C / SIGTERM landing in it is the user stopping the run, whatever it was doing."""
+        try:
+            return self._admin.execute(sql, params)
+        except Exception as e:
+            raise_if_interrupted(e)
+            raise
+
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
-        self._admin.execute(sql, params)
+        self._admin_run(sql, params)
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         # DuckDB's executemany binds and runs one row at a time (~0.7 ms a row): loading a
@@ -422,15 +446,19 @@ class DuckDBSandbox(Sandbox):
         # chunk is ten times faster; the target columns' types still cast each value.
         head, sep, tail = sql.rpartition(" VALUES ")
         if not sep or not rows or tail.count("?") != len(rows[0]):
-            self._admin.executemany(sql, rows)
+            try:
+                self._admin.executemany(sql, rows)
+            except Exception as e:
+                raise_if_interrupted(e)
+                raise
             return
         per = max(1, MAX_PARAMS // len(rows[0]))
         for i in range(0, len(rows), per):
             chunk = rows[i : i + per]
-            self._admin.execute(f"{head} VALUES " + ", ".join([tail] * len(chunk)), [v for r in chunk for v in r])
+            self._admin_run(f"{head} VALUES " + ", ".join([tail] * len(chunk)), [v for r in chunk for v in r])
 
     def query(self, sql: str, params: Sequence[Any] | None = None) -> tuple[list[str], list[tuple[Any, ...]]]:
-        cur = self._admin.execute(sql, params)
+        cur = self._admin_run(sql, params)
         cols = [d[0] for d in cur.description] if cur.description else []
         return cols, cur.fetchall()
 
