@@ -76,18 +76,26 @@ class _QuickInterrupt:
 
 def _sigterm_ends_the_session() -> None:
     """SIGTERM (a CI runner cancelling the job) ends pytest as Ctrl-C does, so the
-    session still drops its sandboxes; by default it would kill the process at once."""
+    session still drops its sandboxes; by default it would kill the process at once.
+    Both also leave a flag (sandbox/base.py `_stop`): DuckDB turns the interrupt into an
+    exception an `except Exception` can drop, and the next scenario boundary re-raises it."""
     import signal
     import threading
 
-    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+    from .sandbox.base import clear_stop, note_stop
+
+    if threading.current_thread() is not threading.main_thread():
         return
+    clear_stop()
 
     def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt("SIGTERM")
+        note_stop()
+        raise KeyboardInterrupt("SIGTERM") if signum == signal.SIGTERM else KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, interrupt)
-    _restore.append(lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL))
+    for sig, default in ((signal.SIGTERM, signal.SIG_DFL), (signal.SIGINT, signal.default_int_handler)):
+        if signal.getsignal(sig) is default:  # a handler the user installed stays theirs
+            signal.signal(sig, interrupt)
+            _restore.append(lambda sig=sig, default=default: signal.signal(sig, default))
 
 
 _restore: list[Any] = []

@@ -107,6 +107,28 @@ def test_reduce_keeps_exactly_what_the_failure_needs(rows: int, faults: int, nee
     assert {s.window for s in red.scenario.steps} == {0, 1}
 
 
+def test_a_catch_up_block_the_failure_does_not_need_goes_back_on_schedule() -> None:
+    """The seen CI case: nominal 0, catch-up 2 then 1 (the scheduler paused), backfill 0;
+    only the backfill duplicates, so the catch-up runs are put back on time (3 → 1 fault)."""
+    h = [datetime(2026, 6, 1, k) for k in range(4)]
+    steps: list[Any] = [RunStep(0, h[1]), RunStep(2, h[3], (), "catch-up"), RunStep(1, h[3], (), "catch-up"), RunStep(0, h[3], (), "backfill")]
+    sc = Scenario(Dataset({"src.orders": []}), steps)
+
+    def judge(cand: Scenario) -> tuple[Finding, Outcome] | None:
+        at = [s.at for s in cand.steps]
+        assert at == sorted(at), "the clock went backwards"
+        return (FINDING, Outcome(None, [], {})) if any(s.tag == "backfill" for s in cand.steps) else None
+
+    nominal = {0: h[1], 1: h[2], 2: h[3]}
+    red = reduce(sc, FINDING, Outcome(None, [], {}), judge, deadline=time.perf_counter() + 30, nominal=nominal)
+    assert red.scenario.steps == [RunStep(0, h[1]), RunStep(1, h[2]), RunStep(2, h[3]), RunStep(0, h[3], (), "backfill")]
+    assert count_faults(red.scenario.steps) == 1 and "3 → 1 faults" in red.note()
+    # when the failure needs the late order, the block stays as it was
+    late = reduce(sc, FINDING, Outcome(None, [], {}), lambda c: judge(c) if c.steps[1].tag == "catch-up" else None,
+                  deadline=time.perf_counter() + 30, nominal=nominal)
+    assert late.scenario.steps == steps
+
+
 def test_reduce_stops_at_its_deadline_with_the_smallest_failure_so_far() -> None:
     calls = []
 

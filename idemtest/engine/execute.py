@@ -48,6 +48,15 @@ if TYPE_CHECKING:
 CRASH_GRACE = 0.05  # seconds the load's thread gets to unwind after the crash before it is abandoned
 
 
+def stop_worker(ctl: Controller, worker: threading.Thread) -> None:
+    """Ctrl-C reached the main thread while the load runs in `worker`: cut its statements
+    off and let it end before the sandbox is dropped, or it would go on writing (and
+    leave a file) in a sandbox that is being removed."""
+    if worker.is_alive():
+        ctl.interrupt_all()
+        worker.join(2.0)
+
+
 class Env:
     """One sandbox plus the source-data timeline that feeds it."""
 
@@ -207,6 +216,9 @@ class Env:
                         ctl.abandoned = True
                         rec.outcome = "hung"
                         rec.error = f"did not finish within timeout={self.timeout:g}s"
+        except KeyboardInterrupt:
+            stop_worker(ctl, worker)
+            raise
         finally:
             self.finish(rec, ctl)
         self.raise_unseen(ctl)
@@ -460,7 +472,12 @@ def run_parallel(env: Env, step_no: int, step: ParallelStep, clock: datetime, at
         t0 = time.perf_counter()
         for t in threads:
             t.start()
-        ok = inter.drive([c for _, _, c, _ in started], time.monotonic() + env.timeout)
+        try:
+            ok = inter.drive([c for _, _, c, _ in started], time.monotonic() + env.timeout)
+        except KeyboardInterrupt:
+            for t, (_, _, ctl, _) in zip(threads, started):
+                stop_worker(ctl, t)
+            raise
         for t, (_, rec, ctl, _) in zip(threads, started):
             env.settle(rec, ctl, t, t0)
         if not ok:

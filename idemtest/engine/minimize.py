@@ -4,8 +4,9 @@ Hypothesis's shrinker works on its choice sequence and stops at its budget;
 the systematic pass reports its fixed data set as it is. Either can leave
 rows and perturbations the failure does not need. This pass tries, in order,
 removing each extra run (a duplicate, backfill or catch-up run of a window
-that another step still runs), each planned crash, and each source row
-version, one at a time, keeping a removal whenever the scenario still breaks
+that another step still runs), putting each block of catch-up runs back on
+schedule (the windows in order, each at its nominal time), each planned
+crash, and each source row version, one at a time, keeping a removal whenever the scenario still breaks
 the same property on the same target(s); it sweeps again until a sweep removes
 nothing. Deterministic (no randomness, fixed order) and bounded by a deadline:
 at the deadline the smallest failure so far is reported.
@@ -17,6 +18,7 @@ import functools
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from datetime import datetime
 
 from .model import Dataset, Finding, Outcome, ParallelStep, RunStep, Scenario, Step
 
@@ -88,6 +90,35 @@ def _fewer_runs(sc: Scenario) -> Iterator[Scenario]:
             yield Scenario(sc.data, sc.steps[:i] + sc.steps[i + 1 :])
 
 
+def _on_time(sc: Scenario, nominal: dict[int, datetime]) -> Iterator[Scenario]:
+    """Each block of consecutive catch-up runs replaced by its windows' nominal runs,
+    in window order (a paused scheduler that did not pause); the clock stays monotonic."""
+    steps = sc.steps
+
+    def late(k: int) -> bool:
+        s = steps[k]
+        return isinstance(s, RunStep) and s.tag == "catch-up" and s.window in nominal
+
+    i = 0
+    while i < len(steps):
+        if not late(i):
+            i += 1
+            continue
+        j = i
+        while j < len(steps) and late(j):
+            j += 1
+        out: list[Step] = list(steps[:i])
+        clock = max((x.at for x in out), default=None)
+        for w in sorted(s.window for s in steps[i:j] if isinstance(s, RunStep)):
+            clock = nominal[w] if clock is None else max(clock, nominal[w])
+            out.append(RunStep(w, clock))
+        if clock is not None and any(x.at < clock for x in steps[j:]):
+            i = j  # a later step would run before the new ones: not a simpler scenario
+            continue
+        yield Scenario(sc.data, out + steps[j:])
+        i = j
+
+
 def _fewer_faults(sc: Scenario) -> Iterator[Scenario]:
     """Each planned crash removed (a retry it caused is then not needed)."""
     for i, s in enumerate(sc.steps):
@@ -115,11 +146,15 @@ class _OutOfTime(Exception):
     pass
 
 
-def reduce(scenario: Scenario, finding: Finding, outcome: Outcome, judge: Judge, *, deadline: float) -> Reduced:
+def reduce(
+    scenario: Scenario, finding: Finding, outcome: Outcome, judge: Judge, *, deadline: float,
+    nominal: dict[int, datetime] | None = None,
+) -> Reduced:
     """The smallest failure found by removing one thing at a time (module docstring).
 
     Rows go in chunks first (half of the largest table, then quarters, ... then one
-    by one), so the rows a failure does not need leave in a few re-runs."""
+    by one), so the rows a failure does not need leave in a few re-runs. `nominal`
+    (window -> its on-schedule run time) lets catch-up blocks go back on schedule."""
     started = time.perf_counter()
     best = Reduced(scenario, finding, outcome, rows_before=scenario.data.row_count(), faults_before=count_faults(scenario.steps))
 
@@ -144,6 +179,8 @@ def reduce(scenario: Scenario, finding: Finding, outcome: Outcome, judge: Judge,
         progress = True
         while progress:
             progress = shrink_by(_fewer_runs)
+            if nominal:
+                progress = shrink_by(functools.partial(_on_time, nominal=nominal)) or progress
             progress = shrink_by(_fewer_faults) or progress
             size = max((len(v) for v in best.scenario.data.sources.values()), default=0) // 2
             while size > 1:

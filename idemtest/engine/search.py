@@ -175,12 +175,14 @@ class Checker:
 
     @staticmethod
     def _drop(sb: Sandbox) -> None:
+        from ..sandbox.base import raise_if_stopped
         from ..sandbox.landing import cleanup_landing
 
         try:
             sb.close()
         finally:
             cleanup_landing(sb)
+        raise_if_stopped()  # a Ctrl-C the load or a driver swallowed ends the check here
 
     # --- judging -------------------------------------------------------------
     def judge(self, scenario: Scenario, clean: Outcome) -> tuple[Finding | None, Outcome]:
@@ -514,7 +516,10 @@ class Checker:
                 self.stats.reduced += 1
             return None if got is None else (got, out)
 
-        red = reduce(scenario, finding, outcome, judge, deadline=deadline)
+        from .model import nominal_plan
+
+        on_time = {s.window: s.at for s in nominal_plan(self.windows, self.spec.run_delay)}
+        red = reduce(scenario, finding, outcome, judge, deadline=deadline, nominal=on_time)
         if red.finding.prop == "P1" and red.scenario.data is not scenario.data:
             try:
                 self.check_determinism(red.scenario.data, self.clean_cached(red.scenario.data, _json_key(Scenario(red.scenario.data))))

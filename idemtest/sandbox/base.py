@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -182,10 +183,38 @@ def resolve_setup_text(spec: Spec) -> str | None:
     return str(setup)
 
 
+#: set when the user stops the run (the plugin's Ctrl-C / SIGTERM handlers, or DuckDB's
+#: `Query interrupted`): DuckDB turns the KeyboardInterrupt raised inside a statement into
+#: an ordinary exception, which an `except Exception` (the harness's cleanup, or the user's
+#: load) can drop; the flag keeps the stop until the next scenario boundary sees it.
+_stop = threading.Event()
+
+
+def note_stop() -> None:
+    _stop.set()
+
+
+def clear_stop() -> None:
+    _stop.clear()
+
+
+def raise_if_stopped() -> None:
+    """End the check when a stop was requested and swallowed on its way up."""
+    if _stop.is_set():
+        raise KeyboardInterrupt
+
+
+def is_interrupt(e: BaseException) -> bool:
+    if "Query interrupted" in str(e):
+        _stop.set()
+        return True
+    return False
+
+
 def raise_if_interrupted(e: BaseException) -> None:
     """DuckDB turns a Ctrl-C / SIGTERM that lands mid-statement into `Query interrupted`:
     it is the user stopping the run, not a fault in the sandbox's own statements."""
-    if "Query interrupted" in str(e):
+    if is_interrupt(e):
         raise KeyboardInterrupt from None
 
 

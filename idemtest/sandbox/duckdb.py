@@ -26,6 +26,7 @@ from . import scratch
 from .base import (
     Backend,
     Sandbox,
+    is_interrupt,
     raise_if_interrupted,
     refuse_foreign,
     resolve_setup_text,
@@ -480,21 +481,26 @@ class DuckDBSandbox(Sandbox):
         _registry.pop(self._path, None)
         for alias in self.aliases:
             _registry.pop(alias, None)
+        stopped = False
         try:
             self._admin.close()
-        except Exception:
-            pass
+        except Exception as e:
+            stopped = is_interrupt(e)
         try:
             self._backend.instance.execute("USE memory")
             self._backend.instance.execute(f"DETACH DATABASE IF EXISTS {self.catalog}")
-        except Exception:
-            pass
+        except Exception as e:
+            # a Ctrl-C in the DETACH (a file sandbox's checkpoint syncs to disk) arrives as
+            # `Query interrupted`: the files still go, then the stop goes on up
+            stopped = is_interrupt(e) or stopped
         if self.file:
             for suffix in ("", ".wal"):
                 try:
                     os.unlink(self.file + suffix)
                 except OSError:
                     pass
+        if stopped:
+            raise KeyboardInterrupt
 
 
 class DuckDBBackend(Backend):
