@@ -129,6 +129,23 @@ def test_a_retry_resumes_at_the_failed_task_and_a_clear_reruns_downstream() -> N
 # --- bad input ----------------------------------------------------------------------------
 
 
+def test_an_unscheduled_dag_is_run_for_the_intervals_the_check_names() -> None:
+    dag = DAGS / "staging_sales_dag.py"
+    with pytest.raises(AirflowDagError, match=r"schedule='None'.*pass the check schedule='@daily'"):
+        _plan(dag, start="2020-01-01")
+    plan = _plan(dag, start="2020-01-01", schedule="@daily", template_searchpath=[str(DAGS / "sql" / "sales")])
+    assert [(w.start, w.end) for w in plan.spec.schedule.windows] == [
+        (datetime(2020, 1, d), datetime(2020, 1, d + 1)) for d in (1, 2, 3)
+    ]
+    with pytest.raises(AirflowDagError, match=r"schedule='every tuesday' is not an Airflow schedule"):
+        _plan(dag, start="2020-01-01", schedule="every tuesday")
+
+
+def test_template_searchpath_must_be_a_folder() -> None:
+    with pytest.raises(SpecError, match=r"template_searchpath='sql/nowhere': no such folder.*name the folder"):
+        idemtest.airflow.check(dag=str(DAGS / "staging_sales_dag.py"), targets=[Target("t")], template_searchpath="sql/nowhere")
+
+
 def test_dag_file_missing() -> None:
     with pytest.raises(AirflowDagError, match="no such file"):
         _plan(DAGS / "nope.py")
@@ -231,6 +248,33 @@ def test_real_runs_stay_inside_the_dag(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest_subprocess("--idempotency", "--idem-db", DSN, "-W", "ignore::DeprecationWarning", timeout=600)
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(["*crashes injected*retries*"])
+
+
+@pytest.mark.postgres
+def test_an_unscheduled_dag_with_deployment_sql_paths_is_checked_as_written(pytester: pytest.Pytester) -> None:
+    """The public DAG's shape, its file unchanged: run per day as its backfills run it, its SQL
+    files found through the check's template_searchpath; the never-cleared staging table is
+    caught (a second run of a date appends its purchases again)."""
+    pytester.makepyfile(
+        test_sales=f"""
+        import idemtest
+        from idemtest import Source, Target
+
+        COLS = {{"purchase_id": "INTEGER", "purchase_date": "DATE", "product_id": "INTEGER", "total_revenue": "REAL"}}
+        DDL = "(purchase_id INTEGER, purchase_date TEXT, product_id INTEGER, total_revenue REAL);"
+        test_sales = idemtest.airflow.check(
+            dag={str(DAGS / 'staging_sales_dag.py')!r},
+            sources=[Source("purchases", columns=COLS, key="purchase_id", event_time="purchase_date")],
+            targets=[Target("products_sales", key="purchase_id")],
+            setup="".join(f"CREATE TABLE {{t}} {{DDL}}" for t in ("purchases", "stg_purchases", "products_sales")),
+            start="2020-01-01", schedule="@daily", template_searchpath=[{str(DAGS / 'sql' / 'sales')!r}],
+        )
+        """
+    )
+    result = pytester.runpytest_subprocess("--idempotency", "--idem-db", DSN, "-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning", timeout=600)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*P2 declared keys stay unique — VIOLATED*", "*duplicate keys in products_sales*"])
+    assert "Traceback" not in result.stdout.str()
 
 
 @pytest.mark.postgres

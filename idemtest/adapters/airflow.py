@@ -223,16 +223,27 @@ def _as_utc(t: datetime) -> datetime:
     return t.replace(tzinfo=timezone.utc) if t.tzinfo is None else t.astimezone(timezone.utc)
 
 
-def dag_windows(dag: Any, periods: int, start: datetime | None = None) -> list[tuple[datetime, datetime]]:
+def dag_windows(dag: Any, periods: int, start: datetime | None = None, schedule: Any = None) -> list[tuple[datetime, datetime]]:
     """The first `periods` data intervals the DAG's timetable schedules from its start
-    date (or `start`), as naive UTC datetimes."""
+    date (or `start`), as naive UTC datetimes. `schedule` (the check's): how a DAG is
+    triggered when its own schedule says nothing, e.g. None and run by manual triggers
+    or `airflow dags backfill`, one run per interval."""
     from airflow.timetables.base import DataInterval, TimeRestriction
 
     timetable = dag.timetable
+    if schedule is not None:
+        from airflow.models.dag import create_timetable
+
+        try:
+            timetable = create_timetable(schedule, dag.timezone)
+            timetable.validate()  # a bad cron expression fails here, not in the first run
+        except Exception as e:
+            raise AirflowDagError(f"schedule={schedule!r} is not an Airflow schedule ({type(e).__name__}: {e}); pass a cron expression, '@daily', or a timedelta") from None
     if not getattr(timetable, "can_be_scheduled", True) or type(timetable).__name__ in ("NullTimetable", "OnceTimetable", "DatasetTriggeredTimetable", "AssetTriggeredTimetable"):
         raise AirflowDagError(
-            f"DAG {dag.dag_id!r} has schedule={dag.timetable.summary!r}: it has no data intervals to check; "
-            "give it a schedule (e.g. schedule='@daily' or a cron expression)"
+            f"DAG {dag.dag_id!r} has schedule={timetable.summary!r}: it has no data intervals to check; "
+            "give it a schedule (e.g. schedule='@daily' or a cron expression), or, when it is triggered by hand "
+            "or by `airflow dags backfill` for each date, pass the check schedule='@daily' (one run per interval)"
         )
     earliest = start or dag.start_date
     if earliest is None:
@@ -254,6 +265,22 @@ def dag_windows(dag: Any, periods: int, start: datetime | None = None) -> list[t
     if not out:
         raise AirflowDagError(f"DAG {dag.dag_id!r}: its timetable schedules no run after {earliest_p}; check start_date and end_date")
     return out
+
+
+def _search_folders(paths: Sequence[str | os.PathLike[str]] | str | None, base: Path | None) -> tuple[str, ...]:
+    """`template_searchpath=` as absolute folders (relative ones: the working directory, then
+    the test module's folder); a folder that is in neither place is a SpecError."""
+    if paths is None:
+        return ()
+    out = []
+    for p in [paths] if isinstance(paths, (str, os.PathLike)) else paths:
+        path = Path(p)
+        candidates = [path] if path.is_absolute() else [Path.cwd() / path, *([base / path] if base else [])]
+        found = next((c for c in candidates if c.is_dir()), None)
+        if found is None:
+            raise SpecError(f"template_searchpath={str(p)!r}: no such folder (looked at {' and '.join(str(c) for c in candidates)}); name the folder that holds the DAG's SQL files")
+        out.append(str(found.resolve()))
+    return tuple(out)
 
 
 def _naive(t: Any) -> datetime:
@@ -723,6 +750,8 @@ class AirflowCheck:
     timeout: timedelta | str | float
     base: Path | None
     name: str
+    schedule: Any = None
+    template_searchpath: tuple[str, ...] = ()
     observed: Observed = field(default_factory=Observed)
     _plan: Plan | None = None
 
@@ -730,6 +759,11 @@ class AirflowCheck:
         if self._plan is not None:
             return self._plan
         dag, file = load_dag(self.dag, self.dag_id, self.base)
+        if self.template_searchpath:
+            # the DAG names its deployment's folder (e.g. /opt/airflow/sql): the check's
+            # folders are searched first, then the DAG's own (Airflow: DAG folder, then these)
+            own = dag.template_searchpath or []
+            dag.template_searchpath = [*self.template_searchpath, *([own] if isinstance(own, str) else own)]
         ordered, checked = select_tasks(dag, self.tasks)
         sem = semantics(dag, ordered)
         exercise = sem.exercise
@@ -739,7 +773,7 @@ class AirflowCheck:
                 reasons = ", ".join(f"{p} ({sem.why.get(p, 'not a perturbation')})" for p in sorted(beyond))
                 raise SpecError(f"exercise= asks for {reasons}, which DAG {dag.dag_id!r} cannot produce; leave them out")
             exercise = self.exercise
-        bounds = dag_windows(dag, self.periods, self.start)
+        bounds = dag_windows(dag, self.periods, self.start, self.schedule)
         ids = conn_ids(dag, ordered, file, self.conn_ids)
         if not ids:
             raise AirflowDagError(
@@ -851,6 +885,8 @@ def check(
     exercise: Iterable[str] | None = None,
     timeout: timedelta | str | float = timedelta(seconds=60),
     examples: int | None = None,
+    schedule: Any = None,
+    template_searchpath: Sequence[str | os.PathLike[str]] | str | None = None,
 ) -> Callable[..., None]:
     """A pytest test that checks the Airflow DAG `dag` (a DAG object, or the path of its
     file relative to the working directory or the test module): assign it to a `test_` name.
@@ -862,7 +898,11 @@ def check(
     the DAG uses that its file does not spell as `conn_id="..."` literals. `variables`:
     Airflow Variables seeded for every run (a value, or a function of the RunContext, e.g.
     `lambda run: run.landing`), as `AIRFLOW_VAR_<KEY>` would. `exercise`: narrow the
-    perturbations (never beyond what the DAG allows)."""
+    perturbations (never beyond what the DAG allows). `schedule`: for a DAG without one
+    (`schedule=None`, run by manual triggers or `airflow dags backfill` for each date), the
+    intervals it is run for, e.g. '@daily'. `template_searchpath`: folders (relative to the
+    test module) holding the SQL files the DAG names, searched before the DAG's own
+    `template_searchpath` (which names the deployment's folders, e.g. /opt/airflow/sql)."""
     from ..spec import parse_time
 
     base = caller_dir()
@@ -889,6 +929,8 @@ def check(
         timeout=timeout,
         base=base,
         name=f"airflow_{dag_id or label}",
+        schedule=schedule,
+        template_searchpath=_search_folders(template_searchpath, base),
     )
 
     def test(idempotency: Any) -> None:

@@ -1,0 +1,1 @@
+delete from products_sales where "purchase_date"::text = '{{ ds }}'

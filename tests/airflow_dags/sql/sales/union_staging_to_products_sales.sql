@@ -1,0 +1,1 @@
+insert into products_sales select * from stg_purchases
