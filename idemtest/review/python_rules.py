@@ -493,6 +493,45 @@ def swallowed_load_errors(tree: ast.Module) -> list[Hit]:
     return hits
 
 
+# exceptions a fetch raises (requests, httpx, aiohttp, urllib), and the broad ones
+_FETCH_ERRORS = re.compile(r"(HTTP|Request|Connection|Timeout|Client|URL)\w*(Error|Exception)$|"
+                           r"^(Base)?Exception$")
+_FETCH_CALLS = re.compile(r"^(get|post|request|urlopen|raise_for_status|fetch\w*|json)$")
+
+
+def _skips_item(body: list[ast.stmt]) -> bool:
+    """The handler (or `if`) body moves on to the next item: a `continue` and no raise."""
+    nodes = [n for b in body for n in ast.walk(b)]
+    return any(isinstance(n, ast.Continue) for n in nodes) and not any(
+        isinstance(n, ast.Raise) or (isinstance(n, ast.Call) and _fails(n)) for n in nodes)
+
+
+def skipped_fetch_errors(tree: ast.Module) -> list[Hit]:
+    """IDM206 in Dagster code: a failed fetch skipped with `continue` (in its `except`, or
+    `if isinstance(r, Exception)` over `gather(..., return_exceptions=True)`). The asset returns
+    what was collected and its IO manager replaces the table or partition with it: the run
+    succeeds and the rows of the failed requests are gone until someone re-materialises."""
+    if "dagster" not in imports_of(tree):
+        return []  # elsewhere the collected rows may be appended, and a skip re-fetched later
+    hits: list[Hit] = []
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Try) and any(
+                isinstance(c, ast.Call) and _FETCH_CALLS.match(dotted(c.func).rsplit(".", 1)[-1])
+                for s in n.body for c in ast.walk(s)):
+            for h in n.handlers:
+                types = h.type.elts if isinstance(h.type, ast.Tuple) else [h.type]
+                if any(t is None or _FETCH_ERRORS.search(dotted(t).rsplit(".", 1)[-1])
+                       for t in types) and _skips_item(h.body):
+                    hits.append((h.lineno, "IDM206", "a failed fetch is skipped: the asset "
+                                                     "publishes a partial result"))
+        elif isinstance(n, ast.If) and isinstance(n.test, ast.Call) \
+                and dotted(n.test.func) == "isinstance" and len(n.test.args) == 2 \
+                and _FETCH_ERRORS.search(dotted(n.test.args[1])) and _skips_item(n.body):
+            hits.append((n.lineno, "IDM206", "a failed fetch is skipped: the asset publishes "
+                                             "a partial result"))
+    return hits
+
+
 def _fails(call: ast.Call) -> bool:
     """A call that ends the run as a failure. `exit()`, `sys.exit()` and `sys.exit(0)` end it
     with status 0: the scheduler running the script sees a success."""
@@ -693,6 +732,7 @@ def review_python(path: str, tree: ast.Module, dialect: str | None) -> FileInfo:
     for _, sc in scopes:
         info.hits.extend(scope_hits(sc))
     info.hits.extend(swallowed_load_errors(tree))
+    info.hits.extend(skipped_fetch_errors(tree))
     info.hits.extend(file_appends(tree))
     info.hits.extend(dlt_appends(tree))
     info.hits.extend(operator_appends(tree))

@@ -1,4 +1,4 @@
-"""Classes fixed after the first-contact measurements of rounds 5 and 6 of the real corpus
+"""Classes fixed after the first-contact measurements of rounds 5, 6 and 7 of the real corpus
 (issue 12): each a small realistic snippet of the shape found in public pipeline code, the
 risky twin and the safe twin."""
 
@@ -161,3 +161,50 @@ def test_appending_to_an_output_file(tmp_path: Path) -> None:
                  "    open(out, 'w').close()\n"):
         assert findings(tmp_path, "to_csv.py", _CHUNKS.format(prep=prep)) == []
 
+
+
+def test_delete_file_whose_reload_is_another_files_task(tmp_path: Path) -> None:
+    # each .sql file is one operator task: the day's delete commits before the insert task runs
+    d = tmp_path / "sql"
+    d.mkdir()
+    (d / "insert_sales.sql").write_text("insert into sales select * from stg_sales;\n")
+    delete = "delete from sales where sale_date = '{{ ds }}';\n"
+    assert findings(tmp_path, "sql/delete_sales_day.sql", delete) == [(1, "IDM301")]
+    # no sibling reloads the table (a purge, or a staging cleanup): nothing to say
+    assert findings(tmp_path, "sql/delete_orders_day.sql",
+                    delete.replace("sales", "orders")) == []
+    assert findings(tmp_path, "sql/clean_staging.sql", "delete from stg_sales;\n") == []
+
+
+_MAKES = """import requests
+from dagster import asset
+
+
+@asset
+def model_names(context, makes):
+    frames = []
+    for make_id in makes:
+        try:
+            response = requests.get(f"https://example.org/models/{{make_id}}", timeout=30)
+            response.raise_for_status()
+        except requests.exceptions.HTTPError as e:
+            context.log.warning(f"HTTP error for {{make_id}}: {{e}}")
+            {handler}
+        frames.append(response.json())
+    return frames
+"""
+
+
+def test_dagster_asset_skipping_failed_fetches(tmp_path: Path) -> None:
+    # the IO manager replaces the asset with what was collected: a skipped page is lost rows
+    assert findings(tmp_path, "assets.py", _MAKES.format(handler="continue")) == [
+        (12, "IDM206")]
+    assert findings(tmp_path, "assets.py", _MAKES.format(handler="raise")) == []
+    gathered = ("import asyncio\nimport dagster\n\n\nasync def pages(fetches):\n"
+                "    out = []\n    for r in await asyncio.gather(*fetches, return_exceptions=True):\n"
+                "        if isinstance(r, Exception):\n            continue\n"
+                "        out.append(r)\n    return out\n")
+    assert findings(tmp_path, "pages.py", gathered) == [(8, "IDM206")]
+    # outside Dagster the skipped item may be fetched again by the next run: not judged
+    plain = _MAKES.format(handler="continue").replace("from dagster import asset\n", "")
+    assert findings(tmp_path, "fetch.py", plain.replace("@asset\n", "")) == []
