@@ -51,11 +51,13 @@ INCREMENTAL = re.compile(
     r"logical_date|partition_key|execution_date|(^|_)ds($|_)|window"
 )
 SQL_OPERATORS = re.compile(
-    r"(Postgres|SQLExecuteQuery|Snowflake|BigQueryInsertJob|BigQueryExecuteQuery|MySql|"
+    r"(Postgres|SQLExecuteQuery|Snowflake|BigQuery|BigQueryInsertJob|BigQueryExecuteQuery|MySql|"
     r"Sqlite|Redshift\w*|Trino|DatabricksSql|Mssql|Oracle|Duck\w*|Jdbc|Vertica|Exasol|"
     r"Common\w*Sql|SqlExecute)\w*Operator$"
 )
-_DESTINATIONS = {"destination_project_dataset_table", "destination_table", "destination"}
+# `destination_dataset_table`: the contrib BigQueryOperator's (Airflow 1) destination
+_DESTINATIONS = {"destination_project_dataset_table", "destination_dataset_table",
+                 "destination_table", "destination"}
 TXN_CONTEXT = {"begin", "transaction", "atomic", "begin_nested"}
 
 
@@ -177,6 +179,9 @@ class _ScopeWalker:
         self.seen_strings: set[int] = set()
         self.op_autocommit = False
         self.hook_names: set[str] = set()  # variables bound to an Airflow `...Hook(...)`
+        # operator tasks: (first event, end event, call), and the variables bound to them
+        self.op_blocks: list[tuple[int, int, ast.Call]] = []
+        self.op_names: dict[str, ast.Call] = {}
 
     # --- emitting -------------------------------------------------------------
     def sql_string(self, node: ast.AST) -> None:
@@ -255,6 +260,9 @@ class _ScopeWalker:
         names = [t.id for t in node.targets if isinstance(t, ast.Name)]
         if isinstance(node.value, ast.Call) and dotted(node.value.func).endswith("Hook"):
             self.hook_names.update(names)
+        if isinstance(node.value, ast.Call) and SQL_OPERATORS.search(
+                dotted(node.value.func).rsplit(".", 1)[-1]):
+            self.op_names.update({n: node.value for n in names})
         if not contains_wall_clock(node.value):
             return
         self.wall_names.update(names)
@@ -292,10 +300,13 @@ class _ScopeWalker:
             self.visit(child)
         if is_operator:
             self.op_autocommit = saved
+            if kw(node, "write_disposition") is not None:
+                self.job_load(node)  # its query's result written into a destination table
             # Each SQL task runs in its own connection: it has committed when the next starts.
             op_scope = Scope(self.scope.file, "op", self.scope.events[start:])
             self.info.tables[id(node)] = scope_tables(op_scope)
             self.scope.events.append(Event("commit", node.lineno))
+            self.op_blocks.append((start, len(self.scope.events), node))
             return
         if (hook_run or last in {"execute", "executescript"}) and node.args \
                 and self._opaque(node.args[0]):
@@ -326,6 +337,62 @@ class _ScopeWalker:
                    for a in args):
                 self.info.hits.append((node.lineno, "IDM401", f"{last}() given the wall clock"))
             self.scope.events.append(Event("save_state", node.lineno))
+
+    def order_by_dependencies(self, body: ast.AST) -> None:
+        """Put the operator tasks' events in the order the DAG runs them (`a >> b`,
+        `b << a`, `a.set_downstream(b)`), not the order they are written in: a DELETE task
+        declared after the load it precedes still runs first."""
+        blocks = self.op_blocks
+        if len(blocks) < 2:
+            return
+        index = {id(call): i for i, (_, _, call) in enumerate(blocks)}
+
+        def ends(n: ast.AST) -> list[int]:
+            if isinstance(n, ast.BinOp):
+                return ends(n.right)  # `a >> b` is b
+            items = n.elts if isinstance(n, (ast.List, ast.Tuple)) else [n]
+            return [index[id(self.op_names[e.id])] for e in items
+                    if isinstance(e, ast.Name) and e.id in self.op_names
+                    and id(self.op_names[e.id]) in index]
+
+        after: dict[int, set[int]] = {i: set() for i in range(len(blocks))}
+        for n in ast.walk(body):
+            pairs: list[tuple[ast.AST, ast.AST]] = []
+            if isinstance(n, ast.BinOp) and isinstance(n.op, ast.RShift):
+                pairs.append((n.left, n.right))
+            elif isinstance(n, ast.BinOp) and isinstance(n.op, ast.LShift):
+                pairs.append((n.right, n.left))
+            elif isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.args \
+                    and n.func.attr in {"set_downstream", "set_upstream"}:
+                this, other = n.func.value, n.args[0]
+                pairs.append((this, other) if n.func.attr == "set_downstream"
+                             else (other, this))
+            for up, down in pairs:
+                for u in ends(up):
+                    after[u] |= {d for d in ends(down) if d != u}
+        if not any(after.values()):
+            return
+        before = {i: sum(i in v for v in after.values()) for i in after}
+        order: list[int] = []
+        ready = sorted(i for i, c in before.items() if c == 0)
+        while ready:
+            i = ready.pop(0)
+            order.append(i)
+            for d in sorted(after[i]):
+                before[d] -= 1
+                if before[d] == 0:
+                    ready.append(d)
+            ready.sort()
+        if len(order) != len(blocks) or order == sorted(order):
+            return  # a cycle (an unread edge) or already in order
+        events = self.scope.events
+        spans = [events[a:b] for a, b, _ in blocks]
+        out: list[Event] = []
+        pos, slot = 0, 0
+        for a, b, _ in blocks:  # the blocks' places keep the other events around them
+            out += events[pos:a] + spans[order[slot]]
+            pos, slot = b, slot + 1
+        self.scope.events = out + events[pos:]
 
     def _table_arg(self, node: ast.Call, pos: int, name: str) -> str | None:
         table_node = node.args[pos] if len(node.args) > pos else kw(node, name)
@@ -721,12 +788,14 @@ def review_python(path: str, tree: ast.Module, dialect: str | None) -> FileInfo:
     _scope_context(module_scope, tree, "<module>", path)
     walker = _ScopeWalker(info, module_scope, None)
     walker.walk_body(tree.body)
+    walker.order_by_dependencies(tree)
     scopes.append((None, module_scope))
     for f in funcs:
         sc = Scope(path, f.name, autocommit=info.autocommit, logical_date=airflow)
         _scope_context(sc, f, f.name, path)
         w = _ScopeWalker(info, sc, f)
         w.walk_body(f.body)
+        w.order_by_dependencies(f)
         scopes.append((f, sc))
         info.tables[id(f)] = scope_tables(sc)
     for _, sc in scopes:

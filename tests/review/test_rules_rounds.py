@@ -208,3 +208,49 @@ def test_dagster_asset_skipping_failed_fetches(tmp_path: Path) -> None:
     # outside Dagster the skipped item may be fetched again by the next run: not judged
     plain = _MAKES.format(handler="continue").replace("from dagster import asset\n", "")
     assert findings(tmp_path, "fetch.py", plain.replace("@asset\n", "")) == []
+
+
+_SUBDAG = """from airflow.models import DAG
+from airflow.contrib.operators.bigquery_operator import BigQueryOperator
+
+
+def load_warehouse(parent, child, args, tables, day):
+    dag = DAG(dag_id=f"{{parent}}.{{child}}", default_args=args, schedule_interval=None)
+    for t in tables:
+        load = BigQueryOperator(
+            task_id=f"{{t}}_to_dwh",
+            destination_dataset_table="dwh.{{}}".format(t),
+            write_disposition="{mode}",
+            sql="sql/load_{{}}.sql".format(t),
+            dag=dag)
+        delete = BigQueryOperator(
+            task_id=f"delete_{{t}}",
+            sql="DELETE FROM `dwh.{{}}` WHERE business_date = '{{}}'".format(t, day),
+            dag=dag)
+        {edge}
+    return dag
+"""
+
+
+def test_tasks_are_ordered_by_their_dependencies(tmp_path: Path) -> None:
+    # the DELETE task is written after the load but runs before it (`delete >> load`)
+    risky = _SUBDAG.format(mode="WRITE_APPEND", edge="delete >> load")
+    assert findings(tmp_path, "subdag.py", risky) == [(16, "IDM301")]
+    assert findings(tmp_path, "subdag.py", risky.replace("delete >> load", "load << delete")) \
+        == [(16, "IDM301")]
+    # the other way round the delete clears what the load wrote: not a gap before a reload
+    assert findings(tmp_path, "subdag.py", _SUBDAG.format(mode="WRITE_APPEND",
+                                                          edge="load >> delete")) == []
+
+
+def test_dag_named_like_a_test_is_reviewed(tmp_path: Path) -> None:
+    # a trial DAG named `*_test.py` is deployed and runs; a pytest module is not reviewed
+    risky = _SUBDAG.format(mode="WRITE_APPEND", edge="delete >> load")
+    risky = risky.replace("def load_warehouse", "dag = DAG('wh', schedule_interval=None)\n\n\n"
+                                               "def load_warehouse")
+    (tmp_path / "dags").mkdir()
+    (tmp_path / "dags" / "subdag_wh_test.py").write_text(risky)
+    (tmp_path / "dags" / "dag_test.py").write_text("import pytest\n\n" + risky)
+    result = review_paths([tmp_path])
+    assert {(f.file.rsplit("/", 1)[-1], f.rule_id) for f in result.findings} == {
+        ("subdag_wh_test.py", "IDM301")}
