@@ -560,6 +560,65 @@ def swallowed_load_errors(tree: ast.Module) -> list[Hit]:
     return hits
 
 
+# task arguments that are about scheduling the task, not the data it processes
+_SCHEDULING_ARGS = {"start_date", "end_date", "default_args", "dag", "execution_timeout",
+                    "retry_delay", "max_retry_delay", "sla", "timeout", "poke_interval"}
+
+
+def _module_statements(body: list[ast.stmt]) -> list[ast.stmt]:
+    """The statements run at import, in order (into `if`/`try`/`with`, not into defs)."""
+    out: list[ast.stmt] = []
+    for st in body:
+        out.append(st)
+        if isinstance(st, (ast.If, ast.For, ast.While, ast.With)):
+            out += _module_statements(st.body) + _module_statements(st.orelse
+                                                                    if not isinstance(st, ast.With)
+                                                                    else [])
+        elif isinstance(st, ast.Try):
+            out += _module_statements(st.body + [s for h in st.handlers for s in h.body]
+                                      + st.orelse + st.finalbody)
+    return out
+
+
+def parse_time_dates(tree: ast.Module) -> list[Hit]:
+    """IDM501 in an Airflow DAG file: a date read from the wall clock at import (when the
+    scheduler parses the file) and handed to a task's arguments (its SQL, params, paths). A
+    retried, late or backfilled run gets the day the file was last parsed, not its logical
+    date. Reported where the clock is read."""
+    if "airflow" not in imports_of(tree):
+        return []
+    origin: dict[str, int] = {}  # module name -> line of the wall-clock read it comes from
+    for st in _module_statements(tree.body):
+        if not isinstance(st, ast.Assign):
+            continue
+        names = [t.id for t in st.targets if isinstance(t, ast.Name)]
+        if contains_wall_clock(st.value):
+            line = next(c.lineno for c in ast.walk(st.value)
+                        if isinstance(c, ast.Call) and is_wall_clock_call(c))
+        else:
+            used = [n.id for n in ast.walk(st.value) if isinstance(n, ast.Name) and n.id in origin]
+            if not used:
+                for n in names:
+                    origin.pop(n, None)  # rebound to something else
+                continue
+            line = origin[used[0]]
+        origin.update({n: line for n in names})
+    if not origin:
+        return []
+    hits: list[Hit] = []
+    for c in ast.walk(tree):
+        if not (isinstance(c, ast.Call)
+                and dotted(c.func).rsplit(".", 1)[-1].endswith(("Operator", "Sensor"))):
+            continue
+        args = list(c.args) + [k.value for k in c.keywords if k.arg not in _SCHEDULING_ARGS]
+        for a in args:
+            for u in ast.walk(a):
+                if isinstance(u, ast.Name) and isinstance(u.ctx, ast.Load) and u.id in origin:
+                    hits.append((origin[u.id], "IDM501", f"{u.id} is the date the file was "
+                                                         "parsed, handed to a task"))
+    return hits
+
+
 # exceptions a fetch raises (requests, httpx, aiohttp, urllib), and the broad ones
 _FETCH_ERRORS = re.compile(r"(HTTP|Request|Connection|Timeout|Client|URL)\w*(Error|Exception)$|"
                            r"^(Base)?Exception$")
@@ -802,6 +861,7 @@ def review_python(path: str, tree: ast.Module, dialect: str | None) -> FileInfo:
         info.hits.extend(scope_hits(sc))
     info.hits.extend(swallowed_load_errors(tree))
     info.hits.extend(skipped_fetch_errors(tree))
+    info.hits.extend(parse_time_dates(tree))
     info.hits.extend(file_appends(tree))
     info.hits.extend(dlt_appends(tree))
     info.hits.extend(operator_appends(tree))

@@ -254,3 +254,28 @@ def test_dag_named_like_a_test_is_reviewed(tmp_path: Path) -> None:
     result = review_paths([tmp_path])
     assert {(f.file.rsplit("/", 1)[-1], f.rule_id) for f in result.findings} == {
         ("subdag_wh_test.py", "IDM301")}
+
+
+_PARSE_TIME = """from datetime import datetime, timedelta
+
+from airflow import DAG
+from airflow.models import Variable
+from airflow.providers.postgres.operators.postgres import PostgresOperator
+
+BUSINESS_DATE = Variable.get("business_date", default_var=None)
+if BUSINESS_DATE is None:
+    yesterday = datetime.now() - timedelta(days=1)
+    BUSINESS_DATE = yesterday.strftime("%Y%m%d")
+
+with DAG("sales_day", schedule_interval="@daily", start_date=datetime(2024, 1, 1),
+         catchup=False, max_active_runs=1, default_args={{"retries": 2}}) as dag:
+    PostgresOperator(task_id="refresh", postgres_conn_id="dwh",
+                     sql="call refresh_sales(%(day)s)", parameters={{"day": {day}}})
+"""
+
+
+def test_date_read_at_parse_time_handed_to_a_task(tmp_path: Path) -> None:
+    # the scheduler parses the file daily: every retry or backfill gets that day
+    assert findings(tmp_path, "sales.py", _PARSE_TIME.format(day="BUSINESS_DATE")) == [
+        (9, "IDM501")]
+    assert findings(tmp_path, "sales.py", _PARSE_TIME.format(day="'{{ ds_nodash }}'")) == []
