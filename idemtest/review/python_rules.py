@@ -536,6 +536,11 @@ def _is_load(node: ast.AST) -> bool:
             if last in LOAD_CALLS or last in _OBJECT_WRITES or _WRITE_HELPER.match(last) or (
                     last == "run" and "pipeline" in name.lower()):
                 return True
+            # a database transaction committed: whatever it wrote fails with it (a consumer's
+            # offset commit is IDM405's business)
+            if last == "commit" and not n.args and not re.search(r"consumer|kafka|offset",
+                                                                name, re.I):
+                return True
         s = string_of(n) if isinstance(n, (ast.Constant, ast.JoinedStr)) else None
         if s is not None and _WRITE_SQL.match(s.text):
             return True

@@ -279,3 +279,26 @@ def test_date_read_at_parse_time_handed_to_a_task(tmp_path: Path) -> None:
     assert findings(tmp_path, "sales.py", _PARSE_TIME.format(day="BUSINESS_DATE")) == [
         (9, "IDM501")]
     assert findings(tmp_path, "sales.py", _PARSE_TIME.format(day="'{{ ds_nodash }}'")) == []
+
+
+_BATCHES = """import logging
+
+
+def insert_data(conn, table, rows, batch_size=1000):
+    try:
+        with conn.cursor() as cur:
+            for start in range(0, len(rows), batch_size):
+                cur.executemany(f"INSERT INTO {{table}} VALUES (%s, %s) ON CONFLICT (id) "
+                                "DO UPDATE SET v = EXCLUDED.v", rows[start:start + batch_size])
+                conn.commit()
+    except Exception as ex:
+        logging.error("load of %s failed: %s", table, ex)
+        {end}
+"""
+
+
+def test_swallowed_error_of_committed_batches(tmp_path: Path) -> None:
+    # a committed batch is a write: a failure logged and returned as False reports success
+    assert findings(tmp_path, "wrapper.py", _BATCHES.format(end="return False")) == [
+        (11, "IDM206")]
+    assert findings(tmp_path, "wrapper.py", _BATCHES.format(end="raise")) == []
