@@ -7,7 +7,7 @@ import ast
 import re
 from dataclasses import dataclass, field
 
-from .sql_rules import BACKFILL_NAME, Event, Hit, Scope, scope_hits, scope_tables
+from .sql_rules import BACKFILL_NAME, Event, Hit, Scope, _is_staging, scope_hits, scope_tables
 from .sqlparse import parse_sql
 from .templating import ident, normalise_placeholders
 
@@ -565,6 +565,52 @@ def swallowed_load_errors(tree: ast.Module) -> list[Hit]:
     return hits
 
 
+_CLEAR_HELPER = re.compile(r"^(truncate|clear|empty|purge|wipe)(_\w+)?$|"
+                           r"^delete_(all|rows|table|data|from|partition)\w*$")
+_LOAD_HELPER = re.compile(r"^(insert|load|append|copy|write|upsert|bulk_insert)(_\w+)?$")
+
+
+def _table_refs(call: ast.Call) -> set[str]:
+    """The table a helper call names: variables (or keywords) called `table...`, literals."""
+    refs: set[str] = set()
+    pairs = [(None, a) for a in call.args] + [(k.arg, k.value) for k in call.keywords]
+    for arg, v in pairs:
+        tableish = bool(arg and "table" in arg)
+        if isinstance(v, ast.Name) and (tableish or "table" in v.id.lower()):
+            refs.add("name:" + v.id)
+        elif isinstance(v, ast.Constant) and isinstance(v.value, str) and tableish:
+            refs.add("literal:" + v.value.lower())
+    return refs
+
+
+def helper_clear_then_load(tree: ast.Module) -> list[Hit]:
+    """IDM301 for helpers named for what they do: `dest.truncate_table(schema, table)` and
+    then `self.insert_data(schema, table, rows)` of the same table in one function, outside a
+    transaction block. Each helper runs (and commits) its own statements, so a failure of the
+    load leaves the table empty until the next run."""
+    hits: list[Hit] = []
+    for f in ast.walk(tree):
+        if not isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        in_txn: set[int] = set()
+        for w in ast.walk(f):
+            if isinstance(w, (ast.With, ast.AsyncWith)) and any(
+                    dotted(i.context_expr).rsplit(".", 1)[-1] in TXN_CONTEXT for i in w.items):
+                in_txn |= {id(n) for n in ast.walk(w)}
+        calls = sorted(((c, c.func.attr) for c in ast.walk(f) if isinstance(c, ast.Call)
+                        and isinstance(c.func, ast.Attribute) and id(c) not in in_txn),
+                       key=lambda ca: (ca[0].lineno, ca[0].col_offset))
+        for i, (c, attr) in enumerate(calls):
+            if not _CLEAR_HELPER.match(attr):
+                continue
+            refs = {r for r in _table_refs(c) if not _is_staging(r.split(":", 1)[1])}
+            if refs and any(_LOAD_HELPER.match(a) and refs & _table_refs(d)
+                            for d, a in calls[i + 1:]):
+                hits.append((c.lineno, "IDM301", f"{attr}() then a load of the same table, "
+                                                 "each committing on its own"))
+    return hits
+
+
 # task arguments that are about scheduling the task, not the data it processes
 _SCHEDULING_ARGS = {"start_date", "end_date", "default_args", "dag", "execution_timeout",
                     "retry_delay", "max_retry_delay", "sla", "timeout", "poke_interval"}
@@ -867,6 +913,7 @@ def review_python(path: str, tree: ast.Module, dialect: str | None) -> FileInfo:
     info.hits.extend(swallowed_load_errors(tree))
     info.hits.extend(skipped_fetch_errors(tree))
     info.hits.extend(parse_time_dates(tree))
+    info.hits.extend(helper_clear_then_load(tree))
     info.hits.extend(file_appends(tree))
     info.hits.extend(dlt_appends(tree))
     info.hits.extend(operator_appends(tree))

@@ -302,3 +302,27 @@ def test_swallowed_error_of_committed_batches(tmp_path: Path) -> None:
     assert findings(tmp_path, "wrapper.py", _BATCHES.format(end="return False")) == [
         (11, "IDM206")]
     assert findings(tmp_path, "wrapper.py", _BATCHES.format(end="raise")) == []
+
+
+_RUNNER = """class Runner:
+    def __init__(self, source, dest):
+        self.source, self.dest = source, dest
+
+    def truncate_reload(self, schema, table_name, query):
+{body}
+"""
+
+
+def test_truncate_helper_then_load_helper(tmp_path: Path) -> None:
+    # each helper runs and commits its own statements: a failed load leaves the table empty
+    risky = ("        self.dest.truncate_table(schema, table_name)\n"
+             "        rows = self.source.query(query)\n"
+             "        self.dest.insert_data(schema, table_name, rows)")
+    assert findings(tmp_path, "runner.py", _RUNNER.format(body=risky)) == [(6, "IDM301")]
+    # in one transaction block the reload replaces the rows atomically
+    safe = "        with self.dest.transaction():\n" + "\n".join(
+        "    " + ln for ln in risky.splitlines())
+    assert findings(tmp_path, "runner.py", _RUNNER.format(body=safe)) == []
+    # another table (a staging one cleared after use) is no gap
+    other = risky.replace("truncate_table(schema, table_name)", "truncate_table(schema, stg_table)")
+    assert findings(tmp_path, "runner.py", _RUNNER.format(body=other)) == []
