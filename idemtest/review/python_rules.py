@@ -611,6 +611,38 @@ def helper_clear_then_load(tree: ast.Module) -> list[Hit]:
     return hits
 
 
+_APPEND_HELPER = re.compile(r"^(insert|append|load)(_\w+)?$")
+_CURSOR_KW = re.compile(r"^max_|watermark|cursor|since|incremental|(^|_)last_|high_?water")
+
+
+def _cursor_given(c: ast.Call) -> bool:
+    # `**kwargs` may carry it
+    return any(k.arg is None or (_CURSOR_KW.search(k.arg) and literal(k.value) is not None)
+               for k in c.keywords)
+
+
+def helper_without_its_cursor(tree: ast.Module) -> list[Hit]:
+    """IDM201: an insert/append helper called with a cursor keyword (`max_field=`, `since=`)
+    in some calls of the file and without it in others. The file itself shows the helper
+    loads only what is past the cursor when given one; the calls without it append the
+    whole source again on every run."""
+    groups: dict[str, list[ast.Call]] = {}
+    for c in ast.walk(tree):
+        if isinstance(c, ast.Call):
+            last = dotted(c.func).rsplit(".", 1)[-1]
+            if _APPEND_HELPER.match(last):
+                groups.setdefault(last, []).append(c)
+    hits: list[Hit] = []
+    for last, calls in groups.items():
+        if len(calls) < 2 or not any(_cursor_given(c) for c in calls):
+            continue
+        for c in calls:
+            if not _cursor_given(c):
+                hits.append((c.lineno, "IDM201", f"{last}() without the cursor its other calls "
+                                                 "pass: the whole source is appended again"))
+    return hits
+
+
 # task arguments that are about scheduling the task, not the data it processes
 _SCHEDULING_ARGS = {"start_date", "end_date", "default_args", "dag", "execution_timeout",
                     "retry_delay", "max_retry_delay", "sla", "timeout", "poke_interval"}
@@ -914,6 +946,7 @@ def review_python(path: str, tree: ast.Module, dialect: str | None) -> FileInfo:
     info.hits.extend(skipped_fetch_errors(tree))
     info.hits.extend(parse_time_dates(tree))
     info.hits.extend(helper_clear_then_load(tree))
+    info.hits.extend(helper_without_its_cursor(tree))
     info.hits.extend(file_appends(tree))
     info.hits.extend(dlt_appends(tree))
     info.hits.extend(operator_appends(tree))

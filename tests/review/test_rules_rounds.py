@@ -326,3 +326,23 @@ def test_truncate_helper_then_load_helper(tmp_path: Path) -> None:
     # another table (a staging one cleared after use) is no gap
     other = risky.replace("truncate_table(schema, table_name)", "truncate_table(schema, stg_table)")
     assert findings(tmp_path, "runner.py", _RUNNER.format(body=other)) == []
+
+
+_NORTHWIND = """from utilities.etl_runner import ETLRunner
+
+runner = ETLRunner(SqlServer, Postgres)
+runner.insert_latest(schema="nw", table_name="Orders", source_query="SELECT * FROM Orders",
+                     max_field="OrderID")
+runner.insert_latest(schema="nw", table_name="Order_Details",
+                     source_query="SELECT * FROM Order_Details"{cursor})
+"""
+
+
+def test_incremental_helper_called_without_its_cursor(tmp_path: Path) -> None:
+    # the other call shows the helper appends what is past max_field: without it, everything
+    assert findings(tmp_path, "nw.py", _NORTHWIND.format(cursor="")) == [(6, "IDM201")]
+    assert findings(tmp_path, "nw.py", _NORTHWIND.format(cursor=', max_field="OrderID"')) == []
+    # one call alone says nothing about what the helper does without the keyword
+    single = "\n".join(_NORTHWIND.format(cursor="").splitlines()[:3] + [
+        'runner.insert_latest(schema="nw", table_name="Order_Details", source_query="q")'])
+    assert findings(tmp_path, "nw.py", single) == []
