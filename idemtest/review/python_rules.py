@@ -827,11 +827,24 @@ _FAKE_LIBS = {"faker", "mimesis", "factory"}
 _ORCHESTRATORS = {"airflow", "dagster", "prefect", "dlt", "luigi", "kedro", "mage_ai"}
 
 
+# calls that take rows in from somewhere (a file, an API, a query, a listing)
+_INPUT_CALLS = re.compile(r"^(open|read\w*|get|urlopen|request|fetch\w*|query|load|loads|"
+                          r"listdir|scandir|glob|iterdir|input|download\w*|scan\w*|"
+                          r"list_objects\w*|list_blobs|consume|poll|sql)$")
+
+
+def _reads_input(tree: ast.Module) -> bool:
+    return any(isinstance(n, ast.Call) and _INPUT_CALLS.match(dotted(n.func).rsplit(".", 1)[-1])
+               for n in ast.walk(tree))
+
+
 def is_data_generator(tree: ast.Module) -> bool:
-    """A script that makes up rows (faker, mimesis) and writes them, run by no orchestrator
-    and reading no source table: demo data, not a pipeline."""
+    """A script that makes up rows (faker, mimesis, or `random` with no input at all) and
+    writes them, run by no orchestrator and reading no source table: demo data, not a
+    pipeline."""
     imports = imports_of(tree)
-    if not imports & _FAKE_LIBS or imports & _ORCHESTRATORS:
+    if imports & _ORCHESTRATORS or not (
+            imports & _FAKE_LIBS or ("random" in imports and not _reads_input(tree))):
         return False
     for n in ast.walk(tree):
         s = string_of(n) if isinstance(n, (ast.Constant, ast.JoinedStr)) else None

@@ -346,3 +346,48 @@ def test_incremental_helper_called_without_its_cursor(tmp_path: Path) -> None:
     single = "\n".join(_NORTHWIND.format(cursor="").splitlines()[:3] + [
         'runner.insert_latest(schema="nw", table_name="Order_Details", source_query="q")'])
     assert findings(tmp_path, "nw.py", single) == []
+
+
+_DB_HELPER = """import mysql.connector
+
+
+class DataBase:
+    def __init__(self):
+        self.con = mysql.connector.connect(user="etl", database="shop", autocommit=True)
+        self.cur = self.con.cursor()
+
+    def insert_to(self, table, rows):
+        query = {
+            "dim_users": "INSERT INTO dim_users (name, email) VALUES (%s, %s)",
+            "dim_product": "INSERT INTO dim_product (product_name) VALUES (%s)",
+        }
+        self.cur.executemany(query[table], rows)
+"""
+_FAKE_USERS = """import random
+import string
+
+import Database
+
+db = Database.DataBase()
+
+
+def insert_users():
+    names = ["".join(random.choice(string.ascii_letters) for _ in range(12)) for _ in range(100)]
+    db.insert_to("dim_users", [(n, n + "@example.com") for n in names])
+"""
+
+
+def test_database_helper_of_data_generators(tmp_path: Path) -> None:
+    # its only importer makes its rows up with `random` and reads nothing: demo data
+    d = tmp_path / "dumpdata"
+    d.mkdir()
+    (d / "Database.py").write_text(_DB_HELPER)
+    (d / "fake.py").write_text(_FAKE_USERS)
+    result = review_paths([d])
+    assert result.findings == []
+    assert {s.file.rsplit("/", 1)[-1] for s in result.skipped} == {"Database.py", "fake.py"}
+    # an importer that reads a source file is a load: the helper's appends are reviewed
+    (d / "fake.py").write_text(_FAKE_USERS.replace(
+        "    names = [", "    names = open('users.txt').read().split()\n    _ = ["))
+    assert [(f.line, f.rule_id) for f in review_paths([d]).findings] == [
+        (11, "IDM201"), (12, "IDM201")]
