@@ -643,6 +643,40 @@ def helper_without_its_cursor(tree: ast.Module) -> list[Hit]:
     return hits
 
 
+_STATE_REF = re.compile(r"state|watermark|cursor|checkpoint|bookmark", re.I)
+_CURSOR_VALUE = re.compile(r"latest|last|max|cursor|watermark|state|high_?water", re.I)
+_MODE_KW = re.compile(r"write_?(mode|disposition)|if_exists|mode$|overwrite|replace|truncate|"
+                      r"merge|upsert|(unique|primary)_?keys?$")
+
+
+def cursor_saved_by_a_later_task(tree: ast.Module) -> list[Hit]:
+    """IDM201: a task function reads the cursor from a state store, appends the window with a
+    load helper given no write mode (a BigQuery load job's default is WRITE_APPEND) and hands
+    the new cursor to XCom for a later task to save. If that task fails, or this one is
+    retried after its load, the next run starts from the old cursor and appends the window
+    again."""
+    hits: list[Hit] = []
+    for f in ast.walk(tree):
+        if not isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        calls = [c for c in ast.walk(f) if isinstance(c, ast.Call)]
+        reads_state = any(_STATE_REF.search(ast.unparse(a)) for c in calls
+                          for a in list(c.args) + [k.value for k in c.keywords]
+                          if dotted(c.func).rsplit(".", 1)[-1] != "xcom_push")
+        pushes_cursor = any(dotted(c.func).rsplit(".", 1)[-1] == "xcom_push" and any(
+            _CURSOR_VALUE.search(ast.unparse(v)) for v in list(c.args) + [
+                k.value for k in c.keywords]) for c in calls)
+        if not (reads_state and pushes_cursor):
+            continue
+        for c in calls:
+            last = dotted(c.func).rsplit(".", 1)[-1]
+            if _APPEND_HELPER.match(last) and not any(
+                    k.arg is None or _MODE_KW.search(k.arg) for k in c.keywords):
+                hits.append((c.lineno, "IDM201", f"{last}() appends the window; the cursor is "
+                                                 "saved by a later task"))
+    return hits
+
+
 # task arguments that are about scheduling the task, not the data it processes
 _SCHEDULING_ARGS = {"start_date", "end_date", "default_args", "dag", "execution_timeout",
                     "retry_delay", "max_retry_delay", "sla", "timeout", "poke_interval"}
@@ -960,6 +994,7 @@ def review_python(path: str, tree: ast.Module, dialect: str | None) -> FileInfo:
     info.hits.extend(parse_time_dates(tree))
     info.hits.extend(helper_clear_then_load(tree))
     info.hits.extend(helper_without_its_cursor(tree))
+    info.hits.extend(cursor_saved_by_a_later_task(tree))
     info.hits.extend(file_appends(tree))
     info.hits.extend(dlt_appends(tree))
     info.hits.extend(operator_appends(tree))

@@ -391,3 +391,27 @@ def test_database_helper_of_data_generators(tmp_path: Path) -> None:
         "    names = [", "    names = open('users.txt').read().split()\n    _ = ["))
     assert [(f.line, f.rule_id) for f in review_paths([d]).findings] == [
         (11, "IDM201"), (12, "IDM201")]
+
+
+_EVENTS = """from data_pipeline.bq import load_file_into_bq
+from data_pipeline.state import read_state
+
+
+def events_etl(**kwargs):
+    since = read_state(bucket=kwargs["state_bucket"], object_key="events/state.json")
+    path, latest = download_events(since)
+    load_file_into_bq(filename=path, dataset_name="raw", table_name="events"{mode})
+    kwargs["ti"].xcom_push(key="latest_event_date", value=latest)
+
+
+def save_state(**kwargs):
+    latest = kwargs["ti"].xcom_pull(key="latest_event_date", task_ids="events_etl")
+    write_state(bucket=kwargs["state_bucket"], object_key="events/state.json", data=latest)
+"""
+
+
+def test_window_appended_while_a_later_task_saves_the_cursor(tmp_path: Path) -> None:
+    # the load job's default is WRITE_APPEND: a failed save or a retry appends the window again
+    assert findings(tmp_path, "events.py", _EVENTS.format(mode="")) == [(8, "IDM201")]
+    assert findings(tmp_path, "events.py",
+                    _EVENTS.format(mode=', write_mode="WRITE_TRUNCATE"')) == []
