@@ -165,7 +165,12 @@ def _file_autocommit(tree: ast.Module) -> bool:
     # DuckDB autocommits every execute() unless a transaction is begun explicitly; Dagster's
     # DuckDBResource.get_connection() hands out such a connection too.
     duck = any("duckdb" in i for i in imports)
-    return duck and not imports & {"psycopg", "psycopg2", "sqlalchemy"}
+    # The Snowflake connector autocommits each statement too (its `autocommit` defaults to
+    # True server-side); a connection opened with autocommit=False says otherwise.
+    snow = bool(imports & {"snowflake", "prefect_snowflake"}) and not any(
+        isinstance(n, ast.keyword) and n.arg == "autocommit" and literal(n.value) is False
+        for n in ast.walk(tree))
+    return (duck or snow) and not imports & {"psycopg", "psycopg2", "sqlalchemy"}
 
 
 class _ScopeWalker:

@@ -415,3 +415,21 @@ def test_window_appended_while_a_later_task_saves_the_cursor(tmp_path: Path) -> 
     assert findings(tmp_path, "events.py", _EVENTS.format(mode="")) == [(8, "IDM201")]
     assert findings(tmp_path, "events.py",
                     _EVENTS.format(mode=', write_mode="WRITE_TRUNCATE"')) == []
+
+
+_SNOW = """import snowflake.connector
+
+
+def load_customers(cfg):
+    conn = snowflake.connector.connect(**cfg{autocommit})
+    cur = conn.cursor()
+    cur.execute("TRUNCATE TABLE analytics.customers")
+    cur.execute("INSERT INTO analytics.customers SELECT * FROM raw.customers")
+    conn.commit()
+"""
+
+
+def test_snowflake_connector_autocommits_each_statement(tmp_path: Path) -> None:
+    # AUTOCOMMIT is on by default: the TRUNCATE is committed before the INSERT runs
+    assert findings(tmp_path, "snow.py", _SNOW.format(autocommit="")) == [(7, "IDM301")]
+    assert findings(tmp_path, "snow.py", _SNOW.format(autocommit=", autocommit=False")) == []
