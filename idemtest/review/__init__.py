@@ -181,8 +181,9 @@ def review_paths(paths: Iterable[str | Path], dialect: str | None = None,
                  options: ReviewOptions | None = None) -> ReviewResult:
     """Review files and directories; the library entry point behind `idemtest review`.
 
-    Inside a folder, test code (tests/, test_*.py, *_test.py, conftest.py) and `options.exclude`
-    globs are left out; a file named explicitly is always reviewed."""
+    Inside a folder, test code (tests/, test_*.py, *_test.py, conftest.py; a DAG or flow named
+    like a test that imports no test framework is reviewed) and `options.exclude` globs are
+    left out; a file named explicitly is always reviewed."""
     from .errors import ReviewUsageError
     from .source import discover
     from .sqlparse import known_dialect
