@@ -8,6 +8,7 @@ which is imported lazily so importing this package stays cheap.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -51,6 +52,37 @@ def _sibling_sql(path: Path, limit: int = 50, max_bytes: int = 200_000) -> list[
     except OSError:
         return out
     return out
+
+
+_WRITES_ROWS = re.compile(r"\binsert\s+into\b|\bto_sql\(|\bexecutemany\(|\bcopy_from\(", re.I)
+
+
+def _only_generators_import(path: Path, limit: int = 50, max_bytes: int = 200_000) -> bool:
+    """Is the module imported, within its folder, only by data generators? Then it is their
+    database helper (`db.insert_to(table, fake_rows)`): its writes are demo data too."""
+    import ast
+
+    from .python_rules import is_data_generator
+
+    pattern = re.compile(rf"^\s*(import\s+\.?{re.escape(path.stem)}\b|"
+                         rf"from\s+\.?{re.escape(path.stem)}\s+import\b)", re.M)
+    importers = 0
+    try:
+        for p in sorted(path.parent.glob("*.py"))[:limit]:
+            if p == path or not p.is_file() or p.stat().st_size > max_bytes:
+                continue
+            text = p.read_text(encoding="utf-8", errors="replace")
+            if not pattern.search(text):
+                continue
+            try:
+                if not is_data_generator(ast.parse(text)):
+                    return False
+            except (SyntaxError, ValueError):
+                return False
+            importers += 1
+    except OSError:
+        return False
+    return importers > 0
 
 
 def review_file(path: Path, display: str, dialect: str | None, result: ReviewResult,
@@ -98,6 +130,15 @@ def review_file(path: Path, display: str, dialect: str | None, result: ReviewRes
                     display, "data generator (writes fake rows, reads no source, scheduled by "
                              "no orchestrator); --include-tests reviews it"))
                 return
+            from .python_rules import _ORCHESTRATORS, imports_of
+
+            # (the siblings are read only for a module that writes rows itself)
+            if not (options and options.include_tests) and not imports_of(tree) & _ORCHESTRATORS \
+                    and _WRITES_ROWS.search(text) and _only_generators_import(path):
+                result.skipped.append(Skipped(
+                    display, "database helper of data generators only (the modules importing "
+                             "it make up their rows); --include-tests reviews it"))
+                return
             info = review_python(display, tree, file_dialect)
             orch_hits, jobs = review_orchestration(display, tree, info)
             from .spark_rules import spark_writes
@@ -140,8 +181,9 @@ def review_paths(paths: Iterable[str | Path], dialect: str | None = None,
                  options: ReviewOptions | None = None) -> ReviewResult:
     """Review files and directories; the library entry point behind `idemtest review`.
 
-    Inside a folder, test code (tests/, test_*.py, *_test.py, conftest.py) and `options.exclude`
-    globs are left out; a file named explicitly is always reviewed."""
+    Inside a folder, test code (tests/, test_*.py, *_test.py, conftest.py; a DAG or flow named
+    like a test that imports no test framework is reviewed) and `options.exclude` globs are
+    left out; a file named explicitly is always reviewed."""
     from .errors import ReviewUsageError
     from .source import discover
     from .sqlparse import known_dialect

@@ -7,7 +7,7 @@ import ast
 import re
 from dataclasses import dataclass, field
 
-from .sql_rules import BACKFILL_NAME, Event, Hit, Scope, scope_hits, scope_tables
+from .sql_rules import BACKFILL_NAME, Event, Hit, Scope, _is_staging, scope_hits, scope_tables
 from .sqlparse import parse_sql
 from .templating import ident, normalise_placeholders
 
@@ -51,11 +51,13 @@ INCREMENTAL = re.compile(
     r"logical_date|partition_key|execution_date|(^|_)ds($|_)|window"
 )
 SQL_OPERATORS = re.compile(
-    r"(Postgres|SQLExecuteQuery|Snowflake|BigQueryInsertJob|BigQueryExecuteQuery|MySql|"
+    r"(Postgres|SQLExecuteQuery|Snowflake|BigQuery|BigQueryInsertJob|BigQueryExecuteQuery|MySql|"
     r"Sqlite|Redshift\w*|Trino|DatabricksSql|Mssql|Oracle|Duck\w*|Jdbc|Vertica|Exasol|"
     r"Common\w*Sql|SqlExecute)\w*Operator$"
 )
-_DESTINATIONS = {"destination_project_dataset_table", "destination_table", "destination"}
+# `destination_dataset_table`: the contrib BigQueryOperator's (Airflow 1) destination
+_DESTINATIONS = {"destination_project_dataset_table", "destination_dataset_table",
+                 "destination_table", "destination"}
 TXN_CONTEXT = {"begin", "transaction", "atomic", "begin_nested"}
 
 
@@ -163,7 +165,12 @@ def _file_autocommit(tree: ast.Module) -> bool:
     # DuckDB autocommits every execute() unless a transaction is begun explicitly; Dagster's
     # DuckDBResource.get_connection() hands out such a connection too.
     duck = any("duckdb" in i for i in imports)
-    return duck and not imports & {"psycopg", "psycopg2", "sqlalchemy"}
+    # The Snowflake connector autocommits each statement too (its `autocommit` defaults to
+    # True server-side); a connection opened with autocommit=False says otherwise.
+    snow = bool(imports & {"snowflake", "prefect_snowflake"}) and not any(
+        isinstance(n, ast.keyword) and n.arg == "autocommit" and literal(n.value) is False
+        for n in ast.walk(tree))
+    return (duck or snow) and not imports & {"psycopg", "psycopg2", "sqlalchemy"}
 
 
 class _ScopeWalker:
@@ -177,6 +184,9 @@ class _ScopeWalker:
         self.seen_strings: set[int] = set()
         self.op_autocommit = False
         self.hook_names: set[str] = set()  # variables bound to an Airflow `...Hook(...)`
+        # operator tasks: (first event, end event, call), and the variables bound to them
+        self.op_blocks: list[tuple[int, int, ast.Call]] = []
+        self.op_names: dict[str, ast.Call] = {}
 
     # --- emitting -------------------------------------------------------------
     def sql_string(self, node: ast.AST) -> None:
@@ -255,6 +265,9 @@ class _ScopeWalker:
         names = [t.id for t in node.targets if isinstance(t, ast.Name)]
         if isinstance(node.value, ast.Call) and dotted(node.value.func).endswith("Hook"):
             self.hook_names.update(names)
+        if isinstance(node.value, ast.Call) and SQL_OPERATORS.search(
+                dotted(node.value.func).rsplit(".", 1)[-1]):
+            self.op_names.update({n: node.value for n in names})
         if not contains_wall_clock(node.value):
             return
         self.wall_names.update(names)
@@ -292,10 +305,13 @@ class _ScopeWalker:
             self.visit(child)
         if is_operator:
             self.op_autocommit = saved
+            if kw(node, "write_disposition") is not None:
+                self.job_load(node)  # its query's result written into a destination table
             # Each SQL task runs in its own connection: it has committed when the next starts.
             op_scope = Scope(self.scope.file, "op", self.scope.events[start:])
             self.info.tables[id(node)] = scope_tables(op_scope)
             self.scope.events.append(Event("commit", node.lineno))
+            self.op_blocks.append((start, len(self.scope.events), node))
             return
         if (hook_run or last in {"execute", "executescript"}) and node.args \
                 and self._opaque(node.args[0]):
@@ -326,6 +342,62 @@ class _ScopeWalker:
                    for a in args):
                 self.info.hits.append((node.lineno, "IDM401", f"{last}() given the wall clock"))
             self.scope.events.append(Event("save_state", node.lineno))
+
+    def order_by_dependencies(self, body: ast.AST) -> None:
+        """Put the operator tasks' events in the order the DAG runs them (`a >> b`,
+        `b << a`, `a.set_downstream(b)`), not the order they are written in: a DELETE task
+        declared after the load it precedes still runs first."""
+        blocks = self.op_blocks
+        if len(blocks) < 2:
+            return
+        index = {id(call): i for i, (_, _, call) in enumerate(blocks)}
+
+        def ends(n: ast.AST) -> list[int]:
+            if isinstance(n, ast.BinOp):
+                return ends(n.right)  # `a >> b` is b
+            items = n.elts if isinstance(n, (ast.List, ast.Tuple)) else [n]
+            return [index[id(self.op_names[e.id])] for e in items
+                    if isinstance(e, ast.Name) and e.id in self.op_names
+                    and id(self.op_names[e.id]) in index]
+
+        after: dict[int, set[int]] = {i: set() for i in range(len(blocks))}
+        for n in ast.walk(body):
+            pairs: list[tuple[ast.AST, ast.AST]] = []
+            if isinstance(n, ast.BinOp) and isinstance(n.op, ast.RShift):
+                pairs.append((n.left, n.right))
+            elif isinstance(n, ast.BinOp) and isinstance(n.op, ast.LShift):
+                pairs.append((n.right, n.left))
+            elif isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.args \
+                    and n.func.attr in {"set_downstream", "set_upstream"}:
+                this, other = n.func.value, n.args[0]
+                pairs.append((this, other) if n.func.attr == "set_downstream"
+                             else (other, this))
+            for up, down in pairs:
+                for u in ends(up):
+                    after[u] |= {d for d in ends(down) if d != u}
+        if not any(after.values()):
+            return
+        before = {i: sum(i in v for v in after.values()) for i in after}
+        order: list[int] = []
+        ready = sorted(i for i, c in before.items() if c == 0)
+        while ready:
+            i = ready.pop(0)
+            order.append(i)
+            for d in sorted(after[i]):
+                before[d] -= 1
+                if before[d] == 0:
+                    ready.append(d)
+            ready.sort()
+        if len(order) != len(blocks) or order == sorted(order):
+            return  # a cycle (an unread edge) or already in order
+        events = self.scope.events
+        spans = [events[a:b] for a, b, _ in blocks]
+        out: list[Event] = []
+        pos, slot = 0, 0
+        for a, b, _ in blocks:  # the blocks' places keep the other events around them
+            out += events[pos:a] + spans[order[slot]]
+            pos, slot = b, slot + 1
+        self.scope.events = out + events[pos:]
 
     def _table_arg(self, node: ast.Call, pos: int, name: str) -> str | None:
         table_node = node.args[pos] if len(node.args) > pos else kw(node, name)
@@ -469,6 +541,11 @@ def _is_load(node: ast.AST) -> bool:
             if last in LOAD_CALLS or last in _OBJECT_WRITES or _WRITE_HELPER.match(last) or (
                     last == "run" and "pipeline" in name.lower()):
                 return True
+            # a database transaction committed: whatever it wrote fails with it (a consumer's
+            # offset commit is IDM405's business)
+            if last == "commit" and not n.args and not re.search(r"consumer|kafka|offset",
+                                                                name, re.I):
+                return True
         s = string_of(n) if isinstance(n, (ast.Constant, ast.JoinedStr)) else None
         if s is not None and _WRITE_SQL.match(s.text):
             return True
@@ -490,6 +567,216 @@ def swallowed_load_errors(tree: ast.Module) -> list[Hit]:
                           for b in h.body for n in ast.walk(b))
             if not escapes:
                 hits.append((h.lineno, "IDM206", "the load's failure is logged or ignored"))
+    return hits
+
+
+_CLEAR_HELPER = re.compile(r"^(truncate|clear|empty|purge|wipe)(_\w+)?$|"
+                           r"^delete_(all|rows|table|data|from|partition)\w*$")
+_LOAD_HELPER = re.compile(r"^(insert|load|append|copy|write|upsert|bulk_insert)(_\w+)?$")
+
+
+def _table_refs(call: ast.Call) -> set[str]:
+    """The table a helper call names: variables (or keywords) called `table...`, literals."""
+    refs: set[str] = set()
+    pairs = [(None, a) for a in call.args] + [(k.arg, k.value) for k in call.keywords]
+    for arg, v in pairs:
+        tableish = bool(arg and "table" in arg)
+        if isinstance(v, ast.Name) and (tableish or "table" in v.id.lower()):
+            refs.add("name:" + v.id)
+        elif isinstance(v, ast.Constant) and isinstance(v.value, str) and tableish:
+            refs.add("literal:" + v.value.lower())
+    return refs
+
+
+def helper_clear_then_load(tree: ast.Module) -> list[Hit]:
+    """IDM301 for helpers named for what they do: `dest.truncate_table(schema, table)` and
+    then `self.insert_data(schema, table, rows)` of the same table in one function, outside a
+    transaction block. Each helper runs (and commits) its own statements, so a failure of the
+    load leaves the table empty until the next run."""
+    hits: list[Hit] = []
+    for f in ast.walk(tree):
+        if not isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        in_txn: set[int] = set()
+        for w in ast.walk(f):
+            if isinstance(w, (ast.With, ast.AsyncWith)) and any(
+                    dotted(i.context_expr).rsplit(".", 1)[-1] in TXN_CONTEXT for i in w.items):
+                in_txn |= {id(n) for n in ast.walk(w)}
+        calls = sorted(((c, c.func.attr) for c in ast.walk(f) if isinstance(c, ast.Call)
+                        and isinstance(c.func, ast.Attribute) and id(c) not in in_txn),
+                       key=lambda ca: (ca[0].lineno, ca[0].col_offset))
+        for i, (c, attr) in enumerate(calls):
+            if not _CLEAR_HELPER.match(attr):
+                continue
+            refs = {r for r in _table_refs(c) if not _is_staging(r.split(":", 1)[1])}
+            if refs and any(_LOAD_HELPER.match(a) and refs & _table_refs(d)
+                            for d, a in calls[i + 1:]):
+                hits.append((c.lineno, "IDM301", f"{attr}() then a load of the same table, "
+                                                 "each committing on its own"))
+    return hits
+
+
+_APPEND_HELPER = re.compile(r"^(insert|append|load)(_\w+)?$")
+_CURSOR_KW = re.compile(r"^max_|watermark|cursor|since|incremental|(^|_)last_|high_?water")
+
+
+def _cursor_given(c: ast.Call) -> bool:
+    # `**kwargs` may carry it
+    return any(k.arg is None or (_CURSOR_KW.search(k.arg) and literal(k.value) is not None)
+               for k in c.keywords)
+
+
+def helper_without_its_cursor(tree: ast.Module) -> list[Hit]:
+    """IDM201: an insert/append helper called with a cursor keyword (`max_field=`, `since=`)
+    in some calls of the file and without it in others. The file itself shows the helper
+    loads only what is past the cursor when given one; the calls without it append the
+    whole source again on every run."""
+    groups: dict[str, list[ast.Call]] = {}
+    for c in ast.walk(tree):
+        if isinstance(c, ast.Call):
+            last = dotted(c.func).rsplit(".", 1)[-1]
+            if _APPEND_HELPER.match(last):
+                groups.setdefault(last, []).append(c)
+    hits: list[Hit] = []
+    for last, calls in groups.items():
+        if len(calls) < 2 or not any(_cursor_given(c) for c in calls):
+            continue
+        for c in calls:
+            if not _cursor_given(c):
+                hits.append((c.lineno, "IDM201", f"{last}() without the cursor its other calls "
+                                                 "pass: the whole source is appended again"))
+    return hits
+
+
+_STATE_REF = re.compile(r"state|watermark|cursor|checkpoint|bookmark", re.I)
+_CURSOR_VALUE = re.compile(r"latest|last|max|cursor|watermark|state|high_?water", re.I)
+_MODE_KW = re.compile(r"write_?(mode|disposition)|if_exists|mode$|overwrite|replace|truncate|"
+                      r"merge|upsert|(unique|primary)_?keys?$")
+
+
+def cursor_saved_by_a_later_task(tree: ast.Module) -> list[Hit]:
+    """IDM201: a task function reads the cursor from a state store, appends the window with a
+    load helper given no write mode (a BigQuery load job's default is WRITE_APPEND) and hands
+    the new cursor to XCom for a later task to save. If that task fails, or this one is
+    retried after its load, the next run starts from the old cursor and appends the window
+    again."""
+    hits: list[Hit] = []
+    for f in ast.walk(tree):
+        if not isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        calls = [c for c in ast.walk(f) if isinstance(c, ast.Call)]
+        reads_state = any(_STATE_REF.search(ast.unparse(a)) for c in calls
+                          for a in list(c.args) + [k.value for k in c.keywords]
+                          if dotted(c.func).rsplit(".", 1)[-1] != "xcom_push")
+        pushes_cursor = any(dotted(c.func).rsplit(".", 1)[-1] == "xcom_push" and any(
+            _CURSOR_VALUE.search(ast.unparse(v)) for v in list(c.args) + [
+                k.value for k in c.keywords]) for c in calls)
+        if not (reads_state and pushes_cursor):
+            continue
+        for c in calls:
+            last = dotted(c.func).rsplit(".", 1)[-1]
+            if _APPEND_HELPER.match(last) and not any(
+                    k.arg is None or _MODE_KW.search(k.arg) for k in c.keywords):
+                hits.append((c.lineno, "IDM201", f"{last}() appends the window; the cursor is "
+                                                 "saved by a later task"))
+    return hits
+
+
+# task arguments that are about scheduling the task, not the data it processes
+_SCHEDULING_ARGS = {"start_date", "end_date", "default_args", "dag", "execution_timeout",
+                    "retry_delay", "max_retry_delay", "sla", "timeout", "poke_interval"}
+
+
+def _module_statements(body: list[ast.stmt]) -> list[ast.stmt]:
+    """The statements run at import, in order (into `if`/`try`/`with`, not into defs)."""
+    out: list[ast.stmt] = []
+    for st in body:
+        out.append(st)
+        if isinstance(st, (ast.If, ast.For, ast.While, ast.With)):
+            out += _module_statements(st.body) + _module_statements(st.orelse
+                                                                    if not isinstance(st, ast.With)
+                                                                    else [])
+        elif isinstance(st, ast.Try):
+            out += _module_statements(st.body + [s for h in st.handlers for s in h.body]
+                                      + st.orelse + st.finalbody)
+    return out
+
+
+def parse_time_dates(tree: ast.Module) -> list[Hit]:
+    """IDM501 in an Airflow DAG file: a date read from the wall clock at import (when the
+    scheduler parses the file) and handed to a task's arguments (its SQL, params, paths). A
+    retried, late or backfilled run gets the day the file was last parsed, not its logical
+    date. Reported where the clock is read."""
+    if "airflow" not in imports_of(tree):
+        return []
+    origin: dict[str, int] = {}  # module name -> line of the wall-clock read it comes from
+    for st in _module_statements(tree.body):
+        if not isinstance(st, ast.Assign):
+            continue
+        names = [t.id for t in st.targets if isinstance(t, ast.Name)]
+        if contains_wall_clock(st.value):
+            line = next(c.lineno for c in ast.walk(st.value)
+                        if isinstance(c, ast.Call) and is_wall_clock_call(c))
+        else:
+            used = [n.id for n in ast.walk(st.value) if isinstance(n, ast.Name) and n.id in origin]
+            if not used:
+                for n in names:
+                    origin.pop(n, None)  # rebound to something else
+                continue
+            line = origin[used[0]]
+        origin.update({n: line for n in names})
+    if not origin:
+        return []
+    hits: list[Hit] = []
+    for c in ast.walk(tree):
+        if not (isinstance(c, ast.Call)
+                and dotted(c.func).rsplit(".", 1)[-1].endswith(("Operator", "Sensor"))):
+            continue
+        args = list(c.args) + [k.value for k in c.keywords if k.arg not in _SCHEDULING_ARGS]
+        for a in args:
+            for u in ast.walk(a):
+                if isinstance(u, ast.Name) and isinstance(u.ctx, ast.Load) and u.id in origin:
+                    hits.append((origin[u.id], "IDM501", f"{u.id} is the date the file was "
+                                                         "parsed, handed to a task"))
+    return hits
+
+
+# exceptions a fetch raises (requests, httpx, aiohttp, urllib), and the broad ones
+_FETCH_ERRORS = re.compile(r"(HTTP|Request|Connection|Timeout|Client|URL)\w*(Error|Exception)$|"
+                           r"^(Base)?Exception$")
+_FETCH_CALLS = re.compile(r"^(get|post|request|urlopen|raise_for_status|fetch\w*|json)$")
+
+
+def _skips_item(body: list[ast.stmt]) -> bool:
+    """The handler (or `if`) body moves on to the next item: a `continue` and no raise."""
+    nodes = [n for b in body for n in ast.walk(b)]
+    return any(isinstance(n, ast.Continue) for n in nodes) and not any(
+        isinstance(n, ast.Raise) or (isinstance(n, ast.Call) and _fails(n)) for n in nodes)
+
+
+def skipped_fetch_errors(tree: ast.Module) -> list[Hit]:
+    """IDM206 in Dagster code: a failed fetch skipped with `continue` (in its `except`, or
+    `if isinstance(r, Exception)` over `gather(..., return_exceptions=True)`). The asset returns
+    what was collected and its IO manager replaces the table or partition with it: the run
+    succeeds and the rows of the failed requests are gone until someone re-materialises."""
+    if "dagster" not in imports_of(tree):
+        return []  # elsewhere the collected rows may be appended, and a skip re-fetched later
+    hits: list[Hit] = []
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Try) and any(
+                isinstance(c, ast.Call) and _FETCH_CALLS.match(dotted(c.func).rsplit(".", 1)[-1])
+                for s in n.body for c in ast.walk(s)):
+            for h in n.handlers:
+                types = h.type.elts if isinstance(h.type, ast.Tuple) else [h.type]
+                if any(t is None or _FETCH_ERRORS.search(dotted(t).rsplit(".", 1)[-1])
+                       for t in types) and _skips_item(h.body):
+                    hits.append((h.lineno, "IDM206", "a failed fetch is skipped: the asset "
+                                                     "publishes a partial result"))
+        elif isinstance(n, ast.If) and isinstance(n.test, ast.Call) \
+                and dotted(n.test.func) == "isinstance" and len(n.test.args) == 2 \
+                and _FETCH_ERRORS.search(dotted(n.test.args[1])) and _skips_item(n.body):
+            hits.append((n.lineno, "IDM206", "a failed fetch is skipped: the asset publishes "
+                                             "a partial result"))
     return hits
 
 
@@ -579,11 +866,24 @@ _FAKE_LIBS = {"faker", "mimesis", "factory"}
 _ORCHESTRATORS = {"airflow", "dagster", "prefect", "dlt", "luigi", "kedro", "mage_ai"}
 
 
+# calls that take rows in from somewhere (a file, an API, a query, a listing)
+_INPUT_CALLS = re.compile(r"^(open|read\w*|get|urlopen|request|fetch\w*|query|load|loads|"
+                          r"listdir|scandir|glob|iterdir|input|download\w*|scan\w*|"
+                          r"list_objects\w*|list_blobs|consume|poll|sql)$")
+
+
+def _reads_input(tree: ast.Module) -> bool:
+    return any(isinstance(n, ast.Call) and _INPUT_CALLS.match(dotted(n.func).rsplit(".", 1)[-1])
+               for n in ast.walk(tree))
+
+
 def is_data_generator(tree: ast.Module) -> bool:
-    """A script that makes up rows (faker, mimesis) and writes them, run by no orchestrator
-    and reading no source table: demo data, not a pipeline."""
+    """A script that makes up rows (faker, mimesis, or `random` with no input at all) and
+    writes them, run by no orchestrator and reading no source table: demo data, not a
+    pipeline."""
     imports = imports_of(tree)
-    if not imports & _FAKE_LIBS or imports & _ORCHESTRATORS:
+    if imports & _ORCHESTRATORS or not (
+            imports & _FAKE_LIBS or ("random" in imports and not _reads_input(tree))):
         return False
     for n in ast.walk(tree):
         s = string_of(n) if isinstance(n, (ast.Constant, ast.JoinedStr)) else None
@@ -682,17 +982,24 @@ def review_python(path: str, tree: ast.Module, dialect: str | None) -> FileInfo:
     _scope_context(module_scope, tree, "<module>", path)
     walker = _ScopeWalker(info, module_scope, None)
     walker.walk_body(tree.body)
+    walker.order_by_dependencies(tree)
     scopes.append((None, module_scope))
     for f in funcs:
         sc = Scope(path, f.name, autocommit=info.autocommit, logical_date=airflow)
         _scope_context(sc, f, f.name, path)
         w = _ScopeWalker(info, sc, f)
         w.walk_body(f.body)
+        w.order_by_dependencies(f)
         scopes.append((f, sc))
         info.tables[id(f)] = scope_tables(sc)
     for _, sc in scopes:
         info.hits.extend(scope_hits(sc))
     info.hits.extend(swallowed_load_errors(tree))
+    info.hits.extend(skipped_fetch_errors(tree))
+    info.hits.extend(parse_time_dates(tree))
+    info.hits.extend(helper_clear_then_load(tree))
+    info.hits.extend(helper_without_its_cursor(tree))
+    info.hits.extend(cursor_saved_by_a_later_task(tree))
     info.hits.extend(file_appends(tree))
     info.hits.extend(dlt_appends(tree))
     info.hits.extend(operator_appends(tree))

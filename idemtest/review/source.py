@@ -30,12 +30,26 @@ def kind_of(path: Path) -> str | None:
 TEST_DIRS = {"tests", "test", "testing"}
 
 
-def is_test_code(rel: str) -> bool:
-    """Test code runs under a test runner, not an orchestrator: its writes are fixtures."""
+# a test framework imported, or a test function/class defined
+_TEST_FRAMEWORK = re.compile(r"^\s*(import|from)\s+(pytest|unittest|nose)\b|"
+                             r"^\s*class\s+Test\w*\s*[(:]", re.M)
+# a pipeline defined at the top level: an Airflow DAG, a Dagster/Prefect decorated definition
+_PIPELINE_DEF = re.compile(r"^\s*(\w+\s*=\s*|with\s+)(models\.)?DAG\(|"
+                           r"^@(dag|flow|asset|multi_asset|job|graph_asset)\b", re.M)
+
+
+def is_test_code(rel: str, text: str | None = None) -> bool:
+    """Test code runs under a test runner, not an orchestrator: its writes are fixtures.
+    A file named like a test (`x_test.py`) that defines a DAG or flow and imports no test
+    framework is a pipeline someone named "test" (a trial DAG): it runs, so it is reviewed
+    when its `text` is given."""
     parts = rel.split("/")
     name = parts[-1]
-    return any(p in TEST_DIRS for p in parts[:-1]) or name == "conftest.py" or (
-        name.endswith(".py") and (name.startswith("test_") or name[:-3].endswith("_test")))
+    if any(p in TEST_DIRS for p in parts[:-1]) or name == "conftest.py":
+        return True
+    if not (name.endswith(".py") and (name.startswith("test_") or name[:-3].endswith("_test"))):
+        return False
+    return text is None or bool(_TEST_FRAMEWORK.search(text)) or not _PIPELINE_DEF.search(text)
 
 
 _DBT_JINJA = re.compile(r"\{\{\s*(ref|source|config|this)\b|\bis_incremental\(\)")
@@ -71,6 +85,18 @@ def excluded(rel: str, patterns: list[str]) -> bool:
     return False
 
 
+def _head(path: Path, limit: int = 200_000) -> str | None:
+    """The start of a file named like a test, to tell a test from a DAG named "test"."""
+    name = path.name
+    if not (name.endswith(".py") and (name.startswith("test_") or name[:-3].endswith("_test"))):
+        return None
+    try:
+        with path.open(encoding="utf-8", errors="replace") as f:
+            return f.read(limit)
+    except OSError:
+        return None
+
+
 def discover(paths: list[Path], exclude: list[str] | None = None,
              include_tests: bool = False
              ) -> tuple[list[Path], list[Path], list[tuple[Path, str]]]:
@@ -97,7 +123,7 @@ def discover(paths: list[Path], exclude: list[str] | None = None,
                     if excluded(rel, exclude or []):
                         left_out.append((fp, "matches --exclude"))
                         continue
-                    if not include_tests and is_test_code(rel):
+                    if not include_tests and is_test_code(rel, _head(fp)):
                         left_out.append((fp, "test code (--include-tests reviews it)"))
                         continue
                     found.append(fp)

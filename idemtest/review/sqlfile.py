@@ -5,8 +5,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from .sql_rules import BACKFILL_NAME, Event, Hit, Scope, scope_hits
-from .sqlparse import parse_sql, table_name
+from .sql_rules import (
+    BACKFILL_NAME,
+    Event,
+    Hit,
+    Scope,
+    _cleared_tables,
+    _is_staging,
+    scope_hits,
+)
+from .sqlparse import Statement, parse_sql, table_name
 from .templating import normalise_placeholders, render_jinja
 
 _AIRFLOW_MACRO = re.compile(
@@ -73,8 +81,31 @@ def _review_body(path: str, stem: str, text: str, rendered_text: str, dialect: s
     # only queries, and not an incremental model (whose rows are merged into what is there)
     scope.rebuilds = not incremental and all(_reads_only(st.expr) for st in parsed.statements)
     hits = scope_hits(scope)
+    hits += _clear_only_task(parsed.statements, siblings or [], scope.backfill)
     upserted = {st.line for st in parsed.statements if _upserted_rows(st.expr, siblings or [])}
     return [h for h in hits if not (h[1] == "IDM201" and h[0] in upserted)]
+
+
+def _clear_only_task(statements: list[Statement], siblings: list[str],
+                     backfill: bool) -> list[Hit]:
+    """IDM301: a file that only DELETEs/TRUNCATEs a table whose rows a sibling file INSERTs.
+    Each file is one task's SQL (an operator's `sql=` file), so the clear commits in its own
+    task and the reload runs in another: a failure between leaves the window missing."""
+    from sqlglot import exp
+
+    if not statements or not all(isinstance(st.expr, (exp.Delete, exp.TruncateTable))
+                                  for st in statements):
+        return []
+    hits: list[Hit] = []
+    for st in statements:
+        for t in _cleared_tables(st):
+            name = re.escape(t.rsplit(".", 1)[-1].strip('"`'))
+            insert = re.compile(rf"\bINSERT\s+INTO\s+(?:[\w\"`]+\.)*[\"`]?{name}[\"`]?[\s(]",
+                                re.I)
+            if not _is_staging(t) and any(insert.search(s) for s in siblings):
+                hits.append((st.line, "IDM502" if backfill else "IDM301",
+                             f"{t} is cleared here and reloaded by another file's task"))
+    return hits
 
 
 def _upserted_rows(e: object, siblings: list[str]) -> bool:

@@ -15,7 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 MARGIN = 0.03
 # measured with bench/review_bench.py on this commit (see CHANGELOG)
-FLOORS = {"all": (0.92, 0.91), "tuned": (0.99, 0.91), "held-out": (0.79, 0.90)}
+FLOORS = {"all": (0.99, 0.97), "tuned": (0.99, 0.96), "held-out": (0.97, 1.00)}
 
 
 def _rc() -> ModuleType:
@@ -66,8 +66,10 @@ def test_no_crash_and_every_skip_has_a_reason(corpus: tuple) -> None:
 def test_no_findings_in_test_code(corpus: tuple) -> None:
     from idemtest.review.source import is_test_code
 
-    _, (found, _, _, _) = corpus
-    assert not [f for f in found if is_test_code(f[0].split("/", 1)[1])]
+    rc, (found, _, _, _) = corpus
+    # the text too: a DAG file named like a test (and importing no test framework) is reviewed
+    assert not [f for f in found if is_test_code(
+        f[0].split("/", 1)[1], (rc.FILES / f[0]).read_text(encoding="utf-8", errors="replace"))]
 
 
 @pytest.mark.parametrize("part", sorted(FLOORS))
