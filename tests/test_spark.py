@@ -26,6 +26,7 @@ from idemtest.sandbox import parse_db
 ROOT = Path(__file__).resolve().parents[1]
 
 
+
 def needs_spark() -> None:
     if os.environ.get("IDEMTEST_REQUIRE_SPARK") == "1":
         return  # CI's spark step: a missing pyspark fails, never skips
@@ -281,6 +282,19 @@ JOB_MODULE = textwrap.dedent(
     def reads_only(spark, start, end):
         _daily(spark, start, end).count()
 
+    def sql_yesterday_job(spark, start, end):
+        # "yesterday" by Spark's clock, not the window it was given: right on time, wrong late
+        spark.conf.set("spark.sql.sources.partitionOverwriteMode", "dynamic")
+        spark.sql("INSERT OVERWRITE TABLE daily SELECT store, sum(amount) AS revenue, to_date(ts) AS day FROM events "
+                  "WHERE to_date(ts) = date_sub(current_date(), 1) GROUP BY store, to_date(ts)")
+
+    def df_yesterday_job(spark, start, end):
+        from pyspark.sql import functions as F
+        spark.conf.set("spark.sql.sources.partitionOverwriteMode", "dynamic")
+        (spark.table("events").where(F.to_date("ts") == F.date_sub(F.current_date(), 1))
+         .groupBy(F.to_date("ts").alias("day"), "store").agg(F.sum("amount").alias("revenue"))
+         .select("store", "revenue", "day").write.insertInto("daily", overwrite=True))
+
     test_job = idemtest.spark.check({job}, sources=[EVENTS], targets=[Target("daily", key=["day", "store"])], setup=DDL,
                                     schedule=daily("2026-06-01", periods=2), examples=2{extra})
     """
@@ -299,6 +313,22 @@ def test_a_buggy_job_is_caught_with_a_minimal_scenario_and_replays(pytester):
     replay = pytester.runpytest_inprocess("--idempotency", "--idem-replay", str(saved[0]), "-p", "no:cacheprovider")
     replay.assert_outcomes(failed=1)
     assert "VIOLATED" in replay.stdout.str()
+
+
+def test_spark_clock_functions_read_the_run_time(pytester):
+    """`current_date()` in Spark SQL and `F.current_date()` are evaluated in the JVM: they
+    read the run's simulated time (a literal), so "yesterday" is right for a run on time
+    and the catch-up run that loads the wrong day is caught. On Spark's real clock every
+    run would read November's empty partitions and nothing would ever be judged."""
+    needs_spark()
+    module = JOB_MODULE.format(job="sql_yesterday_job", extra="")
+    module += "test_df_job = " + module.rsplit("test_job = ", 1)[1].replace("sql_yesterday_job", "df_yesterday_job")
+    pytester.makepyfile(test_job=module)
+    result = pytester.runpytest_inprocess("--idempotency", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=2)
+    out = result.stdout.str()
+    assert out.count("P1 same outcome as one clean run — VIOLATED") == 2 and "catch-up run" in out, out
+    assert "wrote nothing" not in out
 
 
 def test_a_job_that_never_writes_is_an_error_naming_the_fix(pytester):

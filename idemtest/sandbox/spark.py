@@ -51,7 +51,9 @@ from .._errors import BackendError, MissingExtraError, SpecError
 from .._extras import require
 from ..instrument import abbreviate, current
 from . import scratch
+from ..engine.clock import sql_now
 from .base import Backend, Sandbox, run_setup, validate_schema
+from .sqlclock import clocked
 
 if TYPE_CHECKING:
     from ..instrument import Controller
@@ -478,12 +480,61 @@ def _patch_pyspark() -> None:
     orig_sql = SparkSession.sql
 
     def sql(self: Any, sqlQuery: Any, args: Any = None, **kwargs: Any) -> Any:
+        if isinstance(sqlQuery, str):
+            sqlQuery = clocked(sqlQuery, "spark")  # current_date() etc. read the run's simulated time
         text = str(sqlQuery)
         if _ctl() is None or not _SQL_WRITE.match(text):
             return orig_sql(self, sqlQuery, args, **kwargs)
         return write_boundary("sql", abbreviate(" ".join(text.split()), 200), lambda: orig_sql(self, sqlQuery, args, **kwargs), _sql_partial(self, text))
 
     SparkSession.sql = sql  # type: ignore[method-assign, unused-ignore]
+    _patch_spark_clock()
+
+
+def _patch_spark_clock() -> None:
+    """The DataFrame API's clock reads the run's simulated time too, as SQL does: Spark
+    evaluates `current_date()` in the JVM, out of reach of Python's patched clock, so
+    `F.current_date()` (and `F.expr` / `selectExpr` / `filter` text naming it) becomes a
+    literal of the simulated instant while a run's clock is active. A function imported
+    by name before idemtest patched the module (`from pyspark.sql.functions import
+    current_date` at import time) keeps Spark's own clock."""
+    from pyspark.sql import DataFrame
+    from pyspark.sql import functions as F
+
+    orig_expr = F.expr
+
+    def expr(text: Any) -> Any:
+        return orig_expr(clocked(text, "spark", fragment=True) if isinstance(text, str) else text)
+
+    F.expr = expr  # type: ignore[assignment]
+
+    def clock_function(name: str) -> None:
+        orig = getattr(F, name, None)
+        if orig is None:  # older Spark without this spelling
+            return
+
+        def now_literal(*args: Any, **kwargs: Any) -> Any:
+            if args or kwargs or sql_now() is None:
+                return orig(*args, **kwargs)
+            return orig_expr(clocked(f"{name}()", "spark", fragment=True)).alias(f"{name}()")
+
+        setattr(F, name, now_literal)
+
+    for name in ("current_timestamp", "current_date", "now", "curdate"):
+        clock_function(name)
+
+    orig_select_expr, orig_filter = DataFrame.selectExpr, DataFrame.filter
+
+    def select_expr(self: Any, *exprs: Any) -> Any:
+        if len(exprs) == 1 and isinstance(exprs[0], list):
+            exprs = tuple(exprs[0])
+        return orig_select_expr(self, *[clocked(e, "spark", fragment=True) if isinstance(e, str) else e for e in exprs])
+
+    def filter_(self: Any, condition: Any) -> Any:
+        return orig_filter(self, clocked(condition, "spark", fragment=True) if isinstance(condition, str) else condition)
+
+    DataFrame.selectExpr = select_expr  # type: ignore[method-assign]
+    DataFrame.filter = DataFrame.where = filter_  # type: ignore[method-assign, assignment]
 
 
 def _mode_text(w: Any, mode: str | None) -> str:
