@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from .sql_rules import (
     BACKFILL_NAME,
+    LOAD_TIME_COLUMN,
     Event,
     Hit,
     Scope,
@@ -20,6 +21,9 @@ from .templating import normalise_placeholders, render_jinja
 _AIRFLOW_MACRO = re.compile(
     r"\{\{\s*(ds|ds_nodash|ts|data_interval_start|data_interval_end|logical_date|"
     r"execution_date|next_ds|prev_ds|macros\.|params\.|dag_run|ti\.|task_instance)\b")
+_REF_CALL = re.compile(r"\{\{-?\s*ref\(")
+_SOURCE_CALL = re.compile(r"\{\{-?\s*source\(")
+_STRICT_COL = re.compile(r"(\w+)\s*>(?!=)")
 _APPEND_STRATEGIES = {"append"}
 _KEYLESS_OK = {"insert_overwrite", "microbatch"}  # these replace whole partitions/batches
 
@@ -39,11 +43,15 @@ def review_sql_file(path: str, text: str, dialect: str | None,
     cfg = rendered.config
     if cfg.get("materialized") == "incremental":
         strategy = cfg.get("incremental_strategy", "")
+        # reported on the argument a user changes: the strategy, or the materialization
+        # that wants a unique_key beside it
+        lines = rendered.config_lines
         line = rendered.config_line or 1
         if strategy in _APPEND_STRATEGIES:
-            out.hits.append((line, "IDM601", f"model {stem} uses incremental_strategy='append'"))
+            out.hits.append((lines.get("incremental_strategy", line), "IDM601",
+                             f"model {stem} uses incremental_strategy='append'"))
         elif not cfg.get("unique_key") and strategy not in _KEYLESS_OK:
-            out.hits.append((line, "IDM601", f"model {stem}"))
+            out.hits.append((lines.get("materialized", line), "IDM601", f"model {stem}"))
     texts = [rendered.text]
     if "is_incremental()" in text:
         # dbt runs the model both ways: review the branch an incremental run takes too.
@@ -58,6 +66,14 @@ def review_sql_file(path: str, text: str, dialect: str | None,
                 seen.add((hit[0], hit[1]))
                 out.hits.append(hit)
         out.errors += [e for e in errors if e not in out.errors]
+    if _REF_CALL.search(text) and not _SOURCE_CALL.search(text):
+        # A load-time stamp of an upstream dbt model: dbt builds that model whole, in one
+        # transaction, before this one runs, so no row with the last stamp commits later;
+        # `>` takes exactly the batches not yet seen (`>=` would re-read the last one).
+        src = text.splitlines()
+        out.hits = [h for h in out.hits if not (
+            h[1] == "IDM403" and 0 < h[0] <= len(src) and any(
+                LOAD_TIME_COLUMN.search(c.lower()) for c in _STRICT_COL.findall(src[h[0] - 1])))]
     return out
 
 
@@ -93,19 +109,44 @@ def _clear_only_task(statements: list[Statement], siblings: list[str],
     task and the reload runs in another: a failure between leaves the window missing."""
     from sqlglot import exp
 
-    if not statements or not all(isinstance(st.expr, (exp.Delete, exp.TruncateTable))
-                                  for st in statements):
+    clears = [st for st in statements if isinstance(st.expr, (exp.Delete, exp.TruncateTable))]
+    # CREATE TABLE IF NOT EXISTS (and other DDL that adds no rows) beside the clear: the
+    # "make sure the table is there, then empty it" task before a load task.
+    ensured = {n for st in statements if isinstance(st.expr, exp.Create)
+               and st.expr.args.get("exists") and st.expr.args.get("expression") is None
+               for n in [table_name(st.expr.this)] if n}
+    if not clears or not all(st in clears or _adds_no_rows(st.expr) for st in statements):
         return []
     hits: list[Hit] = []
-    for st in statements:
+    for st in clears:
+        whole = isinstance(st.expr, exp.TruncateTable) or st.expr.args.get("where") is None
         for t in _cleared_tables(st):
             name = re.escape(t.rsplit(".", 1)[-1].strip('"`'))
             insert = re.compile(rf"\bINSERT\s+INTO\s+(?:[\w\"`]+\.)*[\"`]?{name}[\"`]?[\s(]",
                                 re.I)
-            if not _is_staging(t) and any(insert.search(s) for s in siblings):
+            if _is_staging(t):
+                continue
+            if any(insert.search(s) for s in siblings):
                 hits.append((st.line, "IDM502" if backfill else "IDM301",
                              f"{t} is cleared here and reloaded by another file's task"))
+            elif whole and ensured:
+                # a file that creates a table only to empty it is half a truncate-and-load:
+                # the rows come from another task, after this one has committed
+                hits.append((st.line, "IDM502" if backfill else "IDM301",
+                             f"{t} is emptied here and loaded by another task"))
     return hits
+
+
+def _adds_no_rows(e: object) -> bool:
+    """DDL that writes no rows: CREATE TABLE IF NOT EXISTS (columns only), CREATE INDEX,
+    ALTER, COMMENT, GRANT."""
+    from sqlglot import exp
+
+    if isinstance(e, exp.Create):
+        kind = str(e.args.get("kind") or "").upper()
+        return e.args.get("expression") is None and (kind != "TABLE" or bool(e.args.get("exists")))
+    return isinstance(e, (exp.Alter, exp.Comment, exp.Grant)) if hasattr(exp, "Grant") \
+        else isinstance(e, (exp.Alter, exp.Comment))
 
 
 def _upserted_rows(e: object, siblings: list[str]) -> bool:

@@ -433,3 +433,60 @@ def test_snowflake_connector_autocommits_each_statement(tmp_path: Path) -> None:
     # AUTOCOMMIT is on by default: the TRUNCATE is committed before the INSERT runs
     assert findings(tmp_path, "snow.py", _SNOW.format(autocommit="")) == [(7, "IDM301")]
     assert findings(tmp_path, "snow.py", _SNOW.format(autocommit=", autocommit=False")) == []
+
+
+def test_schema_script_dropping_and_creating_empty_tables(tmp_path: Path) -> None:
+    # a setup script: DROP then CREATE with columns only leaves an empty table by design
+    ddl = ("DROP TABLE IF EXISTS results.race;\n"
+           "CREATE TABLE results.race (\n    event_cd INT,\n    driver_id VARCHAR(50)\n);\n")
+    assert findings(tmp_path, "create_race.sql", ddl) == []
+    # DROP then CREATE ... AS SELECT brings the rows back in another statement: the gap is real
+    ctas = ("DROP TABLE IF EXISTS results.race;\n"
+            "CREATE TABLE results.race AS SELECT * FROM raw.race;\n")
+    assert findings(tmp_path, "rebuild_race.sql", ctas) == [(1, "IDM301")]
+
+
+def test_file_that_creates_a_table_only_to_empty_it(tmp_path: Path) -> None:
+    # the operator task "create if missing, then truncate": the load is another task, after
+    # this one has committed, so a failed load leaves the table empty
+    sql = ("CREATE TABLE IF NOT EXISTS src_offer (\n    id NUMERIC(3),\n    label VARCHAR(15)\n"
+           ");\n\nTRUNCATE TABLE src_offer;\n")
+    assert findings(tmp_path, "sql/src_offer_schema.sql", sql) == [(6, "IDM301")]
+    # creating the table only (the load task replaces or upserts its rows) is no risk
+    assert findings(tmp_path, "sql/src_offer_only.sql", sql.split("\n\n")[0] + "\n") == []
+
+
+_DBT_INC = """{{{{ config(
+    materialized='incremental'{key}
+) }}}}
+
+SELECT *
+FROM {{{{ {upstream} }}}} bronze
+{{% if is_incremental() %}}
+WHERE bronze.{col} > (SELECT max({col}) FROM {{{{ this }}}})
+{{% endif %}}
+"""
+
+
+def test_dbt_incremental_finding_on_the_materialized_line(tmp_path: Path) -> None:
+    # the line a user fixes: materialized='incremental' (a unique_key beside it)
+    assert findings(tmp_path, "models/fact_events.sql", _DBT_INC.format(
+        key="", upstream="ref('fact_events_bronze')", col="loaded_at")) == [(2, "IDM601")]
+    assert findings(tmp_path, "models/fact_events.sql", _DBT_INC.format(
+        key=",\n    unique_key='event_id'", upstream="ref('fact_events_bronze')",
+        col="loaded_at")) == []
+
+
+def test_strict_cursor_on_the_load_stamp_of_an_upstream_model(tmp_path: Path) -> None:
+    key = ",\n    unique_key='event_id'"
+    # an upstream dbt model is built whole before this one: no row with its last stamp
+    # commits later, `>` takes exactly the new batches
+    assert findings(tmp_path, "models/a.sql", _DBT_INC.format(
+        key=key, upstream="ref('events_bronze')", col="loaded_at")) == []
+    # a source loaded by another tool may still commit rows with the last stamp
+    assert findings(tmp_path, "models/b.sql", _DBT_INC.format(
+        key=key, upstream="source('raw', 'events')", col="loaded_at")) == [(9, "IDM403")]
+    # an event-time cursor still wants a lookback and `>=`, whatever it reads
+    assert findings(tmp_path, "models/c.sql", _DBT_INC.format(
+        key=key, upstream="ref('events_bronze')", col="updated_at")) == [
+        (9, "IDM402"), (9, "IDM403")]
