@@ -490,3 +490,15 @@ def test_strict_cursor_on_the_load_stamp_of_an_upstream_model(tmp_path: Path) ->
     assert findings(tmp_path, "models/c.sql", _DBT_INC.format(
         key=key, upstream="ref('events_bronze')", col="updated_at")) == [
         (9, "IDM402"), (9, "IDM403")]
+
+
+def test_seed_script_of_literal_rows(tmp_path: Path) -> None:
+    # reference rows typed into the script: a re-run puts the same fixed rows back
+    seed = ("TRUNCATE TABLE src_product;\n\n"
+            "INSERT INTO src_product (id, label) VALUES (1, 'Voice');\n"
+            "INSERT INTO src_product (id, label) VALUES (2, 'SMS'), (0, 'Unknown');\n")
+    assert findings(tmp_path, "data/src_product_data.sql", seed) == []
+    assert findings(tmp_path, "data/src_product_rows.sql", seed.split("\n\n")[1]) == []
+    # rows selected from another table are a load: appended again by each run
+    load = "INSERT INTO product_dim (id, label) SELECT id, label FROM src_product;\n"
+    assert findings(tmp_path, "load_product.sql", load) == [(1, "IDM201")]
