@@ -242,6 +242,15 @@ def review_orchestration(path: str, tree: ast.Module, info: FileInfo) -> tuple[l
 
     # ---- Dagster -----------------------------------------------------------------------
     uses_db_io = any(DB_IO_MANAGERS.search(dotted(c.func)) for c in calls)
+    # Time-window partitions that start at "now - N days": the partition set slides with the
+    # clock of each code load, the oldest days drop out and can never be backfilled.
+    for c in calls:
+        short = dotted(c.func).rsplit(".", 1)[-1]
+        if short.endswith("PartitionsDefinition") and "dagster" in imports_of(tree):
+            sd = kw(c, "start_date") or (c.args[0] if c.args else None)
+            if sd is not None and (contains_wall_clock(sd) or any(
+                    isinstance(n, ast.Name) and n.id in wall_names for n in ast.walk(sd))):
+                hits.append((sd.lineno, "IDM105", f"{short}: {ast.unparse(sd)[:60]}"))
     dagster_tasks: list[Task] = []
     for f in funcs.values():
         for d in f.decorator_list:

@@ -138,6 +138,8 @@ class FileInfo:
     hits: list[Hit] = field(default_factory=list)
     # id(FunctionDef or operator Call) -> (inputs, outputs), for the job inventory
     tables: dict[int, tuple[list[str], list[str]]] = field(default_factory=dict)
+    # functions and methods that only return a SQL string (`_get_cleanup_statement`)
+    sql_returners: dict[str, ast.expr] = field(default_factory=dict)
 
 
 def imports_of(tree: ast.Module) -> set[str]:
@@ -173,6 +175,37 @@ def _file_autocommit(tree: ast.Module) -> bool:
     return (duck or snow) and not imports & {"psycopg", "psycopg2", "sqlalchemy"}
 
 
+_EXEC_CALLS = {"execute", "executescript", "exec_driver_sql", "run", "run_query",
+               "execute_query", "query", "sql"}
+
+
+def sql_returners(tree: ast.Module) -> dict[str, ast.expr]:
+    """Functions and methods whose body is one `return` of a SQL string: their callers run
+    that statement (`con.execute(text(self._cleanup_sql(table)))`)."""
+    out: dict[str, ast.expr] = {}
+    for f in ast.walk(tree):
+        if not isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        body = [b for b in f.body if not (isinstance(b, ast.Expr)
+                                          and isinstance(b.value, ast.Constant))]
+        if len(body) == 1 and isinstance(body[0], ast.Return) and body[0].value is not None:
+            s = string_of(body[0].value)
+            if s is not None and SQL_LIKE.match(s.text):
+                out[f.name] = body[0].value
+    return out
+
+
+def _returner_called(n: ast.AST, returners: dict[str, ast.expr]) -> ast.expr | None:
+    """The SQL string a call of a returner gives (`self._sql(...)`, `_sql(...)`)."""
+    if not isinstance(n, ast.Call):
+        return None
+    f = n.func
+    name = f.id if isinstance(f, ast.Name) else (
+        f.attr if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name)
+        and f.value.id in {"self", "cls"} else None)
+    return returners.get(name) if name else None
+
+
 class _ScopeWalker:
     """Collects the events of one scope in source order (nested defs are other scopes)."""
 
@@ -201,6 +234,15 @@ class _ScopeWalker:
             self.scope.events.append(Event("sql", st.line, stmt=st))
             if self.op_autocommit:
                 self.scope.events.append(Event("commit", st.line))
+
+    def returned_sql(self, node: ast.expr, line: int) -> None:
+        """The statement a SQL-returning helper gives, run where it is called."""
+        s = string_of(node)
+        if s is None:
+            return
+        parsed = parse_sql(normalise_placeholders(s.text), self.info.dialect, line)
+        for st in parsed.statements:
+            self.scope.events.append(Event("sql", st.line, stmt=st))
 
     # --- walking ------------------------------------------------------------------
     def walk_body(self, body: list[ast.stmt]) -> None:
@@ -290,6 +332,13 @@ class _ScopeWalker:
     def visit_call(self, node: ast.Call) -> None:
         name = dotted(node.func)
         last = name.rsplit(".", 1)[-1]
+        if last in _EXEC_CALLS and self.info.sql_returners:
+            # only where it is run: the same helper handed to a log line executes nothing
+            for a in list(node.args) + [k.value for k in node.keywords]:
+                for n in ast.walk(a):
+                    returned = _returner_called(n, self.info.sql_returners)
+                    if returned is not None:
+                        self.returned_sql(returned, node.lineno)
         is_operator = bool(SQL_OPERATORS.search(last))
         # An Airflow DB hook's run() is one transaction of its own: it commits on return.
         hook_run = last == "run" and isinstance(node.func, ast.Attribute) and (
@@ -332,6 +381,8 @@ class _ScopeWalker:
                 self.scope.events.append(Event("begin", node.lineno))
             elif last in {"to_sql", "to_gbq"}:
                 self.to_sql(node)
+            elif last == "copy_from" and len(node.args) + len(node.keywords) >= 2:
+                self.copy_from(node)
         if last == "write_pandas":
             self.write_pandas(node)
         if kw(node, "write_disposition") is not None:
@@ -405,6 +456,18 @@ class _ScopeWalker:
         if not isinstance(table, str):
             table = ident(ast.unparse(table_node)) if table_node is not None else None
         return table.lower() if table else None
+
+    def copy_from(self, node: ast.Call) -> None:
+        """psycopg2 `cursor.copy_from(file, table)`: a COPY ... FROM STDIN in the cursor's
+        transaction (committed with it, or at once on an autocommit connection)."""
+        table = self._table_arg(node, 1, "table")
+        if not table:
+            return
+        name = table if re.fullmatch(r"[\w.]+", table) else ident(table)
+        parsed = parse_sql(f"COPY {name} FROM STDIN", self.info.dialect or "postgres",
+                           node.lineno)
+        for st in parsed.statements:
+            self.scope.events.append(Event("sql", node.lineno, stmt=st))
 
     def write_pandas(self, node: ast.Call) -> None:
         """snowflake write_pandas(conn, df, table_name): a COPY that appends unless
@@ -525,16 +588,25 @@ LOAD_CALLS = {"to_sql", "to_gbq", "insert_rows", "write_pandas", "load_table_fro
               "executemany", "bulk_insert_mappings", "bulk_save_objects", "insert_many",
               "insert_one", "bulk_load", "upsert"}
 _BROAD = {"Exception", "BaseException"}
+# a database library's base error: every failed write raises one, so around a load it is as
+# broad as Exception
+_DB_BASE_ERRORS = {"SQLAlchemyError", "DBAPIError", "DatabaseError", "psycopg2.Error",
+                   "psycopg.Error", "connector.Error", "sqlite3.Error", "pymysql.Error"}
 # object-store writes, and helpers named for what they do (`write_csv_s3`, `insert_batch`)
 _OBJECT_WRITES = {"put_object", "upload_file", "upload_fileobj", "upload_blob",
                   "upload_from_filename", "upload_from_string"}
 _WRITE_HELPER = re.compile(r"^(write|insert|upsert|merge)_")
 
 
-def _is_load(node: ast.AST) -> bool:
+def _is_load(node: ast.AST, returners: dict[str, ast.expr] | None = None) -> bool:
     """Does `node` write data: a load call, an object-store upload, a helper named for a
-    write, a write statement in a string, or dlt's run()?"""
+    write, a write statement in a string (or returned by a helper it calls), or dlt's run()?"""
     for n in ast.walk(node):
+        returned = _returner_called(n, returners or {})
+        if returned is not None:
+            rs = string_of(returned)
+            if rs is not None and _WRITE_SQL.match(rs.text):
+                return True
         if isinstance(n, ast.Call):
             name = dotted(n.func)
             last = name.rsplit(".", 1)[-1]
@@ -555,13 +627,16 @@ def _is_load(node: ast.AST) -> bool:
 def swallowed_load_errors(tree: ast.Module) -> list[Hit]:
     """IDM206: a broad `except` around a load whose handler neither re-raises nor exits."""
     hits: list[Hit] = []
+    returners = sql_returners(tree)
     for t in ast.walk(tree):
-        if not isinstance(t, ast.Try) or not any(_is_load(s) for s in t.body):
+        if not isinstance(t, ast.Try) or not any(_is_load(s, returners) for s in t.body):
             continue
         for h in t.handlers:
             names = {dotted(e) for e in (h.type.elts if isinstance(h.type, ast.Tuple) else [h.type])} \
                 if h.type is not None else {"BaseException"}
-            if not names & _BROAD:
+            if not names & _BROAD and not any(
+                    n.rsplit(".", 1)[-1] in _DB_BASE_ERRORS
+                    or ".".join(n.rsplit(".", 2)[-2:]) in _DB_BASE_ERRORS for n in names):
                 continue
             escapes = any(isinstance(n, ast.Raise) or (isinstance(n, ast.Call) and _fails(n))
                           for b in h.body for n in ast.walk(b))
@@ -965,6 +1040,7 @@ def operator_appends(tree: ast.Module) -> list[Hit]:
 
 def review_python(path: str, tree: ast.Module, dialect: str | None) -> FileInfo:
     info = FileInfo(path, dialect, autocommit=_file_autocommit(tree))
+    info.sql_returners = sql_returners(tree)
     for stmt in tree.body:
         if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and \
                 isinstance(stmt.targets[0], ast.Name) and string_of(stmt.value) is not None:

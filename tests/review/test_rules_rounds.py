@@ -502,3 +502,106 @@ def test_seed_script_of_literal_rows(tmp_path: Path) -> None:
     # rows selected from another table are a load: appended again by each run
     load = "INSERT INTO product_dim (id, label) SELECT id, label FROM src_product;\n"
     assert findings(tmp_path, "load_product.sql", load) == [(1, "IDM201")]
+
+
+_IO_MANAGER = """import pandas as pd
+from dagster import ConfigurableIOManager, OutputContext
+from sqlalchemy import create_engine, text
+
+
+class SQLIOManager(ConfigurableIOManager):
+    url: str
+
+    def handle_output(self, context: OutputContext, obj: pd.DataFrame):
+        schema, table, mode = context.asset_key.path
+        if mode == "cleanup":
+            with create_engine(self.url).connect() as con:
+                try:
+                    context.log.info("running " + self._cleanup_sql(table, schema))
+                    con.execute(text(self._cleanup_sql(table, schema)))
+                {handler}
+        with create_engine(self.url).connect() as con:
+            obj.to_sql(table, con=con, schema=schema, if_exists="append", index=False)
+
+    def _cleanup_sql(self, table: str, schema: str):
+        return f"{verb} {{schema}}.{{table}}"
+"""
+
+_IO_MANAGER_ONE_TXN = """import pandas as pd
+from dagster import ConfigurableIOManager, OutputContext
+from sqlalchemy import create_engine, text
+
+
+class SQLIOManager(ConfigurableIOManager):
+    url: str
+
+    def handle_output(self, context: OutputContext, obj: pd.DataFrame):
+        schema, table, mode = context.asset_key.path
+        with create_engine(self.url).begin() as con:
+            if mode == "cleanup":
+                try:
+                    con.execute(text(self._cleanup_sql(table, schema)))
+                except Exception:
+                    context.log.error("cleanup failed")
+                    raise
+            obj.to_sql(table, con=con, schema=schema, if_exists="append", index=False)
+
+    def _cleanup_sql(self, table: str, schema: str):
+        return f"delete from {schema}.{table}"
+"""
+
+
+def test_io_manager_clearing_through_a_sql_returning_helper(tmp_path: Path) -> None:
+    # the helper's TRUNCATE runs where execute() is given it (not where it is logged), on
+    # one connection, the append on another: a failed append leaves the table empty; a bare
+    # except that only logs lets the append go on top of the old rows
+    risky = _IO_MANAGER.format(handler="except:\n                    context.log.info('no table')",
+                               verb="truncate")
+    assert findings(tmp_path, "io.py", risky) == [(15, "IDM301"), (16, "IDM206")]
+    # the clear and the append in one transaction, the error re-raised: nothing to say
+    assert findings(tmp_path, "io.py", _IO_MANAGER_ONE_TXN) == []
+
+
+_PARTITIONS = """from datetime import datetime, timedelta
+from dagster import DailyPartitionsDefinition
+
+{start}
+daily_partitions = DailyPartitionsDefinition(start_date={arg})
+"""
+
+
+def test_partitions_starting_from_the_wall_clock(tmp_path: Path) -> None:
+    # the partition set slides with each code load: old days drop out, no backfill reaches them
+    assert findings(tmp_path, "partitions.py", _PARTITIONS.format(
+        start="today = datetime.today()", arg="today - timedelta(days=15)")) == [(5, "IDM105")]
+    assert findings(tmp_path, "partitions.py", _PARTITIONS.format(
+        start="", arg="'2023-01-01'")) == []
+
+
+_PSYCOPG = """import psycopg2
+
+
+def load_census(dsn, path, logger):
+    try:
+        conn = psycopg2.connect(dsn){session}
+        cursor = conn.cursor()
+        cursor.execute("TRUNCATE census_dimension;")
+        with open(path) as f:
+            cursor.copy_from(f, "census_dimension", sep="\\t")
+        conn.commit()
+        return True
+    except {error} as e:
+        logger.error("Error: %s" % e)
+        {after}
+"""
+
+
+def test_psycopg_truncate_then_copy_and_swallowed_database_errors(tmp_path: Path) -> None:
+    # autocommit: the TRUNCATE is committed before copy_from runs; the library's base error
+    # catches every failed write, and returning False reports success
+    risky = _PSYCOPG.format(session="\n        conn.set_session(autocommit=True)",
+                            error="psycopg2.Error", after="return False")
+    assert findings(tmp_path, "load.py", risky) == [(9, "IDM301"), (14, "IDM206")]
+    # one transaction (the default), and the error re-raised: nothing to say
+    safe = _PSYCOPG.format(session="", error="psycopg2.Error", after="raise")
+    assert findings(tmp_path, "load.py", safe) == []
