@@ -7,7 +7,17 @@ import ast
 import re
 from dataclasses import dataclass, field
 
-from .sql_rules import BACKFILL_NAME, Event, Hit, Scope, _is_staging, scope_hits, scope_tables
+from .sql_rules import (
+    BACKFILL_NAME,
+    Event,
+    Hit,
+    Scope,
+    _cleared_tables,
+    _is_staging,
+    _kind,
+    scope_hits,
+    scope_tables,
+)
 from .sqlparse import parse_sql
 from .templating import ident, normalise_placeholders
 
@@ -663,6 +673,50 @@ def _table_refs(call: ast.Call) -> set[str]:
     return refs
 
 
+def _asset_key_parts(dec: ast.Call, f: ast.FunctionDef | ast.AsyncFunctionDef) -> set[str]:
+    """The components of an asset's key: `key_prefix` (or `key`) and its name, lower case."""
+    named = literal(kw(dec, "name"))
+    parts = {(named if isinstance(named, str) else f.name).lower()}
+    for arg in ("key_prefix", "key"):
+        v = literal(kw(dec, arg))
+        if isinstance(v, str):
+            parts |= {p.lower() for p in v.split("/")}
+        elif isinstance(v, (list, tuple)):
+            parts |= {str(p).lower() for p in v}
+    return parts
+
+
+def asset_clear_then_io_manager_load(scopes: list[tuple[ast.AST | None, Scope]]) -> list[Hit]:
+    """IDM301: a Dagster asset that deletes rows of a table and commits, feeding a downstream
+    asset whose IO manager writes that table (its key names it). Each asset is a step of its
+    own: a failure of the write step (or a retry of it alone) leaves the rows deleted."""
+    assets: dict[str, tuple[ast.FunctionDef | ast.AsyncFunctionDef, ast.Call | None, Scope]] = {}
+    for f, sc in scopes:
+        if not isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        for d in f.decorator_list:
+            if dotted(d.func if isinstance(d, ast.Call) else d).rsplit(".", 1)[-1] == "asset":
+                assets[f.name] = (f, d if isinstance(d, ast.Call) else None, sc)
+    hits: list[Hit] = []
+    for name, (_, _, sc) in assets.items():
+        cleared = [(ev.line, t) for ev in sc.events
+                   if ev.kind == "sql" and ev.stmt is not None and _kind(ev.stmt) == "clear"
+                   for t in _cleared_tables(ev.stmt) if not _is_staging(t)]
+        if not cleared:
+            continue
+        for g, dec, _ in assets.values():
+            if dec is None or kw(dec, "io_manager_key") is None or name not in {
+                    a.arg for a in g.args.posonlyargs + g.args.args + g.args.kwonlyargs}:
+                continue
+            parts = _asset_key_parts(dec, g)
+            for line, t in cleared:
+                names = [p.strip('"`[]').lower() for p in t.split(".")]
+                if names[-1] in parts and all(p in parts for p in names[-2:]):
+                    hits.append((line, "IDM301", f"{t} cleared in asset {name}, written by the "
+                                                 f"IO manager of asset {g.name}"))
+    return hits
+
+
 def helper_clear_then_load(tree: ast.Module) -> list[Hit]:
     """IDM301 for helpers named for what they do: `dest.truncate_table(schema, table)` and
     then `self.insert_data(schema, table, rows)` of the same table in one function, outside a
@@ -1071,6 +1125,7 @@ def review_python(path: str, tree: ast.Module, dialect: str | None) -> FileInfo:
     for _, sc in scopes:
         info.hits.extend(scope_hits(sc))
     info.hits.extend(swallowed_load_errors(tree))
+    info.hits.extend(asset_clear_then_io_manager_load(scopes))
     info.hits.extend(skipped_fetch_errors(tree))
     info.hits.extend(parse_time_dates(tree))
     info.hits.extend(helper_clear_then_load(tree))

@@ -605,3 +605,31 @@ def test_psycopg_truncate_then_copy_and_swallowed_database_errors(tmp_path: Path
     # one transaction (the default), and the error re-raised: nothing to say
     safe = _PSYCOPG.format(session="", error="psycopg2.Error", after="raise")
     assert findings(tmp_path, "load.py", safe) == []
+
+
+_CLEANUP_ASSET = """import pandas as pd
+from dagster import asset
+
+
+@asset(required_resource_keys={{"mysql"}})
+def forecast_cleanup(context, forecast_data: pd.DataFrame):
+    days = tuple(set(forecast_data.day.astype(str)))
+    query = f"DELETE FROM weather.forecast WHERE day IN {{days}}"
+    with context.resources.mysql.get_connection() as conn:
+        conn.cursor().execute(query)
+        conn.commit()
+    return forecast_data
+
+
+@asset(io_manager_key="sql_io_manager", key_prefix=["weather", "{table}"])
+def forecast_to_sql(context, forecast_cleanup: pd.DataFrame):
+    return forecast_cleanup
+"""
+
+
+def test_asset_deleting_rows_its_downstream_io_manager_writes(tmp_path: Path) -> None:
+    # two steps: the delete is committed before the IO manager writes the frame
+    assert findings(tmp_path, "forecast.py", _CLEANUP_ASSET.format(table="forecast")) == [
+        (8, "IDM301")]
+    # the downstream asset's key names another table: the delete is no half of its write
+    assert findings(tmp_path, "forecast.py", _CLEANUP_ASSET.format(table="forecast_v2")) == []
