@@ -7,7 +7,15 @@ import ast
 import re
 
 from .model import Job, Task
-from .python_rules import FileInfo, contains_wall_clock, dotted, imports_of, kw, literal
+from .python_rules import (
+    FileInfo,
+    _asset_key_parts,
+    contains_wall_clock,
+    dotted,
+    imports_of,
+    kw,
+    literal,
+)
 from .sql_rules import Hit
 
 MAX_SANE_RETRIES = 10
@@ -262,6 +270,16 @@ def review_orchestration(path: str, tree: ast.Module, info: FileInfo) -> tuple[l
             params = [a.arg for a in f.args.args if a.arg not in {"context", "self"}]
             dagster_tasks.append(Task(f.name, f.lineno, sorted(set(ins) | set(params)),
                                       list(outs) or ([f.name] if short != "op" else [])))
+            io_key = literal(kw(dcall, "io_manager_key")) if dcall is not None else None
+            if dcall is not None and isinstance(io_key, str) and io_key in info.appending_io \
+                    and short == "asset" and not _returns_none(f):
+                # the project's IO manager appends the returned frame (it clears the table
+                # only for assets whose key carries its guard word)
+                guard = info.appending_io[io_key]
+                if guard is None or guard.lower() not in _asset_key_parts(dcall, f):
+                    partitioned = kw(dcall, "partitions_def") is not None
+                    hits.append((d.lineno, "IDM107" if partitioned else "IDM202",
+                                 f"asset {f.name} appended by IO manager {io_key}"))
             if dcall is not None and kw(dcall, "partitions_def") is not None and uses_db_io \
                     and short == "asset":
                 meta = kw(dcall, "metadata")

@@ -150,6 +150,8 @@ class FileInfo:
     tables: dict[int, tuple[list[str], list[str]]] = field(default_factory=dict)
     # functions and methods that only return a SQL string (`_get_cleanup_statement`)
     sql_returners: dict[str, ast.expr] = field(default_factory=dict)
+    # resource keys of appending IO managers found elsewhere in the project (project.py)
+    appending_io: dict[str, str | None] = field(default_factory=dict)
 
 
 def imports_of(tree: ast.Module) -> set[str]:

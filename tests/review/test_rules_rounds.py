@@ -633,3 +633,72 @@ def test_asset_deleting_rows_its_downstream_io_manager_writes(tmp_path: Path) ->
         (8, "IDM301")]
     # the downstream asset's key names another table: the delete is no half of its write
     assert findings(tmp_path, "forecast.py", _CLEANUP_ASSET.format(table="forecast_v2")) == []
+
+
+_APPENDING_IO = """import pandas as pd
+from dagster import ConfigurableIOManager
+from sqlalchemy import create_engine, text
+
+
+class SQLIOManager(ConfigurableIOManager):
+    url: str
+
+    def handle_output(self, context, obj: pd.DataFrame):
+        schema, table, mode = context.asset_key.path
+        with create_engine(self.url).begin() as con:
+            if mode == "cleanup":
+                con.execute(text(f"delete from {schema}.{table}"))
+            obj.to_sql(table, con=con, schema=schema, if_exists="{if_exists}", index=False)
+
+    def load_input(self, context):
+        return pd.read_sql(f"select * from {context.asset_key.path[1]}", self.url)
+"""
+
+_DEFINITIONS = """from dagster import Definitions
+from resources.sql_io_manager import SQLIOManager
+from assets import race_results_to_sql, race_laps_to_sql
+
+defs = Definitions(assets=[race_results_to_sql, race_laps_to_sql],
+                   resources={"sql_io_manager": SQLIOManager(url="mysql://db/f1")})
+"""
+
+_SESSION_ASSETS = """import pandas as pd
+from dagster import DailyPartitionsDefinition, asset
+
+days = DailyPartitionsDefinition(start_date="2024-01-01")
+
+
+@asset(io_manager_key="sql_io_manager", key_prefix=["SESSION", "RACE_RESULTS", "append"])
+def race_results_to_sql(context, race_results: pd.DataFrame):
+    return race_results
+
+
+@asset(io_manager_key="sql_io_manager", key_prefix=["SESSION", "RACE_LAPS", "append"],
+       partitions_def=days)
+def race_laps_to_sql(context, race_laps: pd.DataFrame):
+    return race_laps
+
+
+@asset(io_manager_key="sql_io_manager", key_prefix=["REFERENCE", "DIM_DRIVER", "cleanup"])
+def driver_to_sql(context, drivers: pd.DataFrame):
+    return drivers
+"""
+
+
+def test_assets_written_by_the_projects_appending_io_manager(tmp_path: Path) -> None:
+    # the IO manager (another module) appends the returned frame unless the asset's key
+    # carries its guard word: an unpartitioned asset re-run appends again (IDM202), a
+    # re-materialised partition too (IDM107); the "cleanup" asset is truncated first
+    def review(if_exists: str) -> list[tuple[str, int, str]]:
+        proj = tmp_path / if_exists
+        (proj / "resources").mkdir(parents=True)
+        (proj / "resources" / "sql_io_manager.py").write_text(
+            _APPENDING_IO.replace("{if_exists}", if_exists))
+        (proj / "definitions.py").write_text(_DEFINITIONS)
+        (proj / "assets.py").write_text(_SESSION_ASSETS)
+        res = review_paths([proj])
+        return sorted((f.file.rsplit("/", 1)[-1], f.line, f.rule_id) for f in res.findings)
+
+    assert review("append") == [("assets.py", 7, "IDM202"), ("assets.py", 12, "IDM107")]
+    # an IO manager that replaces the table appends nothing
+    assert review("replace") == []

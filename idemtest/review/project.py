@@ -1,0 +1,131 @@
+"""Facts about a reviewed project that one file cannot show: which Dagster IO managers,
+defined in one module and bound to a resource key in another, append what an asset returns.
+
+An asset file only says `@asset(io_manager_key="sql_io_manager")`; whether its output is
+appended again by every run is decided by the IO manager class (`handle_output`) and the
+resource key it is bound to (`Definitions(resources={"sql_io_manager": SQLIOManager(...)})`).
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .python_rules import dotted, kw, literal, sql_returners, string_of
+
+_MAX_BYTES = 400_000
+_CLEAR_SQL = re.compile(r"^\s*(truncate|delete\s+from|drop\s+table)\b", re.I)
+
+
+@dataclass
+class ProjectFacts:
+    # resource key -> the asset key component for which its IO manager clears the table
+    # first (`if mode == "cleanup": truncate`), or None when it always appends
+    appending_io: dict[str, str | None] = field(default_factory=dict)
+
+
+def _read(path: Path) -> str | None:
+    try:
+        if path.stat().st_size > _MAX_BYTES:
+            return None
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+
+
+def _parse(text: str) -> ast.Module | None:
+    try:
+        return ast.parse(text)
+    except (SyntaxError, ValueError, RecursionError):
+        return None
+
+
+def _appends(f: ast.AST) -> bool:
+    """A `to_sql(..., if_exists="append")` in the method."""
+    return any(isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
+               and n.func.attr == "to_sql" and literal(kw(n, "if_exists")) == "append"
+               for n in ast.walk(f))
+
+
+def _clears(body: list[ast.stmt], returners: dict[str, ast.expr],
+            skip: set[int] | None = None) -> bool:
+    for n in (x for b in body for x in ast.walk(b)):
+        if skip and id(n) in skip:
+            continue
+        s = string_of(n) if isinstance(n, (ast.Constant, ast.JoinedStr)) else None
+        if s is None and isinstance(n, ast.Call):
+            f = n.func
+            name = f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) \
+                else None
+            ret = returners.get(name) if name else None
+            s = string_of(ret) if ret is not None else None
+        if s is not None and _CLEAR_SQL.match(s.text):
+            return True
+    return False
+
+
+def _appending_classes(tree: ast.Module) -> dict[str, str | None]:
+    """IO manager classes whose handle_output appends; the value is the literal a guard
+    compares the asset key with before clearing (`if cleanup == "cleanup":`), if any."""
+    out: dict[str, str | None] = {}
+    returners = sql_returners(tree)
+    for c in ast.walk(tree):
+        if not isinstance(c, ast.ClassDef) or not any(
+                dotted(b).endswith("IOManager") for b in c.bases):
+            continue
+        handle = next((f for f in c.body if isinstance(f, ast.FunctionDef)
+                       and f.name == "handle_output"), None)
+        if handle is None or not _appends(handle):
+            continue
+        guard: str | None = None
+        unguarded_clear = False
+        guarded: set[int] = set()  # the nodes of guarded branches
+        for n in ast.walk(handle):
+            if isinstance(n, ast.If) and _clears(n.body, returners):
+                guarded |= {id(x) for b in n.body for x in ast.walk(b)}
+                t = n.test
+                if isinstance(t, ast.Compare) and len(t.ops) == 1 and isinstance(t.ops[0], ast.Eq) \
+                        and isinstance(t.comparators[0], ast.Constant) \
+                        and isinstance(t.comparators[0].value, str):
+                    guard = t.comparators[0].value
+                else:
+                    unguarded_clear = True  # cleared under a condition we cannot read
+        top_clear = _clears(handle.body, returners, guarded)
+        if not unguarded_clear and not top_clear:
+            out[c.name] = guard
+    return out
+
+
+def project_facts(files: list[Path]) -> ProjectFacts:
+    facts = ProjectFacts()
+    texts = {p: t for p in files if p.suffix == ".py" and (t := _read(p)) is not None}
+    classes: dict[str, str | None] = {}
+    for text in texts.values():
+        if "IOManager" in text and "handle_output" in text and "to_sql" in text:
+            tree = _parse(text)
+            if tree is not None:
+                classes.update(_appending_classes(tree))
+    if not classes:
+        return facts
+    bound = re.compile(r"\b(" + "|".join(map(re.escape, classes)) + r")\s*\(")
+    for text in texts.values():
+        if not bound.search(text):
+            continue
+        tree = _parse(text)
+        if tree is None:
+            continue
+        for n in ast.walk(tree):
+            pairs: list[tuple[object, ast.expr]] = []
+            if isinstance(n, ast.Dict):
+                pairs = [(literal(k), v) for k, v in zip(n.keys, n.values, strict=False)
+                         if k is not None]
+            elif isinstance(n, ast.Call):
+                pairs = [(k.arg, k.value) for k in n.keywords if k.arg]
+            for key, v in pairs:
+                if isinstance(key, str) and isinstance(v, ast.Call):
+                    cls = dotted(v.func).rsplit(".", 1)[-1]
+                    if cls in classes:
+                        facts.appending_io[key] = classes[cls]
+    return facts
