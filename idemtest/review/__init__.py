@@ -159,7 +159,9 @@ def review_file(path: Path, display: str, dialect: str | None, result: ReviewRes
                 result.skipped.append(Skipped(display, "dbt analysis (dbt compiles it, never "
                                                        "runs it)"))
                 return
-            res = review_sql_file(display, text, file_dialect, siblings=_sibling_sql(path))
+            res = review_sql_file(display, text, file_dialect, siblings=_sibling_sql(path),
+                                  is_read=facts.is_read if facts is not None else None,
+                                  named=facts.names_file(path) if facts is not None else True)
             hits, errors = res.hits, res.errors
         else:
             hits, jobs = review_crontab(display, text)

@@ -24,6 +24,30 @@ class ProjectFacts:
     # resource key -> the asset key component for which its IO manager clears the table
     # first (`if mode == "cleanup": truncate`), or None when it always appends
     appending_io: dict[str, str | None] = field(default_factory=dict)
+    # the text of every .py/.sql file reviewed, for is_read()
+    texts: list[str] = field(default_factory=list)
+    _read_cache: dict[str, bool] = field(default_factory=dict)
+
+    def names_file(self, path: Path) -> bool:
+        """Does another reviewed file name this one (an operator's `sql="sql/x.sql"`)?
+        Without texts the answer is yes: nothing is known."""
+        if not self.texts:
+            return True
+        return sum(path.name in t for t in self.texts) > (path.name in (_read(path) or ""))
+
+    def is_read(self, table: str) -> bool:
+        """Does any reviewed file read `table` (FROM/JOIN it, ref()/source() it)? Without
+        texts (one file reviewed alone) the answer is yes: nothing is known."""
+        name = table.rsplit(".", 1)[-1].strip('"`[]').lower()
+        if not self.texts or not name:
+            return True
+        if name not in self._read_cache:
+            n = re.escape(name)
+            rx = re.compile(rf"(delete\s+)?\b(?:from|join)\s+(?:[\w\"`\[\]]+\.)*[\"`\[]?{n}\b|"
+                            rf"\b(?:ref|source)\([^)]*['\"]{n}['\"]", re.I)
+            self._read_cache[name] = any(m.group(1) is None for t in self.texts
+                                         if name in t.lower() for m in rx.finditer(t))
+        return self._read_cache[name]
 
 
 def _read(path: Path) -> str | None:
@@ -100,18 +124,20 @@ def _appending_classes(tree: ast.Module) -> dict[str, str | None]:
 
 def project_facts(files: list[Path]) -> ProjectFacts:
     facts = ProjectFacts()
-    texts = {p: t for p in files if p.suffix == ".py" and (t := _read(p)) is not None}
+    texts = {p: t for p in files if p.suffix in {".py", ".sql"} and (t := _read(p)) is not None}
+    # one file reviewed alone says nothing of the project around it
+    facts.texts = list(texts.values()) if len(texts) > 1 else []
     classes: dict[str, str | None] = {}
-    for text in texts.values():
-        if "IOManager" in text and "handle_output" in text and "to_sql" in text:
+    for p, text in texts.items():
+        if p.suffix == ".py" and "IOManager" in text and "handle_output" in text and "to_sql" in text:
             tree = _parse(text)
             if tree is not None:
                 classes.update(_appending_classes(tree))
     if not classes:
         return facts
     bound = re.compile(r"\b(" + "|".join(map(re.escape, classes)) + r")\s*\(")
-    for text in texts.values():
-        if not bound.search(text):
+    for p, text in texts.items():
+        if p.suffix != ".py" or not bound.search(text):
             continue
         tree = _parse(text)
         if tree is None:

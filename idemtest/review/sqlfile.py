@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .sql_rules import (
@@ -35,8 +36,12 @@ class SqlFileResult:
 
 
 def review_sql_file(path: str, text: str, dialect: str | None,
-                    siblings: list[str] | None = None) -> SqlFileResult:
-    """`siblings`: the text of the other `.sql` files of its folder (see _upserted_rows)."""
+                    siblings: list[str] | None = None,
+                    is_read: Callable[[str], bool] | None = None,
+                    named: bool = True) -> SqlFileResult:
+    """`siblings`: the text of the other `.sql` files of its folder (see _upserted_rows);
+    `is_read(table)`: does any file of the project read the table; `named`: does another file
+    name this one (see _clear_only_task)."""
     out = SqlFileResult()
     stem = path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
     rendered = render_jinja(text, this_name=stem)
@@ -61,7 +66,7 @@ def review_sql_file(path: str, text: str, dialect: str | None,
         errors: list[tuple[int, str]] = []
         for hit in _review_body(path, stem, text, rendered_text, dialect, errors,
                                 incremental=cfg.get("materialized") == "incremental",
-                                siblings=siblings or []):
+                                siblings=siblings or [], is_read=is_read, named=named):
             if (hit[0], hit[1]) not in seen:
                 seen.add((hit[0], hit[1]))
                 out.hits.append(hit)
@@ -79,7 +84,9 @@ def review_sql_file(path: str, text: str, dialect: str | None,
 
 def _review_body(path: str, stem: str, text: str, rendered_text: str, dialect: str | None,
                  errors: list[tuple[int, str]], incremental: bool = False,
-                 siblings: list[str] | None = None) -> list[Hit]:
+                 siblings: list[str] | None = None,
+                 is_read: Callable[[str], bool] | None = None,
+                 named: bool = True) -> list[Hit]:
     body = _schema_elements(_psql_meta(normalise_placeholders(rendered_text)))
     if not body.strip():
         return []
@@ -97,7 +104,7 @@ def _review_body(path: str, stem: str, text: str, rendered_text: str, dialect: s
     # only queries, and not an incremental model (whose rows are merged into what is there)
     scope.rebuilds = not incremental and all(_reads_only(st.expr) for st in parsed.statements)
     hits = scope_hits(scope)
-    hits += _clear_only_task(parsed.statements, siblings or [], scope.backfill)
+    hits += _clear_only_task(parsed.statements, siblings or [], scope.backfill, is_read, named)
     upserted = {st.line for st in parsed.statements if _upserted_rows(st.expr, siblings or [])}
     hits = [h for h in hits if not (h[1] == "IDM201" and h[0] in upserted)]
     if _seed_script(parsed.statements):
@@ -133,7 +140,8 @@ def _seed_script(statements: list[Statement]) -> bool:
 
 
 def _clear_only_task(statements: list[Statement], siblings: list[str],
-                     backfill: bool) -> list[Hit]:
+                     backfill: bool, is_read: Callable[[str], bool] | None = None,
+                     named: bool = True) -> list[Hit]:
     """IDM301: a file that only DELETEs/TRUNCATEs a table whose rows a sibling file INSERTs.
     Each file is one task's SQL (an operator's `sql=` file), so the clear commits in its own
     task and the reload runs in another: a failure between leaves the window missing."""
@@ -154,14 +162,17 @@ def _clear_only_task(statements: list[Statement], siblings: list[str],
             name = re.escape(t.rsplit(".", 1)[-1].strip('"`'))
             insert = re.compile(rf"\bINSERT\s+INTO\s+(?:[\w\"`]+\.)*[\"`]?{name}[\"`]?[\s(]",
                                 re.I)
-            if _is_staging(t):
+            # a staging table is emptied for the next step that reads it; one that no file of
+            # the project reads is where the rows end up: a table like any other
+            if _is_staging(t) and (is_read is None or is_read(t)):
                 continue
             if any(insert.search(s) for s in siblings):
                 hits.append((st.line, "IDM502" if backfill else "IDM301",
                              f"{t} is cleared here and reloaded by another file's task"))
-            elif whole and ensured:
+            elif whole and ensured and named:
                 # a file that creates a table only to empty it is half a truncate-and-load:
-                # the rows come from another task, after this one has committed
+                # the rows come from another task, after this one has committed (a task: some
+                # file of the project names it; a script nothing runs is no step)
                 hits.append((st.line, "IDM502" if backfill else "IDM301",
                              f"{t} is emptied here and loaded by another task"))
     return hits

@@ -702,3 +702,48 @@ def test_assets_written_by_the_projects_appending_io_manager(tmp_path: Path) -> 
     assert review("append") == [("assets.py", 7, "IDM202"), ("assets.py", 12, "IDM107")]
     # an IO manager that replaces the table appends nothing
     assert review("replace") == []
+
+
+_STG_DAG = """from airflow import DAG
+from airflow.providers.postgres.operators.postgres import PostgresOperator
+from airflow.operators.python import PythonOperator
+import pandas as pd
+
+
+def load_offers():
+    df = pd.read_csv("/data/offers.csv", sep=";")
+    df.to_sql("stg_offer", "postgresql://dwh", if_exists="append", index=False)
+
+
+with DAG("stg_offer", schedule="@daily", start_date=None, catchup=False,
+         max_active_runs=1, default_args={"retries": 2}) as dag:
+    create = PostgresOperator(task_id="create", postgres_conn_id="pg",
+                              sql="sql/stg_offer_schema.sql")
+    load = PythonOperator(task_id="load", python_callable=load_offers)
+    create >> load
+"""
+
+
+def test_staging_table_that_nothing_reads_is_the_target(tmp_path: Path) -> None:
+    # stg_offer is emptied by the DAG's create task and filled by its load task, and no file
+    # of the project reads it: it is where the rows end up, not a staging step
+    sql = ("CREATE TABLE IF NOT EXISTS stg_offer (\n    id NUMERIC(3)\n);\n\n"
+           "TRUNCATE TABLE stg_offer;\n")
+
+    def review(name: str, extra: str = "", dag: str = _STG_DAG) -> list[tuple[str, int, str]]:
+        proj = tmp_path / name
+        (proj / "sql").mkdir(parents=True)
+        (proj / "dag.py").write_text(dag)
+        (proj / "sql" / "stg_offer_schema.sql").write_text(sql)
+        if extra:
+            (proj / "sql" / "merge_offer.sql").write_text(extra)
+        res = review_paths([proj])
+        return sorted((f.file.rsplit("/", 1)[-1], f.line, f.rule_id) for f in res.findings
+                      if f.rule_id == "IDM301")
+
+    assert review("unread") == [("stg_offer_schema.sql", 5, "IDM301")]
+    # a later step reads it: a staging table, emptied for the next load of the run
+    assert review("read", "INSERT INTO offer SELECT * FROM stg_offer\n"
+                          "ON CONFLICT (id) DO NOTHING;\n") == []
+    # a script no task runs (no file of the project names it) is no step of the pipeline
+    assert review("unused", dag=_STG_DAG.replace("stg_offer_schema.sql", "offer_schema.sql")) == []
