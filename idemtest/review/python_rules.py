@@ -18,7 +18,7 @@ from .sql_rules import (
     scope_hits,
     scope_tables,
 )
-from .sqlparse import parse_sql
+from .sqlparse import parse_sql, same_table
 from .templating import ident, normalise_placeholders
 
 SQL_LIKE = re.compile(
@@ -150,6 +150,8 @@ class FileInfo:
     tables: dict[int, tuple[list[str], list[str]]] = field(default_factory=dict)
     # functions and methods that only return a SQL string (`_get_cleanup_statement`)
     sql_returners: dict[str, ast.expr] = field(default_factory=dict)
+    # (line, tables) of each clear (DELETE/TRUNCATE) run by an Airflow SQL operator task
+    op_clears: list[tuple[int, set[str]]] = field(default_factory=list)
     # resource keys of appending IO managers found elsewhere in the project (project.py)
     appending_io: dict[str, str | None] = field(default_factory=dict)
 
@@ -370,6 +372,9 @@ class _ScopeWalker:
                 self.job_load(node)  # its query's result written into a destination table
             # Each SQL task runs in its own connection: it has committed when the next starts.
             op_scope = Scope(self.scope.file, "op", self.scope.events[start:])
+            self.info.op_clears += [(ev.line, _cleared_tables(ev.stmt)) for ev in op_scope.events
+                                    if ev.kind == "sql" and ev.stmt is not None
+                                    and _kind(ev.stmt) == "clear"]
             self.info.tables[id(node)] = scope_tables(op_scope)
             self.scope.events.append(Event("commit", node.lineno))
             self.op_blocks.append((start, len(self.scope.events), node))
@@ -716,6 +721,33 @@ def asset_clear_then_io_manager_load(scopes: list[tuple[ast.AST | None, Scope]])
                 if names[-1] in parts and all(p in parts for p in names[-2:]):
                     hits.append((line, "IDM301", f"{t} cleared in asset {name}, written by the "
                                                  f"IO manager of asset {g.name}"))
+    return hits
+
+
+def operator_clear_then_python_load(tree: ast.Module, info: FileInfo,
+                                    scopes: list[tuple[ast.AST | None, Scope]]) -> list[Hit]:
+    """IDM301: a SQL operator task deletes or truncates a table that a Python task of the
+    same DAG file loads (a TaskFlow `@task`, or a `python_callable`). Two tasks, two
+    transactions: a failed or retried load leaves the table emptied."""
+    if not info.op_clears:
+        return []
+    callables = {v.id for n in ast.walk(tree) if isinstance(n, ast.Call)
+                 for v in [kw(n, "python_callable")] if isinstance(v, ast.Name)}
+    loaded: set[str] = set()
+    for f, sc in scopes:
+        if not isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)) or not (
+                f.name in callables or any(
+                    dotted(d.func if isinstance(d, ast.Call) else d).rsplit(".", 1)[-1] == "task"
+                    for d in f.decorator_list)):
+            continue
+        loaded |= {ev.table for ev in sc.events
+                   if ev.kind in {"to_sql", "rows", "load"} and ev.table}
+    hits: list[Hit] = []
+    for line, tables in info.op_clears:
+        for t in sorted(tables):
+            if not _is_staging(t) and any(same_table(t, w) for w in loaded):
+                hits.append((line, "IDM301", f"{t} is cleared by an operator task and loaded "
+                                             "by a Python task"))
     return hits
 
 
@@ -1128,6 +1160,7 @@ def review_python(path: str, tree: ast.Module, dialect: str | None) -> FileInfo:
         info.hits.extend(scope_hits(sc))
     info.hits.extend(swallowed_load_errors(tree))
     info.hits.extend(asset_clear_then_io_manager_load(scopes))
+    info.hits.extend(operator_clear_then_python_load(tree, info, scopes))
     info.hits.extend(skipped_fetch_errors(tree))
     info.hits.extend(parse_time_dates(tree))
     info.hits.extend(helper_clear_then_load(tree))

@@ -747,3 +747,36 @@ def test_staging_table_that_nothing_reads_is_the_target(tmp_path: Path) -> None:
                           "ON CONFLICT (id) DO NOTHING;\n") == []
     # a script no task runs (no file of the project names it) is no step of the pipeline
     assert review("unused", dag=_STG_DAG.replace("stg_offer_schema.sql", "offer_schema.sql")) == []
+
+
+_OP_THEN_TASK = """import pandas as pd
+from airflow.decorators import dag, task
+from airflow.providers.postgres.operators.postgres import PostgresOperator
+from pendulum import datetime
+
+TARGET_TABLE = "direction"
+
+
+@dag(schedule="@daily", start_date=datetime(2024, 1, 1), catchup=False, max_active_runs=1,
+     default_args={{"retries": 2}})
+def direction_dag():
+    @task
+    def load(path):
+        df = pd.read_csv(path, sep=";")
+        df.to_sql({table}, "postgresql://dwh", if_exists="replace", index=False)
+
+    clear = PostgresOperator(task_id="clear", postgres_conn_id="pg",
+                             sql=f"DELETE FROM {{TARGET_TABLE}};")
+    clear >> load("/data/direction.csv")
+
+
+direction_dag()
+"""
+
+
+def test_operator_task_clearing_what_a_python_task_loads(tmp_path: Path) -> None:
+    # the DELETE task commits, the load is another task: a failed load leaves it empty
+    assert findings(tmp_path, "dag.py", _OP_THEN_TASK.format(table="TARGET_TABLE")) == [
+        (18, "IDM301")]
+    # the Python task loads another table: the DELETE is a purge, no half of a reload
+    assert findings(tmp_path, "dag.py", _OP_THEN_TASK.format(table="'direction_log'")) == []
