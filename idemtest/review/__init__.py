@@ -146,6 +146,10 @@ def review_file(path: Path, display: str, dialect: str | None, result: ReviewRes
             info = review_python(display, tree, file_dialect)
             if facts is not None:
                 info.appending_io = facts.appending_io
+                info.clock_defaults = facts.clock_defaults
+                from .python_rules import clock_default_windows
+
+                info.hits.extend(clock_default_windows(tree, info))
             orch_hits, jobs = review_orchestration(display, tree, info)
             from .spark_rules import spark_writes
 

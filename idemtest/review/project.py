@@ -13,7 +13,15 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .python_rules import dotted, kw, literal, sql_returners, string_of
+from .python_rules import (
+    DAY_VAR,
+    contains_wall_clock,
+    dotted,
+    kw,
+    literal,
+    sql_returners,
+    string_of,
+)
 
 _MAX_BYTES = 400_000
 _CLEAR_SQL = re.compile(r"^\s*(truncate|delete\s+from|drop\s+table)\b", re.I)
@@ -24,6 +32,9 @@ class ProjectFacts:
     # resource key -> the asset key component for which its IO manager clears the table
     # first (`if mode == "cleanup": truncate`), or None when it always appends
     appending_io: dict[str, str | None] = field(default_factory=dict)
+    # function or class name -> its parameters whose default is read from the wall clock
+    # at import (`start_date: str = datetime.today().strftime(...)`), with their positions
+    clock_defaults: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
     # the text of every .py/.sql file reviewed, for is_read()
     texts: list[str] = field(default_factory=list)
     _read_cache: dict[str, bool] = field(default_factory=dict)
@@ -133,6 +144,11 @@ def project_facts(files: list[Path]) -> ProjectFacts:
             tree = _parse(text)
             if tree is not None:
                 classes.update(_appending_classes(tree))
+    for p, text in texts.items():
+        if p.suffix == ".py" and "def " in text and ("today" in text or "now" in text):
+            tree = _parse(text)
+            if tree is not None:
+                facts.clock_defaults.update(clock_defaults(tree))
     if not classes:
         return facts
     bound = re.compile(r"\b(" + "|".join(map(re.escape, classes)) + r")\s*\(")
@@ -155,3 +171,30 @@ def project_facts(files: list[Path]) -> ProjectFacts:
                     if cls in classes:
                         facts.appending_io[key] = classes[cls]
     return facts
+
+
+def clock_defaults(tree: ast.Module) -> dict[str, list[tuple[int, str]]]:
+    """Functions (a class by its __init__) with a date parameter whose default is read from
+    the wall clock: Python evaluates it once, when the module is imported."""
+    out: dict[str, list[tuple[int, str]]] = {}
+    for node in ast.walk(tree):
+        f, name = None, None
+        if isinstance(node, ast.ClassDef):
+            f = next((b for b in node.body if isinstance(b, ast.FunctionDef)
+                      and b.name == "__init__"), None)
+            name = node.name
+        elif isinstance(node, ast.FunctionDef) and node.name != "__init__":
+            f, name = node, node.name
+        if f is None or name is None:
+            continue
+        a = f.args
+        params = a.posonlyargs + a.args
+        offset = len(params) - len(a.defaults)
+        hits = [(i - (1 if params and params[0].arg in {"self", "cls"} else 0), p.arg)
+                for i, p in enumerate(params) if i >= offset
+                and DAY_VAR.match(p.arg.lower()) and contains_wall_clock(a.defaults[i - offset])]
+        hits += [(-1, p.arg) for p, d in zip(a.kwonlyargs, a.kw_defaults, strict=False)
+                 if d is not None and DAY_VAR.match(p.arg.lower()) and contains_wall_clock(d)]
+        if hits:
+            out[name] = hits
+    return out

@@ -152,6 +152,8 @@ class FileInfo:
     sql_returners: dict[str, ast.expr] = field(default_factory=dict)
     # (line, tables) of each clear (DELETE/TRUNCATE) run by an Airflow SQL operator task
     op_clears: list[tuple[int, set[str]]] = field(default_factory=list)
+    # callables whose date parameters default to the import-time clock (project.py)
+    clock_defaults: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
     # resource keys of appending IO managers found elsewhere in the project (project.py)
     appending_io: dict[str, str | None] = field(default_factory=dict)
 
@@ -748,6 +750,27 @@ def operator_clear_then_python_load(tree: ast.Module, info: FileInfo,
             if not _is_staging(t) and any(same_table(t, w) for w in loaded):
                 hits.append((line, "IDM301", f"{t} is cleared by an operator task and loaded "
                                              "by a Python task"))
+    return hits
+
+
+def clock_default_windows(tree: ast.Module, info: FileInfo) -> list[Hit]:
+    """IDM501: a callable whose date parameters default to the wall clock at import, called
+    without them in a task or flow: the window is the day the worker imported the code, not
+    the run's, so a late, retried or backfilled run loads the wrong day."""
+    if not info.clock_defaults or not imports_of(tree) & _ORCHESTRATORS:
+        return []
+    hits: list[Hit] = []
+    for n in ast.walk(tree):
+        if not isinstance(n, ast.Call):
+            continue
+        params = info.clock_defaults.get(dotted(n.func).rsplit(".", 1)[-1])
+        if not params or any(k.arg is None for k in n.keywords) or any(
+                isinstance(a, ast.Starred) for a in n.args):
+            continue
+        given = {k.arg for k in n.keywords}
+        if all(p not in given and not (0 <= i < len(n.args)) for i, p in params):
+            hits.append((n.lineno, "IDM501", f"{dotted(n.func)}() takes its "
+                                             f"{params[0][1]} from the clock at import"))
     return hits
 
 

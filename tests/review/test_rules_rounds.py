@@ -780,3 +780,50 @@ def test_operator_task_clearing_what_a_python_task_loads(tmp_path: Path) -> None
         (18, "IDM301")]
     # the Python task loads another table: the DELETE is a purge, no half of a reload
     assert findings(tmp_path, "dag.py", _OP_THEN_TASK.format(table="'direction_log'")) == []
+
+
+_RATES_SOURCE = """from datetime import datetime
+
+import pandas as pd
+import requests
+
+
+class ExchangeRates:
+    def __init__(self, currency="USD",
+                 start_date: str = datetime.today().strftime("%Y-%m-%d"),
+                 end_date: str = datetime.today().strftime("%Y-%m-%d")):
+        self.params = {"base": currency, "start_date": start_date, "end_date": end_date}
+
+    def to_df(self):
+        return pd.DataFrame(requests.get("https://rates.example", params=self.params).json())
+"""
+
+_RATES_FLOW = """from prefect import flow, task
+from sources import ExchangeRates
+
+
+@task
+def extract_rates(engine{param}):
+    return ExchangeRates({args}).to_df()
+
+
+@flow
+def rates_flow(engine):
+    extract_rates(engine)
+"""
+
+
+def test_window_defaulting_to_the_clock_at_import(tmp_path: Path) -> None:
+    # the default dates were computed when the worker imported the module: a late or
+    # retried run loads that day, a missed day can never be reloaded
+    def review(param: str, args: str) -> list[tuple[str, int, str]]:
+        proj = tmp_path / (args or "none").replace("=", "_")
+        proj.mkdir()
+        (proj / "sources.py").write_text(_RATES_SOURCE)
+        (proj / "flow.py").write_text(_RATES_FLOW.format(param=param, args=args))
+        res = review_paths([proj])
+        return sorted((f.file.rsplit("/", 1)[-1], f.line, f.rule_id) for f in res.findings)
+
+    assert review("", "") == [("flow.py", 7, "IDM501")]
+    # the run's day handed in: nothing to say
+    assert review(", day", "start_date=day, end_date=day") == []
