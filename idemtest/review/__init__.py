@@ -12,6 +12,7 @@ import re
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .model import (
     RULES,
@@ -24,6 +25,9 @@ from .model import (
     Skipped,
     Task,
 )
+
+if TYPE_CHECKING:
+    from .project import ProjectFacts
 
 __all__ = ["RULES", "Finding", "Job", "ReviewOptions", "ReviewResult", "Rule", "Severity",
            "Skipped", "Task", "main", "review_paths"]
@@ -86,7 +90,7 @@ def _only_generators_import(path: Path, limit: int = 50, max_bytes: int = 200_00
 
 
 def review_file(path: Path, display: str, dialect: str | None, result: ReviewResult,
-                options: ReviewOptions | None = None) -> None:
+                options: ReviewOptions | None = None, facts: ProjectFacts | None = None) -> None:
     """Review one file into `result`; anything unreadable is recorded as skipped."""
     import ast
     import warnings
@@ -140,6 +144,12 @@ def review_file(path: Path, display: str, dialect: str | None, result: ReviewRes
                              "it make up their rows); --include-tests reviews it"))
                 return
             info = review_python(display, tree, file_dialect)
+            if facts is not None:
+                info.appending_io = facts.appending_io
+                info.clock_defaults = facts.clock_defaults
+                from .python_rules import clock_default_windows
+
+                info.hits.extend(clock_default_windows(tree, info))
             orch_hits, jobs = review_orchestration(display, tree, info)
             from .spark_rules import spark_writes
 
@@ -153,7 +163,9 @@ def review_file(path: Path, display: str, dialect: str | None, result: ReviewRes
                 result.skipped.append(Skipped(display, "dbt analysis (dbt compiles it, never "
                                                        "runs it)"))
                 return
-            res = review_sql_file(display, text, file_dialect, siblings=_sibling_sql(path))
+            res = review_sql_file(display, text, file_dialect, siblings=_sibling_sql(path),
+                                  is_read=facts.is_read if facts is not None else None,
+                                  named=facts.names_file(path) if facts is not None else True)
             hits, errors = res.hits, res.errors
         else:
             hits, jobs = review_crontab(display, text)
@@ -196,8 +208,11 @@ def review_paths(paths: Iterable[str | Path], dialect: str | None = None,
     result = ReviewResult(left_out=[Skipped(_display(f, roots), why) for f, why in left_out])
     for m in missing:
         result.skipped.append(Skipped(m.as_posix(), "no such file or directory"))
+    from .project import project_facts
+
+    facts = project_facts(files)
     for f in files:
-        review_file(f, _display(f, roots), dialect, result, opts)
+        review_file(f, _display(f, roots), dialect, result, opts, facts)
     result.findings.sort()
     return result
 

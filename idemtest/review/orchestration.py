@@ -7,7 +7,15 @@ import ast
 import re
 
 from .model import Job, Task
-from .python_rules import FileInfo, contains_wall_clock, dotted, imports_of, kw, literal
+from .python_rules import (
+    FileInfo,
+    _asset_key_parts,
+    contains_wall_clock,
+    dotted,
+    imports_of,
+    kw,
+    literal,
+)
 from .sql_rules import Hit
 
 MAX_SANE_RETRIES = 10
@@ -242,6 +250,15 @@ def review_orchestration(path: str, tree: ast.Module, info: FileInfo) -> tuple[l
 
     # ---- Dagster -----------------------------------------------------------------------
     uses_db_io = any(DB_IO_MANAGERS.search(dotted(c.func)) for c in calls)
+    # Time-window partitions that start at "now - N days": the partition set slides with the
+    # clock of each code load, the oldest days drop out and can never be backfilled.
+    for c in calls:
+        short = dotted(c.func).rsplit(".", 1)[-1]
+        if short.endswith("PartitionsDefinition") and "dagster" in imports_of(tree):
+            sd = kw(c, "start_date") or (c.args[0] if c.args else None)
+            if sd is not None and (contains_wall_clock(sd) or any(
+                    isinstance(n, ast.Name) and n.id in wall_names for n in ast.walk(sd))):
+                hits.append((sd.lineno, "IDM105", f"{short}: {ast.unparse(sd)[:60]}"))
     dagster_tasks: list[Task] = []
     for f in funcs.values():
         for d in f.decorator_list:
@@ -253,6 +270,16 @@ def review_orchestration(path: str, tree: ast.Module, info: FileInfo) -> tuple[l
             params = [a.arg for a in f.args.args if a.arg not in {"context", "self"}]
             dagster_tasks.append(Task(f.name, f.lineno, sorted(set(ins) | set(params)),
                                       list(outs) or ([f.name] if short != "op" else [])))
+            io_key = literal(kw(dcall, "io_manager_key")) if dcall is not None else None
+            if dcall is not None and isinstance(io_key, str) and io_key in info.appending_io \
+                    and short == "asset" and not _returns_none(f):
+                # the project's IO manager appends the returned frame (it clears the table
+                # only for assets whose key carries its guard word)
+                guard = info.appending_io[io_key]
+                if guard is None or guard.lower() not in _asset_key_parts(dcall, f):
+                    partitioned = kw(dcall, "partitions_def") is not None
+                    hits.append((d.lineno, "IDM107" if partitioned else "IDM202",
+                                 f"asset {f.name} appended by IO manager {io_key}"))
             if dcall is not None and kw(dcall, "partitions_def") is not None and uses_db_io \
                     and short == "asset":
                 meta = kw(dcall, "metadata")

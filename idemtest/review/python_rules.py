@@ -7,8 +7,18 @@ import ast
 import re
 from dataclasses import dataclass, field
 
-from .sql_rules import BACKFILL_NAME, Event, Hit, Scope, _is_staging, scope_hits, scope_tables
-from .sqlparse import parse_sql
+from .sql_rules import (
+    BACKFILL_NAME,
+    Event,
+    Hit,
+    Scope,
+    _cleared_tables,
+    _is_staging,
+    _kind,
+    scope_hits,
+    scope_tables,
+)
+from .sqlparse import parse_sql, same_table
 from .templating import ident, normalise_placeholders
 
 SQL_LIKE = re.compile(
@@ -138,6 +148,14 @@ class FileInfo:
     hits: list[Hit] = field(default_factory=list)
     # id(FunctionDef or operator Call) -> (inputs, outputs), for the job inventory
     tables: dict[int, tuple[list[str], list[str]]] = field(default_factory=dict)
+    # functions and methods that only return a SQL string (`_get_cleanup_statement`)
+    sql_returners: dict[str, ast.expr] = field(default_factory=dict)
+    # (line, tables) of each clear (DELETE/TRUNCATE) run by an Airflow SQL operator task
+    op_clears: list[tuple[int, set[str]]] = field(default_factory=list)
+    # callables whose date parameters default to the import-time clock (project.py)
+    clock_defaults: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
+    # resource keys of appending IO managers found elsewhere in the project (project.py)
+    appending_io: dict[str, str | None] = field(default_factory=dict)
 
 
 def imports_of(tree: ast.Module) -> set[str]:
@@ -173,6 +191,37 @@ def _file_autocommit(tree: ast.Module) -> bool:
     return (duck or snow) and not imports & {"psycopg", "psycopg2", "sqlalchemy"}
 
 
+_EXEC_CALLS = {"execute", "executescript", "exec_driver_sql", "run", "run_query",
+               "execute_query", "query", "sql"}
+
+
+def sql_returners(tree: ast.Module) -> dict[str, ast.expr]:
+    """Functions and methods whose body is one `return` of a SQL string: their callers run
+    that statement (`con.execute(text(self._cleanup_sql(table)))`)."""
+    out: dict[str, ast.expr] = {}
+    for f in ast.walk(tree):
+        if not isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        body = [b for b in f.body if not (isinstance(b, ast.Expr)
+                                          and isinstance(b.value, ast.Constant))]
+        if len(body) == 1 and isinstance(body[0], ast.Return) and body[0].value is not None:
+            s = string_of(body[0].value)
+            if s is not None and SQL_LIKE.match(s.text):
+                out[f.name] = body[0].value
+    return out
+
+
+def _returner_called(n: ast.AST, returners: dict[str, ast.expr]) -> ast.expr | None:
+    """The SQL string a call of a returner gives (`self._sql(...)`, `_sql(...)`)."""
+    if not isinstance(n, ast.Call):
+        return None
+    f = n.func
+    name = f.id if isinstance(f, ast.Name) else (
+        f.attr if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name)
+        and f.value.id in {"self", "cls"} else None)
+    return returners.get(name) if name else None
+
+
 class _ScopeWalker:
     """Collects the events of one scope in source order (nested defs are other scopes)."""
 
@@ -201,6 +250,15 @@ class _ScopeWalker:
             self.scope.events.append(Event("sql", st.line, stmt=st))
             if self.op_autocommit:
                 self.scope.events.append(Event("commit", st.line))
+
+    def returned_sql(self, node: ast.expr, line: int) -> None:
+        """The statement a SQL-returning helper gives, run where it is called."""
+        s = string_of(node)
+        if s is None:
+            return
+        parsed = parse_sql(normalise_placeholders(s.text), self.info.dialect, line)
+        for st in parsed.statements:
+            self.scope.events.append(Event("sql", st.line, stmt=st))
 
     # --- walking ------------------------------------------------------------------
     def walk_body(self, body: list[ast.stmt]) -> None:
@@ -290,6 +348,13 @@ class _ScopeWalker:
     def visit_call(self, node: ast.Call) -> None:
         name = dotted(node.func)
         last = name.rsplit(".", 1)[-1]
+        if last in _EXEC_CALLS and self.info.sql_returners:
+            # only where it is run: the same helper handed to a log line executes nothing
+            for a in list(node.args) + [k.value for k in node.keywords]:
+                for n in ast.walk(a):
+                    returned = _returner_called(n, self.info.sql_returners)
+                    if returned is not None:
+                        self.returned_sql(returned, node.lineno)
         is_operator = bool(SQL_OPERATORS.search(last))
         # An Airflow DB hook's run() is one transaction of its own: it commits on return.
         hook_run = last == "run" and isinstance(node.func, ast.Attribute) and (
@@ -309,6 +374,9 @@ class _ScopeWalker:
                 self.job_load(node)  # its query's result written into a destination table
             # Each SQL task runs in its own connection: it has committed when the next starts.
             op_scope = Scope(self.scope.file, "op", self.scope.events[start:])
+            self.info.op_clears += [(ev.line, _cleared_tables(ev.stmt)) for ev in op_scope.events
+                                    if ev.kind == "sql" and ev.stmt is not None
+                                    and _kind(ev.stmt) == "clear"]
             self.info.tables[id(node)] = scope_tables(op_scope)
             self.scope.events.append(Event("commit", node.lineno))
             self.op_blocks.append((start, len(self.scope.events), node))
@@ -332,6 +400,8 @@ class _ScopeWalker:
                 self.scope.events.append(Event("begin", node.lineno))
             elif last in {"to_sql", "to_gbq"}:
                 self.to_sql(node)
+            elif last == "copy_from" and len(node.args) + len(node.keywords) >= 2:
+                self.copy_from(node)
         if last == "write_pandas":
             self.write_pandas(node)
         if kw(node, "write_disposition") is not None:
@@ -405,6 +475,18 @@ class _ScopeWalker:
         if not isinstance(table, str):
             table = ident(ast.unparse(table_node)) if table_node is not None else None
         return table.lower() if table else None
+
+    def copy_from(self, node: ast.Call) -> None:
+        """psycopg2 `cursor.copy_from(file, table)`: a COPY ... FROM STDIN in the cursor's
+        transaction (committed with it, or at once on an autocommit connection)."""
+        table = self._table_arg(node, 1, "table")
+        if not table:
+            return
+        name = table if re.fullmatch(r"[\w.]+", table) else ident(table)
+        parsed = parse_sql(f"COPY {name} FROM STDIN", self.info.dialect or "postgres",
+                           node.lineno)
+        for st in parsed.statements:
+            self.scope.events.append(Event("sql", node.lineno, stmt=st))
 
     def write_pandas(self, node: ast.Call) -> None:
         """snowflake write_pandas(conn, df, table_name): a COPY that appends unless
@@ -525,16 +607,25 @@ LOAD_CALLS = {"to_sql", "to_gbq", "insert_rows", "write_pandas", "load_table_fro
               "executemany", "bulk_insert_mappings", "bulk_save_objects", "insert_many",
               "insert_one", "bulk_load", "upsert"}
 _BROAD = {"Exception", "BaseException"}
+# a database library's base error: every failed write raises one, so around a load it is as
+# broad as Exception
+_DB_BASE_ERRORS = {"SQLAlchemyError", "DBAPIError", "DatabaseError", "psycopg2.Error",
+                   "psycopg.Error", "connector.Error", "sqlite3.Error", "pymysql.Error"}
 # object-store writes, and helpers named for what they do (`write_csv_s3`, `insert_batch`)
 _OBJECT_WRITES = {"put_object", "upload_file", "upload_fileobj", "upload_blob",
                   "upload_from_filename", "upload_from_string"}
 _WRITE_HELPER = re.compile(r"^(write|insert|upsert|merge)_")
 
 
-def _is_load(node: ast.AST) -> bool:
+def _is_load(node: ast.AST, returners: dict[str, ast.expr] | None = None) -> bool:
     """Does `node` write data: a load call, an object-store upload, a helper named for a
-    write, a write statement in a string, or dlt's run()?"""
+    write, a write statement in a string (or returned by a helper it calls), or dlt's run()?"""
     for n in ast.walk(node):
+        returned = _returner_called(n, returners or {})
+        if returned is not None:
+            rs = string_of(returned)
+            if rs is not None and _WRITE_SQL.match(rs.text):
+                return True
         if isinstance(n, ast.Call):
             name = dotted(n.func)
             last = name.rsplit(".", 1)[-1]
@@ -555,13 +646,16 @@ def _is_load(node: ast.AST) -> bool:
 def swallowed_load_errors(tree: ast.Module) -> list[Hit]:
     """IDM206: a broad `except` around a load whose handler neither re-raises nor exits."""
     hits: list[Hit] = []
+    returners = sql_returners(tree)
     for t in ast.walk(tree):
-        if not isinstance(t, ast.Try) or not any(_is_load(s) for s in t.body):
+        if not isinstance(t, ast.Try) or not any(_is_load(s, returners) for s in t.body):
             continue
         for h in t.handlers:
             names = {dotted(e) for e in (h.type.elts if isinstance(h.type, ast.Tuple) else [h.type])} \
                 if h.type is not None else {"BaseException"}
-            if not names & _BROAD:
+            if not names & _BROAD and not any(
+                    n.rsplit(".", 1)[-1] in _DB_BASE_ERRORS
+                    or ".".join(n.rsplit(".", 2)[-2:]) in _DB_BASE_ERRORS for n in names):
                 continue
             escapes = any(isinstance(n, ast.Raise) or (isinstance(n, ast.Call) and _fails(n))
                           for b in h.body for n in ast.walk(b))
@@ -586,6 +680,98 @@ def _table_refs(call: ast.Call) -> set[str]:
         elif isinstance(v, ast.Constant) and isinstance(v.value, str) and tableish:
             refs.add("literal:" + v.value.lower())
     return refs
+
+
+def _asset_key_parts(dec: ast.Call, f: ast.FunctionDef | ast.AsyncFunctionDef) -> set[str]:
+    """The components of an asset's key: `key_prefix` (or `key`) and its name, lower case."""
+    named = literal(kw(dec, "name"))
+    parts = {(named if isinstance(named, str) else f.name).lower()}
+    for arg in ("key_prefix", "key"):
+        v = literal(kw(dec, arg))
+        if isinstance(v, str):
+            parts |= {p.lower() for p in v.split("/")}
+        elif isinstance(v, (list, tuple)):
+            parts |= {str(p).lower() for p in v}
+    return parts
+
+
+def asset_clear_then_io_manager_load(scopes: list[tuple[ast.AST | None, Scope]]) -> list[Hit]:
+    """IDM301: a Dagster asset that deletes rows of a table and commits, feeding a downstream
+    asset whose IO manager writes that table (its key names it). Each asset is a step of its
+    own: a failure of the write step (or a retry of it alone) leaves the rows deleted."""
+    assets: dict[str, tuple[ast.FunctionDef | ast.AsyncFunctionDef, ast.Call | None, Scope]] = {}
+    for f, sc in scopes:
+        if not isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        for d in f.decorator_list:
+            if dotted(d.func if isinstance(d, ast.Call) else d).rsplit(".", 1)[-1] == "asset":
+                assets[f.name] = (f, d if isinstance(d, ast.Call) else None, sc)
+    hits: list[Hit] = []
+    for name, (_, _, sc) in assets.items():
+        cleared = [(ev.line, t) for ev in sc.events
+                   if ev.kind == "sql" and ev.stmt is not None and _kind(ev.stmt) == "clear"
+                   for t in _cleared_tables(ev.stmt) if not _is_staging(t)]
+        if not cleared:
+            continue
+        for g, dec, _ in assets.values():
+            if dec is None or kw(dec, "io_manager_key") is None or name not in {
+                    a.arg for a in g.args.posonlyargs + g.args.args + g.args.kwonlyargs}:
+                continue
+            parts = _asset_key_parts(dec, g)
+            for line, t in cleared:
+                names = [p.strip('"`[]').lower() for p in t.split(".")]
+                if names[-1] in parts and all(p in parts for p in names[-2:]):
+                    hits.append((line, "IDM301", f"{t} cleared in asset {name}, written by the "
+                                                 f"IO manager of asset {g.name}"))
+    return hits
+
+
+def operator_clear_then_python_load(tree: ast.Module, info: FileInfo,
+                                    scopes: list[tuple[ast.AST | None, Scope]]) -> list[Hit]:
+    """IDM301: a SQL operator task deletes or truncates a table that a Python task of the
+    same DAG file loads (a TaskFlow `@task`, or a `python_callable`). Two tasks, two
+    transactions: a failed or retried load leaves the table emptied."""
+    if not info.op_clears:
+        return []
+    callables = {v.id for n in ast.walk(tree) if isinstance(n, ast.Call)
+                 for v in [kw(n, "python_callable")] if isinstance(v, ast.Name)}
+    loaded: set[str] = set()
+    for f, sc in scopes:
+        if not isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)) or not (
+                f.name in callables or any(
+                    dotted(d.func if isinstance(d, ast.Call) else d).rsplit(".", 1)[-1] == "task"
+                    for d in f.decorator_list)):
+            continue
+        loaded |= {ev.table for ev in sc.events
+                   if ev.kind in {"to_sql", "rows", "load"} and ev.table}
+    hits: list[Hit] = []
+    for line, tables in info.op_clears:
+        for t in sorted(tables):
+            if not _is_staging(t) and any(same_table(t, w) for w in loaded):
+                hits.append((line, "IDM301", f"{t} is cleared by an operator task and loaded "
+                                             "by a Python task"))
+    return hits
+
+
+def clock_default_windows(tree: ast.Module, info: FileInfo) -> list[Hit]:
+    """IDM501: a callable whose date parameters default to the wall clock at import, called
+    without them in a task or flow: the window is the day the worker imported the code, not
+    the run's, so a late, retried or backfilled run loads the wrong day."""
+    if not info.clock_defaults or not imports_of(tree) & _ORCHESTRATORS:
+        return []
+    hits: list[Hit] = []
+    for n in ast.walk(tree):
+        if not isinstance(n, ast.Call):
+            continue
+        params = info.clock_defaults.get(dotted(n.func).rsplit(".", 1)[-1])
+        if not params or any(k.arg is None for k in n.keywords) or any(
+                isinstance(a, ast.Starred) for a in n.args):
+            continue
+        given = {k.arg for k in n.keywords}
+        if all(p not in given and not (0 <= i < len(n.args)) for i, p in params):
+            hits.append((n.lineno, "IDM501", f"{dotted(n.func)}() takes its "
+                                             f"{params[0][1]} from the clock at import"))
+    return hits
 
 
 def helper_clear_then_load(tree: ast.Module) -> list[Hit]:
@@ -965,6 +1151,7 @@ def operator_appends(tree: ast.Module) -> list[Hit]:
 
 def review_python(path: str, tree: ast.Module, dialect: str | None) -> FileInfo:
     info = FileInfo(path, dialect, autocommit=_file_autocommit(tree))
+    info.sql_returners = sql_returners(tree)
     for stmt in tree.body:
         if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and \
                 isinstance(stmt.targets[0], ast.Name) and string_of(stmt.value) is not None:
@@ -995,6 +1182,8 @@ def review_python(path: str, tree: ast.Module, dialect: str | None) -> FileInfo:
     for _, sc in scopes:
         info.hits.extend(scope_hits(sc))
     info.hits.extend(swallowed_load_errors(tree))
+    info.hits.extend(asset_clear_then_io_manager_load(scopes))
+    info.hits.extend(operator_clear_then_python_load(tree, info, scopes))
     info.hits.extend(skipped_fetch_errors(tree))
     info.hits.extend(parse_time_dates(tree))
     info.hits.extend(helper_clear_then_load(tree))

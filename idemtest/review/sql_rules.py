@@ -403,7 +403,12 @@ def scope_hits(scope: Scope) -> list[Hit]:
         ev = events[i]
         if ev.kind in {"to_sql", "rows", "load"} and ev.table:
             return {ev.table}
-        if ev.kind == "sql" and ev.stmt and kinds[i] in {"write", "create", "replace"}:
+        if ev.kind == "sql" and ev.stmt and kinds[i] == "write":
+            return tables_written(ev.stmt.expr)
+        # CREATE TABLE with columns only makes an empty table (a schema script's DROP then
+        # CREATE): no rows come back, so it is no reload; CREATE ... AS SELECT is one.
+        if ev.kind == "sql" and ev.stmt and kinds[i] in {"create", "replace"} \
+                and ev.stmt.expr.args.get("expression") is not None:
             return tables_written(ev.stmt.expr)
         return set()
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .sql_rules import (
     BACKFILL_NAME,
+    LOAD_TIME_COLUMN,
     Event,
     Hit,
     Scope,
@@ -20,6 +22,9 @@ from .templating import normalise_placeholders, render_jinja
 _AIRFLOW_MACRO = re.compile(
     r"\{\{\s*(ds|ds_nodash|ts|data_interval_start|data_interval_end|logical_date|"
     r"execution_date|next_ds|prev_ds|macros\.|params\.|dag_run|ti\.|task_instance)\b")
+_REF_CALL = re.compile(r"\{\{-?\s*ref\(")
+_SOURCE_CALL = re.compile(r"\{\{-?\s*source\(")
+_STRICT_COL = re.compile(r"(\w+)\s*>(?!=)")
 _APPEND_STRATEGIES = {"append"}
 _KEYLESS_OK = {"insert_overwrite", "microbatch"}  # these replace whole partitions/batches
 
@@ -31,19 +36,27 @@ class SqlFileResult:
 
 
 def review_sql_file(path: str, text: str, dialect: str | None,
-                    siblings: list[str] | None = None) -> SqlFileResult:
-    """`siblings`: the text of the other `.sql` files of its folder (see _upserted_rows)."""
+                    siblings: list[str] | None = None,
+                    is_read: Callable[[str], bool] | None = None,
+                    named: bool = True) -> SqlFileResult:
+    """`siblings`: the text of the other `.sql` files of its folder (see _upserted_rows);
+    `is_read(table)`: does any file of the project read the table; `named`: does another file
+    name this one (see _clear_only_task)."""
     out = SqlFileResult()
     stem = path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
     rendered = render_jinja(text, this_name=stem)
     cfg = rendered.config
     if cfg.get("materialized") == "incremental":
         strategy = cfg.get("incremental_strategy", "")
+        # reported on the argument a user changes: the strategy, or the materialization
+        # that wants a unique_key beside it
+        lines = rendered.config_lines
         line = rendered.config_line or 1
         if strategy in _APPEND_STRATEGIES:
-            out.hits.append((line, "IDM601", f"model {stem} uses incremental_strategy='append'"))
+            out.hits.append((lines.get("incremental_strategy", line), "IDM601",
+                             f"model {stem} uses incremental_strategy='append'"))
         elif not cfg.get("unique_key") and strategy not in _KEYLESS_OK:
-            out.hits.append((line, "IDM601", f"model {stem}"))
+            out.hits.append((lines.get("materialized", line), "IDM601", f"model {stem}"))
     texts = [rendered.text]
     if "is_incremental()" in text:
         # dbt runs the model both ways: review the branch an incremental run takes too.
@@ -53,17 +66,27 @@ def review_sql_file(path: str, text: str, dialect: str | None,
         errors: list[tuple[int, str]] = []
         for hit in _review_body(path, stem, text, rendered_text, dialect, errors,
                                 incremental=cfg.get("materialized") == "incremental",
-                                siblings=siblings or []):
+                                siblings=siblings or [], is_read=is_read, named=named):
             if (hit[0], hit[1]) not in seen:
                 seen.add((hit[0], hit[1]))
                 out.hits.append(hit)
         out.errors += [e for e in errors if e not in out.errors]
+    if _REF_CALL.search(text) and not _SOURCE_CALL.search(text):
+        # A load-time stamp of an upstream dbt model: dbt builds that model whole, in one
+        # transaction, before this one runs, so no row with the last stamp commits later;
+        # `>` takes exactly the batches not yet seen (`>=` would re-read the last one).
+        src = text.splitlines()
+        out.hits = [h for h in out.hits if not (
+            h[1] == "IDM403" and 0 < h[0] <= len(src) and any(
+                LOAD_TIME_COLUMN.search(c.lower()) for c in _STRICT_COL.findall(src[h[0] - 1])))]
     return out
 
 
 def _review_body(path: str, stem: str, text: str, rendered_text: str, dialect: str | None,
                  errors: list[tuple[int, str]], incremental: bool = False,
-                 siblings: list[str] | None = None) -> list[Hit]:
+                 siblings: list[str] | None = None,
+                 is_read: Callable[[str], bool] | None = None,
+                 named: bool = True) -> list[Hit]:
     body = _schema_elements(_psql_meta(normalise_placeholders(rendered_text)))
     if not body.strip():
         return []
@@ -81,31 +104,90 @@ def _review_body(path: str, stem: str, text: str, rendered_text: str, dialect: s
     # only queries, and not an incremental model (whose rows are merged into what is there)
     scope.rebuilds = not incremental and all(_reads_only(st.expr) for st in parsed.statements)
     hits = scope_hits(scope)
-    hits += _clear_only_task(parsed.statements, siblings or [], scope.backfill)
+    hits += _clear_only_task(parsed.statements, siblings or [], scope.backfill, is_read, named)
     upserted = {st.line for st in parsed.statements if _upserted_rows(st.expr, siblings or [])}
-    return [h for h in hits if not (h[1] == "IDM201" and h[0] in upserted)]
+    hits = [h for h in hits if not (h[1] == "IDM201" and h[0] in upserted)]
+    if _seed_script(parsed.statements):
+        # rows typed into the script: a re-run puts back the same fixed rows (a key makes it
+        # fail loudly); reference data set up by hand, no load of a source to make idempotent
+        hits = [h for h in hits if h[1] not in {"IDM201", "IDM301"}]
+    return hits
+
+
+def _seed_script(statements: list[Statement]) -> bool:
+    """Every row the file writes is an `INSERT ... VALUES` of constants (beside DDL and the
+    clears of the same tables): a seed script."""
+    from sqlglot import exp
+
+    inserts = [st.expr for st in statements if isinstance(st.expr, exp.Insert)]
+    if not inserts or any(isinstance(st.expr, (exp.Copy, exp.Merge, exp.Update))
+                          for st in statements):
+        return False
+    seeded = {table_name(e.this) for e in inserts}
+    for st in statements:
+        if isinstance(st.expr, (exp.Delete, exp.TruncateTable)) \
+                and not _cleared_tables(st) <= seeded:
+            return False
+    for e in inserts:
+        if not isinstance(e.expression, exp.Values):
+            return False
+        for row in e.expression.expressions:
+            for v in (row.expressions if isinstance(row, exp.Tuple) else [row]):
+                if not isinstance(v, (exp.Literal, exp.Null, exp.Boolean)) and not (
+                        isinstance(v, exp.Neg) and isinstance(v.this, exp.Literal)):
+                    return False
+    return True
 
 
 def _clear_only_task(statements: list[Statement], siblings: list[str],
-                     backfill: bool) -> list[Hit]:
+                     backfill: bool, is_read: Callable[[str], bool] | None = None,
+                     named: bool = True) -> list[Hit]:
     """IDM301: a file that only DELETEs/TRUNCATEs a table whose rows a sibling file INSERTs.
     Each file is one task's SQL (an operator's `sql=` file), so the clear commits in its own
     task and the reload runs in another: a failure between leaves the window missing."""
     from sqlglot import exp
 
-    if not statements or not all(isinstance(st.expr, (exp.Delete, exp.TruncateTable))
-                                  for st in statements):
+    clears = [st for st in statements if isinstance(st.expr, (exp.Delete, exp.TruncateTable))]
+    # CREATE TABLE IF NOT EXISTS (and other DDL that adds no rows) beside the clear: the
+    # "make sure the table is there, then empty it" task before a load task.
+    ensured = {n for st in statements if isinstance(st.expr, exp.Create)
+               and st.expr.args.get("exists") and st.expr.args.get("expression") is None
+               for n in [table_name(st.expr.this)] if n}
+    if not clears or not all(st in clears or _adds_no_rows(st.expr) for st in statements):
         return []
     hits: list[Hit] = []
-    for st in statements:
+    for st in clears:
+        whole = isinstance(st.expr, exp.TruncateTable) or st.expr.args.get("where") is None
         for t in _cleared_tables(st):
             name = re.escape(t.rsplit(".", 1)[-1].strip('"`'))
             insert = re.compile(rf"\bINSERT\s+INTO\s+(?:[\w\"`]+\.)*[\"`]?{name}[\"`]?[\s(]",
                                 re.I)
-            if not _is_staging(t) and any(insert.search(s) for s in siblings):
+            # a staging table is emptied for the next step that reads it; one that no file of
+            # the project reads is where the rows end up: a table like any other
+            if _is_staging(t) and (is_read is None or is_read(t)):
+                continue
+            if any(insert.search(s) for s in siblings):
                 hits.append((st.line, "IDM502" if backfill else "IDM301",
                              f"{t} is cleared here and reloaded by another file's task"))
+            elif whole and ensured and named:
+                # a file that creates a table only to empty it is half a truncate-and-load:
+                # the rows come from another task, after this one has committed (a task: some
+                # file of the project names it; a script nothing runs is no step)
+                hits.append((st.line, "IDM502" if backfill else "IDM301",
+                             f"{t} is emptied here and loaded by another task"))
     return hits
+
+
+def _adds_no_rows(e: object) -> bool:
+    """DDL that writes no rows: CREATE TABLE IF NOT EXISTS (columns only), CREATE INDEX,
+    ALTER, COMMENT, GRANT."""
+    from sqlglot import exp
+
+    if isinstance(e, exp.Create):
+        kind = str(e.args.get("kind") or "").upper()
+        return e.args.get("expression") is None and (kind != "TABLE" or bool(e.args.get("exists")))
+    return isinstance(e, (exp.Alter, exp.Comment, exp.Grant)) if hasattr(exp, "Grant") \
+        else isinstance(e, (exp.Alter, exp.Comment))
 
 
 def _upserted_rows(e: object, siblings: list[str]) -> bool:

@@ -45,6 +45,8 @@ class Rendered:
     # dbt `config(...)` arguments and the line of the config call.
     config: dict[str, str] = field(default_factory=dict)
     config_line: int | None = None
+    # the line of each config argument (`materialized=` on its own line is the one to fix)
+    config_lines: dict[str, int] = field(default_factory=dict)
     has_jinja: bool = False
 
 
@@ -96,9 +98,13 @@ def render_jinja(text: str, this_name: str = "this_model",
             cfg = _CONFIG.match(expr)
             if cfg:
                 result.config_line = text.count("\n", 0, m.start()) + 1
-                for k, s, lst, w in _KWARG.findall(cfg.group(1)) + \
-                        _DICT_ITEM.findall(cfg.group(1)):
-                    result.config[k] = s or lst or w
+                for rx in (_KWARG, _DICT_ITEM):
+                    for a in rx.finditer(cfg.group(1)):
+                        k, s, lst, w = a.groups()
+                        result.config[k] = s or lst or w
+                        result.config_lines[k] = result.config_line + cfg.group(1).count(
+                            "\n", 0, a.start()) + m.group(0).count("\n", 0, m.group(0).find(
+                                cfg.group(1)))
                 out.append(_blank(raw))
                 continue
             out.append(_pad(_render_expr(expr, this_name), raw))

@@ -433,3 +433,397 @@ def test_snowflake_connector_autocommits_each_statement(tmp_path: Path) -> None:
     # AUTOCOMMIT is on by default: the TRUNCATE is committed before the INSERT runs
     assert findings(tmp_path, "snow.py", _SNOW.format(autocommit="")) == [(7, "IDM301")]
     assert findings(tmp_path, "snow.py", _SNOW.format(autocommit=", autocommit=False")) == []
+
+
+def test_schema_script_dropping_and_creating_empty_tables(tmp_path: Path) -> None:
+    # a setup script: DROP then CREATE with columns only leaves an empty table by design
+    ddl = ("DROP TABLE IF EXISTS results.race;\n"
+           "CREATE TABLE results.race (\n    event_cd INT,\n    driver_id VARCHAR(50)\n);\n")
+    assert findings(tmp_path, "create_race.sql", ddl) == []
+    # DROP then CREATE ... AS SELECT brings the rows back in another statement: the gap is real
+    ctas = ("DROP TABLE IF EXISTS results.race;\n"
+            "CREATE TABLE results.race AS SELECT * FROM raw.race;\n")
+    assert findings(tmp_path, "rebuild_race.sql", ctas) == [(1, "IDM301")]
+
+
+def test_file_that_creates_a_table_only_to_empty_it(tmp_path: Path) -> None:
+    # the operator task "create if missing, then truncate": the load is another task, after
+    # this one has committed, so a failed load leaves the table empty
+    sql = ("CREATE TABLE IF NOT EXISTS src_offer (\n    id NUMERIC(3),\n    label VARCHAR(15)\n"
+           ");\n\nTRUNCATE TABLE src_offer;\n")
+    assert findings(tmp_path, "sql/src_offer_schema.sql", sql) == [(6, "IDM301")]
+    # creating the table only (the load task replaces or upserts its rows) is no risk
+    assert findings(tmp_path, "sql/src_offer_only.sql", sql.split("\n\n")[0] + "\n") == []
+
+
+_DBT_INC = """{{{{ config(
+    materialized='incremental'{key}
+) }}}}
+
+SELECT *
+FROM {{{{ {upstream} }}}} bronze
+{{% if is_incremental() %}}
+WHERE bronze.{col} > (SELECT max({col}) FROM {{{{ this }}}})
+{{% endif %}}
+"""
+
+
+def test_dbt_incremental_finding_on_the_materialized_line(tmp_path: Path) -> None:
+    # the line a user fixes: materialized='incremental' (a unique_key beside it)
+    assert findings(tmp_path, "models/fact_events.sql", _DBT_INC.format(
+        key="", upstream="ref('fact_events_bronze')", col="loaded_at")) == [(2, "IDM601")]
+    assert findings(tmp_path, "models/fact_events.sql", _DBT_INC.format(
+        key=",\n    unique_key='event_id'", upstream="ref('fact_events_bronze')",
+        col="loaded_at")) == []
+
+
+def test_strict_cursor_on_the_load_stamp_of_an_upstream_model(tmp_path: Path) -> None:
+    key = ",\n    unique_key='event_id'"
+    # an upstream dbt model is built whole before this one: no row with its last stamp
+    # commits later, `>` takes exactly the new batches
+    assert findings(tmp_path, "models/a.sql", _DBT_INC.format(
+        key=key, upstream="ref('events_bronze')", col="loaded_at")) == []
+    # a source loaded by another tool may still commit rows with the last stamp
+    assert findings(tmp_path, "models/b.sql", _DBT_INC.format(
+        key=key, upstream="source('raw', 'events')", col="loaded_at")) == [(9, "IDM403")]
+    # an event-time cursor still wants a lookback and `>=`, whatever it reads
+    assert findings(tmp_path, "models/c.sql", _DBT_INC.format(
+        key=key, upstream="ref('events_bronze')", col="updated_at")) == [
+        (9, "IDM402"), (9, "IDM403")]
+
+
+def test_seed_script_of_literal_rows(tmp_path: Path) -> None:
+    # reference rows typed into the script: a re-run puts the same fixed rows back
+    seed = ("TRUNCATE TABLE src_product;\n\n"
+            "INSERT INTO src_product (id, label) VALUES (1, 'Voice');\n"
+            "INSERT INTO src_product (id, label) VALUES (2, 'SMS'), (0, 'Unknown');\n")
+    assert findings(tmp_path, "data/src_product_data.sql", seed) == []
+    assert findings(tmp_path, "data/src_product_rows.sql", seed.split("\n\n")[1]) == []
+    # rows selected from another table are a load: appended again by each run
+    load = "INSERT INTO product_dim (id, label) SELECT id, label FROM src_product;\n"
+    assert findings(tmp_path, "load_product.sql", load) == [(1, "IDM201")]
+
+
+_IO_MANAGER = """import pandas as pd
+from dagster import ConfigurableIOManager, OutputContext
+from sqlalchemy import create_engine, text
+
+
+class SQLIOManager(ConfigurableIOManager):
+    url: str
+
+    def handle_output(self, context: OutputContext, obj: pd.DataFrame):
+        schema, table, mode = context.asset_key.path
+        if mode == "cleanup":
+            with create_engine(self.url).connect() as con:
+                try:
+                    context.log.info("running " + self._cleanup_sql(table, schema))
+                    con.execute(text(self._cleanup_sql(table, schema)))
+                {handler}
+        with create_engine(self.url).connect() as con:
+            obj.to_sql(table, con=con, schema=schema, if_exists="append", index=False)
+
+    def _cleanup_sql(self, table: str, schema: str):
+        return f"{verb} {{schema}}.{{table}}"
+"""
+
+_IO_MANAGER_ONE_TXN = """import pandas as pd
+from dagster import ConfigurableIOManager, OutputContext
+from sqlalchemy import create_engine, text
+
+
+class SQLIOManager(ConfigurableIOManager):
+    url: str
+
+    def handle_output(self, context: OutputContext, obj: pd.DataFrame):
+        schema, table, mode = context.asset_key.path
+        with create_engine(self.url).begin() as con:
+            if mode == "cleanup":
+                try:
+                    con.execute(text(self._cleanup_sql(table, schema)))
+                except Exception:
+                    context.log.error("cleanup failed")
+                    raise
+            obj.to_sql(table, con=con, schema=schema, if_exists="append", index=False)
+
+    def _cleanup_sql(self, table: str, schema: str):
+        return f"delete from {schema}.{table}"
+"""
+
+
+def test_io_manager_clearing_through_a_sql_returning_helper(tmp_path: Path) -> None:
+    # the helper's TRUNCATE runs where execute() is given it (not where it is logged), on
+    # one connection, the append on another: a failed append leaves the table empty; a bare
+    # except that only logs lets the append go on top of the old rows
+    risky = _IO_MANAGER.format(handler="except:\n                    context.log.info('no table')",
+                               verb="truncate")
+    assert findings(tmp_path, "io.py", risky) == [(15, "IDM301"), (16, "IDM206")]
+    # the clear and the append in one transaction, the error re-raised: nothing to say
+    assert findings(tmp_path, "io.py", _IO_MANAGER_ONE_TXN) == []
+
+
+_PARTITIONS = """from datetime import datetime, timedelta
+from dagster import DailyPartitionsDefinition
+
+{start}
+daily_partitions = DailyPartitionsDefinition(start_date={arg})
+"""
+
+
+def test_partitions_starting_from_the_wall_clock(tmp_path: Path) -> None:
+    # the partition set slides with each code load: old days drop out, no backfill reaches them
+    assert findings(tmp_path, "partitions.py", _PARTITIONS.format(
+        start="today = datetime.today()", arg="today - timedelta(days=15)")) == [(5, "IDM105")]
+    assert findings(tmp_path, "partitions.py", _PARTITIONS.format(
+        start="", arg="'2023-01-01'")) == []
+
+
+_PSYCOPG = """import psycopg2
+
+
+def load_census(dsn, path, logger):
+    try:
+        conn = psycopg2.connect(dsn){session}
+        cursor = conn.cursor()
+        cursor.execute("TRUNCATE census_dimension;")
+        with open(path) as f:
+            cursor.copy_from(f, "census_dimension", sep="\\t")
+        conn.commit()
+        return True
+    except {error} as e:
+        logger.error("Error: %s" % e)
+        {after}
+"""
+
+
+def test_psycopg_truncate_then_copy_and_swallowed_database_errors(tmp_path: Path) -> None:
+    # autocommit: the TRUNCATE is committed before copy_from runs; the library's base error
+    # catches every failed write, and returning False reports success
+    risky = _PSYCOPG.format(session="\n        conn.set_session(autocommit=True)",
+                            error="psycopg2.Error", after="return False")
+    assert findings(tmp_path, "load.py", risky) == [(9, "IDM301"), (14, "IDM206")]
+    # one transaction (the default), and the error re-raised: nothing to say
+    safe = _PSYCOPG.format(session="", error="psycopg2.Error", after="raise")
+    assert findings(tmp_path, "load.py", safe) == []
+
+
+_CLEANUP_ASSET = """import pandas as pd
+from dagster import asset
+
+
+@asset(required_resource_keys={{"mysql"}})
+def forecast_cleanup(context, forecast_data: pd.DataFrame):
+    days = tuple(set(forecast_data.day.astype(str)))
+    query = f"DELETE FROM weather.forecast WHERE day IN {{days}}"
+    with context.resources.mysql.get_connection() as conn:
+        conn.cursor().execute(query)
+        conn.commit()
+    return forecast_data
+
+
+@asset(io_manager_key="sql_io_manager", key_prefix=["weather", "{table}"])
+def forecast_to_sql(context, forecast_cleanup: pd.DataFrame):
+    return forecast_cleanup
+"""
+
+
+def test_asset_deleting_rows_its_downstream_io_manager_writes(tmp_path: Path) -> None:
+    # two steps: the delete is committed before the IO manager writes the frame
+    assert findings(tmp_path, "forecast.py", _CLEANUP_ASSET.format(table="forecast")) == [
+        (8, "IDM301")]
+    # the downstream asset's key names another table: the delete is no half of its write
+    assert findings(tmp_path, "forecast.py", _CLEANUP_ASSET.format(table="forecast_v2")) == []
+
+
+_APPENDING_IO = """import pandas as pd
+from dagster import ConfigurableIOManager
+from sqlalchemy import create_engine, text
+
+
+class SQLIOManager(ConfigurableIOManager):
+    url: str
+
+    def handle_output(self, context, obj: pd.DataFrame):
+        schema, table, mode = context.asset_key.path
+        with create_engine(self.url).begin() as con:
+            if mode == "cleanup":
+                con.execute(text(f"delete from {schema}.{table}"))
+            obj.to_sql(table, con=con, schema=schema, if_exists="{if_exists}", index=False)
+
+    def load_input(self, context):
+        return pd.read_sql(f"select * from {context.asset_key.path[1]}", self.url)
+"""
+
+_DEFINITIONS = """from dagster import Definitions
+from resources.sql_io_manager import SQLIOManager
+from assets import race_results_to_sql, race_laps_to_sql
+
+defs = Definitions(assets=[race_results_to_sql, race_laps_to_sql],
+                   resources={"sql_io_manager": SQLIOManager(url="mysql://db/f1")})
+"""
+
+_SESSION_ASSETS = """import pandas as pd
+from dagster import DailyPartitionsDefinition, asset
+
+days = DailyPartitionsDefinition(start_date="2024-01-01")
+
+
+@asset(io_manager_key="sql_io_manager", key_prefix=["SESSION", "RACE_RESULTS", "append"])
+def race_results_to_sql(context, race_results: pd.DataFrame):
+    return race_results
+
+
+@asset(io_manager_key="sql_io_manager", key_prefix=["SESSION", "RACE_LAPS", "append"],
+       partitions_def=days)
+def race_laps_to_sql(context, race_laps: pd.DataFrame):
+    return race_laps
+
+
+@asset(io_manager_key="sql_io_manager", key_prefix=["REFERENCE", "DIM_DRIVER", "cleanup"])
+def driver_to_sql(context, drivers: pd.DataFrame):
+    return drivers
+"""
+
+
+def test_assets_written_by_the_projects_appending_io_manager(tmp_path: Path) -> None:
+    # the IO manager (another module) appends the returned frame unless the asset's key
+    # carries its guard word: an unpartitioned asset re-run appends again (IDM202), a
+    # re-materialised partition too (IDM107); the "cleanup" asset is truncated first
+    def review(if_exists: str) -> list[tuple[str, int, str]]:
+        proj = tmp_path / if_exists
+        (proj / "resources").mkdir(parents=True)
+        (proj / "resources" / "sql_io_manager.py").write_text(
+            _APPENDING_IO.replace("{if_exists}", if_exists))
+        (proj / "definitions.py").write_text(_DEFINITIONS)
+        (proj / "assets.py").write_text(_SESSION_ASSETS)
+        res = review_paths([proj])
+        return sorted((f.file.rsplit("/", 1)[-1], f.line, f.rule_id) for f in res.findings)
+
+    assert review("append") == [("assets.py", 7, "IDM202"), ("assets.py", 12, "IDM107")]
+    # an IO manager that replaces the table appends nothing
+    assert review("replace") == []
+
+
+_STG_DAG = """from airflow import DAG
+from airflow.providers.postgres.operators.postgres import PostgresOperator
+from airflow.operators.python import PythonOperator
+import pandas as pd
+
+
+def load_offers():
+    df = pd.read_csv("/data/offers.csv", sep=";")
+    df.to_sql("stg_offer", "postgresql://dwh", if_exists="append", index=False)
+
+
+with DAG("stg_offer", schedule="@daily", start_date=None, catchup=False,
+         max_active_runs=1, default_args={"retries": 2}) as dag:
+    create = PostgresOperator(task_id="create", postgres_conn_id="pg",
+                              sql="sql/stg_offer_schema.sql")
+    load = PythonOperator(task_id="load", python_callable=load_offers)
+    create >> load
+"""
+
+
+def test_staging_table_that_nothing_reads_is_the_target(tmp_path: Path) -> None:
+    # stg_offer is emptied by the DAG's create task and filled by its load task, and no file
+    # of the project reads it: it is where the rows end up, not a staging step
+    sql = ("CREATE TABLE IF NOT EXISTS stg_offer (\n    id NUMERIC(3)\n);\n\n"
+           "TRUNCATE TABLE stg_offer;\n")
+
+    def review(name: str, extra: str = "", dag: str = _STG_DAG) -> list[tuple[str, int, str]]:
+        proj = tmp_path / name
+        (proj / "sql").mkdir(parents=True)
+        (proj / "dag.py").write_text(dag)
+        (proj / "sql" / "stg_offer_schema.sql").write_text(sql)
+        if extra:
+            (proj / "sql" / "merge_offer.sql").write_text(extra)
+        res = review_paths([proj])
+        return sorted((f.file.rsplit("/", 1)[-1], f.line, f.rule_id) for f in res.findings
+                      if f.rule_id == "IDM301")
+
+    assert review("unread") == [("stg_offer_schema.sql", 5, "IDM301")]
+    # a later step reads it: a staging table, emptied for the next load of the run
+    assert review("read", "INSERT INTO offer SELECT * FROM stg_offer\n"
+                          "ON CONFLICT (id) DO NOTHING;\n") == []
+    # a script no task runs (no file of the project names it) is no step of the pipeline
+    assert review("unused", dag=_STG_DAG.replace("stg_offer_schema.sql", "offer_schema.sql")) == []
+
+
+_OP_THEN_TASK = """import pandas as pd
+from airflow.decorators import dag, task
+from airflow.providers.postgres.operators.postgres import PostgresOperator
+from pendulum import datetime
+
+TARGET_TABLE = "direction"
+
+
+@dag(schedule="@daily", start_date=datetime(2024, 1, 1), catchup=False, max_active_runs=1,
+     default_args={{"retries": 2}})
+def direction_dag():
+    @task
+    def load(path):
+        df = pd.read_csv(path, sep=";")
+        df.to_sql({table}, "postgresql://dwh", if_exists="replace", index=False)
+
+    clear = PostgresOperator(task_id="clear", postgres_conn_id="pg",
+                             sql=f"DELETE FROM {{TARGET_TABLE}};")
+    clear >> load("/data/direction.csv")
+
+
+direction_dag()
+"""
+
+
+def test_operator_task_clearing_what_a_python_task_loads(tmp_path: Path) -> None:
+    # the DELETE task commits, the load is another task: a failed load leaves it empty
+    assert findings(tmp_path, "dag.py", _OP_THEN_TASK.format(table="TARGET_TABLE")) == [
+        (18, "IDM301")]
+    # the Python task loads another table: the DELETE is a purge, no half of a reload
+    assert findings(tmp_path, "dag.py", _OP_THEN_TASK.format(table="'direction_log'")) == []
+
+
+_RATES_SOURCE = """from datetime import datetime
+
+import pandas as pd
+import requests
+
+
+class ExchangeRates:
+    def __init__(self, currency="USD",
+                 start_date: str = datetime.today().strftime("%Y-%m-%d"),
+                 end_date: str = datetime.today().strftime("%Y-%m-%d")):
+        self.params = {"base": currency, "start_date": start_date, "end_date": end_date}
+
+    def to_df(self):
+        return pd.DataFrame(requests.get("https://rates.example", params=self.params).json())
+"""
+
+_RATES_FLOW = """from prefect import flow, task
+from sources import ExchangeRates
+
+
+@task
+def extract_rates(engine{param}):
+    return ExchangeRates({args}).to_df()
+
+
+@flow
+def rates_flow(engine):
+    extract_rates(engine)
+"""
+
+
+def test_window_defaulting_to_the_clock_at_import(tmp_path: Path) -> None:
+    # the default dates were computed when the worker imported the module: a late or
+    # retried run loads that day, a missed day can never be reloaded
+    def review(param: str, args: str) -> list[tuple[str, int, str]]:
+        proj = tmp_path / (args or "none").replace("=", "_")
+        proj.mkdir()
+        (proj / "sources.py").write_text(_RATES_SOURCE)
+        (proj / "flow.py").write_text(_RATES_FLOW.format(param=param, args=args))
+        res = review_paths([proj])
+        return sorted((f.file.rsplit("/", 1)[-1], f.line, f.rule_id) for f in res.findings)
+
+    assert review("", "") == [("flow.py", 7, "IDM501")]
+    # the run's day handed in: nothing to say
+    assert review(", day", "start_date=day, end_date=day") == []
