@@ -49,9 +49,9 @@ from typing import TYPE_CHECKING, Any
 from .._defaults import STATE_TABLE
 from .._errors import BackendError, MissingExtraError, SpecError
 from .._extras import require
+from ..engine.clock import sql_now
 from ..instrument import abbreviate, current
 from . import scratch
-from ..engine.clock import sql_now
 from .base import Backend, Sandbox, run_setup, validate_schema
 from .sqlclock import clocked
 
@@ -506,7 +506,7 @@ def _patch_spark_clock() -> None:
     def expr(text: Any) -> Any:
         return orig_expr(clocked(text, "spark", fragment=True) if isinstance(text, str) else text)
 
-    F.expr = expr  # type: ignore[assignment]
+    F.expr = expr  # type: ignore[assignment, unused-ignore]
 
     def clock_function(name: str) -> None:
         orig = getattr(F, name, None)
@@ -533,8 +533,8 @@ def _patch_spark_clock() -> None:
     def filter_(self: Any, condition: Any) -> Any:
         return orig_filter(self, clocked(condition, "spark", fragment=True) if isinstance(condition, str) else condition)
 
-    DataFrame.selectExpr = select_expr  # type: ignore[method-assign]
-    DataFrame.filter = DataFrame.where = filter_  # type: ignore[method-assign, assignment]
+    DataFrame.selectExpr = select_expr  # type: ignore[method-assign, unused-ignore]
+    DataFrame.filter = DataFrame.where = filter_  # type: ignore[method-assign, assignment, unused-ignore]
 
 
 def _mode_text(w: Any, mode: str | None) -> str:
