@@ -150,6 +150,10 @@ def review_file(path: Path, display: str, dialect: str | None, result: ReviewRes
                 from .python_rules import clock_default_windows
 
                 info.hits.extend(clock_default_windows(tree, info))
+            from .python_rules import append_mode_defaults, mongo_cursors
+
+            info.hits.extend(mongo_cursors(tree))
+            info.hits.extend(append_mode_defaults(tree))
             orch_hits, jobs = review_orchestration(display, tree, info)
             from .spark_rules import spark_writes
 
@@ -165,7 +169,9 @@ def review_file(path: Path, display: str, dialect: str | None, result: ReviewRes
                 return
             res = review_sql_file(display, text, file_dialect, siblings=_sibling_sql(path),
                                   is_read=facts.is_read if facts is not None else None,
-                                  named=facts.names_file(path) if facts is not None else True)
+                                  named=facts.names_file(path) if facts is not None else True,
+                                  one_txn=facts is not None and path.name in facts.pg_task_files,
+                                  referencers=facts.referencers if facts is not None else None)
             hits, errors = res.hits, res.errors
         else:
             hits, jobs = review_crontab(display, text)

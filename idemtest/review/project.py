@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .python_rules import (
-    DAY_VAR,
-    contains_wall_clock,
+    clock_defaults_of,
     dotted,
     kw,
     literal,
@@ -37,6 +36,11 @@ class ProjectFacts:
     clock_defaults: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
     # the text of every .py/.sql file reviewed, for is_read()
     texts: list[str] = field(default_factory=list)
+    # names of the .sql files a PostgreSQL operator task runs: the hook executes the file in
+    # one call and commits once at the end, so the file is one transaction
+    pg_task_files: set[str] = field(default_factory=set)
+    # table (last name part, lower case) -> tables whose CREATE TABLE has a foreign key to it
+    referencers: dict[str, set[str]] = field(default_factory=dict)
     _read_cache: dict[str, bool] = field(default_factory=dict)
 
     def names_file(self, path: Path) -> bool:
@@ -133,6 +137,51 @@ def _appending_classes(tree: ast.Module) -> dict[str, str | None]:
     return out
 
 
+_PG_OPERATORS = {"PostgresOperator", "PostgresqlOperator"}
+_SQL_OPERATORS = {"SQLExecuteQueryOperator"}
+_REFERENCES = re.compile(r"\breferences\s+([\w.\"]+)", re.I)
+_CREATE = re.compile(r"\bcreate\s+(?:unlogged\s+)?table\s+(?:if\s+not\s+exists\s+)?([\w.\"]+)",
+                     re.I)
+
+
+def _last(name: str) -> str:
+    return name.rsplit(".", 1)[-1].strip('"`[]').lower()
+
+
+def _pg_task_files(tree: ast.Module) -> set[str]:
+    """The .sql files given to PostgreSQL operator tasks (`sql="sql/x.sql"` or a list); a
+    generic SQL operator counts when its connection id names PostgreSQL."""
+    out: set[str] = set()
+    for n in ast.walk(tree):
+        if not isinstance(n, ast.Call):
+            continue
+        op = dotted(n.func).rsplit(".", 1)[-1]
+        conn = literal(kw(n, "conn_id")) or literal(kw(n, "postgres_conn_id"))
+        if op not in _PG_OPERATORS and not (
+                op in _SQL_OPERATORS and isinstance(conn, str)
+                and re.search(r"postgres|\bpg", conn, re.I)):
+            continue
+        sql = kw(n, "sql")
+        items = sql.elts if isinstance(sql, (ast.List, ast.Tuple)) else [sql]
+        for i in items:
+            v = literal(i) if i is not None else None
+            if isinstance(v, str) and v.strip().lower().endswith(".sql"):
+                out.add(v.strip().replace("\\", "/").rsplit("/", 1)[-1])
+    return out
+
+
+def _foreign_keys(text: str) -> dict[str, set[str]]:
+    """Table -> the tables its CREATE TABLE references (foreign keys), by last name part."""
+    out: dict[str, set[str]] = {}
+    starts = list(_CREATE.finditer(text))
+    for i, m in enumerate(starts):
+        end = starts[i + 1].start() if i + 1 < len(starts) else len(text)
+        refs = {_last(r) for r in _REFERENCES.findall(text[m.end():end])}
+        if refs:
+            out.setdefault(_last(m.group(1)), set()).update(refs)
+    return out
+
+
 def project_facts(files: list[Path]) -> ProjectFacts:
     facts = ProjectFacts()
     texts = {p: t for p in files if p.suffix in {".py", ".sql"} and (t := _read(p)) is not None}
@@ -145,10 +194,19 @@ def project_facts(files: list[Path]) -> ProjectFacts:
             if tree is not None:
                 classes.update(_appending_classes(tree))
     for p, text in texts.items():
+        if p.suffix == ".py" and "Operator" in text and ".sql" in text:
+            tree = _parse(text)
+            if tree is not None:
+                facts.pg_task_files |= _pg_task_files(tree)
+        elif p.suffix == ".sql" and _REFERENCES.search(text):
+            for table, refs in _foreign_keys(text).items():
+                for r in refs:
+                    facts.referencers.setdefault(r, set()).add(table)
+    for p, text in texts.items():
         if p.suffix == ".py" and "def " in text and ("today" in text or "now" in text):
             tree = _parse(text)
             if tree is not None:
-                facts.clock_defaults.update(clock_defaults(tree))
+                facts.clock_defaults.update(clock_defaults_of(tree))
     if not classes:
         return facts
     bound = re.compile(r"\b(" + "|".join(map(re.escape, classes)) + r")\s*\(")
@@ -171,30 +229,3 @@ def project_facts(files: list[Path]) -> ProjectFacts:
                     if cls in classes:
                         facts.appending_io[key] = classes[cls]
     return facts
-
-
-def clock_defaults(tree: ast.Module) -> dict[str, list[tuple[int, str]]]:
-    """Functions (a class by its __init__) with a date parameter whose default is read from
-    the wall clock: Python evaluates it once, when the module is imported."""
-    out: dict[str, list[tuple[int, str]]] = {}
-    for node in ast.walk(tree):
-        f, name = None, None
-        if isinstance(node, ast.ClassDef):
-            f = next((b for b in node.body if isinstance(b, ast.FunctionDef)
-                      and b.name == "__init__"), None)
-            name = node.name
-        elif isinstance(node, ast.FunctionDef) and node.name != "__init__":
-            f, name = node, node.name
-        if f is None or name is None:
-            continue
-        a = f.args
-        params = a.posonlyargs + a.args
-        offset = len(params) - len(a.defaults)
-        hits = [(i - (1 if params and params[0].arg in {"self", "cls"} else 0), p.arg)
-                for i, p in enumerate(params) if i >= offset
-                and DAY_VAR.match(p.arg.lower()) and contains_wall_clock(a.defaults[i - offset])]
-        hits += [(-1, p.arg) for p, d in zip(a.kwonlyargs, a.kw_defaults, strict=False)
-                 if d is not None and DAY_VAR.match(p.arg.lower()) and contains_wall_clock(d)]
-        if hits:
-            out[name] = hits
-    return out

@@ -610,7 +610,10 @@ _BROAD = {"Exception", "BaseException"}
 # a database library's base error: every failed write raises one, so around a load it is as
 # broad as Exception
 _DB_BASE_ERRORS = {"SQLAlchemyError", "DBAPIError", "DatabaseError", "psycopg2.Error",
-                   "psycopg.Error", "connector.Error", "sqlite3.Error", "pymysql.Error"}
+                   "psycopg.Error", "connector.Error", "sqlite3.Error", "pymysql.Error",
+                   # the cloud storage and warehouse clients' base errors, likewise
+                   "GoogleCloudError", "GoogleAPICallError", "GoogleAPIError", "ClientError",
+                   "BotoCoreError", "AzureError"}
 # object-store writes, and helpers named for what they do (`write_csv_s3`, `insert_batch`)
 _OBJECT_WRITES = {"put_object", "upload_file", "upload_fileobj", "upload_blob",
                   "upload_from_filename", "upload_from_string"}
@@ -753,17 +756,129 @@ def operator_clear_then_python_load(tree: ast.Module, info: FileInfo,
     return hits
 
 
+def clock_defaults_of(tree: ast.Module) -> dict[str, list[tuple[int, str]]]:
+    """Functions (a class by its __init__) with a date parameter whose default is read from
+    the wall clock: Python evaluates it once, when the module is imported."""
+    out: dict[str, list[tuple[int, str]]] = {}
+    for node in ast.walk(tree):
+        f, name = None, None
+        if isinstance(node, ast.ClassDef):
+            f = next((b for b in node.body if isinstance(b, ast.FunctionDef)
+                      and b.name == "__init__"), None)
+            name = node.name
+        elif isinstance(node, ast.FunctionDef) and node.name != "__init__":
+            f, name = node, node.name
+        if f is None or name is None:
+            continue
+        a = f.args
+        params = a.posonlyargs + a.args
+        offset = len(params) - len(a.defaults)
+        hits = [(i - (1 if params and params[0].arg in {"self", "cls"} else 0), p.arg)
+                for i, p in enumerate(params) if i >= offset
+                and DAY_VAR.match(p.arg.lower()) and contains_wall_clock(a.defaults[i - offset])]
+        hits += [(-1, p.arg) for p, d in zip(a.kwonlyargs, a.kw_defaults, strict=False)
+                 if d is not None and DAY_VAR.match(p.arg.lower()) and contains_wall_clock(d)]
+        # a fixed start with an end at today is the whole history up to now, reloaded whole
+        # on every run: no day is cut off by the clock (only the window's start can be)
+        fixed_start = [p.arg for p, d in zip(params[offset:], a.defaults, strict=False)
+                       if p.arg.lower() in _WINDOW_START and not contains_wall_clock(d)]
+        fixed_start += [p.arg for p, d in zip(a.kwonlyargs, a.kw_defaults, strict=False)
+                        if d is not None and p.arg.lower() in _WINDOW_START
+                        and not contains_wall_clock(d)]
+        if hits and not fixed_start:
+            out[name] = hits
+    return out
+
+
+_WINDOW_START = {"start", "start_date", "window_start", "from_date", "since", "begin_date"}
+
+
+_MONGO_CURSOR_VALUE = re.compile(r"watermark|high_?water|cursor|since|checkpoint|bookmark|"
+                                 r"threshold|(^|_)last(_|$)|prev_max|max_\w+")
+
+
+def mongo_cursors(tree: ast.Module) -> list[Hit]:
+    """IDM402/IDM403 for a MongoDB filter `{col: {"$gt": last_loaded}}` built from a saved
+    cursor: the same late-row and tie risks as `WHERE col > %s` in SQL. A surrogate key
+    (`_id`, `id`) has no ties and follows insertion order; a load-time stamp needs no
+    lookback."""
+    from .sql_rules import ID_COLUMN, LOAD_TIME_COLUMN
+
+    hits: list[Hit] = []
+    for n in ast.walk(tree):
+        if not isinstance(n, ast.Dict):
+            continue
+        for k, v in zip(n.keys, n.values, strict=False):
+            if not isinstance(v, ast.Dict):
+                continue
+            ops = {literal(x): y for x, y in zip(v.keys, v.values, strict=False) if x is not None}
+            op = "$gt" if "$gt" in ops else "$gte" if "$gte" in ops else None
+            if op is None or "$lt" in ops or "$lte" in ops:
+                continue  # a bounded window, not a cursor
+            value = ops[op]
+            names = [m.id if isinstance(m, ast.Name) else m.attr for m in ast.walk(value)
+                     if isinstance(m, (ast.Name, ast.Attribute))]
+            if not any(_MONGO_CURSOR_VALUE.search(x.lower()) for x in names):
+                continue
+            col = literal(k) if k is not None else None
+            col = col.lower() if isinstance(col, str) else ""
+            if ID_COLUMN.match(col):
+                continue
+            lookback = any(isinstance(m, ast.BinOp) and isinstance(m.op, ast.Sub)
+                           for m in ast.walk(value))
+            if not lookback and not LOAD_TIME_COLUMN.search(col):
+                hits.append((v.lineno, "IDM402", f"{col or 'cursor'} {op} the saved cursor"))
+            if op == "$gt":
+                hits.append((v.lineno, "IDM403", f"{col or 'cursor'} $gt the saved cursor"))
+    return hits
+
+
+def append_mode_defaults(tree: ast.Module) -> list[Hit]:
+    """IDM202 for a Prefect flow whose `if_exists` parameter defaults to "append" and is
+    handed on to a load (`load_to_postgres(df, table, if_exists)`): a deployment's scheduled
+    or retried run takes the flow's defaults, so the helper's to_sql appends the same rows
+    again. Reported on the default, the value a user changes. (A task's default is not: the
+    flow calling it passes its own.)"""
+    hits: list[Hit] = []
+    for f in ast.walk(tree):
+        if not isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)) or not any(
+                dotted(d.func if isinstance(d, ast.Call) else d).rsplit(".", 1)[-1]
+                == "flow" for d in f.decorator_list):
+            continue
+        a = f.args
+        params = a.posonlyargs + a.args
+        pairs = list(zip(params[len(params) - len(a.defaults):], a.defaults, strict=False))
+        pairs += [(p, d) for p, d in zip(a.kwonlyargs, a.kw_defaults, strict=False)
+                  if d is not None]
+        for p, d in pairs:
+            if p.arg != "if_exists" or literal(d) != "append":
+                continue
+            passed = any(isinstance(c, ast.Call) and any(
+                isinstance(x, ast.Name) and x.id == p.arg
+                for x in [*c.args, *(k.value for k in c.keywords)]) for c in ast.walk(f))
+            if passed:
+                hits.append((d.lineno, "IDM202", f"{f.name}() appends by default "
+                                                 f"(if_exists=\"append\")"))
+    return hits
+
+
 def clock_default_windows(tree: ast.Module, info: FileInfo) -> list[Hit]:
     """IDM501: a callable whose date parameters default to the wall clock at import, called
     without them in a task or flow: the window is the day the worker imported the code, not
     the run's, so a late, retried or backfilled run loads the wrong day."""
     if not info.clock_defaults or not imports_of(tree) & _ORCHESTRATORS:
         return []
+    # a callable this file defines is the one its calls reach, whatever another module
+    # of the same name defaults to
+    local = {d.name for d in ast.walk(tree) if isinstance(
+        d, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
+    own = clock_defaults_of(tree)
     hits: list[Hit] = []
     for n in ast.walk(tree):
         if not isinstance(n, ast.Call):
             continue
-        params = info.clock_defaults.get(dotted(n.func).rsplit(".", 1)[-1])
+        name = dotted(n.func).rsplit(".", 1)[-1]
+        params = own.get(name) if name in local else info.clock_defaults.get(name)
         if not params or any(k.arg is None for k in n.keywords) or any(
                 isinstance(a, ast.Starred) for a in n.args):
             continue
@@ -938,6 +1053,43 @@ def _skips_item(body: list[ast.stmt]) -> bool:
     nodes = [n for b in body for n in ast.walk(b)]
     return any(isinstance(n, ast.Continue) for n in nodes) and not any(
         isinstance(n, ast.Raise) or (isinstance(n, ast.Call) and _fails(n)) for n in nodes)
+
+
+_READ_CALLS = re.compile(r"^(read_sql\w*|read_csv|read_parquet|read_json|read_excel|read_gbq|"
+                         r"to_dataframe|fetch_pandas_all|fetchall)$")
+
+
+def _broad_handler(h: ast.ExceptHandler) -> bool:
+    names = {dotted(e) for e in (h.type.elts if isinstance(h.type, ast.Tuple) else [h.type])} \
+        if h.type is not None else {"BaseException"}
+    return bool(names & _BROAD) or any(
+        n.rsplit(".", 1)[-1] in _DB_BASE_ERRORS or ".".join(n.rsplit(".", 2)[-2:])
+        in _DB_BASE_ERRORS for n in names)
+
+
+def empty_frame_on_read_error(tree: ast.Module) -> list[Hit]:
+    """IDM206: a broad `except` around a read that hands on an empty DataFrame instead
+    (`df = pd.DataFrame()`). The run goes on as if the source had no rows: a load that
+    replaces its target writes it without them, an append loses the window, and the run
+    reports success, so nothing retries it."""
+    hits: list[Hit] = []
+    for t in ast.walk(tree):
+        if not isinstance(t, ast.Try) or not any(
+                isinstance(c, ast.Call) and _READ_CALLS.match(dotted(c.func).rsplit(".", 1)[-1])
+                for b in t.body for c in ast.walk(b)):
+            continue
+        for h in t.handlers:
+            nodes = [n for b in h.body for n in ast.walk(b)]
+            if not _broad_handler(h) or any(
+                    isinstance(n, ast.Raise) or (isinstance(n, ast.Call) and _fails(n))
+                    for n in nodes):
+                continue
+            if any(isinstance(n, (ast.Assign, ast.Return)) and isinstance(n.value, ast.Call)
+                   and dotted(n.value.func).rsplit(".", 1)[-1] == "DataFrame"
+                   and not n.value.args and not n.value.keywords for n in nodes):
+                hits.append((h.lineno, "IDM206", "a failed read becomes an empty frame: the "
+                                                 "run goes on without the source's rows"))
+    return hits
 
 
 def skipped_fetch_errors(tree: ast.Module) -> list[Hit]:
@@ -1185,6 +1337,7 @@ def review_python(path: str, tree: ast.Module, dialect: str | None) -> FileInfo:
     info.hits.extend(asset_clear_then_io_manager_load(scopes))
     info.hits.extend(operator_clear_then_python_load(tree, info, scopes))
     info.hits.extend(skipped_fetch_errors(tree))
+    info.hits.extend(empty_frame_on_read_error(tree))
     info.hits.extend(parse_time_dates(tree))
     info.hits.extend(helper_clear_then_load(tree))
     info.hits.extend(helper_without_its_cursor(tree))

@@ -31,11 +31,13 @@ MUTABLE_COLUMN = re.compile(
 CURSOR_NAME = re.compile(
     r"watermark|high_?water|cursor|since|checkpoint|bookmark|last_\w+|prev_max|max_\w+|from_ts"
 )
+# Surrogate keys and sequence numbers: unique, so a `>` cursor on one has no ties to drop.
+ID_COLUMN = re.compile(r"^(_?id|\w+_id|rowid|seq|seq_no|sequence_id|event_seq)$")
 # Columns stamped when the row lands (loaders, CDC tools, dbt): they only grow with commit
 # order, so a `>=` cursor on one cannot miss a late row; the overlap is the key's business.
 LOAD_TIME_COLUMN = re.compile(
     r"^_?(loaded|ingested|received|synced|inserted|extracted|landed|etl_loaded|dbt_loaded|"
-    r"load|ingest|ingestion|sync)_?(at|ts|time|timestamp|date|datetime|dt)?$|"
+    r"load|ingest|ingestion|sync|extract)_?(at|ts|time|timestamp|date|datetime|dt)?$|"
     r"^_(sdc|airbyte|fivetran|dlt|peerdb|stitch)_|^_?etl_(ts|time|timestamp|loaded_at)$|"
     r"^(received_at|loaded_at|ingested_at|_loaded_at|_ingested_at)(_date)?$"
 )
@@ -281,6 +283,10 @@ def statement_hits(stmt: Statement, scope: Scope | None) -> list[Hit]:
             line = node_line(node, stmt.line)
             col = node.find(exp.Column)
             col_name = col.name.lower() if col is not None else ""
+            if ID_COLUMN.match(col_name):
+                # a surrogate key (`id > last_id`) is unique: no row can share the last value,
+                # and the cursor follows the key's order, not an event time a late row carries
+                continue
             if LOAD_TIME_COLUMN.search(col_name):
                 # no lookback is needed on a load-time column; ties still need `>=`
                 if strict:

@@ -25,6 +25,8 @@ _AIRFLOW_MACRO = re.compile(
 _REF_CALL = re.compile(r"\{\{-?\s*ref\(")
 _SOURCE_CALL = re.compile(r"\{\{-?\s*source\(")
 _STRICT_COL = re.compile(r"(\w+)\s*>(?!=)")
+_INCLUSIVE_COL = re.compile(r"(\w+)\s*>=")
+_DAY_GRAIN = re.compile(r"^(date|day|ds|date_day|day_date|\w+_(date|day))$")
 _APPEND_STRATEGIES = {"append"}
 _KEYLESS_OK = {"insert_overwrite", "microbatch"}  # these replace whole partitions/batches
 
@@ -38,10 +40,12 @@ class SqlFileResult:
 def review_sql_file(path: str, text: str, dialect: str | None,
                     siblings: list[str] | None = None,
                     is_read: Callable[[str], bool] | None = None,
-                    named: bool = True) -> SqlFileResult:
+                    named: bool = True, one_txn: bool = False,
+                    referencers: dict[str, set[str]] | None = None) -> SqlFileResult:
     """`siblings`: the text of the other `.sql` files of its folder (see _upserted_rows);
     `is_read(table)`: does any file of the project read the table; `named`: does another file
-    name this one (see _clear_only_task)."""
+    name this one (see _clear_only_task); `one_txn`: a PostgreSQL operator task runs the file
+    in one transaction; `referencers`: table -> tables with a foreign key to it."""
     out = SqlFileResult()
     stem = path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
     rendered = render_jinja(text, this_name=stem)
@@ -66,7 +70,8 @@ def review_sql_file(path: str, text: str, dialect: str | None,
         errors: list[tuple[int, str]] = []
         for hit in _review_body(path, stem, text, rendered_text, dialect, errors,
                                 incremental=cfg.get("materialized") == "incremental",
-                                siblings=siblings or [], is_read=is_read, named=named):
+                                siblings=siblings or [], is_read=is_read, named=named,
+                                one_txn=one_txn, referencers=referencers or {}):
             if (hit[0], hit[1]) not in seen:
                 seen.add((hit[0], hit[1]))
                 out.hits.append(hit)
@@ -79,6 +84,13 @@ def review_sql_file(path: str, text: str, dialect: str | None,
         out.hits = [h for h in out.hits if not (
             h[1] == "IDM403" and 0 < h[0] <= len(src) and any(
                 LOAD_TIME_COLUMN.search(c.lower()) for c in _STRICT_COL.findall(src[h[0] - 1])))]
+    if cfg.get("unique_key"):
+        # `day >= max(day)` re-reads the last whole day and merges it on the model's key: a
+        # lookback of one period (only a timestamp cursor misses rows late within the day)
+        src = text.splitlines()
+        out.hits = [h for h in out.hits if not (
+            h[1] == "IDM402" and 0 < h[0] <= len(src) and any(
+                _DAY_GRAIN.search(c.lower()) for c in _INCLUSIVE_COL.findall(src[h[0] - 1])))]
     return out
 
 
@@ -86,7 +98,8 @@ def _review_body(path: str, stem: str, text: str, rendered_text: str, dialect: s
                  errors: list[tuple[int, str]], incremental: bool = False,
                  siblings: list[str] | None = None,
                  is_read: Callable[[str], bool] | None = None,
-                 named: bool = True) -> list[Hit]:
+                 named: bool = True, one_txn: bool = False,
+                 referencers: dict[str, set[str]] | None = None) -> list[Hit]:
     body = _schema_elements(_psql_meta(normalise_placeholders(rendered_text)))
     if not body.strip():
         return []
@@ -94,8 +107,8 @@ def _review_body(path: str, stem: str, text: str, rendered_text: str, dialect: s
     errors.extend(parsed.errors)
     # psql and most runners autocommit each statement unless the script says BEGIN; a script
     # with `%(name)s` parameters is run through a DB-API driver instead (an Airflow hook, a
-    # cursor), which executes it in one transaction.
-    driver_run = bool(re.search(r"%\(\w+\)s", text))
+    # cursor), which executes it in one transaction; so does a PostgreSQL operator task.
+    driver_run = one_txn or bool(re.search(r"%\(\w+\)s", text))
     # Airflow templating in the file: it is a task's SQL, rendered with the run's dates.
     logical = bool(_AIRFLOW_MACRO.search(text))
     scope = Scope(path, stem, autocommit=not driver_run,
@@ -105,6 +118,8 @@ def _review_body(path: str, stem: str, text: str, rendered_text: str, dialect: s
     scope.rebuilds = not incremental and all(_reads_only(st.expr) for st in parsed.statements)
     hits = scope_hits(scope)
     hits += _clear_only_task(parsed.statements, siblings or [], scope.backfill, is_read, named)
+    if driver_run:
+        hits += _cascade_outside(parsed.statements, referencers or {})
     upserted = {st.line for st in parsed.statements if _upserted_rows(st.expr, siblings or [])}
     hits = [h for h in hits if not (h[1] == "IDM201" and h[0] in upserted)]
     if _seed_script(parsed.statements):
@@ -176,6 +191,44 @@ def _clear_only_task(statements: list[Statement], siblings: list[str],
                 hits.append((st.line, "IDM502" if backfill else "IDM301",
                              f"{t} is emptied here and loaded by another task"))
     return hits
+
+
+def _cascade_outside(statements: list[Statement], referencers: dict[str, set[str]]) -> list[Hit]:
+    """IDM301: `TRUNCATE t CASCADE` in a file run as one transaction also empties every
+    table with a foreign key to t (and theirs in turn). Those the file does not reload are
+    refilled by another task, if at all: a failure in between leaves them empty."""
+    from sqlglot import exp
+
+    written = {n for st in statements if isinstance(st.expr, exp.Insert)
+               for n in [_table_name(st.expr.this)] if n}
+    hits: list[Hit] = []
+    for st in statements:
+        e = st.expr
+        if not isinstance(e, exp.TruncateTable) or str(e.args.get("option") or "").lower() \
+                != "cascade":
+            continue
+        for t in e.expressions:
+            name = _table_name(t)
+            emptied: set[str] = set()
+            todo = [name] if name else []
+            while todo:
+                for r in referencers.get(todo.pop(), set()) - emptied:
+                    emptied.add(r)
+                    todo.append(r)
+            left = sorted(emptied - written - {name})
+            if left:
+                hits.append((st.line, "IDM301", f"TRUNCATE {name} CASCADE also empties "
+                                                f"{', '.join(left)}, reloaded elsewhere"))
+                break
+    return hits
+
+
+def _table_name(e: object) -> str:
+    from sqlglot import exp
+
+    t = e if isinstance(e, exp.Table) else e.find(exp.Table) if isinstance(e, exp.Expression) \
+        else None
+    return t.name.lower() if isinstance(t, exp.Table) else ""
 
 
 def _adds_no_rows(e: object) -> bool:
