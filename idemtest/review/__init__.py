@@ -146,10 +146,12 @@ def review_file(path: Path, display: str, dialect: str | None, result: ReviewRes
             info = review_python(display, tree, file_dialect)
             if facts is not None:
                 info.appending_io = facts.appending_io
+                info.sql_file_writes = facts.sql_file_writes
                 info.clock_defaults = facts.clock_defaults
-                from .python_rules import clock_default_windows
+                from .python_rules import clock_default_windows, operator_clear_then_file_load
 
                 info.hits.extend(clock_default_windows(tree, info))
+                info.hits.extend(operator_clear_then_file_load(info))
             from .python_rules import append_mode_defaults, mongo_cursors
 
             info.hits.extend(mongo_cursors(tree))

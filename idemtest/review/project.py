@@ -39,6 +39,8 @@ class ProjectFacts:
     # names of the .sql files a PostgreSQL operator task runs: the hook executes the file in
     # one call and commits once at the end, so the file is one transaction
     pg_task_files: set[str] = field(default_factory=set)
+    # .sql file name -> the tables its INSERT / COPY statements write
+    sql_file_writes: dict[str, set[str]] = field(default_factory=dict)
     # table (last name part, lower case) -> tables whose CREATE TABLE has a foreign key to it
     referencers: dict[str, set[str]] = field(default_factory=dict)
     _read_cache: dict[str, bool] = field(default_factory=dict)
@@ -140,6 +142,7 @@ def _appending_classes(tree: ast.Module) -> dict[str, str | None]:
 _PG_OPERATORS = {"PostgresOperator", "PostgresqlOperator"}
 _SQL_OPERATORS = {"SQLExecuteQueryOperator"}
 _REFERENCES = re.compile(r"\breferences\s+([\w.\"]+)", re.I)
+_WRITES = re.compile(r"\b(?:insert\s+into|copy)\s+([\w.\"]+)", re.I)
 _CREATE = re.compile(r"\bcreate\s+(?:unlogged\s+)?table\s+(?:if\s+not\s+exists\s+)?([\w.\"]+)",
                      re.I)
 
@@ -198,10 +201,14 @@ def project_facts(files: list[Path]) -> ProjectFacts:
             tree = _parse(text)
             if tree is not None:
                 facts.pg_task_files |= _pg_task_files(tree)
-        elif p.suffix == ".sql" and _REFERENCES.search(text):
-            for table, refs in _foreign_keys(text).items():
-                for r in refs:
-                    facts.referencers.setdefault(r, set()).add(table)
+        elif p.suffix == ".sql":
+            if _REFERENCES.search(text):
+                for table, refs in _foreign_keys(text).items():
+                    for r in refs:
+                        facts.referencers.setdefault(r, set()).add(table)
+            writes = {_last(t) for t in _WRITES.findall(text)}
+            if writes:
+                facts.sql_file_writes.setdefault(p.name, set()).update(writes)
     for p, text in texts.items():
         if p.suffix == ".py" and "def " in text and ("today" in text or "now" in text):
             tree = _parse(text)

@@ -134,7 +134,21 @@ def string_of(node: ast.AST) -> PyString | None:
             elif isinstance(v, ast.FormattedValue):
                 parts.append(ident(ast.unparse(v.value)))
         return PyString("".join(parts), node.lineno)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        # "insert ... values ('" + row["name"] + "')": SQL glued together with `+`
+        leaves = _concat_leaves(node)
+        if not (isinstance(leaves[0], ast.Constant) and isinstance(leaves[0].value, str)):
+            return None
+        text = "".join(x.value if isinstance(x, ast.Constant) and isinstance(x.value, str)
+                       else ident(ast.unparse(x)) for x in leaves)
+        return PyString(text, node.lineno)
     return None
+
+
+def _concat_leaves(node: ast.expr) -> list[ast.expr]:
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        return _concat_leaves(node.left) + _concat_leaves(node.right)
+    return [node]
 
 
 @dataclass
@@ -156,6 +170,10 @@ class FileInfo:
     clock_defaults: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
     # resource keys of appending IO managers found elsewhere in the project (project.py)
     appending_io: dict[str, str | None] = field(default_factory=dict)
+    # (line, file name) of each SQL operator task given a `.sql` file
+    op_files: list[tuple[int, str]] = field(default_factory=list)
+    # .sql file name -> the tables it inserts into, across the project (project.py)
+    sql_file_writes: dict[str, set[str]] = field(default_factory=dict)
 
 
 def imports_of(tree: ast.Module) -> set[str]:
@@ -295,6 +313,11 @@ class _ScopeWalker:
                 return  # emitted where a function uses it
             self.sql_string(node)
             return
+        if isinstance(node, ast.BinOp) and self.func is not None and string_of(node) is not None:
+            # the glued statement is the SQL, not its first fragment
+            self.sql_string(node)
+            self.seen_strings |= {id(x) for x in ast.walk(node)
+                                  if isinstance(x, (ast.BinOp, ast.Constant, ast.JoinedStr))}
         for child in ast.iter_child_nodes(node):
             self.visit(child)
 
@@ -378,6 +401,9 @@ class _ScopeWalker:
                                     if ev.kind == "sql" and ev.stmt is not None
                                     and _kind(ev.stmt) == "clear"]
             self.info.tables[id(node)] = scope_tables(op_scope)
+            sql = literal(kw(node, "sql"))
+            if isinstance(sql, str) and sql.strip().lower().endswith(".sql"):
+                self.info.op_files.append((node.lineno, sql.strip().rsplit("/", 1)[-1]))
             self.scope.events.append(Event("commit", node.lineno))
             self.op_blocks.append((start, len(self.scope.events), node))
             return
@@ -753,6 +779,23 @@ def operator_clear_then_python_load(tree: ast.Module, info: FileInfo,
             if not _is_staging(t) and any(same_table(t, w) for w in loaded):
                 hits.append((line, "IDM301", f"{t} is cleared by an operator task and loaded "
                                              "by a Python task"))
+    return hits
+
+
+def operator_clear_then_file_load(info: FileInfo) -> list[Hit]:
+    """IDM301: a SQL operator task drops, deletes or truncates a table that another operator
+    task of the file loads from its `.sql` file (`sql="sql/load.sql"`, read across the
+    project). Each task commits on its own: a failed load leaves the table empty or missing."""
+    hits: list[Hit] = []
+    for line, tables in info.op_clears:
+        for t in sorted(tables):
+            if _is_staging(t):
+                continue
+            if any(ln != line and any(same_table(t, w) for w in info.sql_file_writes.get(f, ()))
+                   for ln, f in info.op_files):
+                hits.append((line, "IDM301", f"{t} is cleared by an operator task and loaded "
+                                             "by another task's SQL file"))
+                break
     return hits
 
 

@@ -1068,3 +1068,53 @@ def test_cloud_client_base_error_around_an_upload(tmp_path: Path) -> None:
     # the storage client's base error: every failed upload raises one
     assert findings(tmp_path, "a.py", _UPLOAD.format(tail="")) == [(8, "IDM206")]
     assert findings(tmp_path, "b.py", _UPLOAD.format(tail="raise")) == []
+
+
+_GLUED_INSERT = """from airflow.decorators import task
+from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+
+@task(task_id="load")
+def load(**kwargs) -> None:
+    message = kwargs["task_instance"].xcom_pull(task_ids="transformation")
+    hook = PostgresHook(postgres_conn_id="Postgres")
+    request = ("insert into public.data (name, age) values ('" + message["name"] + "',"
+               + str(message["age"]) + "){tail}")
+    hook.run(request)
+"""
+
+
+def test_sql_glued_with_plus(tmp_path: Path) -> None:
+    # the statement is the whole concatenation (its first fragment alone does not tokenize)
+    assert findings(tmp_path, "a.py", _GLUED_INSERT.format(tail="")) == [(9, "IDM201")]
+    assert findings(tmp_path, "b.py", _GLUED_INSERT.format(
+        tail=" on conflict (name) do update set age = excluded.age")) == []
+
+
+_DROP_THEN_FILE = """from datetime import datetime
+
+from airflow import DAG
+from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator
+
+with DAG(dag_id="customers", start_date=datetime(2025, 2, 1), schedule=None) as dag:
+    drop_table = SQLExecuteQueryOperator(task_id="drop_table", conn_id="pg",
+                                         sql="DROP TABLE IF EXISTS customer")
+    create_table = SQLExecuteQueryOperator(task_id="create_table", conn_id="pg",
+                                           sql="sql/create.sql")
+    load_table = SQLExecuteQueryOperator(task_id="load_table", conn_id="pg",
+                                         sql="sql/load.sql")
+    drop_table >> create_table >> load_table
+"""
+_CREATE = "CREATE TABLE IF NOT EXISTS customer (customer_id SERIAL PRIMARY KEY, name VARCHAR);\n"
+
+
+def test_operator_drop_then_another_task_file_loads(tmp_path: Path) -> None:
+    # the DROP commits in its task; the table is reloaded two tasks later
+    assert _project(tmp_path / "a", {
+        "dag.py": _DROP_THEN_FILE, "sql/create.sql": _CREATE,
+        "sql/load.sql": "INSERT INTO customer (name) VALUES ('Max');\n"}) == [
+        ("dag.py", 8, "IDM301")]
+    # the task file loads another table: the DROP is no half of a reload
+    assert _project(tmp_path / "b", {
+        "dag.py": _DROP_THEN_FILE, "sql/create.sql": _CREATE,
+        "sql/load.sql": "INSERT INTO customer_log (name) VALUES ('Max');\n"}) == []
