@@ -118,8 +118,11 @@ def _review_body(path: str, stem: str, text: str, rendered_text: str, dialect: s
     scope.rebuilds = not incremental and all(_reads_only(st.expr) for st in parsed.statements)
     hits = scope_hits(scope)
     hits += _clear_only_task(parsed.statements, siblings or [], scope.backfill, is_read, named)
-    if driver_run:
-        hits += _cascade_outside(parsed.statements, referencers or {})
+    # inside a transaction (or on top of an autocommitted clear already reported) CASCADE
+    # still empties the referencing tables the file does not reload
+    flagged = {h[0] for h in hits if h[1] == "IDM301"}
+    hits += [h for h in _cascade_outside(parsed.statements, referencers or {})
+             if h[0] not in flagged]
     upserted = {st.line for st in parsed.statements if _upserted_rows(st.expr, siblings or [])}
     hits = [h for h in hits if not (h[1] == "IDM201" and h[0] in upserted)]
     if _seed_script(parsed.statements):

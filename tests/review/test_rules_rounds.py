@@ -906,6 +906,9 @@ def test_operator_task_file_is_one_transaction_but_cascade_reaches_further(
     # CASCADE also empties dm_orders (its foreign key), reloaded only by the next task
     assert _project(tmp_path / "cascade", {**files, "sql/dm_users.sql": _USERS.format(
         cascade=" cascade")}) == [("dm_users.sql", 1, "IDM301")]
+    # BEGIN ... COMMIT in the file: the same
+    assert _project(tmp_path / "txn", {**files, "sql/dm_users.sql": "begin;\n" + _USERS.format(
+        cascade=" cascade") + "commit;\n"}) == [("dm_users.sql", 2, "IDM301")]
     # run by psql (no operator names it): each statement autocommits
     assert ("dm_users.sql", 1, "IDM301") in _project(tmp_path / "psql", {
         "load.sh": "psql -f dm_users.sql\n", "dm_users.sql": _USERS.format(cascade="")})
