@@ -82,6 +82,18 @@ def _writes(scope: ast.AST) -> list[tuple[ast.Call, str, str | None, bool, bool]
     return out
 
 
+def _mode_line(call: ast.Call) -> int:
+    """The line a user edits to stop an append: the `.mode("append")` (or mode= keyword) of a
+    chain written over several lines, not the chain's first line (`df.write \\`)."""
+    m = kw(call, "mode")
+    if m is not None:
+        return m.lineno
+    for c in _chain(call):
+        if _name(c) == "mode" and c.args and isinstance(c.func, ast.Attribute):
+            return c.func.end_lineno or c.lineno
+    return call.lineno
+
+
 def spark_writes(tree: ast.Module) -> list[Hit]:
     hits: list[Hit] = []
     if not any(isinstance(n, ast.Attribute) and n.attr in _ACTIONS | {"merge", "write"} for n in ast.walk(tree)) \
@@ -98,7 +110,7 @@ def spark_writes(tree: ast.Module) -> list[Hit]:
             elif action == "insertInto" and overwrite and not dynamic:
                 hits.append((call.lineno, "IDM701", f"insertInto(overwrite=True) under the static partitionOverwriteMode (in {f.name})"))
             elif (action == "insertInto" and not overwrite and mode in (None, "append")) or mode == "append":
-                hits.append((call.lineno, "IDM702", f"{action} appends (in {f.name})"))
+                hits.append((_mode_line(call), "IDM702", f"{action} appends (in {f.name})"))
         names = {n.attr if isinstance(n, ast.Attribute) else n.id for n in ast.walk(f) if isinstance(n, (ast.Attribute, ast.Name))}
         wall = contains_wall_clock(f)
         for n in ast.walk(f):
