@@ -4,7 +4,9 @@ and cadence, and the rules about how they are scheduled and retried."""
 from __future__ import annotations
 
 import ast
+import builtins
 import re
+import sys
 
 from .model import Job, Task
 from .python_rules import (
@@ -98,17 +100,46 @@ def _never_starts(args: dict[str, ast.expr], default_args: dict[str, ast.expr],
                    if dotted(c.func).endswith(("Operator", "Sensor")))
 
 
+_NOT_PROJECT = {"airflow", "pendulum", "dateutil", "pytz"}
+
+
+def _project_callables(tree: ast.Module) -> tuple[set[str], bool]:
+    """Names imported from the project's own modules (`from method_1.load import load_tasks`,
+    relative imports), and whether a project module is star-imported."""
+    names: set[str] = set()
+    star = False
+    for n in ast.walk(tree):
+        if not isinstance(n, ast.ImportFrom):
+            continue
+        top = (n.module or "").split(".")[0]
+        if n.level == 0 and (not top or top in sys.stdlib_module_names or top in _NOT_PROJECT):
+            continue
+        for a in n.names:
+            if a.name == "*":
+                star = True
+            else:
+                names.add(a.asname or a.name)
+    return names, star
+
+
 def _writes_nothing(body: ast.AST | None, funcs: dict[str, ast.FunctionDef | ast.AsyncFunctionDef],
-                    owner: ast.AST, dag_names: set[str] | None = None) -> bool:
+                    owner: ast.AST, dag_names: set[str] | None = None,
+                    project: tuple[set[str], bool] = (set(), False)) -> bool:
     """Every task of the DAG is an Empty/Dummy operator, an `echo`, or a function that only
     prints: such a DAG changes no data, so its scheduling cannot duplicate or lose any. A
     call handed the DAG (`build_load_task(dag, ...)`) makes tasks we cannot see: they may write."""
     if body is None:
         return False
     tasks = 0
+    imported, star = project
     for n in ast.walk(body):
         if isinstance(n, ast.Call):
             short = dotted(n.func).rsplit(".", 1)[-1]
+            # a project module's task or task-group builder (`etl_task_group(...)`) makes
+            # tasks this file cannot see: they may write
+            if isinstance(n.func, ast.Name) and n.func.id not in funcs and short not in _NO_WRITE_CALLS \
+                    and (n.func.id in imported or (star and not hasattr(builtins, n.func.id))):
+                return False
             if not short.endswith("Operator"):
                 if dag_names and any(isinstance(a, ast.Name) and a.id in dag_names
                                      for a in n.args):
@@ -196,6 +227,7 @@ def review_orchestration(path: str, tree: ast.Module, info: FileInfo) -> tuple[l
     all_task_retries = [kw(c, "retries") for c in calls
                         if dotted(c.func).endswith(("Operator", "Sensor"))]
     wall_names = _module_wall_names(tree)
+    project = _project_callables(tree)
     for call, owner in dag_defs:
         line = getattr(call, "lineno", None) or owner.lineno
         args = {k.arg: k.value for k in call.keywords if k.arg}
@@ -212,7 +244,7 @@ def review_orchestration(path: str, tree: ast.Module, info: FileInfo) -> tuple[l
         hygiene = not _unscheduled(schedule) and not (
             all(k.arg for k in call.keywords)
             and _never_starts(args, default_args, schedule, calls)) and not _writes_nothing(
-            body, funcs, owner, _dag_names(tree, call) if owner is call else None)
+            body, funcs, owner, _dag_names(tree, call) if owner is call else None, project)
         if hygiene and "catchup" not in args:
             hits.append((line, "IDM101", f"DAG {dag_id}"))
         if hygiene and "max_active_runs" not in args:
