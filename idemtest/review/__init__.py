@@ -152,6 +152,10 @@ def review_file(path: Path, display: str, dialect: str | None, result: ReviewRes
 
                 info.hits.extend(clock_default_windows(tree, info))
                 info.hits.extend(operator_clear_then_file_load(info))
+                if facts.param_task_clear:
+                    # the clear is a task of another module: its parameterised appends reload
+                    halves = {ln for ln, by_param in info.task_appends if by_param}
+                    info.hits = [h for h in info.hits if not (h[1] == "IDM202" and h[0] in halves)]
             from .python_rules import append_mode_defaults, mongo_cursors
 
             info.hits.extend(mongo_cursors(tree))

@@ -43,6 +43,10 @@ class ProjectFacts:
     sql_file_writes: dict[str, set[str]] = field(default_factory=dict)
     # table (last name part, lower case) -> tables whose CREATE TABLE has a foreign key to it
     referencers: dict[str, set[str]] = field(default_factory=dict)
+    # an Airflow task function of the project empties a table named by its parameters and
+    # loads nothing (`@task def truncate(engine, schema, table)`): the project's parameterised
+    # to_sql appends in other tasks are the load half of that reload (IDM301, not IDM202)
+    param_task_clear: bool = False
     _read_cache: dict[str, bool] = field(default_factory=dict)
 
     def names_file(self, path: Path) -> bool:
@@ -104,6 +108,23 @@ def _clears(body: list[ast.stmt], returners: dict[str, ast.expr],
             s = string_of(ret) if ret is not None else None
         if s is not None and _CLEAR_SQL.match(s.text):
             return True
+    return False
+
+
+def _param_clear_task(tree: ast.Module) -> bool:
+    """An Airflow task function that only empties a table built from its parameters."""
+    for f in ast.walk(tree):
+        if not isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)) or _appends(f) or not any(
+                dotted(d.func if isinstance(d, ast.Call) else d).rsplit(".", 1)[-1] == "task"
+                for d in f.decorator_list):
+            continue
+        params = {a.arg for a in f.args.args + f.args.kwonlyargs}
+        for n in ast.walk(f):
+            s = string_of(n) if isinstance(n, ast.JoinedStr) else None
+            if s is not None and isinstance(n, ast.JoinedStr) and _CLEAR_SQL.match(s.text) and not re.search(r"\bwhere\b", s.text, re.I) \
+                    and any(isinstance(v, ast.FormattedValue) and isinstance(v.value, ast.Name)
+                            and v.value.id in params for v in n.values):
+                return True
     return False
 
 
@@ -209,6 +230,13 @@ def project_facts(files: list[Path]) -> ProjectFacts:
             writes = {_last(t) for t in _WRITES.findall(text)}
             if writes:
                 facts.sql_file_writes.setdefault(p.name, set()).update(writes)
+    for p, text in texts.items():
+        if p.suffix == ".py" and "airflow" in text and "task" in text and re.search(
+                r"\btruncate\b|\bdelete\s+from\b", text, re.I):
+            tree = _parse(text)
+            if tree is not None and _param_clear_task(tree):
+                facts.param_task_clear = True
+                break
     for p, text in texts.items():
         if p.suffix == ".py" and "def " in text and ("today" in text or "now" in text):
             tree = _parse(text)

@@ -14,6 +14,7 @@ from .sql_rules import (
     Scope,
     _cleared_tables,
     _is_staging,
+    _is_state,
     _kind,
     scope_hits,
     scope_tables,
@@ -174,6 +175,11 @@ class FileInfo:
     op_files: list[tuple[int, str]] = field(default_factory=list)
     # .sql file name -> the tables it inserts into, across the project (project.py)
     sql_file_writes: dict[str, set[str]] = field(default_factory=dict)
+    # (line, table built from a parameter) of each to_sql append in an Airflow task function:
+    # the load half of a reload whose clear is another task, maybe in another module
+    task_appends: list[tuple[int, bool]] = field(default_factory=list)
+    # lines of the IDM202 findings that are such a load half (dropped, the clear is IDM301)
+    reload_halves: set[int] = field(default_factory=set)
 
 
 def imports_of(tree: ast.Module) -> set[str]:
@@ -672,6 +678,9 @@ def _is_load(node: ast.AST, returners: dict[str, ast.expr] | None = None) -> boo
     return False
 
 
+_CREATE_SQL = re.compile(r"^\s*create\s+(table|schema)\b", re.I)
+
+
 def swallowed_load_errors(tree: ast.Module) -> list[Hit]:
     """IDM206: a broad `except` around a load whose handler neither re-raises nor exits."""
     hits: list[Hit] = []
@@ -688,8 +697,58 @@ def swallowed_load_errors(tree: ast.Module) -> list[Hit]:
                 continue
             escapes = any(isinstance(n, ast.Raise) or (isinstance(n, ast.Call) and _fails(n))
                           for b in h.body for n in ast.walk(b))
-            if not escapes:
+            # `except: CREATE TABLE ...`: the handler's fallback runs SQL of its own, whose
+            # failure raises (truncate-or-create); nothing is swallowed
+            fallback = any(isinstance(n, (ast.Constant, ast.JoinedStr)) and (st := string_of(n))
+                           is not None and _CREATE_SQL.match(st.text)
+                           for b in h.body for n in ast.walk(b))
+            if not escapes and not fallback:
                 hits.append((h.lineno, "IDM206", "the load's failure is logged or ignored"))
+    return hits
+
+
+_SUCCESS_WORD = re.compile(r"^(succeeded|success|successful|completed|complete|ok)$", re.I)
+
+
+def _all_done(v: ast.expr | None) -> bool:
+    return v is not None and (dotted(v).rsplit(".", 1)[-1] == "ALL_DONE"
+                              or str(literal(v)).lower() == "all_done")
+
+
+def _marks_success(f: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    """The body records the job as succeeded whatever happened: `success=True`, or a
+    status keyword given a success word (`task_status="succeeded"`)."""
+    for n in ast.walk(f):
+        if not isinstance(n, ast.Call):
+            continue
+        for k in n.keywords:
+            v = literal(k.value)
+            if k.arg and (("success" in k.arg.lower() and v is True) or (
+                    "status" in k.arg.lower() and isinstance(v, str) and _SUCCESS_WORD.match(v))):
+                return True
+    return False
+
+
+def success_whatever_upstream(tree: ast.Module) -> list[Hit]:
+    """IDM206: an Airflow task run with trigger_rule ALL_DONE (it runs after upstream failures
+    too) that marks the job succeeded. Such a final task records success for a run whose loads
+    failed, and as the DAG's leaf it turns the run green: nothing retries."""
+    if "airflow" not in imports_of(tree):
+        return []
+    funcs = {f.name: f for f in ast.walk(tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    hits: list[Hit] = []
+    for f in funcs.values():
+        for d in f.decorator_list:
+            if isinstance(d, ast.Call) and dotted(d.func).rsplit(".", 1)[-1] == "task" \
+                    and _all_done(kw(d, "trigger_rule")) and _marks_success(f):
+                hits.append((d.lineno, "IDM206", f"{f.name} runs after failures (ALL_DONE) "
+                                                 "and marks the job succeeded"))
+    for n in ast.walk(tree):
+        cb = kw(n, "python_callable") if isinstance(n, ast.Call) else None
+        if isinstance(n, ast.Call) and isinstance(cb, ast.Name) and cb.id in funcs \
+                and _all_done(kw(n, "trigger_rule")) and _marks_success(funcs[cb.id]):
+            hits.append((n.lineno, "IDM206", f"{cb.id} runs after failures (ALL_DONE) "
+                                             "and marks the job succeeded"))
     return hits
 
 
@@ -779,6 +838,63 @@ def operator_clear_then_python_load(tree: ast.Module, info: FileInfo,
             if not _is_staging(t) and any(same_table(t, w) for w in loaded):
                 hits.append((line, "IDM301", f"{t} is cleared by an operator task and loaded "
                                              "by a Python task"))
+    return hits
+
+
+def _airflow_task(f: ast.AST, callables: set[str]) -> bool:
+    return isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)) and (
+        f.name in callables or any(
+            dotted(d.func if isinstance(d, ast.Call) else d).rsplit(".", 1)[-1] == "task"
+            for d in f.decorator_list))
+
+
+def _param_table(t: str, f: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    """Is the table name built from the function's parameters (`f"TRUNCATE {schema}.{table}"`,
+    placeholders keep the variable's name, `_ref` added to reserved words)?"""
+    params = {a.arg for a in f.args.args + f.args.kwonlyargs}
+    return any(p.removesuffix("_ref") in params for p in t.split("."))
+
+
+def task_clear_then_task_load(tree: ast.Module, info: FileInfo,
+                              scopes: list[tuple[ast.AST | None, Scope]]) -> list[Hit]:
+    """IDM301: an Airflow task function (TaskFlow `@task` or a `python_callable`) that only
+    empties a table (TRUNCATE, or DELETE without WHERE) and loads nothing: the reload is
+    another task, committed on its own, so a failed or skipped load leaves the table empty.
+    The other task's `to_sql` append of that table (same name, or both named by parameters)
+    is the load half of that reload, not an IDM202 append (`info.reload_halves`)."""
+    if "airflow" not in imports_of(tree):
+        return []
+    callables = {v.id for n in ast.walk(tree) if isinstance(n, ast.Call)
+                 for v in [kw(n, "python_callable")] if isinstance(v, ast.Name)}
+    hits: list[Hit] = []
+    cleared: list[tuple[str, bool]] = []
+    for f, sc in scopes:
+        if not isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)) or not _airflow_task(f, callables):
+            continue
+        info.task_appends.extend((ev.line, not ev.fixed_table) for ev in sc.events
+                                 if ev.kind == "to_sql" and ev.if_exists == "append" and ev.table)
+        writes = any(ev.kind in {"to_sql", "rows", "load"} or (
+            ev.kind == "sql" and ev.stmt is not None and _kind(ev.stmt) == "write") for ev in sc.events)
+        if writes:
+            continue
+        for ev in sc.events:
+            st = ev.stmt
+            if ev.kind != "sql" or st is None or _kind(st) != "clear" or st.expr.args.get("where"):
+                continue
+            for t in sorted(_cleared_tables(st)):
+                if _is_staging(t) or _is_state(t):
+                    continue
+                cleared.append((t, _param_table(t, f)))
+                hits.append((ev.line, "IDM301", f"{t} is emptied by a task of its own; "
+                                                "the reload is another task"))
+    for f, sc in scopes:
+        if not isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)) or not _airflow_task(f, callables):
+            continue
+        for ev in sc.events:
+            if ev.kind == "to_sql" and ev.if_exists == "append" and ev.table and any(
+                    same_table(t, ev.table) or (by_param and not ev.fixed_table)
+                    for t, by_param in cleared):
+                info.reload_halves.add(ev.line)
     return hits
 
 
@@ -1377,8 +1493,10 @@ def review_python(path: str, tree: ast.Module, dialect: str | None) -> FileInfo:
     for _, sc in scopes:
         info.hits.extend(scope_hits(sc))
     info.hits.extend(swallowed_load_errors(tree))
+    info.hits.extend(success_whatever_upstream(tree))
     info.hits.extend(asset_clear_then_io_manager_load(scopes))
     info.hits.extend(operator_clear_then_python_load(tree, info, scopes))
+    info.hits.extend(task_clear_then_task_load(tree, info, scopes))
     info.hits.extend(skipped_fetch_errors(tree))
     info.hits.extend(empty_frame_on_read_error(tree))
     info.hits.extend(parse_time_dates(tree))
@@ -1389,4 +1507,5 @@ def review_python(path: str, tree: ast.Module, dialect: str | None) -> FileInfo:
     info.hits.extend(dlt_appends(tree))
     info.hits.extend(operator_appends(tree))
     info.hits.extend(offset_commits_before_writes(tree))
+    info.hits = [h for h in info.hits if not (h[1] == "IDM202" and h[0] in info.reload_halves)]
     return info
