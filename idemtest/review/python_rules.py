@@ -632,7 +632,7 @@ def _scope_context(scope: Scope, node: ast.AST, name: str, path: str) -> None:
     scope.backfill = bool(BACKFILL_NAME.search(name.lower()) or BACKFILL_NAME.search(stem))
 
 
-_WRITE_SQL = re.compile(r"^\s*(?:--[^\n]*\n\s*)*(insert|merge|copy|upsert|update\s+\S+\s+set|"
+_WRITE_SQL = re.compile(r"^\s*(?:--[^\n]*\n\s*)*(insert|bulk\s+insert|merge|copy|upsert|update\s+\S+\s+set|"
                         r"delete\s+from|truncate|replace\s+into)\b", re.I)
 LOAD_CALLS = {"to_sql", "to_gbq", "insert_rows", "write_pandas", "load_table_from_dataframe",
               "load_table_from_uri", "load_table_from_file", "copy_expert", "copy_from",
@@ -685,8 +685,21 @@ def swallowed_load_errors(tree: ast.Module) -> list[Hit]:
     """IDM206: a broad `except` around a load whose handler neither re-raises nor exits."""
     hits: list[Hit] = []
     returners = sql_returners(tree)
+    # variables holding a write statement built before the `try` (`sql = f"BULK INSERT {t} ..."`
+    # then `conn.execute(text(sql))` inside it)
+    sql_vars = {a.targets[0].id for a in ast.walk(tree) if isinstance(a, ast.Assign)
+                and len(a.targets) == 1 and isinstance(a.targets[0], ast.Name)
+                and isinstance(a.value, (ast.Constant, ast.JoinedStr))
+                and (st := string_of(a.value)) is not None and _WRITE_SQL.match(st.text)}
+
+    def runs_sql_var(node: ast.AST) -> bool:
+        return any(isinstance(c, ast.Call) and dotted(c.func).rsplit(".", 1)[-1] in {"execute", "text"}
+                   and any(isinstance(a, ast.Name) and a.id in sql_vars for a in c.args)
+                   for c in ast.walk(node))
+
     for t in ast.walk(tree):
-        if not isinstance(t, ast.Try) or not any(_is_load(s, returners) for s in t.body):
+        if not isinstance(t, ast.Try) or not any(_is_load(s, returners) or runs_sql_var(s)
+                                                 for s in t.body):
             continue
         for h in t.handlers:
             names = {dotted(e) for e in (h.type.elts if isinstance(h.type, ast.Tuple) else [h.type])} \
@@ -895,6 +908,64 @@ def task_clear_then_task_load(tree: ast.Module, info: FileInfo,
                     same_table(t, ev.table) or (by_param and not ev.fixed_table)
                     for t, by_param in cleared):
                 info.reload_halves.add(ev.line)
+    return hits
+
+
+def _only_clears(sc: Scope) -> list[int]:
+    """Lines of the whole-table clears (TRUNCATE, DELETE without WHERE) of a scope that
+    writes nothing else."""
+    lines: list[int] = []
+    for ev in sc.events:
+        if ev.kind in {"to_sql", "rows", "load"}:
+            return []
+        st = ev.stmt
+        if ev.kind != "sql" or st is None:
+            continue
+        kind = _kind(st)
+        if kind == "write":
+            return []
+        if kind == "clear" and not st.expr.args.get("where") and any(
+                not _is_staging(t) and not _is_state(t) for t in _cleared_tables(st)):
+            lines.append(ev.line)
+    return lines
+
+
+def helper_function_clear_then_load(info: FileInfo,
+                                    scopes: list[tuple[ast.AST | None, Scope]]) -> list[Hit]:
+    """IDM301: a function of the module that only empties a table and commits
+    (`def truncate_table(cfg): ... TRUNCATE ...; trans.commit()`), called by another
+    function that then calls a loading function of the module (or a load-named helper).
+    The TRUNCATE is committed before the load starts: a failed load leaves the table empty."""
+    clears: dict[str, list[int]] = {}
+    writers: set[str] = set()
+    for f, sc in scopes:
+        if not isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        if any(ev.kind in {"to_sql", "rows", "load"} or (ev.kind == "sql" and ev.stmt is not None
+               and _kind(ev.stmt) == "write") for ev in sc.events) or _is_load(f):
+            writers.add(f.name)
+        lines = _only_clears(sc)
+        commits = info.autocommit or any(
+            isinstance(c, ast.Call) and dotted(c.func).rsplit(".", 1)[-1] == "commit"
+            for c in ast.walk(f))
+        if lines and commits:
+            clears[f.name] = lines
+    if not clears:
+        return []
+    hits: list[Hit] = []
+    done: set[str] = set()
+    for f, _ in scopes:
+        if not isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        calls = sorted((c.lineno, dotted(c.func).rsplit(".", 1)[-1]) for c in ast.walk(f)
+                        if isinstance(c, ast.Call))
+        for i, (_, name) in enumerate(calls):
+            if name in clears and name not in done and name != f.name and any(
+                    later in writers or _LOAD_HELPER.match(later.lstrip("_"))
+                    for _, later in calls[i + 1:]):
+                done.add(name)
+                hits.extend((ln, "IDM301", f"{name}() commits the clear; the load is called "
+                                           "after it") for ln in clears[name])
     return hits
 
 
@@ -1497,6 +1568,7 @@ def review_python(path: str, tree: ast.Module, dialect: str | None) -> FileInfo:
     info.hits.extend(asset_clear_then_io_manager_load(scopes))
     info.hits.extend(operator_clear_then_python_load(tree, info, scopes))
     info.hits.extend(task_clear_then_task_load(tree, info, scopes))
+    info.hits.extend(h for h in helper_function_clear_then_load(info, scopes) if h not in info.hits)
     info.hits.extend(skipped_fetch_errors(tree))
     info.hits.extend(empty_frame_on_read_error(tree))
     info.hits.extend(parse_time_dates(tree))
