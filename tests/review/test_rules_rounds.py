@@ -1,4 +1,4 @@
-"""Classes fixed after the first-contact measurements of rounds 5 to 9 of the real corpus
+"""Classes fixed after the first-contact measurements of rounds 5 to 10 of the real corpus
 (issue 12): each a small realistic snippet of the shape found in public pipeline code, the
 risky twin and the safe twin."""
 
@@ -1121,3 +1121,193 @@ def test_operator_drop_then_another_task_file_loads(tmp_path: Path) -> None:
     assert _project(tmp_path / "b", {
         "dag.py": _DROP_THEN_FILE, "sql/create.sql": _CREATE,
         "sql/load.sql": "INSERT INTO customer_log (name) VALUES ('Max');\n"}) == []
+
+
+# ---- round 10 (review7) ------------------------------------------------------------------
+
+_SPARK_JDBC = """from pyspark.sql import SparkSession
+
+
+def write_counts(spark: SparkSession, url: str) -> None:
+    df = spark.read.parquet("s3a://bucket/mortality/")
+    df.write \\
+        .format("jdbc") \\
+        .mode("{mode}") \\
+        .option("url", url) \\
+        .option("dbtable", "mortality") \\
+        .save()
+"""
+
+
+def test_spark_append_reported_on_its_mode_line(tmp_path: Path) -> None:
+    # the line a user edits is the .mode("append"), not the chain's first line
+    assert findings(tmp_path, "a.py", _SPARK_JDBC.format(mode="append")) == [(8, "IDM702")]
+    assert findings(tmp_path, "b.py", _SPARK_JDBC.format(mode="overwrite")) == []
+
+
+_DAG_WITH_HELPERS = """from datetime import datetime
+
+from airflow.decorators import dag
+from airflow.operators.empty import EmptyOperator
+{imports}
+
+
+@dag(dag_id="etl", schedule="*/20 * * * *", start_date=datetime(2023, 2, 2), retries=2)
+def etl():
+    start = EmptyOperator(task_id="start")
+    start >> {call} >> EmptyOperator(task_id="end")
+
+
+etl()
+"""
+
+
+def test_dag_whose_tasks_come_from_a_project_module(tmp_path: Path) -> None:
+    # the task group built by a project module may write: hygiene is judged
+    assert findings(tmp_path, "a.py", _DAG_WITH_HELPERS.format(
+        imports="from method_1.utils import *", call="etl_task_group('marts')")) == [
+        (8, "IDM101"), (8, "IDM102")]
+    assert findings(tmp_path, "b.py", _DAG_WITH_HELPERS.format(
+        imports="from etl.groups import etl_task_group", call="etl_task_group('marts')")) == [
+        (8, "IDM101"), (8, "IDM102")]
+    # only empty operators and library calls: the DAG writes nothing
+    assert findings(tmp_path, "c.py", _DAG_WITH_HELPERS.format(
+        imports="from datetime import timedelta", call="EmptyOperator(task_id='mid')")) == []
+
+
+_TASK_TRUNCATE = """import pandas as pd
+from airflow.decorators import task
+
+
+@task
+def truncate(engine, schema, table):
+    engine.execute(f"TRUNCATE TABLE {schema}.{table}")
+    return True
+"""
+_TASK_LOAD = """import pandas as pd
+from airflow.decorators import task
+
+
+@task
+def load(data, engine, schema, table):
+    df = pd.read_json(data, orient="table")
+    df.to_sql(table, engine, index=False, if_exists="append", schema=schema)
+"""
+_TASK_ONE_TXN = """import pandas as pd
+from airflow.decorators import task
+
+
+@task
+def reload(data, engine, schema, table):
+    df = pd.read_json(data, orient="table")
+    with engine.begin() as conn:
+        conn.execute(f"DELETE FROM {schema}.{table}")
+        df.to_sql(table, conn, index=False, if_exists="append", schema=schema)
+"""
+
+
+def test_truncate_task_then_append_task(tmp_path: Path) -> None:
+    # the clear commits in its task; the append is the reload's other half, in the same file
+    # or in another module (project facts)
+    same = _TASK_TRUNCATE + "\n\n" + _TASK_LOAD.split("\n\n\n", 1)[1]
+    assert findings(tmp_path, "a.py", same) == [(7, "IDM301")]
+    assert _project(tmp_path / "b", {"truncate.py": _TASK_TRUNCATE, "load.py": _TASK_LOAD}) == [
+        ("truncate.py", 7, "IDM301")]
+    # one task, one transaction: nothing is lost or doubled
+    assert findings(tmp_path, "c.py", _TASK_ONE_TXN) == []
+    # an append nobody empties first is IDM202
+    assert findings(tmp_path, "d.py", _TASK_LOAD) == [(8, "IDM202")]
+
+
+_TRUNCATE_OR_CREATE = """from airflow.decorators import task
+
+
+@task
+def prepare(engine, data):
+    try:
+        engine.execute("TRUNCATE TABLE marts.sales")
+    except Exception:
+        {handler}
+    return data
+"""
+
+
+def test_truncate_or_create_swallows_nothing(tmp_path: Path) -> None:
+    # the fallback CREATE raises if it fails too
+    assert findings(tmp_path, "a.py", _TRUNCATE_OR_CREATE.format(
+        handler='engine.execute("CREATE TABLE marts.sales (id int, amount numeric)")')) == [
+        (7, "IDM301")]
+    assert findings(tmp_path, "b.py", _TRUNCATE_OR_CREATE.format(
+        handler='print("Table not emptied")')) == [(7, "IDM301"), (8, "IDM206")]
+
+
+_FINALIZE = """from airflow.decorators import task
+from airflow.utils.trigger_rule import TriggerRule
+
+from helper import complete_job
+
+
+@task(trigger_rule=TriggerRule.{rule})
+def finalize_job(job: dict):
+    complete_job(job_inst_id=job["job_inst_id"], success=True)
+"""
+
+
+def test_all_done_task_marking_success(tmp_path: Path) -> None:
+    # runs after a failed load too, records success and turns the run green
+    assert findings(tmp_path, "a.py", _FINALIZE.format(rule="ALL_DONE")) == [(7, "IDM206")]
+    assert findings(tmp_path, "b.py", _FINALIZE.format(rule="ALL_SUCCESS")) == []
+
+
+_BULK = """from sqlalchemy import text
+
+
+def load_small_file(engine, target_table, path, log):
+    sql = f"BULK INSERT {{target_table}} FROM '{{path}}' WITH (FIRSTROW = 2)"
+    with engine.connect() as conn:
+        try:
+            conn.execution_options(autocommit=True).execute(text(sql))
+        except Exception as e:
+            log.error(f"failed: {{e}}")
+            {tail}
+"""
+
+
+def test_write_statement_held_in_a_variable(tmp_path: Path) -> None:
+    assert findings(tmp_path, "a.py", _BULK.format(tail="")) == [(9, "IDM206")]
+    assert findings(tmp_path, "b.py", _BULK.format(tail="raise")) == []
+
+
+_HELPER_TRUNCATE = """from sqlalchemy import create_engine
+
+engine = create_engine("mssql+pyodbc://dsn")
+
+
+def truncate_table(table):
+    with engine.connect() as conn:
+        trans = conn.begin()
+        conn.execute(f"TRUNCATE TABLE {{table}}")
+        trans.commit()
+
+
+def insert_rows(rows, table):
+    with engine.begin() as conn:
+        for r in rows:
+            conn.execute(f"INSERT INTO {{table}} VALUES (:a, :b)", r)
+
+
+def load_all(rows, table, full):
+    if full:
+        {first}
+    insert_rows(rows, table)
+"""
+
+
+def test_helper_committing_a_truncate_before_the_load(tmp_path: Path) -> None:
+    # the TRUNCATE commits in its helper before the load starts
+    # (the row insert is IDM201 either way: a partial load is not cleared on a retry)
+    assert findings(tmp_path, "a.py", _HELPER_TRUNCATE.format(first="truncate_table(table)")) == [
+        (9, "IDM301"), (16, "IDM201")]
+    # the helper is never called before the load: no clear-then-load gap
+    assert findings(tmp_path, "b.py", _HELPER_TRUNCATE.format(first="print(table)")) == [
+        (16, "IDM201")]
