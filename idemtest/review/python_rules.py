@@ -890,9 +890,11 @@ def task_clear_then_task_load(tree: ast.Module, info: FileInfo,
             ev.kind == "sql" and ev.stmt is not None and _kind(ev.stmt) == "write") for ev in sc.events)
         if writes:
             continue
+        messages = _message_lines(f)
         for ev in sc.events:
             st = ev.stmt
-            if ev.kind != "sql" or st is None or _kind(st) != "clear" or st.expr.args.get("where"):
+            if ev.kind != "sql" or st is None or _kind(st) != "clear" or st.expr.args.get("where") \
+                    or ev.line in messages:
                 continue
             for t in sorted(_cleared_tables(st)):
                 if _is_staging(t) or _is_state(t):
@@ -911,11 +913,26 @@ def task_clear_then_task_load(tree: ast.Module, info: FileInfo,
     return hits
 
 
-def _only_clears(sc: Scope) -> list[int]:
+_LOG_CALLS = {"print", "info", "debug", "warning", "warn", "error", "exception", "critical", "log"}
+
+
+def _message_lines(f: ast.AST) -> set[int]:
+    """Lines of the strings handed to print/logging: `print("truncate failed")` parses as a
+    TRUNCATE statement but runs nothing."""
+    return {a.lineno for c in ast.walk(f) if isinstance(c, ast.Call)
+            and dotted(c.func).rsplit(".", 1)[-1] in _LOG_CALLS
+            for a in list(c.args) + [k.value for k in c.keywords]
+            if isinstance(a, (ast.Constant, ast.JoinedStr))}
+
+
+def _only_clears(sc: Scope, f: ast.AST) -> list[int]:
     """Lines of the whole-table clears (TRUNCATE, DELETE without WHERE) of a scope that
     writes nothing else."""
     lines: list[int] = []
+    messages = _message_lines(f)
     for ev in sc.events:
+        if ev.line in messages:
+            continue
         if ev.kind in {"to_sql", "rows", "load"}:
             return []
         st = ev.stmt
@@ -944,7 +961,7 @@ def helper_function_clear_then_load(info: FileInfo,
         if any(ev.kind in {"to_sql", "rows", "load"} or (ev.kind == "sql" and ev.stmt is not None
                and _kind(ev.stmt) == "write") for ev in sc.events) or _is_load(f):
             writers.add(f.name)
-        lines = _only_clears(sc)
+        lines = _only_clears(sc, f)
         commits = info.autocommit or any(
             isinstance(c, ast.Call) and dotted(c.func).rsplit(".", 1)[-1] == "commit"
             for c in ast.walk(f))

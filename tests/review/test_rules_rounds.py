@@ -1238,7 +1238,7 @@ def test_truncate_or_create_swallows_nothing(tmp_path: Path) -> None:
         handler='engine.execute("CREATE TABLE marts.sales (id int, amount numeric)")')) == [
         (7, "IDM301")]
     assert findings(tmp_path, "b.py", _TRUNCATE_OR_CREATE.format(
-        handler='print("Table not emptied")')) == [(7, "IDM301"), (8, "IDM206")]
+        handler='print("truncate failed")')) == [(7, "IDM301"), (8, "IDM206")]
 
 
 _FINALIZE = """from airflow.decorators import task
