@@ -177,7 +177,9 @@ def review_file(path: Path, display: str, dialect: str | None, result: ReviewRes
                                   is_read=facts.is_read if facts is not None else None,
                                   named=facts.names_file(path) if facts is not None else True,
                                   one_txn=facts is not None and path.name in facts.pg_task_files,
-                                  referencers=facts.referencers if facts is not None else None)
+                                  referencers=facts.referencers if facts is not None else None,
+                                  high_water_models=(facts.high_water_models
+                                                     if facts is not None else None))
             hits, errors = res.hits, res.errors
         else:
             hits, jobs = review_crontab(display, text)

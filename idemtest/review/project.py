@@ -47,6 +47,9 @@ class ProjectFacts:
     # loads nothing (`@task def truncate(engine, schema, table)`): the project's parameterised
     # to_sql appends in other tasks are the load half of that reload (IDM301, not IDM202)
     param_task_clear: bool = False
+    # dbt model name -> the columns of its strict high-water filter on its own table
+    # (`col > (SELECT MAX(col) FROM {{ this }})`): the model only ever gains newer rows
+    high_water_models: dict[str, set[str]] = field(default_factory=dict)
     _read_cache: dict[str, bool] = field(default_factory=dict)
 
     def names_file(self, path: Path) -> bool:
@@ -223,6 +226,12 @@ def project_facts(files: list[Path]) -> ProjectFacts:
             if tree is not None:
                 facts.pg_task_files |= _pg_task_files(tree)
         elif p.suffix == ".sql":
+            if "is_incremental" in text:
+                from .sqlfile import _STRICT_HIGH_WATER
+
+                cols = {c.lower() for c in _STRICT_HIGH_WATER.findall(text)}
+                if cols:
+                    facts.high_water_models.setdefault(p.stem, set()).update(cols)
             if _REFERENCES.search(text):
                 for table, refs in _foreign_keys(text).items():
                     for r in refs:

@@ -24,10 +24,19 @@ _AIRFLOW_MACRO = re.compile(
     r"execution_date|next_ds|prev_ds|macros\.|params\.|dag_run|ti\.|task_instance)\b")
 _REF_CALL = re.compile(r"\{\{-?\s*ref\(")
 _SOURCE_CALL = re.compile(r"\{\{-?\s*source\(")
+_REF_NAME = re.compile(r"\{\{-?\s*ref\(\s*['\"](\w+)['\"]\s*\)")
 _STRICT_COL = re.compile(r"(\w+)\s*>(?!=)")
 _INCLUSIVE_COL = re.compile(r"(\w+)\s*>=")
 _DAY_GRAIN = re.compile(r"^(date|day|ds|date_day|day_date|\w+_(date|day))$")
 _APPEND_STRATEGIES = {"append"}
+# `col > (SELECT MAX(col) FROM {{ this }})`: the incremental branch appends only rows newer
+# than every row already there
+_STRICT_HIGH_WATER = re.compile(
+    r"(\w+)\s*>(?!=)\s*\(?\s*select\s+max\(\s*\1\s*\)\s+from\s+\{\{\s*this\s*\}\}",
+    re.IGNORECASE)
+# a row's creation time never changes, so a row cannot come back with a newer stamp (an
+# updated_at or a load-time stamp can: the same row is appended again)
+_CREATION_TIME = re.compile(r"^(\w+_)?(created|creation|event|occurred)(_(at|time|ts|on|date))?$")
 _KEYLESS_OK = {"insert_overwrite", "microbatch"}  # these replace whole partitions/batches
 
 
@@ -41,11 +50,13 @@ def review_sql_file(path: str, text: str, dialect: str | None,
                     siblings: list[str] | None = None,
                     is_read: Callable[[str], bool] | None = None,
                     named: bool = True, one_txn: bool = False,
-                    referencers: dict[str, set[str]] | None = None) -> SqlFileResult:
+                    referencers: dict[str, set[str]] | None = None,
+                    high_water_models: dict[str, set[str]] | None = None) -> SqlFileResult:
     """`siblings`: the text of the other `.sql` files of its folder (see _upserted_rows);
     `is_read(table)`: does any file of the project read the table; `named`: does another file
     name this one (see _clear_only_task); `one_txn`: a PostgreSQL operator task runs the file
-    in one transaction; `referencers`: table -> tables with a foreign key to it."""
+    in one transaction; `referencers`: table -> tables with a foreign key to it;
+    `high_water_models`: dbt model -> columns of its strict high-water filter on itself."""
     out = SqlFileResult()
     stem = path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
     rendered = render_jinja(text, this_name=stem)
@@ -59,7 +70,12 @@ def review_sql_file(path: str, text: str, dialect: str | None,
         if strategy in _APPEND_STRATEGIES:
             out.hits.append((lines.get("incremental_strategy", line), "IDM601",
                              f"model {stem} uses incremental_strategy='append'"))
-        elif not cfg.get("unique_key") and strategy not in _KEYLESS_OK:
+        elif (not cfg.get("unique_key") and strategy not in _KEYLESS_OK
+              and not any(_CREATION_TIME.search(c.lower())
+                          for c in _STRICT_HIGH_WATER.findall(text))):
+            # a strict high-water mark on the model's own creation time: a re-run appends nothing
+            # already there (what it can miss is IDM402/IDM403, reported on the filter);
+            # `>=` re-appends the last batch, so it stays IDM601
             out.hits.append((lines.get("materialized", line), "IDM601", f"model {stem}"))
     texts = [rendered.text]
     if "is_incremental()" in text:
@@ -84,6 +100,16 @@ def review_sql_file(path: str, text: str, dialect: str | None,
         out.hits = [h for h in out.hits if not (
             h[1] == "IDM403" and 0 < h[0] <= len(src) and any(
                 LOAD_TIME_COLUMN.search(c.lower()) for c in _STRICT_COL.findall(src[h[0] - 1])))]
+    refs = set(_REF_NAME.findall(text))
+    if refs and high_water_models and not _SOURCE_CALL.search(text):
+        # every upstream model appends only rows newer than its own max of the column: it
+        # never gains a row at or below what this model already took, so `>` on that column
+        # misses nothing here (late rows are lost upstream, reported on its filter)
+        shared = set.intersection(*(high_water_models.get(r, set()) for r in refs))
+        src = text.splitlines()
+        out.hits = [h for h in out.hits if not (
+            h[1] in {"IDM402", "IDM403"} and 0 < h[0] <= len(src) and any(
+                c.lower() in shared for c in _STRICT_COL.findall(src[h[0] - 1])))]
     if cfg.get("unique_key"):
         # `day >= max(day)` re-reads the last whole day and merges it on the model's key: a
         # lookback of one period (only a timestamp cursor misses rows late within the day)
