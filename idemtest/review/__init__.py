@@ -176,7 +176,12 @@ def review_file(path: Path, display: str, dialect: str | None, result: ReviewRes
             res = review_sql_file(display, text, file_dialect, siblings=_sibling_sql(path),
                                   is_read=facts.is_read if facts is not None else None,
                                   named=facts.names_file(path) if facts is not None else True,
-                                  one_txn=facts is not None and path.name in facts.pg_task_files,
+                                  # a PostgreSQL operator task runs the file, or it is a copy
+                                  # of SQL a Python module runs through its DB-API connection
+                                  one_txn=facts is not None and (
+                                      path.name in facts.pg_task_files
+                                      or (not facts.names_file(path)
+                                          and facts.embedded_in_py(text))),
                                   referencers=facts.referencers if facts is not None else None,
                                   high_water_models=(facts.high_water_models
                                                      if facts is not None else None))

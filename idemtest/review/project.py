@@ -50,6 +50,8 @@ class ProjectFacts:
     # dbt model name -> the columns of its strict high-water filter on its own table
     # (`col > (SELECT MAX(col) FROM {{ this }})`): the model only ever gains newer rows
     high_water_models: dict[str, set[str]] = field(default_factory=dict)
+    # the project's Python texts, comments dropped and whitespace collapsed (embedded_in_py)
+    py_flat: list[str] = field(default_factory=list)
     _read_cache: dict[str, bool] = field(default_factory=dict)
 
     def names_file(self, path: Path) -> bool:
@@ -58,6 +60,13 @@ class ProjectFacts:
         if not self.texts:
             return True
         return sum(path.name in t for t in self.texts) > (path.name in (_read(path) or ""))
+
+    def embedded_in_py(self, sql: str) -> bool:
+        """Is every statement of the `.sql` text also a string of one Python module of the
+        project (a reference copy of the SQL a module runs through its DB-API connection)?"""
+        stmts = [_flat(s) for s in _flat_lines(sql).split(";")]
+        stmts = [s for s in stmts if s]
+        return bool(stmts) and any(all(s in t for s in stmts) for t in self.py_flat)
 
     def is_read(self, table: str) -> bool:
         """Does any reviewed file read `table` (FROM/JOIN it, ref()/source() it)? Without
@@ -72,6 +81,14 @@ class ProjectFacts:
             self._read_cache[name] = any(m.group(1) is None for t in self.texts
                                          if name in t.lower() for m in rx.finditer(t))
         return self._read_cache[name]
+
+
+def _flat_lines(text: str) -> str:
+    return "\n".join(re.sub(r"--.*$", "", ln) for ln in text.splitlines())
+
+
+def _flat(text: str) -> str:
+    return " ".join(text.split()).lower()
 
 
 def _read(path: Path) -> str | None:
@@ -214,6 +231,8 @@ def project_facts(files: list[Path]) -> ProjectFacts:
     texts = {p: t for p in files if p.suffix in {".py", ".sql"} and (t := _read(p)) is not None}
     # one file reviewed alone says nothing of the project around it
     facts.texts = list(texts.values()) if len(texts) > 1 else []
+    if facts.texts:
+        facts.py_flat = [_flat(_flat_lines(t)) for p, t in texts.items() if p.suffix == ".py"]
     classes: dict[str, str | None] = {}
     for p, text in texts.items():
         if p.suffix == ".py" and "IOManager" in text and "handle_output" in text and "to_sql" in text:

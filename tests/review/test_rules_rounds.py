@@ -1359,3 +1359,39 @@ def test_strict_cursor_over_a_model_that_only_gains_newer_rows(tmp_path: Path) -
     rebuilt = "{{ config(materialized='table') }}\nselect * from {{ source('raw', 'events') }}\n"
     assert ("fct.sql", 7, "IDM402") in _project(
         tmp_path / "b", {"staging/stg_events.sql": rebuilt, "core/fct.sql": _DOWNSTREAM_MODEL})
+
+
+_REBUILD_SQL = """-- rebuild the daily fact table
+DROP TABLE IF EXISTS commit_fact;
+CREATE TABLE commit_fact AS
+SELECT DISTINCT user_id, commit_ts, repo_url FROM git_commit;
+"""
+
+_REBUILD_PY = '''import psycopg2
+
+SQL = """
+DROP TABLE IF EXISTS commit_fact;
+CREATE TABLE commit_fact AS
+SELECT DISTINCT user_id, commit_ts, repo_url FROM git_commit;
+"""
+
+
+def main():
+    conn = psycopg2.connect("dbname=dw")
+    with conn.cursor() as cur:
+        cur.execute(SQL)
+    conn.commit()
+'''
+
+
+def test_sql_file_copied_from_a_python_module_running_it_in_one_transaction(
+        tmp_path: Path) -> None:
+    # run alone (psql autocommits each statement) the DROP leaves no table until the CTAS ends
+    assert findings(tmp_path, "a/rebuild.sql", _REBUILD_SQL) == [(2, "IDM301")]
+    # the same statements are a string a module runs through psycopg2: one transaction
+    assert _project(tmp_path / "b", {"sql/rebuild.sql": _REBUILD_SQL,
+                                     "src/rebuild.py": _REBUILD_PY}) == []
+    # a module that holds other SQL leaves the file to be judged as a script
+    other = _REBUILD_PY.replace("SELECT DISTINCT", "SELECT")
+    assert _project(tmp_path / "c", {"sql/rebuild.sql": _REBUILD_SQL,
+                                     "src/rebuild.py": other}) == [("rebuild.sql", 2, "IDM301")]
