@@ -141,8 +141,17 @@ def string_of(node: ast.AST) -> PyString | None:
         if not (isinstance(leaves[0], ast.Constant) and isinstance(leaves[0].value, str)):
             return None
         text = "".join(x.value if isinstance(x, ast.Constant) and isinstance(x.value, str)
-                       else ident(ast.unparse(x)) for x in leaves)
+                       else _repeated(x) or ident(ast.unparse(x)) for x in leaves)
         return PyString(text, node.lineno)
+    return None
+
+
+def _repeated(node: ast.expr) -> str | None:
+    """`"%s," * (len(row) - 1)`: a placeholder list built by repetition, taken once."""
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult):
+        for side in (node.left, node.right):
+            if isinstance(side, ast.Constant) and isinstance(side.value, str):
+                return side.value
     return None
 
 
@@ -1077,6 +1086,40 @@ def mongo_cursors(tree: ast.Module) -> list[Hit]:
                 hits.append((v.lineno, "IDM402", f"{col or 'cursor'} {op} the saved cursor"))
             if op == "$gt":
                 hits.append((v.lineno, "IDM403", f"{col or 'cursor'} $gt the saved cursor"))
+    return hits
+
+
+def _http_failed(test: ast.expr) -> bool:
+    """`resp.status_code != 200`, `resp.status_code >= 400`, `not resp.ok`."""
+    if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+        return isinstance(test.operand, ast.Attribute) and test.operand.attr == "ok"
+    if isinstance(test, ast.Compare) and len(test.ops) == 1 \
+            and isinstance(test.left, ast.Attribute) and test.left.attr == "status_code":
+        op, right = test.ops[0], literal(test.comparators[0])
+        return (isinstance(op, ast.NotEq) and right == 200) or (
+            isinstance(op, (ast.GtE, ast.Gt)) and isinstance(right, int) and 300 <= right <= 500)
+    return False
+
+
+def _empty_data(v: ast.expr | None) -> bool:
+    """`pd.DataFrame()`, `[]`, `{}`: no rows, the same value a source with no new data gives."""
+    if isinstance(v, (ast.List, ast.Dict, ast.Tuple)):
+        return not (v.elts if not isinstance(v, ast.Dict) else v.keys)
+    return isinstance(v, ast.Call) and not v.args and not v.keywords \
+        and dotted(v.func).rsplit(".", 1)[-1] == "DataFrame"
+
+
+def http_failure_as_no_data(tree: ast.Module) -> list[Hit]:
+    """IDM206 for `if resp.status_code != 200: ... return pd.DataFrame()`: a rate limit or a
+    5xx comes back as an empty result, which the caller loads as a period with no rows and
+    ends in success; the period stays missing. (None, or a raise, fails loudly downstream.)"""
+    hits: list[Hit] = []
+    for n in ast.walk(tree):
+        if isinstance(n, ast.If) and _http_failed(n.test):
+            rets = [b for b in n.body if isinstance(b, ast.Return)]
+            if rets and not any(isinstance(b, ast.Raise) for b in n.body) \
+                    and _empty_data(rets[-1].value):
+                hits.append((n.lineno, "IDM206", "an HTTP error returned as empty data"))
     return hits
 
 

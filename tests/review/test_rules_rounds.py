@@ -1395,3 +1395,44 @@ def test_sql_file_copied_from_a_python_module_running_it_in_one_transaction(
     other = _REBUILD_PY.replace("SELECT DISTINCT", "SELECT")
     assert _project(tmp_path / "c", {"sql/rebuild.sql": _REBUILD_SQL,
                                      "src/rebuild.py": other}) == [("rebuild.sql", 2, "IDM301")]
+
+
+_ROW_INSERT = """import psycopg2
+
+
+def insert_to_table(conn, df, table_name):
+    cols = ",".join(df.columns)
+    for _, row in df.iterrows():
+        with conn.cursor() as cur:
+            sql = "INSERT INTO {} (" + cols + ") VALUES (" + "%s," * (len(row) - 1) + "%s){tail}"
+            cur.execute(sql.format(table_name), tuple(row))
+            conn.commit()
+"""
+
+
+def test_insert_with_placeholders_built_by_repetition(tmp_path: Path) -> None:
+    # `"%s," * (n - 1)` glued into the statement: still a bare INSERT (it parsed as garbage)
+    assert findings(tmp_path, "a.py", _ROW_INSERT.replace("{tail}", "")) == [(8, "IDM201")]
+    assert findings(tmp_path, "b.py", _ROW_INSERT.replace(
+        "{tail}", " ON CONFLICT (commit_sha) DO NOTHING")) == []
+
+
+_FETCH = """import pandas as pd
+import requests
+
+
+def commits_of_day(url):
+    response = requests.get(url)
+    if response.status_code != 200:
+        print("bad response", response.status_code)
+        {fail}
+    return pd.DataFrame(response.json())
+"""
+
+
+def test_http_error_returned_as_an_empty_dataframe(tmp_path: Path) -> None:
+    # a rate limit becomes "no commits that day": the caller loads nothing and succeeds
+    assert findings(tmp_path, "a.py", _FETCH.format(fail="return pd.DataFrame()")) == [
+        (7, "IDM206")]
+    assert findings(tmp_path, "b.py", _FETCH.format(fail="response.raise_for_status()")) == []
+    assert findings(tmp_path, "c.py", _FETCH.format(fail="return None")) == []
