@@ -100,16 +100,29 @@ def spark_writes(tree: ast.Module) -> list[Hit]:
             and not any(isinstance(n, ast.Name) and n.id == "write_deltalake" for n in ast.walk(tree)):
         return hits
     dynamic = _dynamic_somewhere(tree)
-    funcs = [f for f in ast.walk(tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    funcs: list[ast.FunctionDef | ast.AsyncFunctionDef] = [
+        f for f in ast.walk(tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    # a spark-submit script writes from its top level, outside any function
+    top = ast.FunctionDef(name="<module>", args=ast.arguments(
+        posonlyargs=[], args=[], kwonlyargs=[], kw_defaults=[], defaults=[]), body=[
+        s for s in tree.body if not isinstance(
+            s, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))], decorator_list=[])
+    if top.body:
+        funcs.append(top)
     for f in funcs:
+        # an append in an except handler writes a row about the failure (an error log): a
+        # record per attempt, not the load
+        in_handler = {id(x) for h in ast.walk(f) if isinstance(h, ast.ExceptHandler)
+                      for b in h.body for x in ast.walk(b)}
         for call, action, mode, partitioned, overwrite in _writes(f):
             if action == "saveAsTable" and mode == "overwrite" and partitioned:
                 hits.append((call.lineno, "IDM701", f"saveAsTable in overwrite mode replaces the whole table (in {f.name})"))
             elif (mode == "overwrite" or overwrite) and partitioned and not dynamic:
                 hits.append((call.lineno, "IDM701", f"partitioned overwrite, static partitionOverwriteMode (in {f.name})"))
-            elif action == "insertInto" and overwrite and not dynamic:
+            elif action == "insertInto" and (overwrite or mode == "overwrite") and not dynamic:
                 hits.append((call.lineno, "IDM701", f"insertInto(overwrite=True) under the static partitionOverwriteMode (in {f.name})"))
-            elif (action == "insertInto" and not overwrite and mode in (None, "append")) or mode == "append":
+            elif ((action == "insertInto" and not overwrite and mode in (None, "append"))
+                  or mode == "append") and id(call) not in in_handler:
                 hits.append((_mode_line(call), "IDM702", f"{action} appends (in {f.name})"))
         names = {n.attr if isinstance(n, ast.Attribute) else n.id for n in ast.walk(f) if isinstance(n, (ast.Attribute, ast.Name))}
         wall = contains_wall_clock(f)

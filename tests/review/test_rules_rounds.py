@@ -1436,3 +1436,42 @@ def test_http_error_returned_as_an_empty_dataframe(tmp_path: Path) -> None:
         (7, "IDM206")]
     assert findings(tmp_path, "b.py", _FETCH.format(fail="response.raise_for_status()")) == []
     assert findings(tmp_path, "c.py", _FETCH.format(fail="return None")) == []
+
+
+_SPARK_SCRIPT = """import os
+
+from pyspark.sql import SparkSession
+from pyspark.sql.functions import current_date
+
+spark = SparkSession.builder.enableHiveSupport().getOrCreate()
+for name in os.listdir("/data/in"):
+    df = spark.read.option("header", "true").csv("file:///data/in/" + name)
+    df.withColumn("load_date", current_date()).write.format("orc").mode("{mode}").insertInto("raw.flights")
+"""
+
+
+def test_spark_script_writing_at_top_level(tmp_path: Path) -> None:
+    # a spark-submit script writes outside any function: its appends and static overwrites count
+    assert findings(tmp_path, "a.py", _SPARK_SCRIPT.format(mode="append")) == [(9, "IDM702")]
+    # mode("overwrite").insertInto under the static partitionOverwriteMode: every partition goes
+    assert findings(tmp_path, "b.py", _SPARK_SCRIPT.format(mode="overwrite")) == [(9, "IDM701")]
+    dynamic = _SPARK_SCRIPT.format(mode="overwrite").replace(
+        "for name", 'spark.conf.set("spark.sql.sources.partitionOverwriteMode", "dynamic")\nfor name')
+    assert findings(tmp_path, "c.py", dynamic) == []
+
+
+_SPARK_ERROR_LOG = """from pyspark.sql import SparkSession
+from pyspark.sql.types import StringType
+
+spark = SparkSession.builder.enableHiveSupport().getOrCreate()
+try:
+    spark.table("raw.flights").write.mode("overwrite").saveAsTable("dw.flights")
+except Exception as e:
+    spark.createDataFrame([repr(e)], StringType()).write.mode("append").insertInto("ops.error_log")
+    raise
+"""
+
+
+def test_spark_append_in_an_except_handler_is_an_error_log(tmp_path: Path) -> None:
+    # a row about the failure, one per attempt: not the load
+    assert findings(tmp_path, "a.py", _SPARK_ERROR_LOG) == []
