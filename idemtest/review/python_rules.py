@@ -1490,6 +1490,44 @@ def offset_commits_before_writes(tree: ast.Module) -> list[Hit]:
     return hits
 
 
+_KAFKA_LIBS = {"kafka", "confluent_kafka", "aiokafka"}
+
+
+def auto_commit_consumers(tree: ast.Module) -> list[Hit]:
+    """IDM405 for a Kafka consumer left with auto-commit on (the default of confluent-kafka,
+    kafka-python and aiokafka) in a module that writes what it consumes: offsets are committed
+    on a timer whatever became of the messages, so a crash or a failed write loses them.
+    Reported on the consumer's construction, where `enable.auto.commit` belongs. A config not
+    written out in the call (a variable) is not judged."""
+    if not imports_of(tree) & _KAFKA_LIBS:
+        return []
+    hits: list[Hit] = []
+    for n in ast.walk(tree):
+        if not isinstance(n, ast.Call):
+            continue
+        last = dotted(n.func).rsplit(".", 1)[-1]
+        if last in {"KafkaConsumer", "AIOKafkaConsumer"}:
+            flag = kw(n, "enable_auto_commit")
+            # unset (and no **config) is the default, on; anything but a literal True is off
+            # or unknown
+            unset = flag is None and not any(k.arg is None for k in n.keywords)
+            if not unset and (flag is None or literal(flag) is not True):
+                continue
+        elif last in {"Consumer", "DeserializingConsumer"}:
+            conf = n.args[0] if n.args else kw(n, "conf")
+            if not isinstance(conf, ast.Dict) or None in conf.keys:
+                continue
+            flag = {literal(k): v for k, v in zip(conf.keys, conf.values, strict=False)}.get(
+                "enable.auto.commit")
+            if flag is not None and str(literal(flag)).lower() != "true":
+                continue
+        else:
+            continue
+        if any(_is_load(st) for st in ast.walk(tree) if isinstance(st, (ast.Expr, ast.Assign))):
+            hits.append((n.lineno, "IDM405", f"{last} auto-commits offsets before the write"))
+    return hits
+
+
 _FAKE_LIBS = {"faker", "mimesis", "factory"}
 _ORCHESTRATORS = {"airflow", "dagster", "prefect", "dlt", "luigi", "kedro", "mage_ai"}
 
@@ -1639,5 +1677,6 @@ def review_python(path: str, tree: ast.Module, dialect: str | None) -> FileInfo:
     info.hits.extend(dlt_appends(tree))
     info.hits.extend(operator_appends(tree))
     info.hits.extend(offset_commits_before_writes(tree))
+    info.hits.extend(auto_commit_consumers(tree))
     info.hits = [h for h in info.hits if not (h[1] == "IDM202" and h[0] in info.reload_halves)]
     return info

@@ -1475,3 +1475,35 @@ except Exception as e:
 def test_spark_append_in_an_except_handler_is_an_error_log(tmp_path: Path) -> None:
     # a row about the failure, one per attempt: not the load
     assert findings(tmp_path, "a.py", _SPARK_ERROR_LOG) == []
+
+
+_AUTO_COMMIT = """import json
+
+import confluent_kafka
+import psycopg2
+
+pg = psycopg2.connect("dbname=events")
+pg.autocommit = True
+consumer = confluent_kafka.Consumer({{"bootstrap.servers": "kafka:9092", "group.id": "logs"{extra}}})
+consumer.subscribe(["logs"])
+
+
+def insert(rows):
+    pg.cursor().executemany("INSERT INTO events (ts, user_id) VALUES (%s, %s)", rows)
+
+
+def main():
+    while True:
+        msg = consumer.poll(1.0)
+        if msg is None or msg.error():
+            continue
+        event = json.loads(msg.value())
+        insert([(event["ts"], event["user_id"])])
+"""
+
+
+def test_kafka_consumer_left_with_auto_commit(tmp_path: Path) -> None:
+    # offsets committed on a timer whatever became of the polled messages: a crash loses them
+    assert (8, "IDM405") in findings(tmp_path, "a.py", _AUTO_COMMIT.format(extra=""))
+    safe = _AUTO_COMMIT.format(extra=', "enable.auto.commit": False')
+    assert (8, "IDM405") not in findings(tmp_path, "b.py", safe)
