@@ -690,6 +690,23 @@ def _is_load(node: ast.AST, returners: dict[str, ast.expr] | None = None) -> boo
 _CREATE_SQL = re.compile(r"^\s*create\s+(table|schema)\b", re.I)
 
 
+_DROP_SQL = re.compile(r"^\s*drop\s+(table|view|schema)\b", re.I)
+
+
+def _drops_only(body: list[ast.stmt]) -> bool:
+    """The block's SQL only drops (`DROP TABLE IF EXISTS t` then commit) and it calls no load:
+    its commit writes no rows, and a failed drop loses none (what comes next fails loudly on
+    the table still there, or does not care)."""
+    texts = [st.text for b in body for n in ast.walk(b)
+             if isinstance(n, (ast.Constant, ast.JoinedStr, ast.Call))
+             and (st := string_of(n)) is not None and st.text.strip()]
+    sql = [x for x in texts if _DROP_SQL.match(x) or _WRITE_SQL.match(x) or _CREATE_SQL.match(x)]
+    calls = {dotted(n.func).rsplit(".", 1)[-1] for b in body for n in ast.walk(b)
+             if isinstance(n, ast.Call)}
+    return bool(sql) and all(_DROP_SQL.match(x) for x in sql) and not calls & (
+        LOAD_CALLS | _OBJECT_WRITES) and not any(_WRITE_HELPER.match(c) for c in calls)
+
+
 def swallowed_load_errors(tree: ast.Module) -> list[Hit]:
     """IDM206: a broad `except` around a load whose handler neither re-raises nor exits."""
     hits: list[Hit] = []
@@ -709,6 +726,8 @@ def swallowed_load_errors(tree: ast.Module) -> list[Hit]:
     for t in ast.walk(tree):
         if not isinstance(t, ast.Try) or not any(_is_load(s, returners) or runs_sql_var(s)
                                                  for s in t.body):
+            continue
+        if _drops_only(t.body):
             continue
         for h in t.handlers:
             names = {dotted(e) for e in (h.type.elts if isinstance(h.type, ast.Tuple) else [h.type])} \

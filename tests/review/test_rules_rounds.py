@@ -1507,3 +1507,26 @@ def test_kafka_consumer_left_with_auto_commit(tmp_path: Path) -> None:
     assert (8, "IDM405") in findings(tmp_path, "a.py", _AUTO_COMMIT.format(extra=""))
     safe = _AUTO_COMMIT.format(extra=', "enable.auto.commit": False')
     assert (8, "IDM405") not in findings(tmp_path, "b.py", safe)
+
+
+_DROP_HELPER = """import psycopg2
+
+
+def {name}(conn, table_name):
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute({sql})
+            conn.commit()
+    except Exception as e:
+        print("failed: {{}}".format(e))
+        return None
+"""
+
+
+def test_swallowed_failure_of_a_drop_only_helper(tmp_path: Path) -> None:
+    # a failed DROP loses no rows: the CREATE that follows fails loudly on the table still there
+    assert findings(tmp_path, "a.py", _DROP_HELPER.format(
+        name="drop_table", sql='"DROP TABLE IF EXISTS {}".format(table_name)')) == []
+    assert findings(tmp_path, "b.py", _DROP_HELPER.format(
+        name="load_table", sql='"INSERT INTO {} SELECT * FROM stage".format(table_name)')) == [
+        (7, "IDM201"), (9, "IDM206")]
