@@ -156,10 +156,16 @@ def review_file(path: Path, display: str, dialect: str | None, result: ReviewRes
                     # the clear is a task of another module: its parameterised appends reload
                     halves = {ln for ln, by_param in info.task_appends if by_param}
                     info.hits = [h for h in info.hits if not (h[1] == "IDM202" and h[0] in halves)]
-            from .python_rules import append_mode_defaults, http_failure_as_no_data, mongo_cursors
+            from .python_rules import (
+                append_mode_defaults,
+                http_failure_as_no_data,
+                mongo_cursors,
+                partitioned_parquet_appends,
+            )
 
             info.hits.extend(mongo_cursors(tree))
             info.hits.extend(http_failure_as_no_data(tree))
+            info.hits.extend(partitioned_parquet_appends(tree))
             info.hits.extend(append_mode_defaults(tree))
             orch_hits, jobs = review_orchestration(display, tree, info)
             from .spark_rules import spark_writes

@@ -1142,6 +1142,21 @@ def http_failure_as_no_data(tree: ast.Module) -> list[Hit]:
     return hits
 
 
+def partitioned_parquet_appends(tree: ast.Module) -> list[Hit]:
+    """IDM201 for `df.to_parquet(path, partition_cols=[...])`: pyarrow writes each partition
+    as a new uniquely named file beside those already in the folder (existing_data_behavior
+    "overwrite_or_ignore"), so a re-run or a retry adds the same rows again. Reported unless
+    the call asks for "delete_matching", which replaces the partitions it writes."""
+    hits: list[Hit] = []
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) \
+                and n.func.attr == "to_parquet" and kw(n, "partition_cols") is not None \
+                and literal(kw(n, "existing_data_behavior")) != "delete_matching":
+            hits.append((n.lineno, "IDM201", "to_parquet(partition_cols=...) adds files on "
+                                             "each write"))
+    return hits
+
+
 def append_mode_defaults(tree: ast.Module) -> list[Hit]:
     """IDM202 for a Prefect flow whose `if_exists` parameter defaults to "append" and is
     handed on to a load (`load_to_postgres(df, table, if_exists)`): a deployment's scheduled

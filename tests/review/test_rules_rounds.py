@@ -1530,3 +1530,18 @@ def test_swallowed_failure_of_a_drop_only_helper(tmp_path: Path) -> None:
     assert findings(tmp_path, "b.py", _DROP_HELPER.format(
         name="load_table", sql='"INSERT INTO {} SELECT * FROM stage".format(table_name)')) == [
         (7, "IDM201"), (9, "IDM206")]
+
+
+_PARQUET_LAKE = """import pandas as pd
+
+
+def write_to_lake(df: pd.DataFrame, path: str) -> None:
+    df.to_parquet(path, engine="pyarrow", partition_cols=["year", "month", "day"]{extra})
+"""
+
+
+def test_partitioned_parquet_write_adds_files(tmp_path: Path) -> None:
+    # pyarrow names each written file uniquely: a re-run adds the same rows beside the old ones
+    assert findings(tmp_path, "a.py", _PARQUET_LAKE.format(extra="")) == [(5, "IDM201")]
+    assert findings(tmp_path, "b.py", _PARQUET_LAKE.format(
+        extra=', existing_data_behavior="delete_matching"')) == []
