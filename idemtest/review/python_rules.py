@@ -115,6 +115,10 @@ class PyString:
     line: int
 
 
+# What `query += ...` may glue onto a query: a filter, not a second statement.
+_FILTER_TAIL = re.compile(r"^\s*(?:where|and|or)\b", re.I)
+
+
 def string_of(node: ast.AST) -> PyString | None:
     """The text of a str constant, f-string or `"...".format(args)`, placeholders replaced by
     identifiers (a positional `{}` by the name of its argument)."""
@@ -269,6 +273,7 @@ class _ScopeWalker:
         # operator tasks: (first event, end event, call), and the variables bound to them
         self.op_blocks: list[tuple[int, int, ast.Call]] = []
         self.op_names: dict[str, ast.Call] = {}
+        self.sql_vars: dict[str, PyString] = {}  # `query = "SELECT ..."`, for `query += ...`
 
     # --- emitting -------------------------------------------------------------
     def sql_string(self, node: ast.AST) -> None:
@@ -312,6 +317,8 @@ class _ScopeWalker:
         if isinstance(node, ast.Assign):
             self.visit_assign(node)
             return
+        if isinstance(node, ast.AugAssign):
+            self.visit_augassign(node)
         if isinstance(node, ast.Call):
             if string_of(node) is not None:  # "...".format(...)
                 self.seen_strings.add(id(node.func.value))  # type: ignore[attr-defined]
@@ -356,9 +363,29 @@ class _ScopeWalker:
         if txn:
             self.scope.events.append(Event("commit", node.end_lineno or node.lineno))
 
+    def visit_augassign(self, node: ast.AugAssign) -> None:
+        """`query += f" WHERE updated_at > '{last}'"`: a filter glued onto a query built just
+        before is judged as part of it (alone, neither piece shows the cursor it reads)."""
+        if not (isinstance(node.op, ast.Add) and isinstance(node.target, ast.Name)):
+            return
+        base = self.sql_vars.get(node.target.id)
+        frag = string_of(node.value)
+        if base is None or frag is None or not _FILTER_TAIL.match(frag.text):
+            return
+        # pad so each piece keeps its own source lines
+        gap = frag.line - base.line - base.text.count("\n")
+        glued = base.text + ("\n" * gap if gap > 0 else " ") + frag.text
+        self.seen_strings.add(id(node.value))
+        parsed = parse_sql(normalise_placeholders(glued), self.info.dialect, base.line)
+        for st in parsed.statements:
+            self.scope.events.append(Event("sql", st.line, stmt=st))
+
     def visit_assign(self, node: ast.Assign) -> None:
         self.visit(node.value)
         names = [t.id for t in node.targets if isinstance(t, ast.Name)]
+        text = string_of(node.value)
+        if len(names) == 1 and text is not None and SQL_LIKE.match(text.text):
+            self.sql_vars[names[0]] = text
         if isinstance(node.value, ast.Call) and dotted(node.value.func).endswith("Hook"):
             self.hook_names.update(names)
         if isinstance(node.value, ast.Call) and SQL_OPERATORS.search(

@@ -1545,3 +1545,41 @@ def test_partitioned_parquet_write_adds_files(tmp_path: Path) -> None:
     assert findings(tmp_path, "a.py", _PARQUET_LAKE.format(extra="")) == [(5, "IDM201")]
     assert findings(tmp_path, "b.py", _PARQUET_LAKE.format(
         extra=', existing_data_behavior="delete_matching"')) == []
+
+
+_GLUED_CURSOR = """import logging
+
+import petl as etl
+import psycopg2
+
+logger = logging.getLogger(__name__)
+
+
+def extract_orders(dsn, last_loaded=None):
+    query = \"\"\"
+    SELECT order_id, customer_id, amount, fecha_creacion, fecha_modificacion
+    FROM public.orders
+    \"\"\"
+    if last_loaded:
+        query += f\"\"\"
+        WHERE (
+            fecha_creacion > {value}
+            OR fecha_modificacion > {value}
+        )
+        \"\"\"
+    else:
+        query += " WHERE fecha_creacion IS NOT NULL"
+    with psycopg2.connect(dsn) as conn:
+        return etl.fromdb(conn, query).cache()
+"""
+
+
+def test_cursor_filter_glued_onto_a_query(tmp_path: Path) -> None:
+    # `query += "WHERE ... > '{last_loaded}'"`: the filter is judged with the query it is glued
+    # to, the quoted variable read as the cursor, and the OR over creation and update stamps is
+    # one risk, reported on the update stamp (the column a max(updated_at) cursor follows)
+    assert findings(tmp_path, "a.py", _GLUED_CURSOR.format(value="'{last_loaded}'")) == [
+        (18, "IDM402"), (18, "IDM403")]
+    # a lookback on the cursor re-reads the late rows (the load merges on keys)
+    assert findings(tmp_path, "b.py", _GLUED_CURSOR.format(
+        value="TIMESTAMP '{last_loaded}' - INTERVAL '2 hours'")) == []
