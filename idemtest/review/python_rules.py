@@ -1739,5 +1739,93 @@ def review_python(path: str, tree: ast.Module, dialect: str | None) -> FileInfo:
     info.hits.extend(operator_appends(tree))
     info.hits.extend(offset_commits_before_writes(tree))
     info.hits.extend(auto_commit_consumers(tree))
-    info.hits = [h for h in info.hits if not (h[1] == "IDM202" and h[0] in info.reload_halves)]
+    batch_hits, guarded = integrity_guarded_batches(tree)
+    info.hits.extend(h for h in batch_hits if h not in info.hits)
+    keyed = info.reload_halves | anti_joined_appends(tree) | guarded
+    info.hits = [h for h in info.hits if not (h[1] == "IDM202" and h[0] in keyed)]
     return info
+
+
+_BATCH_WRITES = {"to_sql", "executemany", "insert_rows", "execute_values", "execute_batch",
+                 "copy_expert", "copy_from", "bulk_insert_mappings", "write_pandas"}
+_KEY_ERRORS = re.compile(r"IntegrityError$|UniqueViolation$|DuplicateKey\w*$")
+
+
+def integrity_guarded_batches(tree: ast.Module) -> tuple[list[Hit], set[int]]:
+    """A batch write (`df.to_sql(..., if_exists="append")`, executemany) in a `try` whose
+    handler takes the key violation (IntegrityError) and goes on: the table's unique key
+    rejects a re-run's rows, so the append is no IDM202; but one duplicate row rolls back the
+    whole batch, and the handler logs it as "already loaded": the new rows in it are lost and
+    the run succeeds (IDM206, on the handler). One row per statement in such a `try` is the
+    insert-or-ignore idiom, rerun-safe, and not reported."""
+    hits: list[Hit] = []
+    guarded: set[int] = set()
+    for t in ast.walk(tree):
+        if not isinstance(t, ast.Try):
+            continue
+        batches = [c for b in t.body for c in ast.walk(b) if isinstance(c, ast.Call)
+                   and dotted(c.func).rsplit(".", 1)[-1] in _BATCH_WRITES]
+        if not batches:
+            continue
+        for h in t.handlers:
+            types = h.type.elts if isinstance(h.type, ast.Tuple) else [h.type]
+            if not any(x is not None and _KEY_ERRORS.search(dotted(x)) for x in types):
+                continue
+            guarded |= {c.lineno for c in batches}
+            if not any(isinstance(n, ast.Raise) or (isinstance(n, ast.Call) and _fails(n))
+                       for b in h.body for n in ast.walk(b)):
+                hits.append((h.lineno, "IDM206", "a key violation rolls back the whole batch "
+                                                 "and is logged as already loaded"))
+    return hits, guarded
+
+
+_READ_SQL = {"read_sql", "read_sql_query", "read_sql_table"}
+_FROM_TABLE = re.compile(r"\bfrom\s+[\"`\[]?([\w.]+)", re.I)
+
+
+def _table_text(node: ast.expr | None) -> str | None:
+    if isinstance(node, ast.Name):
+        return node.id.lower()
+    s = string_of(node) if node is not None else None
+    return s.text.strip().strip('"`[]').lower() if s is not None else None
+
+
+def anti_joined_appends(tree: ast.Module) -> set[int]:
+    """Lines of `new.to_sql(t, if_exists="append")` where `new = df[~df[k].isin(old[k])]` and
+    `old` was read from `t` itself: only rows the table lacks are appended, so a re-run appends
+    nothing twice (an anti-join done in pandas; not IDM202)."""
+    out: set[int] = set()
+    for f in ast.walk(tree):
+        if not isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        read_from: dict[str, str] = {}  # frame -> the table it was read from
+        kept_against: dict[str, set[str]] = {}  # frame -> tables its anti-join consulted
+        assigns = sorted((n for n in ast.walk(f) if isinstance(n, ast.Assign)
+                          and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name)),
+                         key=lambda n: n.lineno)  # source order, not ast.walk's breadth first
+        for n in assigns:
+            v, name = n.value, n.targets[0].id  # type: ignore[attr-defined]
+            if isinstance(v, ast.Call) and dotted(v.func).rsplit(".", 1)[-1] in _READ_SQL:
+                q = string_of(v.args[0]) if v.args else None
+                m = _FROM_TABLE.search(q.text) if q is not None else None
+                if m:
+                    read_from[name] = m.group(1).lower()
+            elif isinstance(v, ast.Subscript):
+                tables = {read_from[x.id]
+                          for inv in ast.walk(v.slice)
+                          if isinstance(inv, ast.UnaryOp) and isinstance(inv.op, ast.Invert)
+                          for c in ast.walk(inv.operand)
+                          if isinstance(c, ast.Call) and isinstance(c.func, ast.Attribute)
+                          and c.func.attr == "isin"
+                          for x in ast.walk(c) if isinstance(x, ast.Name) and x.id in read_from}
+                if tables:
+                    kept_against[name] = tables
+        for c in ast.walk(f):
+            if isinstance(c, ast.Call) and isinstance(c.func, ast.Attribute) \
+                    and c.func.attr == "to_sql" and isinstance(c.func.value, ast.Name) \
+                    and c.func.value.id in kept_against:
+                t = _table_text(c.args[0] if c.args else kw(c, "name"))
+                if t and any(t == x or x.endswith("." + t) or t.endswith("." + x)
+                             for x in kept_against[c.func.value.id]):
+                    out.add(c.lineno)
+    return out

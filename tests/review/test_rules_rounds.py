@@ -1583,3 +1583,54 @@ def test_cursor_filter_glued_onto_a_query(tmp_path: Path) -> None:
     # a lookback on the cursor re-reads the late rows (the load merges on keys)
     assert findings(tmp_path, "b.py", _GLUED_CURSOR.format(
         value="TIMESTAMP '{last_loaded}' - INTERVAL '2 hours'")) == []
+
+
+_ANTI_JOIN = """import pandas as pd
+from sqlalchemy import create_engine
+
+
+def load_stations(df: pd.DataFrame, url: str) -> None:
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        existing = pd.read_sql("SELECT station_no FROM {read}", conn)
+    new_rows = df[~df["station_no"].isin(existing["station_no"])]
+    if not new_rows.empty:
+        new_rows.to_sql("station_info", con=engine, if_exists="append", index=False)
+"""
+
+
+def test_append_of_rows_the_target_lacks(tmp_path: Path) -> None:
+    # the frame is anti-joined in pandas against the keys read from the target itself: a re-run
+    # appends nothing twice
+    assert findings(tmp_path, "a.py", _ANTI_JOIN.format(read="station_info")) == []
+    # filtered against another table, the append still repeats on a re-run
+    assert findings(tmp_path, "b.py", _ANTI_JOIN.format(read="station_blocklist")) == [
+        (11, "IDM202")]
+
+
+_KEY_GUARDED_BATCH = """import logging
+
+import pandas as pd
+from sqlalchemy.exc import IntegrityError
+
+logger = logging.getLogger(__name__)
+
+
+def load_status(df: pd.DataFrame, engine) -> None:
+    try:
+        {write}
+    except IntegrityError as ie:
+        logger.info("rows already exist, skipping duplicates: %s", ie)
+"""
+
+
+def test_key_violation_swallowed_around_a_batch(tmp_path: Path) -> None:
+    # one duplicate rolls back the whole frame: the new rows in it are logged away as duplicates
+    # (the unique key keeps the append from duplicating: no IDM202)
+    assert findings(tmp_path, "a.py", _KEY_GUARDED_BATCH.format(
+        write='df.to_sql("station_status", con=engine, if_exists="append", index=False)')) == [
+        (12, "IDM206")]
+    # one row per statement: insert-or-ignore, nothing else lost with the duplicate
+    single = findings(tmp_path, "b.py", _KEY_GUARDED_BATCH.format(
+        write='engine.execute("INSERT INTO station_status (no, t) VALUES (%s, %s)", (1, 2))'))
+    assert not [f for f in single if f[1] == "IDM206"]
