@@ -1451,14 +1451,21 @@ def skipped_fetch_errors(tree: ast.Module) -> list[Hit]:
     if "dagster" not in imports_of(tree):
         return []  # elsewhere the collected rows may be appended, and a skip re-fetched later
     hits: list[Hit] = []
+    # a `try` that ends a loop's body: a handler that only logs falls through to the next item
+    loop_ends = {id(lp.body[-1]) for lp in ast.walk(tree)
+                 if isinstance(lp, (ast.For, ast.AsyncFor, ast.While)) and lp.body}
     for n in ast.walk(tree):
         if isinstance(n, ast.Try) and any(
                 isinstance(c, ast.Call) and _FETCH_CALLS.match(dotted(c.func).rsplit(".", 1)[-1])
                 for s in n.body for c in ast.walk(s)):
             for h in n.handlers:
                 types = h.type.elts if isinstance(h.type, ast.Tuple) else [h.type]
+                falls_through = id(n) in loop_ends and not n.finalbody and not any(
+                    isinstance(x, (ast.Raise, ast.Return, ast.Break))
+                    or (isinstance(x, ast.Call) and _fails(x))
+                    for b in h.body for x in ast.walk(b))
                 if any(t is None or _FETCH_ERRORS.search(dotted(t).rsplit(".", 1)[-1])
-                       for t in types) and _skips_item(h.body):
+                       for t in types) and (_skips_item(h.body) or falls_through):
                     hits.append((h.lineno, "IDM206", "a failed fetch is skipped: the asset "
                                                      "publishes a partial result"))
         elif isinstance(n, ast.If) and isinstance(n.test, ast.Call) \

@@ -1634,3 +1634,27 @@ def test_key_violation_swallowed_around_a_batch(tmp_path: Path) -> None:
     single = findings(tmp_path, "b.py", _KEY_GUARDED_BATCH.format(
         write='engine.execute("INSERT INTO station_status (no, t) VALUES (%s, %s)", (1, 2))'))
     assert not [f for f in single if f[1] == "IDM206"]
+
+
+_LOOP_END_FETCH = """import requests
+from dagster import AssetExecutionContext, Output, asset
+
+
+@asset(partitions_def=weekly)
+def game_data(context: AssetExecutionContext):
+    games = {{}}
+    for game_id in context.partition_keys:
+        try:
+            games[game_id] = requests.get(f"https://api.example.com/games/{{game_id}}").json()
+        except:
+            context.log.info(f"error getting game {{game_id}}")
+            {after}
+    yield Output(games)
+"""
+
+
+def test_failed_fetch_ending_a_loop_falls_through(tmp_path: Path) -> None:
+    # the try is the loop's last statement: a handler that only logs skips the game, and the IO
+    # manager writes the partition without it
+    assert findings(tmp_path, "a.py", _LOOP_END_FETCH.format(after="pass")) == [(11, "IDM206")]
+    assert findings(tmp_path, "b.py", _LOOP_END_FETCH.format(after="raise")) == []
