@@ -1658,3 +1658,27 @@ def test_failed_fetch_ending_a_loop_falls_through(tmp_path: Path) -> None:
     # manager writes the partition without it
     assert findings(tmp_path, "a.py", _LOOP_END_FETCH.format(after="pass")) == [(11, "IDM206")]
     assert findings(tmp_path, "b.py", _LOOP_END_FETCH.format(after="raise")) == []
+
+
+_FINALLY_REPLACE = """import pandas as pd
+
+
+def load(src: pd.DataFrame, tbl: str, engine) -> None:
+    try:
+        target = pd.read_sql_query(f"SELECT * FROM {{tbl}}", engine)
+        changes = src[~src.apply(tuple, 1).isin(target.apply(tuple, 1))]
+        changes.to_sql(tbl, engine, if_exists="append", index=False)
+    except Exception as e:
+        print("Data load error: ", str(e))
+    finally:
+        src.to_sql(tbl, engine, if_exists="{mode}", index=False)
+"""
+
+
+def test_finally_replacing_the_table(tmp_path: Path) -> None:
+    # the finally replaces the table with the whole source whatever the try did, and its own
+    # failure propagates: the swallowed append failure loses nothing; the diff append is keyed
+    # on the rows read back from the table
+    assert findings(tmp_path, "a.py", _FINALLY_REPLACE.format(mode="replace")) == []
+    assert findings(tmp_path, "b.py", _FINALLY_REPLACE.format(mode="append")) == [
+        (9, "IDM206"), (12, "IDM202")]
