@@ -1460,6 +1460,12 @@ def skipped_fetch_errors(tree: ast.Module) -> list[Hit]:
     # a `try` that ends a loop's body: a handler that only logs falls through to the next item
     loop_ends = {id(lp.body[-1]) for lp in ast.walk(tree)
                  if isinstance(lp, (ast.For, ast.AsyncFor, ast.While)) and lp.body}
+    # nodes of asset/op bodies (what they yield is materialised; a partition mapping is not)
+    in_compute = {id(x) for f in ast.walk(tree)
+                  if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)) and any(
+                      dotted(d.func if isinstance(d, ast.Call) else d).rsplit(".", 1)[-1]
+                      in {"asset", "op", "multi_asset", "graph_asset"} for d in f.decorator_list)
+                  for x in ast.walk(f)}
     for n in ast.walk(tree):
         if isinstance(n, ast.Try) and any(
                 isinstance(c, ast.Call) and _FETCH_CALLS.match(dotted(c.func).rsplit(".", 1)[-1])
@@ -1474,6 +1480,11 @@ def skipped_fetch_errors(tree: ast.Module) -> list[Hit]:
                        for t in types) and (_skips_item(h.body) or falls_through):
                     hits.append((h.lineno, "IDM206", "a failed fetch is skipped: the asset "
                                                      "publishes a partial result"))
+        elif isinstance(n, ast.If) and id(n) in in_compute and _http_failed(n.test) \
+                and _skips_item(n.body):
+            # `if resp.status_code != 200: continue`: a 5xx or a rate limit taken for "no data"
+            hits.append((n.lineno, "IDM206", "a failed fetch is skipped: the asset publishes "
+                                             "a partial result"))
         elif isinstance(n, ast.If) and isinstance(n.test, ast.Call) \
                 and dotted(n.test.func) == "isinstance" and len(n.test.args) == 2 \
                 and _FETCH_ERRORS.search(dotted(n.test.args[1])) and _skips_item(n.body):

@@ -1682,3 +1682,25 @@ def test_finally_replacing_the_table(tmp_path: Path) -> None:
     assert findings(tmp_path, "a.py", _FINALLY_REPLACE.format(mode="replace")) == []
     assert findings(tmp_path, "b.py", _FINALLY_REPLACE.format(mode="append")) == [
         (9, "IDM206"), (12, "IDM202")]
+
+
+_STATUS_SKIP = """import requests
+from dagster import Output, asset
+
+
+{decorator}
+def future_games(context):
+    for date in context.partition_keys:
+        response = requests.get(f"https://api.example.com/schedule/{{date}}")
+        if response.status_code != 200:
+            continue
+        yield Output(response.json())
+"""
+
+
+def test_failed_http_answer_skipped_in_an_asset(tmp_path: Path) -> None:
+    # a 5xx or a rate limit taken for "no games": the partition materialises without that day
+    assert findings(tmp_path, "a.py", _STATUS_SKIP.format(decorator="@asset(partitions_def=weekly)")
+                    ) == [(9, "IDM206")]
+    # outside an asset/op (a partition mapping, a helper) nothing is materialised from it
+    assert findings(tmp_path, "b.py", _STATUS_SKIP.format(decorator="")) == []
