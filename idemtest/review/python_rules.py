@@ -115,6 +115,10 @@ class PyString:
     line: int
 
 
+# What `query += ...` may glue onto a query: a filter, not a second statement.
+_FILTER_TAIL = re.compile(r"^\s*(?:where|and|or)\b", re.I)
+
+
 def string_of(node: ast.AST) -> PyString | None:
     """The text of a str constant, f-string or `"...".format(args)`, placeholders replaced by
     identifiers (a positional `{}` by the name of its argument)."""
@@ -269,6 +273,7 @@ class _ScopeWalker:
         # operator tasks: (first event, end event, call), and the variables bound to them
         self.op_blocks: list[tuple[int, int, ast.Call]] = []
         self.op_names: dict[str, ast.Call] = {}
+        self.sql_vars: dict[str, PyString] = {}  # `query = "SELECT ..."`, for `query += ...`
 
     # --- emitting -------------------------------------------------------------
     def sql_string(self, node: ast.AST) -> None:
@@ -312,6 +317,8 @@ class _ScopeWalker:
         if isinstance(node, ast.Assign):
             self.visit_assign(node)
             return
+        if isinstance(node, ast.AugAssign):
+            self.visit_augassign(node)
         if isinstance(node, ast.Call):
             if string_of(node) is not None:  # "...".format(...)
                 self.seen_strings.add(id(node.func.value))  # type: ignore[attr-defined]
@@ -356,9 +363,29 @@ class _ScopeWalker:
         if txn:
             self.scope.events.append(Event("commit", node.end_lineno or node.lineno))
 
+    def visit_augassign(self, node: ast.AugAssign) -> None:
+        """`query += f" WHERE updated_at > '{last}'"`: a filter glued onto a query built just
+        before is judged as part of it (alone, neither piece shows the cursor it reads)."""
+        if not (isinstance(node.op, ast.Add) and isinstance(node.target, ast.Name)):
+            return
+        base = self.sql_vars.get(node.target.id)
+        frag = string_of(node.value)
+        if base is None or frag is None or not _FILTER_TAIL.match(frag.text):
+            return
+        # pad so each piece keeps its own source lines
+        gap = frag.line - base.line - base.text.count("\n")
+        glued = base.text + ("\n" * gap if gap > 0 else " ") + frag.text
+        self.seen_strings.add(id(node.value))
+        parsed = parse_sql(normalise_placeholders(glued), self.info.dialect, base.line)
+        for st in parsed.statements:
+            self.scope.events.append(Event("sql", st.line, stmt=st))
+
     def visit_assign(self, node: ast.Assign) -> None:
         self.visit(node.value)
         names = [t.id for t in node.targets if isinstance(t, ast.Name)]
+        text = string_of(node.value)
+        if len(names) == 1 and text is not None and SQL_LIKE.match(text.text):
+            self.sql_vars[names[0]] = text
         if isinstance(node.value, ast.Call) and dotted(node.value.func).endswith("Hook"):
             self.hook_names.update(names)
         if isinstance(node.value, ast.Call) and SQL_OPERATORS.search(
@@ -728,6 +755,12 @@ def swallowed_load_errors(tree: ast.Module) -> list[Hit]:
                                                  for s in t.body):
             continue
         if _drops_only(t.body):
+            continue
+        if any(isinstance(c, ast.Call) and dotted(c.func).rsplit(".", 1)[-1] == "to_sql"
+               and literal(kw(c, "if_exists")) == "replace"
+               for s in t.finalbody for c in ast.walk(s)):
+            # the `finally` replaces the table whatever happened above (its own failure is not
+            # caught here): a swallowed failure of the `try` loses nothing
             continue
         for h in t.handlers:
             names = {dotted(e) for e in (h.type.elts if isinstance(h.type, ast.Tuple) else [h.type])} \
@@ -1424,16 +1457,34 @@ def skipped_fetch_errors(tree: ast.Module) -> list[Hit]:
     if "dagster" not in imports_of(tree):
         return []  # elsewhere the collected rows may be appended, and a skip re-fetched later
     hits: list[Hit] = []
+    # a `try` that ends a loop's body: a handler that only logs falls through to the next item
+    loop_ends = {id(lp.body[-1]) for lp in ast.walk(tree)
+                 if isinstance(lp, (ast.For, ast.AsyncFor, ast.While)) and lp.body}
+    # nodes of asset/op bodies (what they yield is materialised; a partition mapping is not)
+    in_compute = {id(x) for f in ast.walk(tree)
+                  if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)) and any(
+                      dotted(d.func if isinstance(d, ast.Call) else d).rsplit(".", 1)[-1]
+                      in {"asset", "op", "multi_asset", "graph_asset"} for d in f.decorator_list)
+                  for x in ast.walk(f)}
     for n in ast.walk(tree):
         if isinstance(n, ast.Try) and any(
                 isinstance(c, ast.Call) and _FETCH_CALLS.match(dotted(c.func).rsplit(".", 1)[-1])
                 for s in n.body for c in ast.walk(s)):
             for h in n.handlers:
                 types = h.type.elts if isinstance(h.type, ast.Tuple) else [h.type]
+                falls_through = id(n) in loop_ends and not n.finalbody and not any(
+                    isinstance(x, (ast.Raise, ast.Return, ast.Break))
+                    or (isinstance(x, ast.Call) and _fails(x))
+                    for b in h.body for x in ast.walk(b))
                 if any(t is None or _FETCH_ERRORS.search(dotted(t).rsplit(".", 1)[-1])
-                       for t in types) and _skips_item(h.body):
+                       for t in types) and (_skips_item(h.body) or falls_through):
                     hits.append((h.lineno, "IDM206", "a failed fetch is skipped: the asset "
                                                      "publishes a partial result"))
+        elif isinstance(n, ast.If) and id(n) in in_compute and _http_failed(n.test) \
+                and _skips_item(n.body):
+            # `if resp.status_code != 200: continue`: a 5xx or a rate limit taken for "no data"
+            hits.append((n.lineno, "IDM206", "a failed fetch is skipped: the asset publishes "
+                                             "a partial result"))
         elif isinstance(n, ast.If) and isinstance(n.test, ast.Call) \
                 and dotted(n.test.func) == "isinstance" and len(n.test.args) == 2 \
                 and _FETCH_ERRORS.search(dotted(n.test.args[1])) and _skips_item(n.body):
@@ -1712,5 +1763,93 @@ def review_python(path: str, tree: ast.Module, dialect: str | None) -> FileInfo:
     info.hits.extend(operator_appends(tree))
     info.hits.extend(offset_commits_before_writes(tree))
     info.hits.extend(auto_commit_consumers(tree))
-    info.hits = [h for h in info.hits if not (h[1] == "IDM202" and h[0] in info.reload_halves)]
+    batch_hits, guarded = integrity_guarded_batches(tree)
+    info.hits.extend(h for h in batch_hits if h not in info.hits)
+    keyed = info.reload_halves | anti_joined_appends(tree) | guarded
+    info.hits = [h for h in info.hits if not (h[1] == "IDM202" and h[0] in keyed)]
     return info
+
+
+_BATCH_WRITES = {"to_sql", "executemany", "insert_rows", "execute_values", "execute_batch",
+                 "copy_expert", "copy_from", "bulk_insert_mappings", "write_pandas"}
+_KEY_ERRORS = re.compile(r"IntegrityError$|UniqueViolation$|DuplicateKey\w*$")
+
+
+def integrity_guarded_batches(tree: ast.Module) -> tuple[list[Hit], set[int]]:
+    """A batch write (`df.to_sql(..., if_exists="append")`, executemany) in a `try` whose
+    handler takes the key violation (IntegrityError) and goes on: the table's unique key
+    rejects a re-run's rows, so the append is no IDM202; but one duplicate row rolls back the
+    whole batch, and the handler logs it as "already loaded": the new rows in it are lost and
+    the run succeeds (IDM206, on the handler). One row per statement in such a `try` is the
+    insert-or-ignore idiom, rerun-safe, and not reported."""
+    hits: list[Hit] = []
+    guarded: set[int] = set()
+    for t in ast.walk(tree):
+        if not isinstance(t, ast.Try):
+            continue
+        batches = [c for b in t.body for c in ast.walk(b) if isinstance(c, ast.Call)
+                   and dotted(c.func).rsplit(".", 1)[-1] in _BATCH_WRITES]
+        if not batches:
+            continue
+        for h in t.handlers:
+            types = h.type.elts if isinstance(h.type, ast.Tuple) else [h.type]
+            if not any(x is not None and _KEY_ERRORS.search(dotted(x)) for x in types):
+                continue
+            guarded |= {c.lineno for c in batches}
+            if not any(isinstance(n, ast.Raise) or (isinstance(n, ast.Call) and _fails(n))
+                       for b in h.body for n in ast.walk(b)):
+                hits.append((h.lineno, "IDM206", "a key violation rolls back the whole batch "
+                                                 "and is logged as already loaded"))
+    return hits, guarded
+
+
+_READ_SQL = {"read_sql", "read_sql_query", "read_sql_table"}
+_FROM_TABLE = re.compile(r"\bfrom\s+[\"`\[]?([\w.]+)", re.I)
+
+
+def _table_text(node: ast.expr | None) -> str | None:
+    if isinstance(node, ast.Name):
+        return node.id.lower()
+    s = string_of(node) if node is not None else None
+    return s.text.strip().strip('"`[]').lower() if s is not None else None
+
+
+def anti_joined_appends(tree: ast.Module) -> set[int]:
+    """Lines of `new.to_sql(t, if_exists="append")` where `new = df[~df[k].isin(old[k])]` and
+    `old` was read from `t` itself: only rows the table lacks are appended, so a re-run appends
+    nothing twice (an anti-join done in pandas; not IDM202)."""
+    out: set[int] = set()
+    for f in ast.walk(tree):
+        if not isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        read_from: dict[str, str] = {}  # frame -> the table it was read from
+        kept_against: dict[str, set[str]] = {}  # frame -> tables its anti-join consulted
+        assigns = sorted((n for n in ast.walk(f) if isinstance(n, ast.Assign)
+                          and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name)),
+                         key=lambda n: n.lineno)  # source order, not ast.walk's breadth first
+        for n in assigns:
+            v, name = n.value, n.targets[0].id  # type: ignore[attr-defined]
+            if isinstance(v, ast.Call) and dotted(v.func).rsplit(".", 1)[-1] in _READ_SQL:
+                q = string_of(v.args[0]) if v.args else None
+                m = _FROM_TABLE.search(q.text) if q is not None else None
+                if m:
+                    read_from[name] = m.group(1).lower()
+            elif isinstance(v, ast.Subscript):
+                tables = {read_from[x.id]
+                          for inv in ast.walk(v.slice)
+                          if isinstance(inv, ast.UnaryOp) and isinstance(inv.op, ast.Invert)
+                          for c in ast.walk(inv.operand)
+                          if isinstance(c, ast.Call) and isinstance(c.func, ast.Attribute)
+                          and c.func.attr == "isin"
+                          for x in ast.walk(c) if isinstance(x, ast.Name) and x.id in read_from}
+                if tables:
+                    kept_against[name] = tables
+        for c in ast.walk(f):
+            if isinstance(c, ast.Call) and isinstance(c.func, ast.Attribute) \
+                    and c.func.attr == "to_sql" and isinstance(c.func.value, ast.Name) \
+                    and c.func.value.id in kept_against:
+                t = _table_text(c.args[0] if c.args else kw(c, "name"))
+                if t and any(t == x or x.endswith("." + t) or t.endswith("." + x)
+                             for x in kept_against[c.func.value.id]):
+                    out.add(c.lineno)
+    return out

@@ -164,6 +164,12 @@ def _comparisons(where: exp.Expression) -> list[tuple[Any, Any, Any, bool, bool]
     return out
 
 
+# A row's creation stamp (created_at, fecha_creacion, registro_creado_el): in
+# `created > X OR updated > X` the update stamp is the one the cursor follows.
+_CREATION_COLUMN = re.compile(r"creat|crea[cdt]|cria[cdt]|insert")
+_UPDATE_COLUMN = re.compile(r"modif|actuali|atuali")
+
+
 def _is_cursor_value(node: exp.Expression) -> bool:
     from sqlglot import exp
 
@@ -175,6 +181,11 @@ def _is_cursor_value(node: exp.Expression) -> bool:
         return node.find(exp.Max) is not None
     if isinstance(node, exp.Column):
         return bool(CURSOR_NAME.search(node.name.lower()))
+    if isinstance(node, exp.Literal) and node.is_string:
+        # `'{last_loaded}'`: a Python value quoted into the SQL reads as a string whose text is
+        # the name of the variable; a cursor by its name as a bare column would be
+        text = str(node.this).lower()
+        return bool(re.fullmatch(r"[a-z_]\w*", text) and CURSOR_NAME.search(text))
     return False
 
 
@@ -246,6 +257,7 @@ def statement_hits(stmt: Statement, scope: Scope | None) -> list[Hit]:
     # Cursor and window filters in what the statement reads.
     reported_501 = False
     for where in _where_clauses(e):
+        cursor_hits: list[tuple[str, str, Hit]] = []  # (column, cursor value, hit)
         comps = _comparisons(where)
         by_col: dict[str, list[tuple[exp.Expression, exp.Expression, bool, bool]]] = {}
         for node, col, other, lower, strict in comps:
@@ -292,9 +304,22 @@ def statement_hits(stmt: Statement, scope: Scope | None) -> list[Hit]:
                 if strict:
                     hits.append((line, "IDM403", node.sql(comments=False)[:80]))
                 continue
-            hits.append((line, "IDM402", node.sql(comments=False)[:80]))
+            value = other.sql().lower()
+            cursor_hits.append((col_name, value, (line, "IDM402", node.sql(comments=False)[:80])))
             if strict:
-                hits.append((line, "IDM403", node.sql(comments=False)[:80]))
+                cursor_hits.append((col_name, value,
+                                    (line, "IDM403", node.sql(comments=False)[:80])))
+        # `created_at > X OR updated_at > X`: one cursor read through several columns is one
+        # risk; report it on the update-time column (the one a max(updated_at) cursor follows)
+        by_value: dict[str, list[tuple[str, str, Hit]]] = {}
+        for ch in cursor_hits:
+            by_value.setdefault(ch[1], []).append(ch)
+        for group in by_value.values():
+            stamps = list(dict.fromkeys(c for c, _, _ in group))
+            keep = next((c for c in stamps if MUTABLE_COLUMN.search(c)
+                         or _UPDATE_COLUMN.search(c)), None) or next(
+                (c for c in stamps if not _CREATION_COLUMN.search(c)), stamps[-1])
+            hits.extend(h for c, _, h in group if c == keep)
     return hits
 
 

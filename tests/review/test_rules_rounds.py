@@ -1545,3 +1545,162 @@ def test_partitioned_parquet_write_adds_files(tmp_path: Path) -> None:
     assert findings(tmp_path, "a.py", _PARQUET_LAKE.format(extra="")) == [(5, "IDM201")]
     assert findings(tmp_path, "b.py", _PARQUET_LAKE.format(
         extra=', existing_data_behavior="delete_matching"')) == []
+
+
+_GLUED_CURSOR = """import logging
+
+import petl as etl
+import psycopg2
+
+logger = logging.getLogger(__name__)
+
+
+def extract_orders(dsn, last_loaded=None):
+    query = \"\"\"
+    SELECT order_id, customer_id, amount, fecha_creacion, fecha_modificacion
+    FROM public.orders
+    \"\"\"
+    if last_loaded:
+        query += f\"\"\"
+        WHERE (
+            fecha_creacion > {value}
+            OR fecha_modificacion > {value}
+        )
+        \"\"\"
+    else:
+        query += " WHERE fecha_creacion IS NOT NULL"
+    with psycopg2.connect(dsn) as conn:
+        return etl.fromdb(conn, query).cache()
+"""
+
+
+def test_cursor_filter_glued_onto_a_query(tmp_path: Path) -> None:
+    # `query += "WHERE ... > '{last_loaded}'"`: the filter is judged with the query it is glued
+    # to, the quoted variable read as the cursor, and the OR over creation and update stamps is
+    # one risk, reported on the update stamp (the column a max(updated_at) cursor follows)
+    assert findings(tmp_path, "a.py", _GLUED_CURSOR.format(value="'{last_loaded}'")) == [
+        (18, "IDM402"), (18, "IDM403")]
+    # a lookback on the cursor re-reads the late rows (the load merges on keys)
+    assert findings(tmp_path, "b.py", _GLUED_CURSOR.format(
+        value="TIMESTAMP '{last_loaded}' - INTERVAL '2 hours'")) == []
+
+
+_ANTI_JOIN = """import pandas as pd
+from sqlalchemy import create_engine
+
+
+def load_stations(df: pd.DataFrame, url: str) -> None:
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        existing = pd.read_sql("SELECT station_no FROM {read}", conn)
+    new_rows = df[~df["station_no"].isin(existing["station_no"])]
+    if not new_rows.empty:
+        new_rows.to_sql("station_info", con=engine, if_exists="append", index=False)
+"""
+
+
+def test_append_of_rows_the_target_lacks(tmp_path: Path) -> None:
+    # the frame is anti-joined in pandas against the keys read from the target itself: a re-run
+    # appends nothing twice
+    assert findings(tmp_path, "a.py", _ANTI_JOIN.format(read="station_info")) == []
+    # filtered against another table, the append still repeats on a re-run
+    assert findings(tmp_path, "b.py", _ANTI_JOIN.format(read="station_blocklist")) == [
+        (11, "IDM202")]
+
+
+_KEY_GUARDED_BATCH = """import logging
+
+import pandas as pd
+from sqlalchemy.exc import IntegrityError
+
+logger = logging.getLogger(__name__)
+
+
+def load_status(df: pd.DataFrame, engine) -> None:
+    try:
+        {write}
+    except IntegrityError as ie:
+        logger.info("rows already exist, skipping duplicates: %s", ie)
+"""
+
+
+def test_key_violation_swallowed_around_a_batch(tmp_path: Path) -> None:
+    # one duplicate rolls back the whole frame: the new rows in it are logged away as duplicates
+    # (the unique key keeps the append from duplicating: no IDM202)
+    assert findings(tmp_path, "a.py", _KEY_GUARDED_BATCH.format(
+        write='df.to_sql("station_status", con=engine, if_exists="append", index=False)')) == [
+        (12, "IDM206")]
+    # one row per statement: insert-or-ignore, nothing else lost with the duplicate
+    single = findings(tmp_path, "b.py", _KEY_GUARDED_BATCH.format(
+        write='engine.execute("INSERT INTO station_status (no, t) VALUES (%s, %s)", (1, 2))'))
+    assert not [f for f in single if f[1] == "IDM206"]
+
+
+_LOOP_END_FETCH = """import requests
+from dagster import AssetExecutionContext, Output, asset
+
+
+@asset(partitions_def=weekly)
+def game_data(context: AssetExecutionContext):
+    games = {{}}
+    for game_id in context.partition_keys:
+        try:
+            games[game_id] = requests.get(f"https://api.example.com/games/{{game_id}}").json()
+        except:
+            context.log.info(f"error getting game {{game_id}}")
+            {after}
+    yield Output(games)
+"""
+
+
+def test_failed_fetch_ending_a_loop_falls_through(tmp_path: Path) -> None:
+    # the try is the loop's last statement: a handler that only logs skips the game, and the IO
+    # manager writes the partition without it
+    assert findings(tmp_path, "a.py", _LOOP_END_FETCH.format(after="pass")) == [(11, "IDM206")]
+    assert findings(tmp_path, "b.py", _LOOP_END_FETCH.format(after="raise")) == []
+
+
+_FINALLY_REPLACE = """import pandas as pd
+
+
+def load(src: pd.DataFrame, tbl: str, engine) -> None:
+    try:
+        target = pd.read_sql_query(f"SELECT * FROM {{tbl}}", engine)
+        changes = src[~src.apply(tuple, 1).isin(target.apply(tuple, 1))]
+        changes.to_sql(tbl, engine, if_exists="append", index=False)
+    except Exception as e:
+        print("Data load error: ", str(e))
+    finally:
+        src.to_sql(tbl, engine, if_exists="{mode}", index=False)
+"""
+
+
+def test_finally_replacing_the_table(tmp_path: Path) -> None:
+    # the finally replaces the table with the whole source whatever the try did, and its own
+    # failure propagates: the swallowed append failure loses nothing; the diff append is keyed
+    # on the rows read back from the table
+    assert findings(tmp_path, "a.py", _FINALLY_REPLACE.format(mode="replace")) == []
+    assert findings(tmp_path, "b.py", _FINALLY_REPLACE.format(mode="append")) == [
+        (9, "IDM206"), (12, "IDM202")]
+
+
+_STATUS_SKIP = """import requests
+from dagster import Output, asset
+
+
+{decorator}
+def future_games(context):
+    for date in context.partition_keys:
+        response = requests.get(f"https://api.example.com/schedule/{{date}}")
+        if response.status_code != 200:
+            continue
+        yield Output(response.json())
+"""
+
+
+def test_failed_http_answer_skipped_in_an_asset(tmp_path: Path) -> None:
+    # a 5xx or a rate limit taken for "no games": the partition materialises without that day
+    assert findings(tmp_path, "a.py", _STATUS_SKIP.format(decorator="@asset(partitions_def=weekly)")
+                    ) == [(9, "IDM206")]
+    # outside an asset/op (a partition mapping, a helper) nothing is materialised from it
+    assert findings(tmp_path, "b.py", _STATUS_SKIP.format(decorator="")) == []
