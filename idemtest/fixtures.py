@@ -234,13 +234,15 @@ class Idempotency:
 
     def check(
         self, spec: Spec, load: Callable[[RunContext], Any], *, examples: int | None = None, base_dir: Path | None = None,
-        max_seconds: float | None = None, systematic_max: int | None = None,
+        max_seconds: float | None = None, systematic_max: int | None = None, backend: Backend | None = None,
     ) -> None:
         """Run `load` under generated scenarios; fails the test with the minimal scenario.
 
         A relative `Spec(setup="x.sql")` is looked for in the working directory,
         then next to the test module (or in `base_dir`). `systematic_max` thins the
-        single-fault pass to that many scenarios (for loads whose runs cost seconds)."""
+        single-fault pass to that many scenarios (for loads whose runs cost seconds).
+        `backend`: sandboxes from this backend instead of the session's (an adapter
+        that brings its own engine, as the Spark one does)."""
         from ._errors import MissingExtraError
         from .engine.search import Checker, Config
         from .sandbox import option_for
@@ -261,12 +263,12 @@ class Idempotency:
             pytest.skip(reason)
         cfg = Config(
             examples=s.examples if examples is None or s.examples_forced else examples,
-            db=s.db,
+            db=s.db if backend is None else backend.name,
             replay=replay,
             failures_dir=s.failures_dir,
             test_id=self._nodeid,
             stats=s.stats,
-            backend=s.backend,
+            backend=s.backend if backend is None else backend,
             base_dir=base_dir or self._base_dir,
             shrink_seconds=s.shrink_seconds,
             crash=s.crash,

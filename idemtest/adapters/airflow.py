@@ -60,6 +60,7 @@ from .._errors import (
     SpecError,
 )
 from .._extras import require
+from ..sandbox.base import user_paths
 from ..spec import ALL_PERTURBATIONS, Source, Spec, Target, windows
 from ._shared import as_user_test, caller_dir, skip_unless_enabled, with_note
 
@@ -141,7 +142,7 @@ def load_dag(dag: Any, dag_id: str | None = None, base: Path | None = None) -> t
     if not isinstance(dag, (str, os.PathLike)):
         raise AirflowDagError(f"dag={dag!r}: pass an airflow DAG object or the path of a DAG file")
     path = Path(dag)
-    candidates = [path] if path.is_absolute() else [Path.cwd() / path, *([base / path] if base else [])]
+    candidates = user_paths(path, base)
     found = next((c for c in candidates if c.is_file()), None)
     if found is None:
         raise AirflowDagError(f"dag={str(dag)!r}: no such file (looked at {' and '.join(str(c) for c in candidates)}); pass the path of the DAG file")
@@ -275,7 +276,7 @@ def _search_folders(paths: Sequence[str | os.PathLike[str]] | str | None, base: 
     out = []
     for p in [paths] if isinstance(paths, (str, os.PathLike)) else paths:
         path = Path(p)
-        candidates = [path] if path.is_absolute() else [Path.cwd() / path, *([base / path] if base else [])]
+        candidates = user_paths(path, base)
         found = next((c for c in candidates if c.is_dir()), None)
         if found is None:
             raise SpecError(f"template_searchpath={str(p)!r}: no such folder (looked at {' and '.join(str(c) for c in candidates)}); name the folder that holds the DAG's SQL files")

@@ -53,6 +53,7 @@ from .._extras import require
 from ..review.emit import (
     check_module_source as check_module_source,  # the text `review --emit-checks` writes
 )
+from ..sandbox.base import user_paths
 from ..spec import ALL_PERTURBATIONS, Schedule, Source, Spec, Target, Window, hourly, parse_time
 from ._shared import (
     as_user_test,
@@ -127,7 +128,7 @@ def _import_path(path: str, base: Path | None) -> Any:
     """A module from a dotted name or a .py file (relative: cwd, then the test module's folder)."""
     if path.endswith(".py") or os.sep in path or "/" in path:
         p = Path(path)
-        candidates = [p] if p.is_absolute() else [Path.cwd() / p, *([base / p] if base else [])]
+        candidates = user_paths(p, base)
         found = next((c for c in candidates if c.is_file()), None)
         if found is None:
             looked = " and ".join(str(c) for c in candidates)

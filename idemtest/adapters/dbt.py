@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from .._errors import CheckFailure, DbtProjectError, SpecError
 from .._extras import require
+from ..sandbox.base import user_paths
 from ..spec import ALL_PERTURBATIONS, Schedule, Source, Spec, Target, hourly
 from ._shared import (
     as_user_test,
@@ -493,7 +494,7 @@ def _make_load(project: Project, adapter: str, selection: str, strategy: str, ex
 
 def _resolve_project(project_dir: str | os.PathLike[str], base: Path | None) -> Path:
     path = Path(project_dir)
-    candidates = [path] if path.is_absolute() else [Path.cwd() / path, *([base / path] if base else [])]
+    candidates = user_paths(path, base)
     for c in candidates:
         if (c / "dbt_project.yml").is_file():
             return c.resolve()

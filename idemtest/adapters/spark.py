@@ -31,7 +31,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._errors import ConfigurationError, MissingExtraError, SpecError
+from .._errors import ConfigurationError, SpecError
 from ..spec import ALL_PERTURBATIONS, Oracle, Schedule, Source, Spec, Target, daily
 from ._shared import as_user_test, caller_dir, skip_unless_enabled
 
@@ -155,41 +155,9 @@ def _created_by_load(t: Target) -> Target:
 
 def run_check(idempotency: Any, spec: Spec, load: Callable[[RunContext], Any], *, examples: int | None, base_dir: Path | None, db: str) -> None:
     """`idempotency.check` on the Spark backend (the session's own when --idem-db is spark)."""
-    import pytest
-
-    from ..engine.search import Checker, Config
-
     s = idempotency._session
-    replay = None
-    if s.replay:
-        if s.replay_test and s.replay_test != idempotency._nodeid:
-            pytest.skip(f"--idem-replay {s.replay} belongs to {s.replay_test}")
-        replay = s.replay
     chosen = getattr(s, "_choice", None)
     be = s.backend if chosen is not None and chosen.kind == db else backend(db)
-    cfg = Config(
-        examples=s.examples if s.examples_forced else (examples or DEFAULT_EXAMPLES),
-        db=db,
-        replay=replay,
-        failures_dir=s.failures_dir,
-        test_id=idempotency._nodeid,
-        stats=s.stats,
-        backend=be,
-        base_dir=base_dir,
-        shrink_seconds=s.shrink_seconds,
-        crash=s.crash,
-        max_seconds=s.max_seconds,
-        systematic_max=DEFAULT_SYSTEMATIC_MAX,
-    )
-    s.checks += 1
-    checker = None
-    try:
-        checker = Checker(spec, load, cfg)
-        checker.run()
-    except MissingExtraError as e:
-        pytest.skip(str(e))  # pyspark (or deltalake) not installed here: say which extra
-    finally:
-        if checker is not None:
-            checker.close()
+    idempotency.check(spec, load, examples=examples or DEFAULT_EXAMPLES, base_dir=base_dir, systematic_max=DEFAULT_SYSTEMATIC_MAX, backend=be)
 
 

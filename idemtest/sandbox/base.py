@@ -168,6 +168,12 @@ class Sandbox(ABC):
         return [cols[i] for i in keep], [tuple(r[i] for i in keep) for r in rows]
 
 
+def user_paths(path: Path, base: Path | None) -> list[Path]:
+    """Where a path the user names is looked for: as given when absolute, else in the
+    working directory, then in `base` (the test module's folder)."""
+    return [path] if path.is_absolute() else [Path.cwd() / path, *([base / path] if base else [])]
+
+
 def resolve_setup_text(spec: Spec) -> str | None:
     setup = spec.setup
     if setup is None or callable(setup):
@@ -175,7 +181,7 @@ def resolve_setup_text(spec: Spec) -> str | None:
     # a one-line string ending in .sql is a file name, spaces and all; SQL has a newline or a ';'
     if isinstance(setup, Path) or (isinstance(setup, str) and re.fullmatch(r"[^\n;]+\.sql", setup.strip(), re.I)):
         path = Path(setup)
-        candidates = [path] if path.is_absolute() else [Path.cwd() / path] + ([spec.base_dir / path] if spec.base_dir else [])
+        candidates = user_paths(path, spec.base_dir)
         for c in candidates:
             if c.is_file():
                 return c.read_text()
