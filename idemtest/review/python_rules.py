@@ -764,11 +764,11 @@ def swallowed_load_errors(tree: ast.Module, loaders: set[str] | None = None) -> 
                    and any(isinstance(a, ast.Name) and a.id in sql_vars for a in c.args)
                    for c in ast.walk(node))
 
-    names = loaders or set()
+    loader_names = loaders or set()
 
     def calls_loader(node: ast.AST) -> bool:
-        return bool(names) and any(isinstance(c, ast.Call) and isinstance(c.func, ast.Name)
-                                     and c.func.id in names for c in ast.walk(node))
+        return bool(loader_names) and any(isinstance(c, ast.Call) and isinstance(c.func, ast.Name)
+                                     and c.func.id in loader_names for c in ast.walk(node))
 
     for t in ast.walk(tree):
         if not isinstance(t, ast.Try) or not any(
