@@ -152,6 +152,13 @@ def review_file(path: Path, display: str, dialect: str | None, result: ReviewRes
 
                 info.hits.extend(clock_default_windows(tree, info))
                 info.hits.extend(operator_clear_then_file_load(info))
+                loaders = facts.imported_loaders(path)
+                if loaders:
+                    # a `try` around the project's own load functions, imported from its
+                    # other modules
+                    from .python_rules import swallowed_load_errors
+
+                    info.hits.extend(swallowed_load_errors(tree, loaders))
                 if facts.param_task_clear:
                     # the clear is a task of another module: its parameterised appends reload
                     halves = {ln for ln, by_param in info.task_appends if by_param}
@@ -171,6 +178,10 @@ def review_file(path: Path, display: str, dialect: str | None, result: ReviewRes
             from .spark_rules import spark_writes
 
             hits = info.hits + orch_hits + spark_writes(tree)
+            if facts is not None:
+                # appends of a library function no scheduled code of the project runs
+                hits = [h for h in hits if not (h[1] in {"IDM201", "IDM202"}
+                                                and facts.run_by_hand_only(path, tree, h[0]))]
             errors = info.skipped
             result.jobs.extend(jobs)
         elif kind == "sql":

@@ -73,6 +73,12 @@ _NO_WRITE_OPERATORS = {"EmptyOperator", "DummyOperator", "LatestOnlyOperator",
                        "ShortCircuitOperator", "BranchPythonOperator"}
 _NO_WRITE_COMMAND = re.compile(r"^\s*(echo|sleep|true|date|printf|exit\s+0)\b")
 _NO_WRITE_CALLS = {"print", "info", "debug", "warning", "log", "sleep", "format", "pprint"}
+# calls that fetch, parse or count and change no data: a task made only of them (an API
+# fetched and its rows counted for a branch) writes nothing
+_READ_ONLY_CALLS = {"get", "json", "loads", "DataFrame", "xcom_pull", "raise_for_status",
+                    "read_csv", "read_json", "read_parquet", "read_excel", "len", "str", "int",
+                    "float", "bool", "round", "sum", "min", "max", "sorted", "list", "dict",
+                    "isinstance", "range", "enumerate", "zip", "items", "keys", "values"}
 
 
 def _unscheduled(schedule: ast.expr | None) -> bool:
@@ -85,6 +91,24 @@ def _unscheduled(schedule: ast.expr | None) -> bool:
     if isinstance(schedule, ast.Constant):
         return schedule.value is None or schedule.value == "@once"
     return False
+
+
+def unscheduled_dags_only(tree: ast.Module) -> bool:
+    """The module defines Airflow DAGs, every one of them with no schedule (`@once`, None):
+    what their tasks run is run by hand (or once)."""
+    dags = [n for n in ast.walk(tree) if isinstance(n, ast.Call)
+            and dotted(n.func).rsplit(".", 1)[-1] == "DAG"]
+    dags += [d for f in ast.walk(tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
+             for d in f.decorator_list if isinstance(d, ast.Call)
+             and dotted(d.func).rsplit(".", 1)[-1] == "dag"]
+    if not dags:
+        return False
+    for d in dags:
+        args = {k.arg: k.value for k in d.keywords if k.arg}
+        schedule = args.get("schedule", args.get("schedule_interval", args.get("timetable")))
+        if schedule is None or not _unscheduled(schedule):
+            return False
+    return True
 
 
 def _never_starts(args: dict[str, ast.expr], default_args: dict[str, ast.expr],
@@ -173,7 +197,7 @@ def _only_prints(f: ast.FunctionDef | ast.AsyncFunctionDef,
         if not isinstance(n, ast.Call):
             continue
         name = dotted(n.func)
-        if name.rsplit(".", 1)[-1] in _NO_WRITE_CALLS:
+        if name.rsplit(".", 1)[-1] in _NO_WRITE_CALLS | _READ_ONLY_CALLS:
             continue
         # a helper of this file that only logs (`say_hello(log)`) writes nothing either
         g = funcs.get(name) if funcs else None

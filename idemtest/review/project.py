@@ -23,6 +23,8 @@ from .python_rules import (
 )
 
 _MAX_BYTES = 400_000
+_BOOKKEEPING = re.compile(r"(^|_)(log|logs|logging|audit|notify|alert|email|metric|metrics)(_|$)",
+                          re.I)
 _CLEAR_SQL = re.compile(r"^\s*(truncate|delete\s+from|drop\s+table)\b", re.I)
 
 
@@ -52,7 +54,119 @@ class ProjectFacts:
     high_water_models: dict[str, set[str]] = field(default_factory=dict)
     # the project's Python texts, comments dropped and whitespace collapsed (embedded_in_py)
     py_flat: list[str] = field(default_factory=list)
+    # the project's Python modules (resolved paths), parsed on first use (imported_loaders,
+    # run_by_hand_only)
+    py_texts: dict[Path, str] = field(default_factory=dict)
     _read_cache: dict[str, bool] = field(default_factory=dict)
+    _trees: dict[Path, ast.Module | None] = field(default_factory=dict)
+    _imports: dict[Path, list[tuple[Path | None, str, set[str]]]] | None = None
+    _loaders: dict[Path, set[str]] = field(default_factory=dict)
+
+    def _tree(self, path: Path) -> ast.Module | None:
+        if path not in self._trees:
+            text = self.py_texts.get(path)
+            self._trees[path] = _parse(text) if text is not None else None
+        return self._trees[path]
+
+    def _import_graph(self) -> dict[Path, list[tuple[Path | None, str, set[str]]]]:
+        """Each module's imports: (the project module it resolves to or None, the module's
+        last name, the names imported, `*` for all)."""
+        if self._imports is None:
+            self._imports = {}
+            modules = set(self.py_texts)
+            for p, text in self.py_texts.items():
+                if "import" not in text:
+                    continue
+                tree = self._tree(p)
+                if tree is None:
+                    continue
+                out = []
+                for n in ast.walk(tree):
+                    if isinstance(n, ast.ImportFrom):
+                        mod = n.module or ""
+                        out.append((_resolve(p, mod, n.level, modules), mod.rsplit(".", 1)[-1],
+                                    {a.name for a in n.names}))
+                    elif isinstance(n, ast.Import):
+                        out += [(_resolve(p, a.name, 0, modules), a.name.rsplit(".", 1)[-1],
+                                 {"*"}) for a in n.names]
+                self._imports[p] = out
+        return self._imports
+
+    def _module_loaders(self, module: Path) -> set[str]:
+        """Top-level functions of a project module that write data (a load call, write SQL,
+        a Spark write), directly or through another such function of the module."""
+        if module not in self._loaders:
+            from .python_rules import _is_load
+            from .spark_rules import _writes
+
+            tree = self._tree(module)
+            funcs = {f.name: f for f in (tree.body if tree else [])
+                     if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))}
+            # (a helper writing a log or audit row is bookkeeping, not the load)
+            funcs = {k: f for k, f in funcs.items() if not _BOOKKEEPING.search(k)}
+            found = {name for name, f in funcs.items() if _is_load(f) or _writes(f)}
+            grew = True
+            while grew:
+                more = {name for name, f in funcs.items() if name not in found and any(
+                    isinstance(c, ast.Call) and isinstance(c.func, ast.Name) and c.func.id in found
+                    for c in ast.walk(f))}
+                found |= more
+                grew = bool(more)
+            self._loaders[module] = found
+        return self._loaders[module]
+
+    def imported_loaders(self, path: Path) -> set[str]:
+        """Names `path` imports from the project's own modules (resolved as Python would,
+        from the importing file's folder or one above it) that are functions writing data."""
+        out: set[str] = set()
+        for module, _, names in self._import_graph().get(path.resolve(), []):
+            if module is None or module == path.resolve():
+                continue
+            loaders = self._module_loaders(module)
+            out |= loaders if "*" in names else names & loaders
+        return out
+
+    def run_by_hand_only(self, path: Path, tree: ast.Module, line: int) -> bool:
+        """Is the function holding `line` a library function (a module of definitions only;
+        a plain function, or a method of a class with no base) that the project's modules
+        importing its module never call, or that only tasks of DAGs with no schedule (`@once`,
+        None) call? Its writes then run only when someone runs them by hand: no schedule,
+        retry or backfill repeats them. (A module nothing reviewed imports is run from
+        somewhere else: a command line entry point, a notebook.)"""
+        me = path.resolve()
+        if me not in self.py_texts or not _library(tree):
+            return False
+        func = _holder(tree, line)
+        if func is None:
+            return False
+        name = func.name
+        # referenced in its own module (another function calls it): who calls that is unknown
+        if any((isinstance(n, ast.Name) and n.id == name)
+               or (isinstance(n, ast.Attribute) and n.attr == name)
+               for n in ast.walk(tree)):
+            return False
+        graph = self._import_graph()
+        importers: list[Path] = []
+        callers: list[Path] = []
+        for p, imports in graph.items():
+            if p == me:
+                continue
+            for module, last, _ in imports:
+                if module is None and last == me.stem:
+                    return False  # an import of a module of that name we cannot place
+                if module == me:
+                    importers.append(p)
+                    tree2 = self._tree(p)
+                    if tree2 is not None and _references(tree2, name):
+                        callers.append(p)
+                    break
+        if not importers:
+            return False  # run from somewhere the review does not see (a CLI, a notebook)
+        if not callers:
+            return True  # the modules using this one never call this function
+        from .orchestration import unscheduled_dags_only
+
+        return all((t := self._tree(p)) is not None and unscheduled_dags_only(t) for p in callers)
 
     def names_file(self, path: Path) -> bool:
         """Does another reviewed file name this one (an operator's `sql="sql/x.sql"`)?
@@ -83,6 +197,56 @@ class ProjectFacts:
         return self._read_cache[name]
 
 
+def _resolve(caller: Path, module: str, level: int, modules: set[Path]) -> Path | None:
+    """The project module `from <module> import ...` in `caller` loads: relative to the
+    caller's package for a relative import, else from the caller's folder or one above it
+    (how a script, a DAG folder or a repository root on sys.path finds it)."""
+    parts = [x for x in module.split(".") if x]
+    if level:
+        bases = [caller.parent.parents[level - 2] if level > 1 else caller.parent]
+    else:
+        bases = [caller.parent, *caller.parent.parents]
+    for base in bases:
+        stem = base.joinpath(*parts) if parts else base
+        for cand in (stem.with_suffix(".py") if parts else None, stem / "__init__.py"):
+            if cand is not None and cand in modules:
+                return cand
+    return None
+
+
+def _library(tree: ast.Module) -> bool:
+    """A module of definitions only: imports, functions, classes, constants (no code that
+    runs when it is executed, no `if __name__ == "__main__":`)."""
+    return all(isinstance(s, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef,
+                              ast.ClassDef, ast.Assign, ast.AnnAssign, ast.Pass))
+               or (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))
+               for s in tree.body)
+
+
+def _holder(tree: ast.Module, line: int) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
+    """The undecorated top-level function, or method of a class with no base, around `line`."""
+    for s in tree.body:
+        cands = [s] if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef)) else (
+            [m for m in s.body if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef))]
+            if isinstance(s, ast.ClassDef) and not s.decorator_list and all(
+                dotted(b) == "object" for b in s.bases) else [])
+        for f in cands:
+            if f.lineno <= line <= (f.end_lineno or f.lineno):
+                if f.decorator_list or f.name.startswith("__"):
+                    return None
+                return f
+    return None
+
+
+def _references(tree: ast.Module, name: str) -> bool:
+    """Does the module name `name` in its code (a call, a reference, a string)?"""
+    return any((isinstance(n, ast.Name) and n.id == name)
+               or (isinstance(n, ast.Attribute) and n.attr == name)
+               or (isinstance(n, ast.Constant) and n.value == name)
+               or (isinstance(n, ast.alias) and name in {n.name, n.asname})
+               for n in ast.walk(tree))
+
+
 def _flat_lines(text: str) -> str:
     return "\n".join(re.sub(r"--.*$", "", ln) for ln in text.splitlines())
 
@@ -101,8 +265,13 @@ def _read(path: Path) -> str | None:
 
 
 def _parse(text: str) -> ast.Module | None:
+    import warnings
+
     try:
-        return ast.parse(text)
+        with warnings.catch_warnings():
+            # the reviewed code's own warnings (invalid escapes ...) are not ours
+            warnings.simplefilter("ignore")
+            return ast.parse(text)
     except (SyntaxError, ValueError, RecursionError):
         return None
 
@@ -233,6 +402,7 @@ def project_facts(files: list[Path]) -> ProjectFacts:
     facts.texts = list(texts.values()) if len(texts) > 1 else []
     if facts.texts:
         facts.py_flat = [_flat(_flat_lines(t)) for p, t in texts.items() if p.suffix == ".py"]
+        facts.py_texts = {p.resolve(): t for p, t in texts.items() if p.suffix == ".py"}
     classes: dict[str, str | None] = {}
     for p, text in texts.items():
         if p.suffix == ".py" and "IOManager" in text and "handle_output" in text and "to_sql" in text:

@@ -734,8 +734,22 @@ def _drops_only(body: list[ast.stmt]) -> bool:
         LOAD_CALLS | _OBJECT_WRITES) and not any(_WRITE_HELPER.match(c) for c in calls)
 
 
-def swallowed_load_errors(tree: ast.Module) -> list[Hit]:
-    """IDM206: a broad `except` around a load whose handler neither re-raises nor exits."""
+def _reloads(body: list[ast.stmt]) -> bool:
+    """The handler loads the data itself, outside any `try` of its own (`except: df.to_sql(t,
+    if_exists="replace")` after a failed append): the fallback write fails loudly if it fails,
+    so the load's failure is not swallowed (what the fallback does to the table is its own
+    finding)."""
+    guarded = {id(x) for b in body for t in ast.walk(b) if isinstance(t, ast.Try)
+               for x in ast.walk(t)}
+    return any(isinstance(n, ast.Call) and id(n) not in guarded
+               and dotted(n.func).rsplit(".", 1)[-1] in LOAD_CALLS
+               for b in body for n in ast.walk(b))
+
+
+def swallowed_load_errors(tree: ast.Module, loaders: set[str] | None = None) -> list[Hit]:
+    """IDM206: a broad `except` around a load whose handler neither re-raises nor exits.
+    `loaders`: names of functions of other project modules that write data (imported here);
+    a `try` calling one of them is around a load too."""
     hits: list[Hit] = []
     returners = sql_returners(tree)
     # variables holding a write statement built before the `try` (`sql = f"BULK INSERT {t} ..."`
@@ -750,9 +764,15 @@ def swallowed_load_errors(tree: ast.Module) -> list[Hit]:
                    and any(isinstance(a, ast.Name) and a.id in sql_vars for a in c.args)
                    for c in ast.walk(node))
 
+    loader_names = loaders or set()
+
+    def calls_loader(node: ast.AST) -> bool:
+        return bool(loader_names) and any(isinstance(c, ast.Call) and isinstance(c.func, ast.Name)
+                                     and c.func.id in loader_names for c in ast.walk(node))
+
     for t in ast.walk(tree):
-        if not isinstance(t, ast.Try) or not any(_is_load(s, returners) or runs_sql_var(s)
-                                                 for s in t.body):
+        if not isinstance(t, ast.Try) or not any(
+                _is_load(s, returners) or runs_sql_var(s) or calls_loader(s) for s in t.body):
             continue
         if _drops_only(t.body):
             continue
@@ -775,7 +795,7 @@ def swallowed_load_errors(tree: ast.Module) -> list[Hit]:
             # failure raises (truncate-or-create); nothing is swallowed
             fallback = any(isinstance(n, (ast.Constant, ast.JoinedStr)) and (st := string_of(n))
                            is not None and _CREATE_SQL.match(st.text)
-                           for b in h.body for n in ast.walk(b))
+                           for b in h.body for n in ast.walk(b)) or _reloads(h.body)
             if not escapes and not fallback:
                 hits.append((h.lineno, "IDM206", "the load's failure is logged or ignored"))
     return hits
@@ -1493,6 +1513,70 @@ def skipped_fetch_errors(tree: ast.Module) -> list[Hit]:
     return hits
 
 
+# an HTTP request of a client (requests, httpx, a session, urllib)
+_HTTP_CLIENT = re.compile(r"(^|\.)(requests|httpx|\w*session|\w*client|urllib\w*(\.request)?)$",
+                          re.I)
+
+
+def _http_fetch(call: ast.Call) -> bool:
+    name = dotted(call.func)
+    head, _, last = name.rpartition(".")
+    return last in {"urlopen", "urlretrieve"} or (
+        last in {"get", "post", "request"} and bool(_HTTP_CLIENT.search(head)))
+
+
+def _lands(node: ast.AST) -> bool:
+    """Does the code write what it fetched to a file: one opened for writing, a frame or
+    JSON dumped to it? (A failed load into a database is swallowed_load_errors' business.)"""
+    for n in ast.walk(node):
+        if not isinstance(n, ast.Call):
+            continue
+        last = dotted(n.func).rsplit(".", 1)[-1]
+        if last == "open":
+            mode = literal(n.args[1]) if len(n.args) > 1 else literal(kw(n, "mode"))
+            if isinstance(mode, str) and mode[:1] in {"w", "a"}:
+                return True
+        elif last in {"to_csv", "to_json", "to_parquet", "to_excel", "dump"}:
+            return True
+    return False
+
+
+def swallowed_downloads(tree: ast.Module) -> list[Hit]:
+    """IDM206: the fetch of an extract step fails and its `except` (a fetch error, or any)
+    turns the failure into a normal outcome: it breaks off the polling loop, or returns or
+    records a status message. The file the step writes is not written, the run takes its
+    normal way to the end as a success, and the next step loads what the last run left there
+    (or nothing), with no retry and no alert. The write is in the `try`, or after it in the
+    same block (the `break` skips it). A handler that only logs falls through: the next step
+    meets the missing file and fails loudly."""
+    hits: list[Hit] = []
+    blocks = [b for n in ast.walk(tree) for f in ("body", "orelse", "finalbody")
+              if isinstance(b := getattr(n, f, None), list)]
+    after: dict[int, list[ast.stmt]] = {}
+    for b in blocks:
+        for i, st in enumerate(b):
+            if isinstance(st, ast.Try):
+                after[id(st)] = b[i + 1:]
+    for t in ast.walk(tree):
+        if not isinstance(t, ast.Try) or not any(
+                isinstance(c, ast.Call) and _http_fetch(c) for s in t.body for c in ast.walk(s)):
+            continue
+        if not any(_lands(s) for s in t.body + after.get(id(t), [])):
+            continue
+        for h in t.handlers:
+            types = h.type.elts if isinstance(h.type, ast.Tuple) else [h.type]
+            nodes = [x for b in h.body for x in ast.walk(b)]
+            if any(isinstance(x, (ast.Raise, ast.Continue)) or (
+                    isinstance(x, ast.Call) and (_fails(x) or _lands(x))) for x in nodes):
+                continue
+            settles = any(isinstance(x, (ast.Break, ast.Return, ast.Assign)) for x in nodes)
+            if settles and any(ty is None or _FETCH_ERRORS.search(dotted(ty).rsplit(".", 1)[-1])
+                               for ty in types):
+                hits.append((h.lineno, "IDM206", "a failed download is noted and the run "
+                                                 "ends as a success"))
+    return hits
+
+
 def _fails(call: ast.Call) -> bool:
     """A call that ends the run as a failure. `exit()`, `sys.exit()` and `sys.exit(0)` end it
     with status 0: the scheduler running the script sees a success."""
@@ -1753,6 +1837,7 @@ def review_python(path: str, tree: ast.Module, dialect: str | None) -> FileInfo:
     info.hits.extend(task_clear_then_task_load(tree, info, scopes))
     info.hits.extend(h for h in helper_function_clear_then_load(info, scopes) if h not in info.hits)
     info.hits.extend(skipped_fetch_errors(tree))
+    info.hits.extend(swallowed_downloads(tree))
     info.hits.extend(empty_frame_on_read_error(tree))
     info.hits.extend(parse_time_dates(tree))
     info.hits.extend(helper_clear_then_load(tree))

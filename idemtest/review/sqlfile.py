@@ -110,6 +110,9 @@ def review_sql_file(path: str, text: str, dialect: str | None,
         out.hits = [h for h in out.hits if not (
             h[1] in {"IDM402", "IDM403"} and 0 < h[0] <= len(src) and any(
                 c.lower() in shared for c in _STRICT_COL.findall(src[h[0] - 1])))]
+    if cfg.get("materialized") == "incremental":
+        out.hits += [h for h in _upstream_cursor(text, stem) if (h[0], h[1]) not in
+                     {(ln, r) for ln, r, _ in out.hits}]
     if cfg.get("unique_key"):
         # `day >= max(day)` re-reads the last whole day and merges it on the model's key: a
         # lookback of one period (only a timestamp cursor misses rows late within the day)
@@ -118,6 +121,37 @@ def review_sql_file(path: str, text: str, dialect: str | None,
             h[1] == "IDM402" and 0 < h[0] <= len(src) and any(
                 _DAY_GRAIN.search(c.lower()) for c in _INCLUSIVE_COL.findall(src[h[0] - 1])))]
     return out
+
+
+# `col > (SELECT MAX(col) FROM <model>)`, the model written `{{ ref('m') }}` or by its name
+_MAX_OF_MODEL = re.compile(
+    r"\w+\s*>=?\s*\(?\s*select\s+max\(\s*\w+\s*\)\s+from\s+"
+    r"(?:\{\{-?\s*ref\(\s*['\"](\w+)['\"]\s*\)\s*-?\}\}|([\w.]+))", re.IGNORECASE)
+
+
+def _blank_comments(text: str) -> str:
+    """The SQL with its comments blanked (newlines kept, so line numbers stay)."""
+    def blank(m: re.Match[str]) -> str:
+        return re.sub(r"[^\n]", " ", m.group(0))
+    return re.sub(r"/\*.*?\*/|--[^\n]*", blank, text, flags=re.DOTALL)
+
+
+def _upstream_cursor(text: str, stem: str) -> list[Hit]:
+    """IDM404 for an incremental model whose cursor is the MAX of an upstream model
+    (`where d > (select max(d) from {{ ref('parent') }})`, or the parent by name beside a
+    `-- depends_on: {{ ref('parent') }}`): dbt builds the parent first, in the same run, so the
+    cursor has already moved past the rows this run should take; they are filtered out and
+    never loaded. (The model's own MAX, `{{ this }}`, is what it has loaded.)"""
+    refs = {r.lower() for r in _REF_NAME.findall(text)} - {stem.lower()}
+    hits: list[Hit] = []
+    code = _blank_comments(text)
+    for m in _MAX_OF_MODEL.finditer(code):
+        model = (m.group(1) or m.group(2).rsplit(".", 1)[-1]).lower()
+        if model in refs:
+            line = code.count("\n", 0, m.start()) + 1
+            hits.append((line, "IDM404", f"the cursor is the max of {model}, built first in "
+                                         "the same run"))
+    return hits
 
 
 def _review_body(path: str, stem: str, text: str, rendered_text: str, dialect: str | None,
@@ -151,9 +185,11 @@ def _review_body(path: str, stem: str, text: str, rendered_text: str, dialect: s
              if h[0] not in flagged]
     upserted = {st.line for st in parsed.statements if _upserted_rows(st.expr, siblings or [])}
     hits = [h for h in hits if not (h[1] == "IDM201" and h[0] in upserted)]
-    if _seed_script(parsed.statements):
+    if not logical and _seed_script(parsed.statements):
         # rows typed into the script: a re-run puts back the same fixed rows (a key makes it
-        # fail loudly); reference data set up by hand, no load of a source to make idempotent
+        # fail loudly); reference data set up by hand, no load of a source to make idempotent.
+        # (Rows stamped with the run's date, `VALUES ('x', '{{ ds }}')`, are a task's: every
+        # scheduled run adds its own, and a re-run of an interval adds it again.)
         hits = [h for h in hits if h[1] not in {"IDM201", "IDM301"}]
     return hits
 

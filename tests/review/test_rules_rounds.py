@@ -1704,3 +1704,240 @@ def test_failed_http_answer_skipped_in_an_asset(tmp_path: Path) -> None:
                     ) == [(9, "IDM206")]
     # outside an asset/op (a partition mapping, a helper) nothing is materialised from it
     assert findings(tmp_path, "b.py", _STATUS_SKIP.format(decorator="")) == []
+
+
+# ---- round 13 (review10) ----------------------------------------------------------------
+
+_APPEND_OR_REPLACE = """import pandas as pd
+from sqlalchemy import create_engine
+
+engine = create_engine("postgresql://etl@db/crm")
+deals = pd.read_csv("exports/deals.csv")
+try:
+    deals.to_sql("deals", engine, if_exists="append", index=False)
+except Exception:
+    {handler}
+"""
+
+
+def test_handler_that_loads_itself_swallows_nothing(tmp_path: Path) -> None:
+    # the fallback write fails loudly if it fails: nothing is swallowed (the append is still
+    # reported on its own line)
+    assert findings(tmp_path, "a.py", _APPEND_OR_REPLACE.format(
+        handler='deals.to_sql("deals", engine, if_exists="replace", index=False)')) == [
+        (7, "IDM202")]
+    assert findings(tmp_path, "b.py", _APPEND_OR_REPLACE.format(
+        handler='print("could not load deals")')) == [(7, "IDM202"), (8, "IDM206")]
+
+
+_COUNTING_DAG = """from datetime import datetime
+
+import requests
+from airflow import DAG
+from airflow.operators.bash import BashOperator
+from airflow.operators.python import BranchPythonOperator, PythonOperator
+
+
+def count_permits():
+    rows = requests.get("https://data.example.org/permits.json").json()
+    {extra}
+    return len(rows)
+
+
+def choose(ti):
+    return "enough" if ti.xcom_pull(task_ids="count_permits") > 100 else "too_few"
+
+
+with DAG("permit_count", start_date=datetime(2024, 1, 1), schedule="@hourly",
+         catchup=False) as dag:
+    count = PythonOperator(task_id="count_permits", python_callable=count_permits)
+    branch = BranchPythonOperator(task_id="choose", python_callable=choose)
+    enough = BashOperator(task_id="enough", bash_command="echo ok")
+    too_few = BashOperator(task_id="too_few", bash_command="echo low")
+    count >> branch >> [enough, too_few]
+"""
+
+
+def test_dag_whose_tasks_only_fetch_and_count_writes_nothing(tmp_path: Path) -> None:
+    # fetching, parsing and counting change no data: DAG hygiene does not arise
+    assert findings(tmp_path, "a.py", _COUNTING_DAG.format(extra="")) == []
+    # a task that also writes what it fetched makes the DAG's overlap matter
+    risky = findings(tmp_path, "b.py", _COUNTING_DAG.format(
+        extra='open("/data/permits.json", "w").write(str(rows))'))
+    assert (19, "IDM102") in risky
+
+
+def test_values_stamped_with_the_run_date_are_no_seed(tmp_path: Path) -> None:
+    # a row stamped {{ ds }} is written by every scheduled run: a re-run adds it again
+    assert findings(tmp_path, "a.sql", "INSERT INTO heartbeat (source, run_day)\n"
+                                       "VALUES ('crm', '{{ ds }}');\n") == [(1, "IDM201")]
+    # constants typed into the script are reference data set up by hand
+    assert findings(tmp_path, "b.sql", "INSERT INTO heartbeat (source, run_day)\n"
+                                       "VALUES ('crm', '2024-01-01');\n") == []
+
+
+_CHILD_MODEL = """-- depends_on: {{{{ ref('fct_invoices') }}}}
+{{{{ config(materialized='incremental', unique_key=['invoice_id', 'line_no']) }}}}
+
+select l.*, i.invoice_date
+from {{{{ source('billing', 'invoice_lines') }}}} as l
+join {{{{ source('billing', 'invoices') }}}} as i on i.invoice_id = l.invoice_id
+{{% if is_incremental() %}}
+  where i.invoice_date > (select max(invoice_date) from {cursor})
+{{% endif %}}
+"""
+
+
+def test_cursor_taken_from_an_upstream_model(tmp_path: Path) -> None:
+    # dbt builds fct_invoices first in the same run: its max already covers the invoices whose
+    # lines this run should take (IDM402/IDM403 are reported on the same filter)
+    assert (8, "IDM404") in findings(tmp_path, "a.sql", _CHILD_MODEL.format(cursor="fct_invoices"))
+    assert (8, "IDM404") in findings(tmp_path, "b.sql", _CHILD_MODEL.format(
+        cursor="{{ ref('fct_invoices') }}"))
+    # its own max is what it has loaded
+    assert (8, "IDM404") not in findings(tmp_path, "c.sql", _CHILD_MODEL.format(
+        cursor="{{ this }}"))
+
+
+def _project(tmp_path: Path, files: dict[str, str]) -> list[tuple[str, int, str]]:
+    for name, text in files.items():
+        p = tmp_path / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text, encoding="utf-8")
+    result = review_paths([tmp_path])
+    return sorted((f.file.rsplit("/", 1)[-1], f.line, f.rule_id) for f in result.findings)
+
+
+_STAGES = """import pandas as pd
+from sqlalchemy import create_engine
+
+
+def refresh_prices(engine):
+    {body}
+"""
+
+_NIGHTLY = """from stages.prices import *
+
+try:
+    refresh_prices(None)
+    print("nightly refresh done")
+except:
+    print("nightly refresh failed")
+"""
+
+
+def test_try_around_the_projects_own_load_functions(tmp_path: Path) -> None:
+    # refresh_prices (another module of the project) writes: the bare except swallows its failure
+    risky = _project(tmp_path / "a", {
+        "stages/prices.py": _STAGES.format(
+            body='pd.read_csv("prices.csv").to_sql("prices", engine, if_exists="replace")'),
+        "nightly.py": _NIGHTLY})
+    assert ("nightly.py", 6, "IDM206") in risky
+    # a function that only reads and prints loads nothing
+    safe = _project(tmp_path / "b", {
+        "stages/prices.py": _STAGES.format(body='print(pd.read_csv("prices.csv").shape)'),
+        "nightly.py": _NIGHTLY})
+    assert safe == []
+
+
+_REPORT_POLL = """import time
+
+import requests
+
+while True:
+    try:
+        answer = requests.post("https://api.example.com/reports", json={{"day": "2024-03-01"}})
+        if answer.status_code == 200:
+            break
+        time.sleep(30)
+    except requests.ConnectionError:
+        {handler}
+    with open("landing/report.tsv", "w", encoding="utf-8") as out:
+        out.write(answer.text)
+"""
+
+_DOWNLOAD_STATUS = """import json
+
+import requests
+
+
+def download(url: str, path: str) -> str:
+    try:
+        data = requests.get(url, timeout=30).json()
+        with open(path, "w") as f:
+            json.dump(data, f)
+        status = "downloaded"
+    except Exception as e:
+        {handler}
+    return status
+"""
+
+
+def test_failed_download_turned_into_a_normal_end(tmp_path: Path) -> None:
+    # the handler breaks off the polling loop (or records a status): the landing file keeps the
+    # last run's report, the script exits 0 and the next step loads the old file again
+    assert findings(tmp_path, "a.py", _REPORT_POLL.format(
+        handler='print("no connection")\n        break')) == [(11, "IDM206")]
+    assert findings(tmp_path, "b.py", _REPORT_POLL.format(handler="raise")) == []
+    assert findings(tmp_path, "c.py", _DOWNLOAD_STATUS.format(
+        handler='status = f"download failed: {e}"')) == [(12, "IDM206")]
+    # a handler that only logs falls through: the next step meets the missing file, loudly
+    assert findings(tmp_path, "d.py", _DOWNLOAD_STATUS.format(handler="print(e)")) == []
+    assert findings(tmp_path, "e.py", _DOWNLOAD_STATUS.format(
+        handler="raise RuntimeError(url) from e")) == []
+
+
+_COPY_HELPER = """import psycopg2
+
+
+class TableCopier:
+    def __init__(self, dsn):
+        self.conn = psycopg2.connect(dsn)
+
+    def dump_tables(self, tables):
+        with self.conn.cursor() as cur:
+            for t in tables:
+                with open(f"dump/{t}.csv", "w") as f:
+                    cur.copy_expert(f"COPY {t} TO STDOUT WITH CSV HEADER", f)
+
+    def load_tables(self, tables):
+        with self.conn.cursor() as cur:
+            for t in tables:
+                with open(f"dump/{t}.csv") as f:
+                    cur.copy_expert(f"COPY {t} FROM STDIN WITH CSV HEADER", f)
+        self.conn.commit()
+"""
+
+_COPY_DAG = """from datetime import datetime
+
+from airflow import DAG
+from airflow.operators.python import PythonOperator
+
+from helpers.copier import TableCopier
+
+
+def load():
+    TableCopier("dbname=dw").{method}(["orders", "customers"])
+
+
+with DAG("copy_tables", start_date=datetime(2024, 1, 1), schedule={schedule},
+         catchup=False, max_active_runs=1) as dag:
+    PythonOperator(task_id="load", python_callable=load)
+"""
+
+
+def test_library_append_no_scheduled_code_runs(tmp_path: Path) -> None:
+    risky = _project(tmp_path / "a", {"helpers/copier.py": _COPY_HELPER, "dag.py": _COPY_DAG.format(
+        method="load_tables", schedule='"@daily"')})
+    assert ("copier.py", 18, "IDM201") in risky
+    # called only by a DAG run once (or by hand)
+    once = _project(tmp_path / "b", {"helpers/copier.py": _COPY_HELPER, "dag.py": _COPY_DAG.format(
+        method="load_tables", schedule='"@once"')})
+    assert ("copier.py", 18, "IDM201") not in once
+    # the project's modules use the class but never call this method
+    unused = _project(tmp_path / "c", {"helpers/copier.py": _COPY_HELPER, "dag.py": _COPY_DAG.format(
+        method="dump_tables", schedule='"@daily"')})
+    assert ("copier.py", 18, "IDM201") not in unused
+    # a module nothing reviewed imports is run from elsewhere (a CLI, a notebook): kept
+    alone = _project(tmp_path / "d", {"helpers/copier.py": _COPY_HELPER})
+    assert ("copier.py", 18, "IDM201") in alone
