@@ -143,7 +143,8 @@ def review_file(path: Path, display: str, dialect: str | None, result: ReviewRes
                     display, "database helper of data generators only (the modules importing "
                              "it make up their rows); --include-tests reviews it"))
                 return
-            info = review_python(display, tree, file_dialect)
+            info = review_python(display, tree, file_dialect,
+                                 facts.imported_sql(path) if facts is not None else None)
             if facts is not None:
                 info.appending_io = facts.appending_io
                 info.sql_file_writes = facts.sql_file_writes

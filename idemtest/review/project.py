@@ -126,6 +126,44 @@ class ProjectFacts:
             out |= loaders if "*" in names else names & loaders
         return out
 
+    def imported_sql(self, path: Path) -> dict[str, ast.FunctionDef]:
+        """The SQL-returning functions (a body of one `return f\"\"\"insert ...\"\"\"`) of the
+        project's own modules that `path` imports, by the name it calls them with:
+        `queries.insert_day` after `from . import queries`, `insert_day` after `from .queries
+        import insert_day`. Their statements run where the caller executes what they return."""
+        from .python_rules import returned_sql_text
+
+        me = path.resolve()
+        tree = self._tree(me)
+        if tree is None:
+            return {}
+        modules = set(self.py_texts)
+
+        def returners(module: Path | None) -> dict[str, ast.FunctionDef]:
+            t = self._tree(module) if module is not None and module != me else None
+            return {f.name: f for f in (t.body if t else []) if isinstance(f, ast.FunctionDef)
+                    and returned_sql_text(f) is not None}
+
+        out: dict[str, ast.FunctionDef] = {}
+        for n in tree.body:
+            if isinstance(n, ast.ImportFrom):
+                mod = n.module or ""
+                for a in n.names:
+                    # `from . import queries`: a module; `from .queries import f`: a function
+                    sub = _resolve(me, f"{mod}.{a.name}" if mod else a.name, n.level, modules)
+                    alias = a.asname or a.name
+                    if sub is not None:
+                        out.update({f"{alias}.{k}": f for k, f in returners(sub).items()})
+                    else:
+                        f = returners(_resolve(me, mod, n.level, modules)).get(a.name)
+                        if f is not None:
+                            out[alias] = f
+            elif isinstance(n, ast.Import):
+                for a in n.names:
+                    funcs = returners(_resolve(me, a.name, 0, modules))
+                    out.update({f"{a.asname or a.name}.{k}": f for k, f in funcs.items()})
+        return out
+
     def run_by_hand_only(self, path: Path, tree: ast.Module, line: int) -> bool:
         """Is the function holding `line` a library function (a module of definitions only;
         a plain function, or a method of a class with no base) that the project's modules

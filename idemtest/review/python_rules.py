@@ -193,6 +193,9 @@ class FileInfo:
     task_appends: list[tuple[int, bool]] = field(default_factory=list)
     # lines of the IDM202 findings that are such a load half (dropped, the clear is IDM301)
     reload_halves: set[int] = field(default_factory=set)
+    # SQL-returning functions of the project's other modules, by the name this file calls
+    # them with (`queries.insert_day`): run where this file executes what they return
+    imported_sql: dict[str, ast.FunctionDef] = field(default_factory=dict)
 
 
 def imports_of(tree: ast.Module) -> set[str]:
@@ -259,6 +262,85 @@ def _returner_called(n: ast.AST, returners: dict[str, ast.expr]) -> ast.expr | N
     return returners.get(name) if name else None
 
 
+_KEYED_INSERT = re.compile(r"^\s*insert\s+or\s+(?:replace|ignore)\s+into\b", re.I)
+
+
+def returned_sql_text(f: ast.AST) -> ast.expr | None:
+    """The SQL string a function or lambda only returns (`def insert_day(day, women=False):
+    return f"insert into {'t_w' if women else 't'} ..."`, `lambda w: f"drop table ..."`)."""
+    if isinstance(f, ast.Lambda):
+        value: ast.expr | None = f.body
+    elif isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        body = [b for b in f.body if not (isinstance(b, ast.Expr)
+                                          and isinstance(b.value, ast.Constant))]
+        if not body or not isinstance(body[-1], ast.Return) \
+                or not all(isinstance(b, ast.Assign) for b in body[:-1]):
+            return None
+        value = body[-1].value
+        # `q = lambda w: f"..."; query = q(women); return query`: the text is the lambda's
+        bound = {t.id: b.value for b in body[:-1] if isinstance(b, ast.Assign)
+                 for t in b.targets if isinstance(t, ast.Name)}
+        if isinstance(value, ast.Name):
+            value = bound.get(value.id)
+        if isinstance(value, ast.Call) and isinstance(value.func, ast.Name) \
+                and isinstance(bound.get(value.func.id), ast.Lambda):
+            value = bound[value.func.id].body  # type: ignore[attr-defined]
+    else:
+        return None
+    s = string_of(value) if value is not None else None
+    if s is None or not (SQL_LIKE.match(s.text) or _KEYED_INSERT.match(s.text)):
+        return None
+    return value
+
+
+def _bound_args(f: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda,
+                call: ast.Call) -> dict[str, object]:
+    """Parameter -> the literal value the call gives it (or its literal default); parameters
+    given something else are left out (unknown)."""
+    a = f.args
+    params = [p.arg for p in a.posonlyargs + a.args]
+    out: dict[str, object] = {}
+    for p, d in zip(params[len(params) - len(a.defaults):], a.defaults, strict=False):
+        out[p] = literal(d)
+    for kwarg, kd in zip(a.kwonlyargs, a.kw_defaults, strict=False):
+        if kd is not None:
+            out[kwarg.arg] = literal(kd)
+    given = dict(zip(params, call.args, strict=False))
+    given.update({k.arg: k.value for k in call.keywords if k.arg})
+    for p, v in given.items():
+        val = literal(v)
+        if val is None:
+            out.pop(p, None)
+        else:
+            out[p] = val
+    return out
+
+
+def _render_returned(value: ast.expr, bound: dict[str, object]) -> PyString | None:
+    """The text a SQL-returning function gives for these arguments: `{'t_w' if women else
+    't'}` takes the branch the bound value picks (the `else` one when it is not known)."""
+    if not isinstance(value, ast.JoinedStr):
+        return string_of(value)
+    parts: list[str] = []
+    for v in value.values:
+        if isinstance(v, ast.Constant) and isinstance(v.value, str):
+            parts.append(v.value)
+        elif isinstance(v, ast.FormattedValue):
+            x = v.value
+            if isinstance(x, ast.IfExp):
+                test, negate = x.test, False
+                if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+                    test, negate = test.operand, True
+                key = test.id if isinstance(test, ast.Name) else None
+                pick = (bool(bound[key]) != negate) if key in bound else False
+                x = x.body if pick else x.orelse
+            if isinstance(x, ast.Constant) and isinstance(x.value, str):
+                parts.append(x.value)
+            else:
+                parts.append(ident(ast.unparse(x)))
+    return PyString("".join(parts), value.lineno)
+
+
 class _ScopeWalker:
     """Collects the events of one scope in source order (nested defs are other scopes)."""
 
@@ -274,10 +356,21 @@ class _ScopeWalker:
         self.op_blocks: list[tuple[int, int, ast.Call]] = []
         self.op_names: dict[str, ast.Call] = {}
         self.sql_vars: dict[str, PyString] = {}  # `query = "SELECT ..."`, for `query += ...`
+        # `drop_sql = lambda w: f"drop table ..."`: local SQL-returning lambdas
+        self.sql_lambdas: dict[str, ast.Lambda] = {}
+        # `insert_sql = queries.insert_day(day)`: a variable holding what a SQL-returning
+        # function gave, (function, call, the text keeps its own line)
+        self.helper_vars: dict[str, tuple[ast.AST, ast.Call, bool]] = {}
 
     # --- emitting -------------------------------------------------------------
     def sql_string(self, node: ast.AST) -> None:
         s = string_of(node)
+        if s is not None and isinstance(node, ast.JoinedStr) and any(
+                isinstance(v, ast.FormattedValue) and isinstance(v.value, ast.IfExp)
+                for v in node.values):
+            # `{'t_women' if women else 't'}`: one of two tables, taken as a SQL-returning
+            # helper takes it (the `else` one), so the clear and the load name the same table
+            s = _render_returned(node, {})
         if s is None or id(node) in self.seen_strings or not SQL_LIKE.match(s.text):
             return
         self.seen_strings.add(id(node))
@@ -383,6 +476,8 @@ class _ScopeWalker:
     def visit_assign(self, node: ast.Assign) -> None:
         self.visit(node.value)
         names = [t.id for t in node.targets if isinstance(t, ast.Name)]
+        if len(names) == 1:
+            self.note_helper_sql(names[0], node.value)
         text = string_of(node.value)
         if len(names) == 1 and text is not None and SQL_LIKE.match(text.text):
             self.sql_vars[names[0]] = text
@@ -410,9 +505,50 @@ class _ScopeWalker:
         params += [p.arg for p in (a.vararg, a.kwarg) if p is not None]
         return any(DATE_PARAM.search(p.lower()) for p in params)
 
+    def note_helper_sql(self, name: str, value: ast.expr) -> None:
+        if isinstance(value, ast.Lambda) and returned_sql_text(value) is not None:
+            self.sql_lambdas[name] = value
+        elif isinstance(value, ast.Call):
+            helper = self._sql_helper(value)
+            if helper is not None:
+                self.helper_vars[name] = (helper[0], value, helper[1])
+
+    def _sql_helper(self, call: ast.Call) -> tuple[ast.AST, bool] | None:
+        """The SQL-returning function a call runs: a local lambda (its text is in this file)
+        or a function of an imported project module (its text is elsewhere)."""
+        name = dotted(call.func)
+        if isinstance(call.func, ast.Name) and name in self.sql_lambdas:
+            return self.sql_lambdas[name], True
+        f = self.info.imported_sql.get(name)
+        return (f, False) if f is not None else None
+
+    def helper_sql(self, arg: ast.expr, line: int) -> None:
+        """`conn.execute(queries.insert_day(day))`, `conn.execute(insert_sql)`: the statement
+        the helper returns runs here (on its own line when it is written in this file)."""
+        if isinstance(arg, ast.Name) and arg.id in self.helper_vars:
+            f, call, own_line = self.helper_vars[arg.id]
+        elif isinstance(arg, ast.Call) and (h := self._sql_helper(arg)) is not None:
+            (f, own_line), call = h, arg
+        else:
+            return
+        value = returned_sql_text(f)
+        if value is None or not isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef,
+                                               ast.Lambda)):
+            return
+        s = _render_returned(value, _bound_args(f, call))
+        if s is None:
+            return
+        parsed = parse_sql(normalise_placeholders(s.text), self.info.dialect,
+                           s.line if own_line else line)
+        for st in parsed.statements:
+            self.scope.events.append(Event("sql", st.line if own_line else line, stmt=st))
+
     def visit_call(self, node: ast.Call) -> None:
         name = dotted(node.func)
         last = name.rsplit(".", 1)[-1]
+        if last in _EXEC_CALLS and node.args and (self.helper_vars or self.sql_lambdas
+                                                  or self.info.imported_sql):
+            self.helper_sql(node.args[0], node.lineno)
         if last in _EXEC_CALLS and self.info.sql_returners:
             # only where it is run: the same helper handed to a log line executes nothing
             for a in list(node.args) + [k.value for k in node.keywords]:
@@ -1798,8 +1934,10 @@ def operator_appends(tree: ast.Module) -> list[Hit]:
     return hits
 
 
-def review_python(path: str, tree: ast.Module, dialect: str | None) -> FileInfo:
+def review_python(path: str, tree: ast.Module, dialect: str | None,
+                  imported_sql: dict[str, ast.FunctionDef] | None = None) -> FileInfo:
     info = FileInfo(path, dialect, autocommit=_file_autocommit(tree))
+    info.imported_sql = imported_sql or {}
     info.sql_returners = sql_returners(tree)
     for stmt in tree.body:
         if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and \
@@ -1828,8 +1966,8 @@ def review_python(path: str, tree: ast.Module, dialect: str | None) -> FileInfo:
         w.order_by_dependencies(f)
         scopes.append((f, sc))
         info.tables[id(f)] = scope_tables(sc)
-    for _, sc in scopes:
-        info.hits.extend(scope_hits(sc))
+    for holder, sc in scopes:
+        info.hits.extend(h for h in scope_hits(sc) if not _only_returns(holder, h))
     info.hits.extend(swallowed_load_errors(tree))
     info.hits.extend(success_whatever_upstream(tree))
     info.hits.extend(asset_clear_then_io_manager_load(scopes))
@@ -1853,6 +1991,13 @@ def review_python(path: str, tree: ast.Module, dialect: str | None) -> FileInfo:
     keyed = info.reload_halves | anti_joined_appends(tree) | guarded
     info.hits = [h for h in info.hits if not (h[1] == "IDM202" and h[0] in keyed)]
     return info
+
+
+def _only_returns(f: ast.AST | None, hit: Hit) -> bool:
+    """A function that only returns its SQL text runs nothing: the order of writes is judged
+    where its caller executes it (what the statement says, a cursor, a key, stays here)."""
+    return hit[1] in {"IDM201", "IDM301", "IDM502", "IDM404"} and f is not None \
+        and returned_sql_text(f) is not None
 
 
 _BATCH_WRITES = {"to_sql", "executemany", "insert_rows", "execute_values", "execute_batch",

@@ -93,6 +93,15 @@ def _is_state(name: str | None) -> bool:
     return bool(name and STATE_TABLE.search(_last(name)))
 
 
+# A copy kept aside (`orders_backup`, `bak_orders`): no reader depends on it, and refreshing it
+# (drop, then CREATE ... AS SELECT from the live table) leaves the live table as it was.
+BACKUP_TABLE = re.compile(r"(^|_)(backup|bak|bkp)($|_)")
+
+
+def _is_backup(name: str | None) -> bool:
+    return bool(name and BACKUP_TABLE.search(_last(name)))
+
+
 def _is_log(name: str | None) -> bool:
     return bool(name and LOG_TABLE.search(_last(name)))
 
@@ -139,6 +148,20 @@ def _has_lookback(node: exp.Expression) -> bool:
     return False
 
 
+def _bound_column(node: exp.Expression) -> exp.Expression | None:
+    """The column a comparison bounds: the column itself, or a column seen through a day or
+    type conversion or an aggregate (`DATE(event_time) > ...`, `CAST(ts AS DATE) > ...`,
+    `HAVING MAX(event_time) > ...`): the bound still follows that column."""
+    from sqlglot import exp
+
+    if isinstance(node, exp.Column):
+        return node
+    if isinstance(node, (exp.Date, exp.Cast, exp.TryCast, exp.TsOrDsToDate, exp.Max)) \
+            and isinstance(node.this, exp.Column):
+        return node.this
+    return None
+
+
 def _comparisons(where: exp.Expression) -> list[tuple[Any, Any, Any, bool, bool]]:
     """(node, column, other side, lower bound?, strict?) for each bound on a column."""
     from sqlglot import exp
@@ -147,9 +170,13 @@ def _comparisons(where: exp.Expression) -> list[tuple[Any, Any, Any, bool, bool]
     for cmp in where.find_all(exp.GT, exp.GTE, exp.LT, exp.LTE, exp.EQ):
         left, right = cmp.this, cmp.expression
         flipped = False
-        if not isinstance(left, exp.Column) and isinstance(right, exp.Column):
+        if _bound_column(left) is None and _bound_column(right) is not None:
             left, right, flipped = right, left, True
-        if not isinstance(left, exp.Column):
+        if not isinstance(left, exp.Column) and (isinstance(cmp, exp.EQ)
+                                                 or not _is_cursor_value(right)):
+            continue  # only a cursor bound is followed through DATE()/CAST()/MAX()
+        left = _bound_column(left)
+        if left is None:
             continue
         if isinstance(cmp, exp.EQ):
             out.append((cmp, left, right, True, False))
@@ -199,7 +226,7 @@ def _rebuilds(e: exp.Expression, scope: Scope | None) -> bool:
     return isinstance(e, exp.Query) and scope is not None and scope.rebuilds
 
 
-def _where_clauses(expr: exp.Expression) -> list[exp.Where]:
+def _where_clauses(expr: exp.Expression) -> list[exp.Expression]:
     from sqlglot import exp
 
     if isinstance(expr, (exp.Delete, exp.Update)):
@@ -207,7 +234,8 @@ def _where_clauses(expr: exp.Expression) -> list[exp.Where]:
         # subqueries read sources.
         own = expr.args.get("where")
         return [w for w in expr.find_all(exp.Where) if w is not own]
-    return list(expr.find_all(exp.Where))
+    # a HAVING filters the groups a query reads: `HAVING MAX(t) > (SELECT MAX(t) ...)` too
+    return [*expr.find_all(exp.Where), *expr.find_all(exp.Having)]
 
 
 def statement_hits(stmt: Statement, scope: Scope | None) -> list[Hit]:
@@ -375,6 +403,8 @@ def _is_bare_append(stmt: Statement) -> str | None:
     if isinstance(e, exp.Insert):
         if e.args.get("overwrite") or e.args.get("conflict") is not None:
             return None
+        if str(e.args.get("alternative") or "").upper() in {"REPLACE", "IGNORE"}:
+            return None  # SQLite/DuckDB INSERT OR REPLACE / OR IGNORE: keyed on the primary key
         target = table_name(e.this)
         source = e.expression
         # INSERT ... SELECT ... WHERE NOT EXISTS (... target ...): an anti-join on the target.
@@ -458,7 +488,7 @@ def scope_hits(scope: Scope) -> list[Hit]:
                     pruned_against.setdefault(t, set()).update(tables_read(st.expr))
                     later = [j for j in range(i + 1, len(events)) if in_tables(t, writes(j))]
                     if (later and txn[later[0]] != txn[i] and not _is_staging(t)
-                            and not _is_state(t)):
+                            and not _is_state(t) and not _is_backup(t)):
                         rule = "IDM502" if scope.backfill else "IDM301"
                         hits.append((ev.line, rule, f"{_last(t)} is cleared and reloaded in "
                                                     "separate transactions"))

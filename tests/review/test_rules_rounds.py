@@ -1941,3 +1941,146 @@ def test_library_append_no_scheduled_code_runs(tmp_path: Path) -> None:
     # a module nothing reviewed imports is run from elsewhere (a CLI, a notebook): kept
     alone = _project(tmp_path / "d", {"helpers/copier.py": _COPY_HELPER})
     assert ("copier.py", 18, "IDM201") in alone
+
+
+# round 15
+
+_SQL_HELPERS = '''def create_readings(region: bool = False) -> str:
+    return f"""
+    create table if not exists {'readings_region' if region else 'readings'} (
+        station_id INT, day DATE, value DOUBLE)
+    """
+
+
+def insert_readings(day: str, region: bool = False) -> str:
+    """the day's readings from the landed files"""
+    return f"""
+    insert into {'readings_region' if region else 'readings'}
+    select station_id, '{day}'::DATE, value from read_json('landing/{day}/*.json')
+    """
+'''
+
+_READINGS_ASSET = '''from dagster import AssetExecutionContext, asset
+from dagster_duckdb import DuckDBResource
+
+from . import sql
+
+
+@asset
+def readings(context: AssetExecutionContext, duckdb: DuckDBResource) -> None:
+    day = context.partition_key
+    with duckdb.get_connection() as conn:
+        conn.execute(sql.create_readings())
+        {clear}
+        conn.execute(sql.insert_readings(day))
+
+
+@asset
+def readings_region(context: AssetExecutionContext, duckdb: DuckDBResource) -> None:
+    day = context.partition_key
+    load = sql.insert_readings(day, region=True)
+    with duckdb.get_connection() as conn:
+        conn.execute("delete from readings_region where day = ?", [day])
+        conn.execute(load)
+'''
+
+
+def test_sql_of_an_imported_helper_module_runs_where_it_is_executed(tmp_path: Path) -> None:
+    # a delete of the day committed (DuckDB autocommit) before the insert the project's SQL
+    # module returns: the gap is judged in the asset; the helper module itself runs nothing
+    risky = _project(tmp_path / "a", {"pipe/__init__.py": "", "pipe/sql.py": _SQL_HELPERS,
+                                      "pipe/assets.py": _READINGS_ASSET.format(
+                                          clear='conn.execute(f"delete from readings where '
+                                                'day = \'{day}\'")')})
+    assert ("assets.py", 12, "IDM301") in risky
+    assert ("assets.py", 21, "IDM301") in risky  # region=True picks the other table
+    assert not [f for f in risky if f[0] == "sql.py"]
+    # no clear: the insert is no reload (and the helper's append is not reported twice)
+    safe = _project(tmp_path / "b", {"pipe/__init__.py": "", "pipe/sql.py": _SQL_HELPERS,
+                                     "pipe/assets.py": _READINGS_ASSET.format(clear="pass")})
+    assert not [f for f in safe if f[2] == "IDM301" and f[1] == 12]
+
+
+_LAMBDA_DROP = '''from dagster import asset
+from dagster_duckdb import DuckDBResource
+
+
+@asset
+def stations(duckdb: DuckDBResource, women: bool = False) -> None:
+    drop_sql = lambda w: f"""
+        drop table if exists {'stations_w' if w else 'stations'};
+    """
+    {load}
+'''
+
+
+def test_sql_returned_by_a_local_lambda_is_run_where_executed(tmp_path: Path) -> None:
+    load = ('with duckdb.get_connection() as conn:\n'
+            '        conn.execute(drop_sql(women))\n'
+            '        conn.execute("create table stations as select * from read_csv(\'s.csv\')")')
+    risky = findings(tmp_path, "stations.py", _LAMBDA_DROP.replace("{load}", load))
+    assert (8, "IDM301") in risky
+    one_statement = ('with duckdb.get_connection() as conn:\n'
+                     '        conn.execute("create or replace table stations as '
+                     'select * from read_csv(\'s.csv\')")')
+    assert (8, "IDM301") not in findings(tmp_path, "stations2.py",
+                                         _LAMBDA_DROP.replace("{load}", one_statement))
+
+
+_FACTORS = '''import duckdb
+
+
+def save_factors(conn, frame):
+    conn.register("frame", frame)
+    conn.execute("""
+        WITH ranked AS (SELECT team_id, stat, value FROM frame)
+        INSERT {how} INTO team_factors
+        SELECT team_id, stat, value FROM ranked
+    """)
+'''
+
+
+def test_insert_or_replace_is_keyed(tmp_path: Path) -> None:
+    assert (7, "IDM201") in findings(tmp_path, "f1.py", _FACTORS.format(how=""))
+    assert (7, "IDM201") not in findings(tmp_path, "f2.py", _FACTORS.format(how="OR REPLACE"))
+    assert (7, "IDM201") not in findings(tmp_path, "f3.py", _FACTORS.format(how="OR IGNORE"))
+
+
+_BACKUP = '''import duckdb
+
+
+def refresh_copy(conn):
+    conn.execute("DROP TABLE IF EXISTS {name}")
+    conn.execute("CREATE TABLE {name} AS SELECT * FROM scores_live")
+'''
+
+
+def test_refreshing_a_backup_copy_is_no_gap(tmp_path: Path) -> None:
+    assert (5, "IDM301") in findings(tmp_path, "b1.py", _BACKUP.format(name="scores"))
+    assert (5, "IDM301") not in findings(tmp_path, "b2.py", _BACKUP.format(name="scores_backup"))
+
+
+_HIGH_WATER = """{{{{ config(materialized='incremental', unique_key='order_id') }}}}
+
+select order_id, customer_id, placed_at, date(placed_at) as placed_day
+from {{{{ ref('stg_orders') }}}}
+{{% if is_incremental() %}}
+{filter}
+{{% endif %}}
+"""
+
+
+def test_cursor_through_date_or_an_aggregate(tmp_path: Path) -> None:
+    day = findings(tmp_path, "models/a.sql", _HIGH_WATER.format(
+        filter="where date(placed_at) > (select max(placed_day) from {{ this }})"))
+    assert (6, "IDM402") in day and (6, "IDM403") in day
+    grouped = findings(tmp_path, "models/b.sql", _HIGH_WATER.format(
+        filter="group by 1, 2, 3\nhaving max(placed_at) > (select max(placed_at) from {{ this }})"))
+    assert (7, "IDM402") in grouped and (7, "IDM403") in grouped
+    safe = findings(tmp_path, "models/c.sql", _HIGH_WATER.format(
+        filter="where date(placed_at) >= (select max(placed_day) - 3 from {{ this }})"))
+    assert not [f for f in safe if f[1] in {"IDM402", "IDM403"}]
+    # a day picked from the clock through DATE() is as before (not a cursor)
+    today = findings(tmp_path, "models/d.sql", _HIGH_WATER.format(
+        filter="where date(placed_at) >= current_date - 7 and date(placed_at) < current_date"))
+    assert not [f for f in today if f[1] in {"IDM402", "IDM403"}]
