@@ -2045,7 +2045,12 @@ def settled_in_the_file(tree: ast.Module, hits: list[Hit]) -> list[Hit]:
     marks, logged = marked_before_commit(tree)
     hits = [h for h in hits if not ((h[1] == "IDM201" and h[0] in checked | logged)
                                     or (h[1] == "IDM206" and h[0] in shown))]
-    hits += [h for h in marks + swallowing_sql_runners(tree)
+    handed = offsets_committed_before_hand_on(tree)
+    if handed:
+        # one risk, the consumer's offsets: reported on the commit to move, not also on an
+        # auto-commit left on in its construction
+        hits = [h for h in hits if not (h[1] == "IDM405" and "auto-commits" in h[2])]
+    hits += [h for h in marks + swallowing_sql_runners(tree) + handed
              if not any(x[0] == h[0] and x[1] == h[1] for x in hits)]
     return hits
 
@@ -2065,7 +2070,8 @@ def marked_before_commit(tree: ast.Module) -> tuple[list[Hit], set[int]]:
     `with` block ends, after the last item. A failure on a later item rolls back this item's
     rows but its log row stays, so the next run never offers it again: IDM404, on the helper
     call. The log is the loop's state store (a re-run takes only items not logged), so the
-    inserts themselves are no bare append: their lines are returned, not IDM201."""
+    inserts themselves are no bare append, the mark before or after their commit: their lines
+    are returned, not IDM201."""
     hits: list[Hit] = []
     keyed: set[int] = set()
     for w in ast.walk(tree):
@@ -2076,7 +2082,7 @@ def marked_before_commit(tree: ast.Module) -> tuple[list[Hit], set[int]]:
         for loop in (n for b in w.body for n in ast.walk(b) if isinstance(n, (ast.For, ast.AsyncFor))):
             if isinstance(loop.iter, (ast.List, ast.Tuple, ast.Constant)):
                 continue  # a fixed list of items, not the pending ones
-            writes: list[ast.AST] = []  # INSERT strings of this iteration, not yet committed
+            writes: list[ast.expr] = []  # INSERT strings of this iteration
             pending = False  # one of them was executed
             for st in loop.body:
                 if isinstance(st, ast.Expr) and isinstance(st.value, ast.Call) \
@@ -2084,20 +2090,21 @@ def marked_before_commit(tree: ast.Module) -> tuple[list[Hit], set[int]]:
                     if pending:
                         hits.append((st.lineno, "IDM404", "the item is logged as loaded before "
                                                           "its insert commits"))
-                        keyed |= {ln for x in writes
-                                  for ln in range(x.lineno, (x.end_lineno or x.lineno) + 1)}
+                    keyed |= {ln for x in writes
+                              for ln in range(x.lineno, (x.end_lineno or x.lineno) + 1)}
                     continue
                 for n in ast.walk(st):
                     sq = string_of(n) if isinstance(n, (ast.Constant, ast.JoinedStr, ast.Call)) \
                         else None
-                    if sq is not None and _INSERT_ANY.search(sq.text):
+                    if sq is not None and _INSERT_ANY.search(sq.text) \
+                            and isinstance(n, ast.expr):
                         writes.append(n)
                 calls = {dotted(n.func).rsplit(".", 1)[-1] for n in ast.walk(st)
                          if isinstance(n, ast.Call)}
                 if calls & {"execute", "copy_expert", "copy_from", "executemany"} and writes:
                     pending = True
                 if "commit" in calls:
-                    writes, pending = [], False  # committed before the mark: in order
+                    pending = False  # committed before the mark: in order
     return hits, keyed
 
 
@@ -2115,8 +2122,11 @@ def swallowing_sql_runners(tree: ast.Module) -> list[Hit]:
                 strings[n.targets[0].id] = st.text
 
     def writes(arg: ast.expr) -> bool:
-        text = strings.get(arg.id) if isinstance(arg, ast.Name) else (
-            st.text if (st := string_of(arg)) is not None else None)
+        if isinstance(arg, ast.Name):
+            text = strings.get(arg.id)
+        else:
+            lit = string_of(arg)
+            text = lit.text if lit is not None else None
         return text is not None and bool(_WRITE_SQL.match(text))
 
     handlers: dict[str, list[tuple[int, int]]] = {}  # helper -> (handler line, SQL param index)
@@ -2148,3 +2158,44 @@ def swallowing_sql_runners(tree: ast.Module) -> list[Hit]:
                         (line, "IDM206", "") not in hits:
                     hits.append((line, "IDM206", ""))
     return [(ln, r, "a helper that runs any SQL swallows the failure of a write") for ln, r, _ in hits]
+
+
+_HANDS_TO_WRITE = re.compile(r"^(store|save|write|insert|load|upsert|persist|sink)\w*$")
+
+
+def offsets_committed_before_hand_on(tree: ast.Module) -> list[Hit]:
+    """IDM405 for a function that polls a consumer, commits its offsets and returns the
+    messages (`msgs = receive(consumer)` with `consumer.commit()` before its `return`), whose
+    caller then writes them (`store_messages(msgs, conn)`): the offsets are committed before
+    the write, one call apart. Reported on the commit, the line to move after the write."""
+    commits: dict[str, list[int]] = {}
+    for f in ast.walk(tree):
+        if not isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)) or not any(
+                isinstance(r, ast.Return) and r.value is not None for r in ast.walk(f)):
+            continue
+        for c in ast.walk(f):
+            if isinstance(c, ast.Call) and isinstance(c.func, ast.Attribute) \
+                    and c.func.attr in _OFFSET_COMMITS and _CONSUMERS.search(dotted(c.func.value)):
+                commits.setdefault(f.name, []).append(c.lineno)
+    hits: list[Hit] = []
+    if not commits:
+        return hits
+    for scope in ast.walk(tree):
+        body = getattr(scope, "body", None)
+        if not isinstance(body, list):
+            continue
+        got: set[str] = set()  # names holding messages returned after their commit
+        for st in body:
+            if isinstance(st, ast.Assign) and isinstance(st.value, ast.Call) \
+                    and isinstance(st.value.func, ast.Name) and st.value.func.id in commits:
+                got |= {t.id for t in st.targets if isinstance(t, ast.Name)}
+                received = st.value.func.id
+                continue
+            for c in ast.walk(st):
+                if got and isinstance(c, ast.Call) and any(
+                        isinstance(a, ast.Name) and a.id in got for a in c.args) and (
+                        _HANDS_TO_WRITE.match(dotted(c.func).rsplit(".", 1)[-1]) or _is_load(c)):
+                    hits.extend((ln, "IDM405", "offsets committed before the caller writes "
+                                               "the messages") for ln in commits[received]
+                                if (ln, "IDM405") not in {h[:2] for h in hits})
+    return hits
