@@ -92,10 +92,8 @@ def _only_generators_import(path: Path, limit: int = 50, max_bytes: int = 200_00
 def review_file(path: Path, display: str, dialect: str | None, result: ReviewResult,
                 options: ReviewOptions | None = None, facts: ProjectFacts | None = None) -> None:
     """Review one file into `result`; anything unreadable is recorded as skipped."""
-    import ast
-    import warnings
-
     from .orchestration import review_crontab, review_orchestration
+    from .pyparse import parse_python
     from .python_rules import review_python
     from .source import is_suppressed, kind_of, read_source, suppressions
     from .sqlfile import review_sql_file, sql_dialect_directive
@@ -119,10 +117,7 @@ def review_file(path: Path, display: str, dialect: str | None, result: ReviewRes
     try:
         if kind == "python":
             try:
-                with warnings.catch_warnings():
-                    # the reviewed code's own warnings (invalid escapes ...) are not ours
-                    warnings.simplefilter("ignore")
-                    tree = ast.parse(text, filename=display)
+                tree = parse_python(text, filename=display)
             except (SyntaxError, ValueError) as e:
                 line = getattr(e, "lineno", None)
                 result.skipped.append(Skipped(display, f"Python syntax error: {e.msg if isinstance(e, SyntaxError) else e}", line))
@@ -176,9 +171,10 @@ def review_file(path: Path, display: str, dialect: str | None, result: ReviewRes
             info.hits.extend(partitioned_parquet_appends(tree))
             info.hits.extend(append_mode_defaults(tree))
             orch_hits, jobs = review_orchestration(display, tree, info)
+            from .python_rules import settled_in_the_file
             from .spark_rules import spark_writes
 
-            hits = info.hits + orch_hits + spark_writes(tree)
+            hits = settled_in_the_file(tree, info.hits + orch_hits + spark_writes(tree))
             if facts is not None:
                 # appends of a library function no scheduled code of the project runs
                 hits = [h for h in hits if not (h[1] in {"IDM201", "IDM202"}

@@ -303,13 +303,10 @@ def _read(path: Path) -> str | None:
 
 
 def _parse(text: str) -> ast.Module | None:
-    import warnings
+    from .pyparse import parse_python
 
     try:
-        with warnings.catch_warnings():
-            # the reviewed code's own warnings (invalid escapes ...) are not ours
-            warnings.simplefilter("ignore")
-            return ast.parse(text)
+        return parse_python(text)
     except (SyntaxError, ValueError, RecursionError):
         return None
 

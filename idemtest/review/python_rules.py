@@ -2083,3 +2083,264 @@ def anti_joined_appends(tree: ast.Module) -> set[int]:
                              for x in kept_against[c.func.value.id]):
                     out.add(c.lineno)
     return out
+
+
+_KEY_LOOKUP = re.compile(r"^\s*select\b.*?\bfrom\s+[\"`\[]?([\w.]+)[\"`\]]?\s+where\s+(.*)$",
+                         re.I | re.S)
+_INSERT_INTO = re.compile(r"^\s*insert\s+(?:ignore\s+)?into\s+[\"`\[]?([\w.]+)[\"`\]]?\s*"
+                          r"(?:\(([^)]*)\))?\s*values\b", re.I | re.S)
+_EQ_COLUMN = re.compile(r"([A-Za-z_][\w.]*)\s*=(?!=)")
+_FETCHES = re.compile(r"^(fetch\w*|get_first|get_records|get_pandas_df|read_sql\w*|"
+                      r"execute|exec_driver_sql|scalar\w*|first|one_or_none|all)$")
+
+
+def _tested_name(test: ast.expr) -> str | None:
+    """The name an `if` tests for rows: `x`, `not x`, `len(x) == 0`, `x is None`, `x == []`."""
+    if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+        test = test.operand
+    if isinstance(test, ast.Compare) and len(test.comparators) == 1:
+        test = test.left
+    if isinstance(test, ast.Call) and dotted(test.func) == "len" and len(test.args) == 1:
+        test = test.args[0]
+    return test.id if isinstance(test, ast.Name) else None
+
+
+def checked_inserts(tree: ast.Module) -> set[int]:
+    """Lines of `INSERT INTO t ... VALUES` statements made rerun-safe by an existence check in
+    Python: the file looks the row up in `t` by key (`SELECT ... FROM t WHERE k1 = .. AND k2
+    = ..`, every key column among the inserted ones), and an `if` on the fetched result either
+    guards a write (`if not rows: cur.execute(insert, row)`) or leaves before it (`if found:
+    raise AirflowSkipException`). A re-run finds the rows the last run wrote and inserts
+    nothing twice (check-then-insert; not IDM201)."""
+    lookups: dict[str, list[set[str]]] = {}  # table -> key columns of each gating lookup
+    for f in [tree, *(n for n in ast.walk(tree)
+                      if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)))]:
+        strings: dict[str, PyString] = {}  # variable -> the lookup SQL it holds
+        found: list[tuple[str, set[str]]] = []
+        for n in ast.walk(f):
+            if isinstance(n, ast.Assign) and len(n.targets) == 1 \
+                    and isinstance(n.targets[0], ast.Name):
+                st = string_of(n.value)
+                if st is not None and _KEY_LOOKUP.match(st.text):
+                    strings[n.targets[0].id] = st
+        fetched: set[str] = set()  # names holding the lookup's result
+        looked_up = False
+        for n in ast.walk(f):
+            if not isinstance(n, ast.Call):
+                continue
+            for a in n.args[:1]:
+                st = strings.get(a.id) if isinstance(a, ast.Name) else string_of(a)
+                m = _KEY_LOOKUP.match(st.text) if st is not None else None
+                if m:
+                    looked_up = True
+                    cols = {c.rsplit(".", 1)[-1].lower() for c in _EQ_COLUMN.findall(m.group(2))}
+                    if cols:
+                        found.append((m.group(1).lower().rsplit(".", 1)[-1], cols))
+        if not looked_up or not found:
+            continue
+        for n in ast.walk(f):
+            if isinstance(n, ast.Assign) and len(n.targets) == 1 \
+                    and isinstance(n.targets[0], ast.Name) and isinstance(n.value, ast.Call) \
+                    and _FETCHES.match(dotted(n.value.func).rsplit(".", 1)[-1]):
+                fetched.add(n.targets[0].id)
+        gated = any(isinstance(n, ast.If) and _tested_name(n.test) in fetched and (
+            any(isinstance(x, (ast.Raise, ast.Return, ast.Continue)) for b in n.body
+                for x in ast.walk(b))
+            or any(isinstance(c, ast.Call) and dotted(c.func).rsplit(".", 1)[-1] in
+                   {"execute", "run", "insert_rows"} for b in n.body + n.orelse
+                   for c in ast.walk(b))) for n in ast.walk(f))
+        if gated:
+            for t, cols in found:
+                lookups.setdefault(t, []).append(cols)
+    out: set[int] = set()
+    if not lookups:
+        return out
+    for n in ast.walk(tree):
+        st = string_of(n) if isinstance(n, (ast.Constant, ast.JoinedStr, ast.BinOp)) else None
+        m = _INSERT_INTO.match(st.text) if st is not None else None
+        if st is None or m is None:
+            continue
+        t = m.group(1).lower().rsplit(".", 1)[-1]
+        inserted = {c.strip().strip('"`[]').lower() for c in (m.group(2) or "").split(",")}
+        if any(m.group(2) is None or keys <= inserted for keys in lookups.get(t, [])):
+            out.add(st.line)
+    return out
+
+
+# calls that put an error in front of the person using an interactive app
+_UI_ERROR = re.compile(r"^(st|streamlit)\.(error|exception)$|(^|\.)messagebox\.showerror$|"
+                       r"^(flask\.)?flash$")
+
+
+def errors_shown_to_user(tree: ast.Module) -> set[int]:
+    """Lines of `except` handlers that show the error to the user of an interactive app
+    (`st.error(...)` in a Streamlit page, a Tk error box, a Flask flash): the load runs because
+    someone clicked, and that person sees it fail; no scheduler reads an exit status there, so
+    the failure is reported, not swallowed (no IDM206)."""
+    return {h.lineno for t in ast.walk(tree) if isinstance(t, ast.Try) for h in t.handlers
+            if any(isinstance(c, ast.Call) and _UI_ERROR.search(dotted(c.func))
+                   for b in h.body for c in ast.walk(b))}
+
+
+def settled_in_the_file(tree: ast.Module, hits: list[Hit]) -> list[Hit]:
+    """The file's findings less those its own code settles: check-then-insert (IDM201) and
+    errors shown to the user of an interactive app (IDM206)."""
+    checked = checked_inserts(tree)
+    shown = errors_shown_to_user(tree)
+    marks, logged = marked_before_commit(tree)
+    hits = [h for h in hits if not ((h[1] == "IDM201" and h[0] in checked | logged)
+                                    or (h[1] == "IDM206" and h[0] in shown))]
+    handed = offsets_committed_before_hand_on(tree)
+    if handed:
+        # one risk, the consumer's offsets: reported on the commit to move, not also on an
+        # auto-commit left on in its construction
+        hits = [h for h in hits if not (h[1] == "IDM405" and "auto-commits" in h[2])]
+    hits += [h for h in marks + swallowing_sql_runners(tree) + handed
+             if not any(x[0] == h[0] and x[1] == h[1] for x in hits)]
+    return hits
+
+
+# a helper that records an item as loaded in a run log / state table
+_MARK_HELPER = re.compile(r"^(write|save|update|insert|add|record)_\w*(log|state|watermark)\w*$|"
+                          r"^log_\w*(load|launch|batch|run)\w*$|^mark_\w+$")
+_INSERT_ANY = re.compile(r"\binsert\s+into\b", re.I)
+_CONNECTS = re.compile(r"(^|\.)(connect|get_conn|get_connection|engine\.begin)$")
+
+
+def marked_before_commit(tree: ast.Module) -> tuple[list[Hit], set[int]]:
+    """A loop over pending items (ids, launches, batches) inside `with connect(...) as conn`,
+    each iteration inserting the item's rows through that connection and then calling a helper
+    that records the item as loaded (`self.write_etl_log(cfg)`, `mark_loaded(id)`): the helper
+    commits its log row on a connection of its own, while the inserts commit only when the
+    `with` block ends, after the last item. A failure on a later item rolls back this item's
+    rows but its log row stays, so the next run never offers it again: IDM404, on the helper
+    call. The log is the loop's state store (a re-run takes only items not logged), so the
+    inserts themselves are no bare append, the mark before or after their commit: their lines
+    are returned, not IDM201."""
+    hits: list[Hit] = []
+    keyed: set[int] = set()
+    for w in ast.walk(tree):
+        if not isinstance(w, (ast.With, ast.AsyncWith)) or not any(
+                isinstance(i.context_expr, ast.Call)
+                and _CONNECTS.search(dotted(i.context_expr.func)) for i in w.items):
+            continue
+        for loop in (n for b in w.body for n in ast.walk(b) if isinstance(n, (ast.For, ast.AsyncFor))):
+            if isinstance(loop.iter, (ast.List, ast.Tuple, ast.Constant)):
+                continue  # a fixed list of items, not the pending ones
+            writes: list[ast.expr] = []  # INSERT strings of this iteration
+            pending = False  # one of them was executed
+            for st in loop.body:
+                if isinstance(st, ast.Expr) and isinstance(st.value, ast.Call) \
+                        and _MARK_HELPER.match(dotted(st.value.func).rsplit(".", 1)[-1]):
+                    if pending:
+                        hits.append((st.lineno, "IDM404", "the item is logged as loaded before "
+                                                          "its insert commits"))
+                    keyed |= {ln for x in writes
+                              for ln in range(x.lineno, (x.end_lineno or x.lineno) + 1)}
+                    continue
+                for n in ast.walk(st):
+                    sq = string_of(n) if isinstance(n, (ast.Constant, ast.JoinedStr, ast.Call)) \
+                        else None
+                    if sq is not None and _INSERT_ANY.search(sq.text) \
+                            and isinstance(n, ast.expr):
+                        writes.append(n)
+                calls = {dotted(n.func).rsplit(".", 1)[-1] for n in ast.walk(st)
+                         if isinstance(n, ast.Call)}
+                if calls & {"execute", "copy_expert", "copy_from", "executemany"} and writes:
+                    pending = True
+                if "commit" in calls:
+                    pending = False  # committed before the mark: in order
+    return hits, keyed
+
+
+def swallowing_sql_runners(tree: ast.Module) -> list[Hit]:
+    """IDM206 for a generic helper that runs whatever SQL it is given (`def execute_query(conn,
+    query): try: cur.execute(query) except Error as e: print(e)`) when the file hands it a write
+    statement (`execute_query(conn, "UPDATE src SET marked = 1 ...")`): the helper cannot know
+    what it runs, so a failed write is printed and the script goes on as if it had committed.
+    Reported on the helper's handler; a helper only ever given SELECTs is left alone."""
+    strings: dict[str, str] = {}
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name):
+            st = string_of(n.value)
+            if st is not None:
+                strings[n.targets[0].id] = st.text
+
+    def writes(arg: ast.expr) -> bool:
+        if isinstance(arg, ast.Name):
+            text = strings.get(arg.id)
+        else:
+            lit = string_of(arg)
+            text = lit.text if lit is not None else None
+        return text is not None and bool(_WRITE_SQL.match(text))
+
+    handlers: dict[str, list[tuple[int, int]]] = {}  # helper -> (handler line, SQL param index)
+    for f in ast.walk(tree):
+        if not isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        params = [a.arg for a in f.args.posonlyargs + f.args.args]
+        for t in (n for n in ast.walk(f) if isinstance(n, ast.Try)):
+            ran = {a.id for s in t.body for c in ast.walk(s) if isinstance(c, ast.Call)
+                   and dotted(c.func).rsplit(".", 1)[-1] in {"execute", "executescript"}
+                   for a in c.args[:1] if isinstance(a, ast.Name) and a.id in params}
+            if len(ran) != 1:
+                continue
+            idx = params.index(ran.pop())
+            for h in t.handlers:
+                names = {dotted(e) for e in (h.type.elts if isinstance(h.type, ast.Tuple)
+                                             else [h.type])} if h.type is not None else {"Exception"}
+                db_error = any(x in _BROAD or x.rsplit(".", 1)[-1] in _DB_BASE_ERRORS
+                               or x.rsplit(".", 1)[-1] in {"Error", "DatabaseError"} for x in names)
+                if db_error and not any(isinstance(n, ast.Raise) or (isinstance(n, ast.Call)
+                                                                    and _fails(n))
+                                        for b in h.body for n in ast.walk(b)):
+                    handlers.setdefault(f.name, []).append((h.lineno, idx))
+    hits: list[Hit] = []
+    for c in ast.walk(tree):
+        if isinstance(c, ast.Call) and isinstance(c.func, ast.Name) and c.func.id in handlers:
+            for line, idx in handlers[c.func.id]:
+                if idx < len(c.args) and writes(c.args[idx]) and \
+                        (line, "IDM206", "") not in hits:
+                    hits.append((line, "IDM206", ""))
+    return [(ln, r, "a helper that runs any SQL swallows the failure of a write") for ln, r, _ in hits]
+
+
+_HANDS_TO_WRITE = re.compile(r"^(store|save|write|insert|load|upsert|persist|sink)\w*$")
+
+
+def offsets_committed_before_hand_on(tree: ast.Module) -> list[Hit]:
+    """IDM405 for a function that polls a consumer, commits its offsets and returns the
+    messages (`msgs = receive(consumer)` with `consumer.commit()` before its `return`), whose
+    caller then writes them (`store_messages(msgs, conn)`): the offsets are committed before
+    the write, one call apart. Reported on the commit, the line to move after the write."""
+    commits: dict[str, list[int]] = {}
+    for f in ast.walk(tree):
+        if not isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)) or not any(
+                isinstance(r, ast.Return) and r.value is not None for r in ast.walk(f)):
+            continue
+        for c in ast.walk(f):
+            if isinstance(c, ast.Call) and isinstance(c.func, ast.Attribute) \
+                    and c.func.attr in _OFFSET_COMMITS and _CONSUMERS.search(dotted(c.func.value)):
+                commits.setdefault(f.name, []).append(c.lineno)
+    hits: list[Hit] = []
+    if not commits:
+        return hits
+    for scope in ast.walk(tree):
+        body = getattr(scope, "body", None)
+        if not isinstance(body, list):
+            continue
+        got: set[str] = set()  # names holding messages returned after their commit
+        for st in body:
+            if isinstance(st, ast.Assign) and isinstance(st.value, ast.Call) \
+                    and isinstance(st.value.func, ast.Name) and st.value.func.id in commits:
+                got |= {t.id for t in st.targets if isinstance(t, ast.Name)}
+                received = st.value.func.id
+                continue
+            for c in ast.walk(st):
+                if got and isinstance(c, ast.Call) and any(
+                        isinstance(a, ast.Name) and a.id in got for a in c.args) and (
+                        _HANDS_TO_WRITE.match(dotted(c.func).rsplit(".", 1)[-1]) or _is_load(c)):
+                    hits.extend((ln, "IDM405", "offsets committed before the caller writes "
+                                               "the messages") for ln in commits[received]
+                                if (ln, "IDM405") not in {h[:2] for h in hits})
+    return hits

@@ -24,6 +24,9 @@ STATE_TABLE = re.compile(
 )
 STAGING_TABLE = re.compile(r"(^|_)(stg|staging|tmp|temp|scratch|new|swap)($|_)|__dbt_tmp")
 LOG_TABLE = re.compile(r"(^|_)(log|logs|audit|run_log|job_runs)$")
+# a table of per-run load statistics (null counts, row counts): bookkeeping like a log
+RUN_STATS_TABLE = re.compile(r"^((etl|load|run|job|dq|quality|pipeline)_)?statistics?$|"
+                             r"^(etl|load|run|job|dq|pipeline)_(stats|metrics)$")
 MUTABLE_COLUMN = re.compile(
     r"updated|modified|(^|_)ts$|timestamp|version|(^|_)hash|status|loaded_at|ingested|"
     r"batch_id|run_id|(^|_)etl_|synced"
@@ -103,7 +106,7 @@ def _is_backup(name: str | None) -> bool:
 
 
 def _is_log(name: str | None) -> bool:
-    return bool(name and LOG_TABLE.search(_last(name)))
+    return bool(name and (LOG_TABLE.search(_last(name)) or RUN_STATS_TABLE.search(_last(name))))
 
 
 def is_wall_clock(node: exp.Expression) -> bool:

@@ -2084,3 +2084,187 @@ def test_cursor_through_date_or_an_aggregate(tmp_path: Path) -> None:
     today = findings(tmp_path, "models/d.sql", _HIGH_WATER.format(
         filter="where date(placed_at) >= current_date - 7 and date(placed_at) < current_date"))
     assert not [f for f in today if f[1] in {"IDM402", "IDM403"}]
+
+# round 14
+
+_TWO_TRIES_14 = """from stages.quotes import load_quotes
+
+try:
+    import ujson as json
+except ImportError:
+    import json
+
+try:
+    load_quotes(json.loads(open("quotes.json").read()))
+except Exception as e:
+    print("quote load failed", e)
+"""
+
+
+def test_second_try_around_an_imported_load_function(tmp_path: Path) -> None:
+    # the first try (an optional import) calls no load; the second calls the project's loader
+    got = _project(tmp_path / "a", {
+        "stages/quotes.py": _STAGES.replace("refresh_prices(engine)", "load_quotes(rows)").format(
+            body='pd.DataFrame(rows).to_sql("quotes", create_engine("sqlite://"), '
+                 'if_exists="replace")'),
+        "nightly.py": _TWO_TRIES_14})
+    assert ("nightly.py", 10, "IDM206") in got
+    assert ("nightly.py", 5, "IDM206") not in got
+
+
+_PEP701_LOAD = """import pandas as pd
+from sqlalchemy import create_engine
+
+
+def load(day):
+    engine = create_engine("postgresql://dw")
+    try:
+        pd.read_csv(f"out/{{day}}.csv").to_sql("sales", engine, if_exists="append")
+        print(f"loaded {{'/'.join(["out", f"{{day}}.csv"])}}")
+    except Exception as e:
+        {handler}
+"""
+
+
+def test_pep701_fstrings_are_read_and_uncompilable_files_skipped(tmp_path: Path) -> None:
+    # the outer quote re-used inside a replacement field (valid from Python 3.12) is read
+    assert findings(tmp_path, "a.py", _PEP701_LOAD.format(handler="print(e)")) == [
+        (8, "IDM202"), (10, "IDM206")]
+    assert findings(tmp_path, "b.py", _PEP701_LOAD.format(handler="raise")) == [(8, "IDM202")]
+    # a file the compiler refuses (a `from __future__` import mid-file) cannot run: skipped
+    p = tmp_path / "c.py"
+    p.write_text("import pandas as pd\nfrom __future__ import division\n"
+                 "pd.DataFrame().to_sql('t', None, if_exists='append')\n", encoding="utf-8")
+    res = review_paths([p])
+    assert res.findings == [] and res.skipped and "__future__" in res.skipped[0].reason
+
+
+_CHECKED_INSERT = """import mysql.connector
+
+
+def save_prices(db, ticker, rows):
+    cur = db.cursor()
+    sql = "INSERT INTO daily_prices (ticker, day, close) VALUES (%s, %s, %s)"
+    for day, close in rows:
+        cur.execute("SELECT 1 FROM daily_prices WHERE ticker = %s AND day = %s", (ticker, day))
+        found = cur.fetchall()
+        {guard}
+            cur.execute(sql, (ticker, day, close))
+            db.commit()
+"""
+
+
+def test_check_then_insert_is_rerun_safe(tmp_path: Path) -> None:
+    # each (ticker, day) is looked up first and inserted only when missing
+    assert findings(tmp_path, "a.py", _CHECKED_INSERT.format(guard="if not found:")) == []
+    # the lookup's result is not what guards the insert
+    assert findings(tmp_path, "b.py", _CHECKED_INSERT.format(guard="if rows:")) == [(6, "IDM201")]
+
+
+_MARKED_BATCHES = """import psycopg2
+
+
+class LayerLoader:
+    def write_load_log(self, batch_id):
+        with psycopg2.connect(self.meta_dsn) as meta, meta.cursor() as cur:
+            cur.execute("insert into load_log (batch_id) values (%s)", (batch_id,))
+            meta.commit()
+
+    def run(self):
+        with psycopg2.connect(self.dsn) as conn, conn.cursor() as cur:
+            for batch_id in self.pending_batches():
+                sql = "insert into core.orders select * from raw.orders where batch_id = %s"
+                cur.execute(sql, (batch_id,))
+                {commit}
+                self.write_load_log(batch_id)
+"""
+
+
+def test_item_logged_before_its_insert_commits(tmp_path: Path) -> None:
+    # the log row commits on its own connection, the insert only when the with block ends
+    assert findings(tmp_path, "a.py", _MARKED_BATCHES.format(commit="pass")) == [(16, "IDM404")]
+    # committed before the mark: the log follows the load; the log makes a re-run skip it
+    assert findings(tmp_path, "b.py", _MARKED_BATCHES.format(commit="conn.commit()")) == []
+
+
+def test_run_statistics_table_is_bookkeeping(tmp_path: Path) -> None:
+    text = ("import psycopg2\n\n\ndef record(cur, table, nulls):\n"
+            "    cur.execute(f\"insert into {target} (table_name, cnt_nulls) "
+            "select '{{table}}', {{nulls}}\")\n")
+    assert findings(tmp_path, "a.py", text.format(target="statistic")) == []
+    assert findings(tmp_path, "b.py", text.format(target="orders")) == [(5, "IDM201")]
+
+
+_ST_APP = """import pandas as pd
+import streamlit as st
+from sqlalchemy import create_engine
+
+if st.button("Load prices"):
+    try:
+        pd.read_csv("prices.csv").to_sql("prices", create_engine("sqlite://"), if_exists="replace")
+    except Exception as err:
+        {handler}
+"""
+
+
+def test_error_shown_to_the_app_user_is_not_swallowed(tmp_path: Path) -> None:
+    assert findings(tmp_path, "a.py", _ST_APP.format(handler='st.error(f"load failed: {err}")')) == []
+    assert findings(tmp_path, "b.py", _ST_APP.format(handler='print(f"load failed: {err}")')) == [
+        (8, "IDM206")]
+
+
+_SQL_RUNNER = """import pymysql
+
+
+def run_query(conn, query):
+    cursor = conn.cursor()
+    try:
+        cursor.execute(query)
+    except pymysql.Error as e:
+        print(f"query failed: {{e}}")
+
+
+conn = pymysql.connect(host="src")
+done = "{sql}"
+run_query(conn, done)
+"""
+
+
+def test_generic_sql_runner_swallowing_a_write(tmp_path: Path) -> None:
+    got = findings(tmp_path, "a.py", _SQL_RUNNER.format(sql="UPDATE calls SET exported = 1"))
+    assert (8, "IDM206") in got
+    assert findings(tmp_path, "b.py", _SQL_RUNNER.format(sql="SELECT count(*) FROM calls")) == []
+
+
+_RECEIVE_THEN_STORE = """from kafka import KafkaConsumer
+
+
+def receive(consumer):
+    batch = []
+    for records in consumer.poll(5000).values():
+        batch.extend(r.value for r in records)
+    {commit_in_receive}
+    return batch
+
+
+def main(conn):
+    consumer = KafkaConsumer("events", group_id="g", enable_auto_commit=False)
+    batch = receive(consumer)
+    store_events(batch, conn)
+    {commit_after}
+
+
+def store_events(batch, conn):
+    cur = conn.cursor()
+    cur.executemany("insert into events (body) values (%s) on conflict do nothing", batch)
+    conn.commit()
+"""
+
+
+def test_offsets_committed_before_the_caller_writes(tmp_path: Path) -> None:
+    risky = findings(tmp_path, "a.py", _RECEIVE_THEN_STORE.format(commit_in_receive="consumer.commit()",
+                                                       commit_after="pass"))
+    assert (8, "IDM405") in risky
+    safe = findings(tmp_path, "b.py", _RECEIVE_THEN_STORE.format(commit_in_receive="pass",
+                                                      commit_after="consumer.commit()"))
+    assert not [f for f in safe if f[1] == "IDM405"]
