@@ -85,7 +85,9 @@ def review_each() -> tuple[list[Key], list[tuple[str, int | None, str]], list[st
     found = [(rel(f.file), f.line, f.rule_id) for f in res.findings if int(f.severity) >= 2]
     left_out = getattr(res, "left_out", [])  # older versions have none
     skipped = [(rel(s.file), s.line, s.reason) for s in res.skipped + left_out]
-    return found, skipped, [], res.files_reviewed
+    # a rule that raises on a file leaves that file unreviewed: a crash all the same
+    crashed = [f"{rel(s.file)}: {s.reason}" for s in getattr(res, "internal_errors", [])]
+    return found, skipped, crashed, res.files_reviewed
 
 
 def score(pred: list[Key], gold: set[Key], only: set[str] | None = None) -> dict[str, float]:
@@ -175,6 +177,10 @@ def record_first_contact(round_no: int) -> dict[str, Any]:
     if not only:
         raise SystemExit(f"no file has round {round_no} in labels.json")
     found, _, crashes, _ = review_each()
+    if crashes:
+        # a crash scores its files as silent: that measures the bug, not the rules
+        raise SystemExit(f"round {round_no} not recorded: the review crashed on {len(crashes)} "
+                         "file(s); fix the crash first:\n  " + "\n  ".join(crashes[:10]))
     gold = truth()
     sc = score(found, gold, only)
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],

@@ -207,6 +207,11 @@ def review_file(path: Path, display: str, dialect: str | None, result: ReviewRes
     except RecursionError:
         result.skipped.append(Skipped(display, "too deeply nested to analyse"))
         return
+    except Exception as e:  # a bug of ours on one file must not cost the review of the others
+        result.internal_errors.append(Skipped(
+            display, f"internal error of idemtest review ({type(e).__name__}: {e}); the file was "
+                     "not reviewed: please report it with the file"))
+        return
     result.files_reviewed += 1
     result.paths[display] = str(path.resolve())
     for line, reason in errors:
@@ -283,7 +288,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run `idemtest review`; returns 0 (clean), 1 (findings at --fail-on), 2 (usage error)."""
+    """Run `idemtest review`; returns 0 (clean), 1 (findings at --fail-on), 2 (usage error),
+    3 (an internal error left a file unreviewed; the others are reported)."""
     from .errors import ReviewUsageError
     from .output import render_json, render_rules, render_sarif, render_table
 
@@ -336,6 +342,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
     else:
         sys.stdout.write(report)
+    for err in result.internal_errors:
+        sys.stderr.write(f"idemtest review: {err.file}: {err.reason}\n")
+    if result.internal_errors:
+        return 3  # not a clean bill: some files were not reviewed at all
     if fail_on == "none":
         return 0
     return 1 if result.at_or_above(Severity[fail_on.upper()]) else 0

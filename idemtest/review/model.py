@@ -317,6 +317,8 @@ class ReviewResult:
     left_out: list[Skipped] = field(default_factory=list)
     # display path -> absolute path, for reports that need a location on disk (SARIF)
     paths: dict[str, str] = field(default_factory=dict)
+    # files a bug of the reviewer left unreviewed (the reason names the exception)
+    internal_errors: list[Skipped] = field(default_factory=list)
 
     @property
     def excluded(self) -> int:

@@ -60,6 +60,11 @@ def render_table(result: ReviewResult) -> str:
         for s in sorted(result.skipped, key=lambda s: (s.file, s.line or 0)):
             lines += ["  " + x for x in _wrap(f"{_loc(s.file, s.line)}: {s.reason}",
                                               TABLE_WIDTH - 2)]
+    if result.internal_errors:
+        lines.append("")
+        lines.append("Not reviewed (internal error of idemtest review; please report it):")
+        for s in result.internal_errors:
+            lines += ["  " + x for x in _wrap(f"{s.file}: {s.reason}", TABLE_WIDTH - 2)]
     counts = {sev: sum(1 for f in result.findings if f.severity == sev) for sev in Severity}
     lines.append("")
     lines += _wrap(
@@ -84,6 +89,7 @@ def to_dict(result: ReviewResult) -> dict[str, Any]:
         ],
         "skipped": [{"file": s.file, "line": s.line, "reason": s.reason}
                     for s in sorted(result.skipped, key=lambda s: (s.file, s.line or 0))],
+        "internal_errors": [{"file": s.file, "reason": s.reason} for s in result.internal_errors],
         "jobs": [
             {"file": j.file, "line": j.line, "kind": j.kind, "name": j.name,
              "cadence": j.cadence,
@@ -138,7 +144,8 @@ def render_sarif(result: ReviewResult, base: Path | None = None) -> str:
     notifications = [
         {"level": "warning", "message": {"text": f"skipped {_loc(s.file, s.line)}: {s.reason}"}}
         for s in result.skipped
-    ]
+    ] + [{"level": "error", "message": {"text": f"not reviewed {s.file}: {s.reason}"}}
+         for s in result.internal_errors]
     doc = {
         "version": "2.1.0",
         "$schema": SARIF_SCHEMA,
@@ -147,7 +154,7 @@ def render_sarif(result: ReviewResult, base: Path | None = None) -> str:
                                 "https://pypi.org/project/idemtest/", "rules": rules}},
             "originalUriBaseIds": {"SRCROOT": {"uri": root.as_uri() + "/"}},
             "results": results,
-            "invocations": [{"executionSuccessful": True,
+            "invocations": [{"executionSuccessful": not result.internal_errors,
                              "toolExecutionNotifications": notifications}],
         }],
     }

@@ -1863,12 +1863,21 @@ def is_data_generator(tree: ast.Module) -> bool:
     return True
 
 
+def _dlt_disposition(node: ast.AST | None) -> str | None:
+    """dlt's write disposition: a string, or a dict whose "disposition" names it."""
+    wd = literal(node)
+    if isinstance(wd, dict):
+        wd = wd.get("disposition")
+    return wd if isinstance(wd, str) else None
+
+
 def dlt_appends(tree: ast.Module) -> list[Hit]:
     """IDM201 for dlt resources left on the default `append` write disposition."""
     hits: list[Hit] = []
     run_disposition = any(
         isinstance(n, ast.Call) and dotted(n.func).rsplit(".", 1)[-1] == "run"
-        and literal(kw(n, "write_disposition")) in {"replace", "merge"} for n in ast.walk(tree))
+        and _dlt_disposition(kw(n, "write_disposition")) in {"replace", "merge"}
+        for n in ast.walk(tree))
     if run_disposition:
         return hits
     for f in ast.walk(tree):
@@ -1888,11 +1897,12 @@ def dlt_appends(tree: ast.Module) -> list[Hit]:
             if dotted(d) not in {"dlt.resource", "dlt.transformer"}:
                 continue
             wd = literal(kw(d, "write_disposition")) if isinstance(d, ast.Call) else None
+            if isinstance(wd, dict):
+                continue  # {"disposition": "merge", "strategy": ...}: configured, not the default
             if isinstance(d, ast.Call) and kw(d, "write_disposition") is not None \
-                    and wd not in {"append", None}:
+                    and not (wd is None or wd == "append"):
                 continue
-            if isinstance(wd, dict) or (isinstance(d, ast.Call) and kw(d, "primary_key")
-                                        and wd is None):
+            if isinstance(d, ast.Call) and kw(d, "primary_key") and wd is None:
                 continue
             hits.append((d.lineno, "IDM201", f"dlt resource {f.name} appends (default "
                                              "write_disposition)"))
@@ -1901,6 +1911,12 @@ def dlt_appends(tree: ast.Module) -> list[Hit]:
 
 _CLEARS = re.compile(r"\b(delete\s+from|truncate\b|merge\s+into|insert\s+overwrite)", re.I)
 _APPEND_MODES = {"WRITE_APPEND", "APPEND"}
+
+
+def _append_mode(node: ast.AST) -> bool:
+    # a literal of any type: dlt also takes a dict ({"disposition": "merge", ...})
+    mode = literal(node)
+    return isinstance(mode, str) and mode in _APPEND_MODES
 
 
 def operator_appends(tree: ast.Module) -> list[Hit]:
@@ -1918,7 +1934,7 @@ def operator_appends(tree: ast.Module) -> list[Hit]:
             short = dotted(n.func).rsplit(".", 1)[-1]
             for k in n.keywords:
                 if k.arg in {"write_disposition", "writeDisposition"} \
-                        and literal(k.value) in _APPEND_MODES:
+                        and _append_mode(k.value):
                     hits.append((k.value.lineno, "IDM201", f"{short} appends ({k.arg}="
                                                            f"{literal(k.value)})"))
             if short == "S3ToRedshiftOperator" and str(literal(kw(n, "method")) or "APPEND") \
@@ -1928,7 +1944,7 @@ def operator_appends(tree: ast.Module) -> list[Hit]:
             for key, value in zip(n.keys, n.values, strict=False):
                 if isinstance(key, ast.Constant) and key.value in {"writeDisposition",
                                                                    "write_disposition"} \
-                        and literal(value) in _APPEND_MODES:
+                        and _append_mode(value):
                     hits.append((value.lineno, "IDM201", "job configuration appends "
                                                          f"({key.value}={literal(value)})"))
     return hits

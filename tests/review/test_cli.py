@@ -317,3 +317,34 @@ def test_bad_options_are_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixt
     assert main(["a.sql", *argv]) == 2
     err = capsys.readouterr().err
     assert message in err, err
+
+
+def test_an_internal_error_on_one_file_spares_the_others(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    # a bug of a rule on one file: that file is named as not reviewed (exit 3, every output
+    # format says so), the others are reviewed and reported as usual
+    import idemtest.review.python_rules as rules
+
+    real = rules.review_python
+
+    def flaky(path: str, *args: object, **kwargs: object) -> object:
+        if path.endswith("boom.py"):
+            raise TypeError("unhashable type: 'dict'")
+        return real(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(rules, "review_python", flaky)
+    (tmp_path / "boom.py").write_text("x = 1\n")
+    (tmp_path / "load.sql").write_text("INSERT INTO t SELECT * FROM s;\n")
+    assert main([str(tmp_path), "--fail-on", "none"]) == 3
+    out, err = capsys.readouterr()
+    assert "load.sql" in out and "IDM201" in out
+    assert "Not reviewed" in out and "boom.py" in out
+    assert "boom.py: internal error of idemtest review (TypeError: unhashable type: 'dict')" in err
+    assert main([str(tmp_path), "--format", "json"]) == 3
+    doc = json.loads(capsys.readouterr().out)
+    assert [e["file"].rsplit("/", 1)[-1] for e in doc["internal_errors"]] == ["boom.py"]
+    assert main([str(tmp_path), "--format", "sarif"]) == 3
+    run = json.loads(capsys.readouterr().out)["runs"][0]
+    assert run["invocations"][0]["executionSuccessful"] is False
+    assert any(n["level"] == "error" and "boom.py" in n["message"]["text"]
+               for n in run["invocations"][0]["toolExecutionNotifications"])

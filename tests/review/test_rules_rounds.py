@@ -15,6 +15,7 @@ def findings(tmp_path: Path, name: str, text: str) -> list[tuple[int, str]]:
     p.write_text(text, encoding="utf-8")
     result = review_paths([p])
     assert not result.skipped, result.skipped
+    assert not result.internal_errors, result.internal_errors
     return sorted((f.line, f.rule_id) for f in result.findings)
 
 
@@ -2268,3 +2269,33 @@ def test_offsets_committed_before_the_caller_writes(tmp_path: Path) -> None:
     safe = findings(tmp_path, "b.py", _RECEIVE_THEN_STORE.format(commit_in_receive="pass",
                                                       commit_after="consumer.commit()"))
     assert not [f for f in safe if f[1] == "IDM405"]
+
+
+# a dict or list where a rule expects a string mode (dlt's
+# write_disposition={"disposition": "merge", ...}) crashed the whole review once
+_DLT_DICT = '''import dlt
+
+
+@dlt.resource(write_disposition={wd}, primary_key="id")
+def readings(cursor=dlt.sources.incremental("changed_at", initial_value="2024-01-01")):
+    yield from fetch(cursor.start_value)
+
+
+def fetch(since):
+    return []
+
+
+pipeline = dlt.pipeline(pipeline_name="meters", destination="duckdb")
+pipeline.run(readings(), write_disposition={wd})
+'''
+
+
+def test_a_dict_or_list_write_disposition_is_reviewed_without_a_crash(tmp_path: Path) -> None:
+    merge = '{"disposition": "merge", "strategy": "upsert"}'
+    assert findings(tmp_path, "merge.py", _DLT_DICT.format(wd=merge)) == []
+    assert findings(tmp_path, "odd.py", _DLT_DICT.format(wd='["append"]')) == []
+    # a BigQuery job configuration given as a dict literal: still read as before
+    bq = ('from google.cloud import bigquery\n\n\ndef load(client, uri):\n'
+          '    cfg = {"load": {"writeDisposition": "WRITE_APPEND"}}\n'
+          '    client.query(uri, job_config=cfg)\n')
+    assert (5, "IDM201") in findings(tmp_path, "bq.py", bq)
