@@ -176,8 +176,8 @@ def review_file(path: Path, display: str, dialect: str | None, result: ReviewRes
 
             hits = settled_in_the_file(tree, info.hits + orch_hits + spark_writes(tree))
             if facts is not None:
-                # appends of a library function no scheduled code of the project runs
-                hits = [h for h in hits if not (h[1] in {"IDM201", "IDM202"}
+                # appends and overwrites of a library function no scheduled code of the project runs
+                hits = [h for h in hits if not (h[1] in {"IDM201", "IDM202", "IDM701", "IDM702"}
                                                 and facts.run_by_hand_only(path, tree, h[0]))]
             errors = info.skipped
             result.jobs.extend(jobs)

@@ -9,6 +9,7 @@ resource key it is bound to (`Definitions(resources={"sql_io_manager": SQLIOMana
 from __future__ import annotations
 
 import ast
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,7 +76,7 @@ class ProjectFacts:
             self._imports = {}
             modules = set(self.py_texts)
             for p, text in self.py_texts.items():
-                if "import" not in text:
+                if "import" not in text and "%run" not in text:
                     continue
                 tree = self._tree(p)
                 if tree is None:
@@ -89,6 +90,7 @@ class ProjectFacts:
                     elif isinstance(n, ast.Import):
                         out += [(_resolve(p, a.name, 0, modules), a.name.rsplit(".", 1)[-1],
                                  {"*"}) for a in n.names]
+                out += _notebook_runs(p, text, modules)
                 self._imports[p] = out
         return self._imports
 
@@ -250,6 +252,20 @@ def _resolve(caller: Path, module: str, level: int, modules: set[Path]) -> Path 
             if cand is not None and cand in modules:
                 return cand
     return None
+
+
+_NOTEBOOK_RUN = re.compile(r"^#\s*MAGIC\s+%run\s+(\S+)", re.M)
+
+
+def _notebook_runs(caller: Path, text: str, modules: set[Path]) -> list[tuple[Path | None, str, set[str]]]:
+    """A Databricks notebook's `# MAGIC %run ../includes/common_funcs`: it runs that notebook
+    of the project in its own namespace, an import of all its names."""
+    out: list[tuple[Path | None, str, set[str]]] = []
+    for m in _NOTEBOOK_RUN.finditer(text):
+        target = Path(os.path.normpath(caller.parent / m.group(1)))
+        cand = target if target.suffix == ".py" else target.with_name(target.name + ".py")
+        out.append((cand if cand in modules else None, target.stem, {"*"}))
+    return out
 
 
 def _library(tree: ast.Module) -> bool:

@@ -870,6 +870,39 @@ def _drops_only(body: list[ast.stmt]) -> bool:
         LOAD_CALLS | _OBJECT_WRITES) and not any(_WRITE_HELPER.match(c) for c in calls)
 
 
+_CONTAINER_SQL = re.compile(r"^\s*create\s+(schema|database)\b|^\s*create\s+table\b(?![\s\S]*\bas\b"
+                            r"\s*\(?\s*(select|with)\b)", re.I)
+
+
+def _creates_containers_only(body: list[ast.stmt]) -> bool:
+    """The block's SQL only creates an empty container (`CREATE SCHEMA IF NOT EXISTS s`, a
+    `CREATE TABLE` with no `AS SELECT`) and it calls no load: a failure swallowed there loses
+    no rows (the load that needs the schema fails loudly on its own)."""
+    texts = [st.text for b in body for n in ast.walk(b)
+             if isinstance(n, (ast.Constant, ast.JoinedStr, ast.Call))
+             and (st := string_of(n)) is not None and st.text.strip()]
+    sql = [x for x in texts if _DROP_SQL.match(x) or _WRITE_SQL.match(x) or _CREATE_SQL.match(x)
+           or _CONTAINER_SQL.match(x)]
+    calls = {dotted(n.func).rsplit(".", 1)[-1] for b in body for n in ast.walk(b)
+             if isinstance(n, ast.Call)}
+    return bool(sql) and all(_CONTAINER_SQL.match(x) for x in sql) and not calls & (
+        LOAD_CALLS | _OBJECT_WRITES) and not any(_WRITE_HELPER.match(c) for c in calls)
+
+
+_WEB_FRAMEWORKS = {"fastapi", "flask", "starlette", "django", "aiohttp", "sanic", "quart"}
+_WEB_APPS = {"FastAPI", "Flask", "APIRouter", "Blueprint", "Starlette", "Sanic", "Quart"}
+
+
+def serves_requests(tree: ast.Module) -> bool:
+    """The module builds a web application (`app = FastAPI()`, `Flask(__name__)`) and imports
+    no orchestrator: its functions answer requests. A failure there goes back to the caller of
+    the request, no scheduler retries or reports it as a run: not IDM206's risk."""
+    imports = imports_of(tree)
+    return bool(imports & _WEB_FRAMEWORKS) and not imports & _ORCHESTRATORS and any(
+        isinstance(n, ast.Call) and dotted(n.func).rsplit(".", 1)[-1] in _WEB_APPS
+        for n in ast.walk(tree))
+
+
 def _reloads(body: list[ast.stmt]) -> bool:
     """The handler loads the data itself, outside any `try` of its own (`except: df.to_sql(t,
     if_exists="replace")` after a failed append): the fallback write fails loudly if it fails,
@@ -887,6 +920,8 @@ def swallowed_load_errors(tree: ast.Module, loaders: set[str] | None = None) -> 
     `loaders`: names of functions of other project modules that write data (imported here);
     a `try` calling one of them is around a load too."""
     hits: list[Hit] = []
+    if serves_requests(tree):
+        return hits
     returners = sql_returners(tree)
     # variables holding a write statement built before the `try` (`sql = f"BULK INSERT {t} ..."`
     # then `conn.execute(text(sql))` inside it)
@@ -910,7 +945,7 @@ def swallowed_load_errors(tree: ast.Module, loaders: set[str] | None = None) -> 
         if not isinstance(t, ast.Try) or not any(
                 _is_load(s, returners) or runs_sql_var(s) or calls_loader(s) for s in t.body):
             continue
-        if _drops_only(t.body):
+        if _drops_only(t.body) or _creates_containers_only(t.body):
             continue
         if any(isinstance(c, ast.Call) and dotted(c.func).rsplit(".", 1)[-1] == "to_sql"
                and literal(kw(c, "if_exists")) == "replace"
@@ -1605,6 +1640,18 @@ def empty_frame_on_read_error(tree: ast.Module) -> list[Hit]:
     return hits
 
 
+def _counts_reported_skip(body: list[ast.stmt], tree: ast.Module) -> bool:
+    """The handler only counts the item it skips (`skipped_invalid += 1`) in a counter the
+    module reads again (into the asset's metadata, a log line, a check): the skip is reported
+    with the run's result, an item-level validation, not a swallowed failure."""
+    counters = {b.target.id for b in body if isinstance(b, ast.AugAssign)
+                and isinstance(b.target, ast.Name) and isinstance(b.op, ast.Add)}
+    if not counters or not all(isinstance(b, ast.AugAssign) for b in body):
+        return False
+    read = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    return counters <= read
+
+
 def skipped_fetch_errors(tree: ast.Module) -> list[Hit]:
     """IDM206 in Dagster code: a failed fetch skipped with `continue` (in its `except`, or
     `if isinstance(r, Exception)` over `gather(..., return_exceptions=True)`). The asset returns
@@ -1633,7 +1680,8 @@ def skipped_fetch_errors(tree: ast.Module) -> list[Hit]:
                     or (isinstance(x, ast.Call) and _fails(x))
                     for b in h.body for x in ast.walk(b))
                 if any(t is None or _FETCH_ERRORS.search(dotted(t).rsplit(".", 1)[-1])
-                       for t in types) and (_skips_item(h.body) or falls_through):
+                       for t in types) and (_skips_item(h.body) or falls_through) \
+                        and not _counts_reported_skip(h.body, tree):
                     hits.append((h.lineno, "IDM206", "a failed fetch is skipped: the asset "
                                                      "publishes a partial result"))
         elif isinstance(n, ast.If) and id(n) in in_compute and _http_failed(n.test) \
@@ -1863,11 +1911,12 @@ def is_data_generator(tree: ast.Module) -> bool:
     return True
 
 
-def _dlt_disposition(node: ast.AST | None) -> str | None:
-    """dlt's write disposition: a string, or a dict whose "disposition" names it."""
-    wd = literal(node)
+def _dlt_disposition(wd: object) -> object:
+    """A write disposition as its name: the dict form `{"disposition": "merge", "strategy":
+    ...}` by its `disposition` (dlt's default, append, when the key is absent); any other
+    value that is not a plain string is unknown (None)."""
     if isinstance(wd, dict):
-        wd = wd.get("disposition")
+        return wd.get("disposition", "append")
     return wd if isinstance(wd, str) else None
 
 
@@ -1876,7 +1925,7 @@ def dlt_appends(tree: ast.Module) -> list[Hit]:
     hits: list[Hit] = []
     run_disposition = any(
         isinstance(n, ast.Call) and dotted(n.func).rsplit(".", 1)[-1] == "run"
-        and _dlt_disposition(kw(n, "write_disposition")) in {"replace", "merge"}
+        and _dlt_disposition(literal(kw(n, "write_disposition"))) in {"replace", "merge"}
         for n in ast.walk(tree))
     if run_disposition:
         return hits
@@ -1896,9 +1945,8 @@ def dlt_appends(tree: ast.Module) -> list[Hit]:
         for d in f.decorator_list:
             if dotted(d) not in {"dlt.resource", "dlt.transformer"}:
                 continue
-            wd = literal(kw(d, "write_disposition")) if isinstance(d, ast.Call) else None
-            if isinstance(wd, dict):
-                continue  # {"disposition": "merge", "strategy": ...}: configured, not the default
+            wd = _dlt_disposition(literal(kw(d, "write_disposition"))) \
+                if isinstance(d, ast.Call) else None
             if isinstance(d, ast.Call) and kw(d, "write_disposition") is not None \
                     and not (wd is None or wd == "append"):
                 continue
@@ -1913,10 +1961,10 @@ _CLEARS = re.compile(r"\b(delete\s+from|truncate\b|merge\s+into|insert\s+overwri
 _APPEND_MODES = {"WRITE_APPEND", "APPEND"}
 
 
-def _append_mode(node: ast.AST) -> bool:
-    # a literal of any type: dlt also takes a dict ({"disposition": "merge", ...})
-    mode = literal(node)
-    return isinstance(mode, str) and mode in _APPEND_MODES
+def _append_mode(value: object) -> bool:
+    """A write mode naming append (a dict or list value, such as dlt's dict form of a
+    disposition, is not a BigQuery mode)."""
+    return isinstance(value, str) and value in _APPEND_MODES
 
 
 def operator_appends(tree: ast.Module) -> list[Hit]:
@@ -1934,7 +1982,7 @@ def operator_appends(tree: ast.Module) -> list[Hit]:
             short = dotted(n.func).rsplit(".", 1)[-1]
             for k in n.keywords:
                 if k.arg in {"write_disposition", "writeDisposition"} \
-                        and _append_mode(k.value):
+                        and _append_mode(literal(k.value)):
                     hits.append((k.value.lineno, "IDM201", f"{short} appends ({k.arg}="
                                                            f"{literal(k.value)})"))
             if short == "S3ToRedshiftOperator" and str(literal(kw(n, "method")) or "APPEND") \
@@ -1944,7 +1992,7 @@ def operator_appends(tree: ast.Module) -> list[Hit]:
             for key, value in zip(n.keys, n.values, strict=False):
                 if isinstance(key, ast.Constant) and key.value in {"writeDisposition",
                                                                    "write_disposition"} \
-                        and _append_mode(value):
+                        and _append_mode(literal(value)):
                     hits.append((value.lineno, "IDM201", "job configuration appends "
                                                          f"({key.value}={literal(value)})"))
     return hits
@@ -2002,11 +2050,121 @@ def review_python(path: str, tree: ast.Module, dialect: str | None,
     info.hits.extend(operator_appends(tree))
     info.hits.extend(offset_commits_before_writes(tree))
     info.hits.extend(auto_commit_consumers(tree))
+    info.hits.extend(ledger_marked_before_load(tree))
+    info.hits.extend(day_after_last_loaded(tree))
     batch_hits, guarded = integrity_guarded_batches(tree)
     info.hits.extend(h for h in batch_hits if h not in info.hits)
     keyed = info.reload_halves | anti_joined_appends(tree) | guarded
     info.hits = [h for h in info.hits if not (h[1] == "IDM202" and h[0] in keyed)]
     return info
+
+
+def _open_mode(call: ast.Call) -> str | None:
+    """The mode of `open(path, mode)` (`"r"` when not given), None if not a literal."""
+    m = call.args[1] if len(call.args) > 1 else kw(call, "mode")
+    if m is None:
+        return "r"
+    v = literal(m)
+    return v if isinstance(v, str) else None
+
+
+def ledger_marked_before_load(tree: ast.Module) -> list[Hit]:
+    """IDM404: a function keeps a ledger file of the items already loaded (it reads the file,
+    skips the items `not in` it), appends the item it picks to the ledger, then returns the
+    item's data for its caller to load (it loads nothing itself): the item is marked loaded before the load runs, so a
+    failed load is never retried (the next run moves on to the next item)."""
+    hits: list[Hit] = []
+    for f in ast.walk(tree):
+        if not isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        if not any(isinstance(c, ast.Compare) and any(isinstance(o, ast.NotIn) for o in c.ops)
+                   for c in ast.walk(f)):
+            continue
+        opens = [(c, _open_mode(c)) for c in ast.walk(f) if isinstance(c, ast.Call)
+                 and dotted(c.func) == "open" and c.args]
+        read = {ast.dump(c.args[0]) for c, m in opens if m is not None and "r" in m}
+        for w in ast.walk(f):
+            if not isinstance(w, ast.With):
+                continue
+            appended = [item.optional_vars.id for item in w.items
+                        if isinstance(item.context_expr, ast.Call)
+                        and dotted(item.context_expr.func) == "open" and item.context_expr.args
+                        and ast.dump(item.context_expr.args[0]) in read
+                        and (_open_mode(item.context_expr) or "").startswith("a")
+                        and isinstance(item.optional_vars, ast.Name)]
+            marks = [c for b in w.body for c in ast.walk(b) if isinstance(c, ast.Call)
+                     and isinstance(c.func, ast.Attribute) and c.func.attr == "write"
+                     and isinstance(c.func.value, ast.Name) and c.func.value.id in appended]
+            if not marks:
+                continue
+            line = marks[0].lineno
+            loads = any(isinstance(n, ast.Call) and dotted(n.func).rsplit(".", 1)[-1] in LOAD_CALLS
+                        for n in ast.walk(f))
+            hands_on = any(isinstance(n, ast.Return) and isinstance(n.value, ast.Name)
+                           and n.lineno > line for n in ast.walk(f))
+            if hands_on and not loads:
+                hits.append((line, "IDM404", "the item is marked loaded in the ledger before "
+                                             "its caller loads it"))
+    return hits
+
+
+_LAST_LOADED = re.compile(r"(^|_)(last|max|latest)(_|$)|^(last|max|latest)[A-Z]", re.I)
+_MAX_SQL = re.compile(r"\bmax\s*\(", re.I)
+
+
+def _one_day(e: ast.expr) -> bool:
+    """`timedelta(days=1)`, `timedelta(1)`, `pd.Timedelta(days=1)`, `DateOffset(days=1)`."""
+    if not (isinstance(e, ast.Call) and dotted(e.func).rsplit(".", 1)[-1] in {
+            "timedelta", "Timedelta", "DateOffset", "relativedelta"}):
+        return False
+    days = kw(e, "days")
+    if days is None and e.args and dotted(e.func).rsplit(".", 1)[-1] in {"timedelta", "Timedelta"} \
+            and not (isinstance(e.args[0], ast.Constant) and isinstance(e.args[0].value, str)):
+        days = e.args[0]
+    return literal(days) == 1 and len(e.keywords) + len(e.args) == 1
+
+
+def _read_back(e: ast.expr, assigns: dict[str, list[ast.expr]], depth: int = 0,
+               seen: frozenset[str] = frozenset()) -> bool:
+    """Is `e` (through the function's assignments) a value read back from the target: a call
+    named `*last*`/`*max*`/`*latest*`, or a `SELECT MAX(...)` query?"""
+    for n in ast.walk(e):
+        if isinstance(n, ast.Call) and _LAST_LOADED.search(dotted(n.func).rsplit(".", 1)[-1]):
+            return True
+        if isinstance(n, ast.Constant) and isinstance(n.value, str) \
+                and _MAX_SQL.search(n.value) and re.search(r"\bselect\b", n.value, re.I):
+            return True
+        if isinstance(n, ast.Name) and n.id not in seen and depth < 6 and any(
+                _read_back(v, assigns, depth + 1, seen | {n.id}) for v in assigns.get(n.id, [])):
+            return True
+    return False
+
+
+def day_after_last_loaded(tree: ast.Module) -> list[Hit]:
+    """IDM402/IDM403: the next fetch starts the day after the last day already loaded (`start =
+    last_loaded + timedelta(days=1)`, the last value read back from the target: a call named
+    `*last*`/`*max*`/`*latest*`, or a `MAX(...)` query): a strict cursor on a day with no
+    lookback, so rows of that day published after it was loaded are never fetched."""
+    hits: list[Hit] = []
+    for f in ast.walk(tree):
+        if not isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        assigns: dict[str, list[ast.expr]] = {}
+        for a in ast.walk(f):
+            if isinstance(a, ast.Assign):
+                for t in a.targets:
+                    if isinstance(t, ast.Name):
+                        assigns.setdefault(t.id, []).append(a.value)
+
+        for a in ast.walk(f):
+            if isinstance(a, ast.Assign) and isinstance(a.value, ast.BinOp) \
+                    and isinstance(a.value.op, ast.Add) and _one_day(a.value.right) \
+                    and _read_back(a.value.left, assigns):
+                hits.append((a.lineno, "IDM402", "the next start is the last loaded day + 1 "
+                                                 "day: no lookback"))
+                hits.append((a.lineno, "IDM403", "last loaded day + 1 day is a strict cursor "
+                                                 "on a day"))
+    return hits
 
 
 def _only_returns(f: ast.AST | None, hit: Hit) -> bool:

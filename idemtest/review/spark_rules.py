@@ -18,6 +18,7 @@ the chain. Per function:
 from __future__ import annotations
 
 import ast
+import re
 
 from .python_rules import contains_wall_clock, dotted, kw, literal
 
@@ -94,8 +95,108 @@ def _mode_line(call: ast.Call) -> int:
     return call.lineno
 
 
-def spark_writes(tree: ast.Module) -> list[Hit]:
+def _exists_test(test: ast.expr) -> bool | None:
+    """True for a test that the table exists (`catalog.tableExists(t)`,
+    `DeltaTable.isDeltaTable(spark, p)`), False for its negation, None for anything else."""
+    if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+        inner = _exists_test(test.operand)
+        return None if inner is None else not inner
+    if isinstance(test, ast.Call) and _name(test) in {"tableExists", "isDeltaTable"}:
+        return True
+    return None
+
+
+def _first_creation(f: ast.AST) -> set[int]:
+    """Nodes of the branch taken only when the output table does not exist yet (`if
+    catalog.tableExists(t): merge ... else: df.write.mode("overwrite").saveAsTable(t)`): the
+    overwrite there creates the table, it has no other partitions to wipe."""
+    out: set[int] = set()
+    for n in ast.walk(f):
+        if isinstance(n, ast.If) and (exists := _exists_test(n.test)) is not None:
+            branch = n.orelse if exists else n.body
+            out |= {id(x) for b in branch for x in ast.walk(b)}
+    return out
+
+
+def _generic_merge_helper(call: ast.Call, f: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    """`.merge(df.alias("s"), f"{conditions} AND ...")` where both the source `df` and the
+    merge condition come from the function's parameters: a helper merging whatever frame on
+    whatever key its callers pass; it cannot know the key to deduplicate on, so whether the
+    source is unique on it is the callers' business. (A merge on a key written here, from a
+    parameter frame, is still judged here.)"""
+    params = {a.arg for a in f.args.posonlyargs + f.args.args + f.args.kwonlyargs}
+    src = call.args[0] if call.args else kw(call, "source")
+    while isinstance(src, ast.Call) and isinstance(src.func, ast.Attribute) \
+            and src.func.attr in {"alias", "toDF", "select"}:
+        src = src.func.value
+    cond = call.args[1] if len(call.args) > 1 else kw(call, "condition")
+    return isinstance(src, ast.Name) and src.id in params and cond is not None and any(
+        isinstance(n, ast.Name) and n.id in params for n in ast.walk(cond))
+
+
+_KEY_PAIR = re.compile(r"\(?\s*(\w+)\.(\w+)\s*=\s*(\w+)\.(\w+)\s*\)?")
+
+
+def _crossed_pairs(text: str) -> str | None:
+    """A merge condition made only of `a.x = b.y` equalities between two aliases in which one
+    column of a side is equated to two different columns of the other (`tgt.driver_id =
+    upd.driver_id AND tgt.race_id = upd.driver_id`): it asks the target's two columns to be
+    equal, so (almost) no row matches. The crossed pair, or None."""
+    parts = re.split(r"\s+and\s+", text.strip(), flags=re.I)
+    if len(parts) < 2:
+        return None
+    pairs = []
+    for part in parts:
+        m = _KEY_PAIR.fullmatch(part.strip())
+        if m is None:
+            return None
+        pairs.append(m.groups())
+    left_alias, right_alias = pairs[0][0].lower(), pairs[0][2].lower()
+    by_side: dict[tuple[str, str], set[str]] = {}
+    for a, x, b, y in pairs:
+        sides = {a.lower(): x.lower(), b.lower(): y.lower()}
+        if set(sides) != {left_alias, right_alias} or left_alias == right_alias:
+            return None
+        lx, ry = sides[left_alias], sides[right_alias]
+        by_side.setdefault((left_alias, lx), set()).add(ry)
+        by_side.setdefault((right_alias, ry), set()).add(lx)
+    for (alias, col), others in by_side.items():
+        if len(others) > 1:
+            return f"{alias}.{col} is equated to {', '.join(sorted(others))}"
+    return None
+
+
+_MERGE_WORD = re.compile(r"merge|upsert", re.I)
+
+
+def crossed_merge_keys(tree: ast.Module) -> list[Hit]:
+    """IDM205: a merge condition (a string passed to a `merge`/`upsert` call, directly or
+    through a variable, or kept in a `merge_*` variable) whose key pairs are crossed (`_crossed_pairs`): the source rows match nothing
+    and are inserted again on every re-run."""
+    merge_args: set[str] = set()
+    direct: list[ast.Constant] = []
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Call) and _MERGE_WORD.search(_name(n)):
+            for a in [*n.args, *(k.value for k in n.keywords)]:
+                if isinstance(a, ast.Name):
+                    merge_args.add(a.id)
+                elif isinstance(a, ast.Constant) and isinstance(a.value, str):
+                    direct.append(a)
+    consts = direct + [a.value for a in ast.walk(tree) if isinstance(a, ast.Assign)
+                       and len(a.targets) == 1 and isinstance(a.targets[0], ast.Name)
+                       and (a.targets[0].id in merge_args or _MERGE_WORD.search(a.targets[0].id))
+                       and isinstance(a.value, ast.Constant)
+                       and isinstance(a.value.value, str)]
     hits: list[Hit] = []
+    for c in consts:
+        crossed = _crossed_pairs(str(c.value))
+        if crossed is not None:
+            hits.append((c.lineno, "IDM205", f"crossed merge keys: {crossed}"))
+    return hits
+
+
+def spark_writes(tree: ast.Module) -> list[Hit]:
+    hits: list[Hit] = crossed_merge_keys(tree)
     if not any(isinstance(n, ast.Attribute) and n.attr in _ACTIONS | {"merge", "write"} for n in ast.walk(tree)) \
             and not any(isinstance(n, ast.Name) and n.id == "write_deltalake" for n in ast.walk(tree)):
         return hits
@@ -114,7 +215,10 @@ def spark_writes(tree: ast.Module) -> list[Hit]:
         # record per attempt, not the load
         in_handler = {id(x) for h in ast.walk(f) if isinstance(h, ast.ExceptHandler)
                       for b in h.body for x in ast.walk(b)}
+        creation = _first_creation(f)
         for call, action, mode, partitioned, overwrite in _writes(f):
+            if id(call) in creation and (mode == "overwrite" or overwrite):
+                continue  # creates the table: nothing else in it to wipe
             if action == "saveAsTable" and mode == "overwrite" and partitioned:
                 hits.append((call.lineno, "IDM701", f"saveAsTable in overwrite mode replaces the whole table (in {f.name})"))
             elif (mode == "overwrite" or overwrite) and partitioned and not dynamic:
@@ -131,7 +235,7 @@ def spark_writes(tree: ast.Module) -> list[Hit]:
                 continue
             nm = _name(n)
             if nm == "merge" and isinstance(n.func, ast.Attribute) and ("DeltaTable" in names or "forPath" in names or "forName" in names) \
-                    and not (names & _DEDUP):
+                    and not (names & _DEDUP) and not _generic_merge_helper(n, f):
                 hits.append((n.lineno, "IDM703", f"MERGE source not deduplicated on its key (in {f.name})"))
             if wall and nm == "write_deltalake" and kw(n, "predicate") is not None:
                 hits.append((n.lineno, "IDM704", f"write_deltalake(predicate=...) in a function reading the wall clock ({f.name})"))

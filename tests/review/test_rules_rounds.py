@@ -2299,3 +2299,255 @@ def test_a_dict_or_list_write_disposition_is_reviewed_without_a_crash(tmp_path: 
           '    cfg = {"load": {"writeDisposition": "WRITE_APPEND"}}\n'
           '    client.query(uri, job_config=cfg)\n')
     assert (5, "IDM201") in findings(tmp_path, "bq.py", bq)
+
+
+# round 15 (continued)
+
+
+def test_dlt_dict_disposition_does_not_crash(tmp_path: Path) -> None:
+    # dlt's dict form of a write disposition crashed the review of the whole run
+    base = """import dlt
+
+
+@dlt.resource(write_disposition={wd})
+def readings():
+    yield from []
+
+
+pipeline = dlt.pipeline(destination="duckdb")
+pipeline.run(readings(), write_disposition={wd})
+"""
+    merged = findings(tmp_path, "d1.py", base.format(wd='{"disposition": "merge", "strategy": "scd2"}'))
+    assert (4, "IDM201") not in merged
+    appended = findings(tmp_path, "d2.py", base.format(wd='{"disposition": "append"}'))
+    assert (4, "IDM201") in appended
+
+
+_SCHEMA_THEN_LOAD = '''from sqlalchemy import create_engine, text
+
+engine = create_engine("postgresql://warehouse")
+
+
+def ensure_schema(schema):
+    try:
+        with engine.connect() as conn:
+            conn.execute(text({sql}))
+            conn.commit()
+    except Exception as e:
+        print("could not prepare", schema, e)
+
+
+def load(frame, schema):
+    ensure_schema(schema)
+    frame.to_sql("readings", engine, schema=schema, if_exists="replace", index=False)
+'''
+
+
+def test_swallowed_create_schema_is_no_lost_load(tmp_path: Path) -> None:
+    safe = findings(tmp_path, "s1.py", _SCHEMA_THEN_LOAD.format(
+        sql='f"CREATE SCHEMA IF NOT EXISTS {schema}"'))
+    assert (11, "IDM206") not in safe
+    risky = findings(tmp_path, "s2.py", _SCHEMA_THEN_LOAD.format(
+        sql='f"INSERT INTO {schema}.runs SELECT * FROM staging_runs"'))
+    assert (11, "IDM206") in risky
+
+
+_SERVER = '''import pandas as pd
+from sqlalchemy import create_engine
+{web_import}
+
+engine = create_engine("postgresql://warehouse")
+{app}
+
+
+def store(frame, table):
+    try:
+        frame.to_sql(table, engine, if_exists="replace", index=False)
+    except Exception as e:
+        print("store failed:", e)
+        return False
+    return True
+'''
+
+
+def test_web_server_handlers_are_not_pipeline_runs(tmp_path: Path) -> None:
+    # a request handler's failure goes back to the caller of the request: no scheduler runs it
+    server = findings(tmp_path, "api.py", _SERVER.format(
+        web_import="from fastapi import FastAPI", app="app = FastAPI(title=\"data\")"))
+    assert (12, "IDM206") not in server
+    script = findings(tmp_path, "job.py", _SERVER.format(web_import="", app=""))
+    assert (12, "IDM206") in script
+
+
+_VOTES = '''import os
+
+import requests
+from dagster import MaterializeResult, MetadataValue, asset
+
+
+@asset
+def ratings(context):
+    base = os.environ["VOTES_URL"]
+    votes, skipped = [], 0
+    for key in requests.get(f"{{base}}/index", timeout=10).json():
+        try:
+            resp = requests.get(f"{{base}}/{{key}}", timeout=10)
+            votes.append(resp.json())
+        except Exception:
+            {handler}
+    return MaterializeResult(metadata={{"votes": len(votes){report}}})
+'''
+
+
+def test_counted_and_reported_skip_is_no_silent_skip(tmp_path: Path) -> None:
+    counted = findings(tmp_path, "a1.py", _VOTES.format(
+        handler="skipped += 1", report=', "skipped": MetadataValue.int(skipped)'))
+    assert (15, "IDM206") not in counted
+    silent = findings(tmp_path, "a2.py", _VOTES.format(handler="continue", report=""))
+    assert (15, "IDM206") in silent
+
+
+_DELTA_HELPER = '''from delta.tables import DeltaTable
+
+
+def write_results(df, table, conditions):
+    if spark.catalog.tableExists(table):
+        DeltaTable.forName(spark, table).alias("tgt").merge(
+            {source}.alias("upd"), {on}
+        ).whenMatchedUpdateAll().whenNotMatchedInsertAll().execute()
+    else:
+        df.write.mode("overwrite").partitionBy("race_id").format("delta").saveAsTable(table)
+
+
+def rebuild(df, table):
+    df.write.mode("overwrite").partitionBy("race_id").format("delta").saveAsTable(table)
+'''
+
+
+def test_delta_helper_first_creation_and_callers_source(tmp_path: Path) -> None:
+    helper = findings(tmp_path, "h1.py", _DELTA_HELPER.format(source="df", on="conditions"))
+    # the overwrite only creates the missing table; frame and key are the caller's
+    assert (10, "IDM701") not in helper and (6, "IDM703") not in helper
+    # an unconditional overwrite of the partitioned table still wipes every partition
+    assert (14, "IDM701") in helper
+    # a source read inside the helper and never deduplicated is as before
+    own = findings(tmp_path, "h2.py", _DELTA_HELPER.format(
+        source='spark.read.parquet("/raw/results")', on="conditions"))
+    assert (6, "IDM703") in own
+    # so is a parameter frame merged on a key written here (the helper knows the key)
+    keyed = findings(tmp_path, "h3.py", _DELTA_HELPER.format(
+        source="df", on='"tgt.result_id = upd.result_id"'))
+    assert (6, "IDM703") in keyed
+
+
+_MERGE_CALLER = '''# Databricks notebook source
+results = spark.read.parquet("/processed/results").dropDuplicates(["race_id", "driver_id"])
+
+merge_on = "tgt.driver_id = upd.driver_id AND {second}"
+upsert_delta(results, "presentation", "race_results", merge_on, "race_id")
+'''
+
+
+def test_crossed_merge_keys(tmp_path: Path) -> None:
+    # upd.driver_id equated to two target columns: no row matches, every re-run inserts again
+    crossed = findings(tmp_path, "c1.py", _MERGE_CALLER.format(second="tgt.race_id = upd.driver_id"))
+    assert (4, "IDM205") in crossed
+    paired = findings(tmp_path, "c2.py", _MERGE_CALLER.format(second="tgt.race_id = upd.race_id"))
+    assert (4, "IDM205") not in paired
+    # a renamed key (tgt.race_key = upd.race_id) pairs each column once: as before
+    renamed = findings(tmp_path, "c3.py", _MERGE_CALLER.format(second="tgt.race_key = upd.race_id"))
+    assert (4, "IDM205") not in renamed
+
+
+_LEDGER = '''import os
+
+import pandas as pd
+from prefect import task
+
+
+@task
+def next_chunk(path, size, engine):
+    ledger = "chunks_done.txt"
+    done = set()
+    if os.path.exists(ledger):
+        with open(ledger) as fh:
+            done = set(fh.read().splitlines())
+    n = 1
+    while True:
+        if str(n) not in done:
+            df = pd.read_csv(path, skiprows=size * (n - 1), nrows=size)
+            {before}
+            with open(ledger, "a") as fh:
+                fh.write(f"{{n}}\\n")
+            {after}
+        n += 1
+'''
+
+
+def test_ledger_marked_before_the_caller_loads(tmp_path: Path) -> None:
+    early = findings(tmp_path, "l1.py", _LEDGER.format(before="pass", after="return df"))
+    assert (20, "IDM404") in early
+    # the chunk is loaded here before it is marked: a failed load leaves it unmarked
+    loaded = findings(tmp_path, "l2.py", _LEDGER.format(
+        before='df.to_sql("videos", engine, if_exists="append", index=False)', after="return n"))
+    assert (20, "IDM404") not in loaded
+
+
+_DAY_AFTER = '''from datetime import datetime, timedelta
+
+import pandas as pd
+from dagster import asset
+
+
+@asset
+def station_readings(context, warehouse):
+    {start}
+    end = (datetime.utcnow() - timedelta(days=1)).strftime("%Y-%m-%d")
+    frame = pd.read_csv(f"https://meteo.example/readings?from={{start}}&to={{end}}")
+    frame.to_sql("readings", warehouse, if_exists="append", index=False)
+'''
+
+
+def test_next_start_the_day_after_the_last_loaded_day(tmp_path: Path) -> None:
+    strict = findings(tmp_path, "m1.py", _DAY_AFTER.format(start=(
+        "last = warehouse.execute('SELECT MAX(day) FROM readings').scalar()\n"
+        "    start = last + timedelta(days=1)")))
+    assert (10, "IDM402") in strict and (10, "IDM403") in strict
+    # a run over a fixed day of the schedule has no cursor
+    fixed = findings(tmp_path, "m2.py", _DAY_AFTER.format(start=(
+        "day = datetime.fromisoformat(context.partition_key)\n"
+        "    start = day + timedelta(days=1)")))
+    assert not [f for f in fixed if f[1] in {"IDM402", "IDM403"}]
+
+
+_NOTEBOOK_LIB = '''# Databricks notebook source
+def overwrite_by_day(df, table):
+    df.write.mode("overwrite").partitionBy("day").saveAsTable(table)
+
+# COMMAND ----------
+
+def overwrite_by_month(df, table):
+    df.write.mode("overwrite").partitionBy("month").saveAsTable(table)
+'''
+
+_NOTEBOOK_JOB = '''# Databricks notebook source
+# MAGIC %run ../includes/common_funcs
+
+# COMMAND ----------
+
+frame = spark.read.parquet("/raw/laps")
+overwrite_by_day(frame, "processed.laps")
+'''
+
+
+def test_notebook_run_is_an_import_of_the_helpers(tmp_path: Path) -> None:
+    # `%run` brings the helper notebook in: a helper no notebook calls runs only by hand
+    (tmp_path / "includes").mkdir()
+    (tmp_path / "ingestion").mkdir()
+    (tmp_path / "includes" / "common_funcs.py").write_text(_NOTEBOOK_LIB, encoding="utf-8")
+    (tmp_path / "ingestion" / "laps.py").write_text(_NOTEBOOK_JOB, encoding="utf-8")
+    result = review_paths([tmp_path])
+    lib = sorted((f.line, f.rule_id) for f in result.findings
+                 if f.file.endswith("common_funcs.py"))
+    assert (3, "IDM701") in lib  # called by the ingestion notebook
+    assert (8, "IDM701") not in lib  # called by none of them
