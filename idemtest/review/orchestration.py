@@ -148,7 +148,8 @@ def _project_callables(tree: ast.Module) -> tuple[set[str], bool]:
 
 def _writes_nothing(body: ast.AST | None, funcs: dict[str, ast.FunctionDef | ast.AsyncFunctionDef],
                     owner: ast.AST, dag_names: set[str] | None = None,
-                    project: tuple[set[str], bool] = (set(), False)) -> bool:
+                    project: tuple[set[str], bool] = (set(), False),
+                    module: ast.Module | None = None) -> bool:
     """Every task of the DAG is an Empty/Dummy operator, an `echo`, or a function that only
     prints: such a DAG changes no data, so its scheduling cannot duplicate or lose any. A
     call handed the DAG (`build_load_task(dag, ...)`) makes tasks we cannot see: they may write."""
@@ -175,6 +176,8 @@ def _writes_nothing(body: ast.AST | None, funcs: dict[str, ast.FunctionDef | ast
             cmd = literal(kw(n, "bash_command"))
             if short == "BashOperator" and isinstance(cmd, str) and _NO_WRITE_COMMAND.match(cmd):
                 continue
+            if short == "BashOperator" and _no_write_script(kw(n, "bash_command"), module):
+                continue
             cb = kw(n, "python_callable")
             if short == "PythonOperator" and isinstance(cb, ast.Name) and cb.id in funcs \
                     and _only_prints(funcs[cb.id], funcs):
@@ -187,6 +190,24 @@ def _writes_nothing(body: ast.AST | None, funcs: dict[str, ast.FunctionDef | ast
             if not _only_prints(n, funcs):
                 return False
     return tasks > 0
+
+
+_JINJA_BLOCK = re.compile(r"^\s*\{%.*%\}\s*$")
+
+
+def _no_write_script(cmd: ast.expr | None, tree: ast.Module | None) -> bool:
+    """A bash_command held in a module-level string (`templated_command = \"\"\"...\"\"\"`)
+    whose every line is an `echo`/`date`/`sleep` or a Jinja `{% for %}` block tag: the
+    tutorial's templated task prints and writes nothing."""
+    if tree is None or not isinstance(cmd, ast.Name):
+        return False
+    values = [st.value for st in tree.body if isinstance(st, ast.Assign)
+              and any(isinstance(t, ast.Name) and t.id == cmd.id for t in st.targets)]
+    if len(values) != 1 or not isinstance(values[0], ast.Constant) \
+            or not isinstance(values[0].value, str):
+        return False
+    lines = [ln for ln in values[0].value.splitlines() if ln.strip() and not _JINJA_BLOCK.match(ln)]
+    return bool(lines) and all(_NO_WRITE_COMMAND.match(ln) for ln in lines)
 
 
 def _only_prints(f: ast.FunctionDef | ast.AsyncFunctionDef,
@@ -268,7 +289,7 @@ def review_orchestration(path: str, tree: ast.Module, info: FileInfo) -> tuple[l
         hygiene = not _unscheduled(schedule) and not (
             all(k.arg for k in call.keywords)
             and _never_starts(args, default_args, schedule, calls)) and not _writes_nothing(
-            body, funcs, owner, _dag_names(tree, call) if owner is call else None, project)
+            body, funcs, owner, _dag_names(tree, call) if owner is call else None, project, tree)
         if hygiene and "catchup" not in args:
             hits.append((line, "IDM101", f"DAG {dag_id}"))
         if hygiene and "max_active_runs" not in args:
@@ -284,6 +305,8 @@ def review_orchestration(path: str, tree: ast.Module, info: FileInfo) -> tuple[l
             if dop is not None and literal(dop) is True:
                 hits.append((dop.lineno, "IDM104", f"DAG {dag_id}"))
             sd = src.get("start_date")
+            if src is default_args and "start_date" in args:
+                sd = None  # the DAG's own start_date overrides the one of default_args
             if sd is not None and hygiene and (contains_wall_clock(sd) or (
                     isinstance(sd, ast.Name) and sd.id in wall_names)):
                 hits.append((sd.lineno, "IDM105", f"DAG {dag_id}: {ast.unparse(sd)[:60]}"))

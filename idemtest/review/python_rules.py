@@ -4,6 +4,7 @@ Python-only rules (`to_sql`, wall-clock watermarks, run-time windows)."""
 from __future__ import annotations
 
 import ast
+import builtins
 import re
 from dataclasses import dataclass, field
 
@@ -2356,11 +2357,46 @@ def errors_shown_to_user(tree: ast.Module) -> set[int]:
                    for b in h.body for c in ast.walk(b))}
 
 
+def handlers_naming_unbound(tree: ast.Module) -> set[int]:
+    """Lines of `except` handlers naming an exception class through a name the module never
+    binds (`except (Exception, psycopg.DatabaseError)` with only psycopg2 imported): Python
+    evaluates the tuple when an error arrives, the lookup raises NameError, and the error is
+    raised on instead of caught; nothing is swallowed (no IDM206). A star import may bind any
+    name: then nothing is settled."""
+    bound: set[str] = set(dir(builtins))
+    for n in ast.walk(tree):
+        if isinstance(n, (ast.Import, ast.ImportFrom)):
+            for a in n.names:
+                if a.name == "*":
+                    return set()
+                bound.add((a.asname or a.name).split(".")[0])
+        elif isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load):
+            bound.add(n.id)
+        elif isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(n.name)
+        elif isinstance(n, ast.arg):
+            bound.add(n.arg)
+        elif isinstance(n, (ast.Global, ast.Nonlocal)):
+            bound.update(n.names)
+        elif isinstance(n, ast.ExceptHandler) and n.name:
+            bound.add(n.name)
+    out: set[int] = set()
+    for t in ast.walk(tree):
+        if not isinstance(t, ast.Try):
+            continue
+        for h in t.handlers:
+            types = h.type.elts if isinstance(h.type, ast.Tuple) else [h.type] if h.type else []
+            roots = [dotted(e).split(".")[0] for e in types]
+            if any(r and r not in bound for r in roots):
+                out.add(h.lineno)
+    return out
+
+
 def settled_in_the_file(tree: ast.Module, hits: list[Hit]) -> list[Hit]:
     """The file's findings less those its own code settles: check-then-insert (IDM201) and
     errors shown to the user of an interactive app (IDM206)."""
     checked = checked_inserts(tree)
-    shown = errors_shown_to_user(tree)
+    shown = errors_shown_to_user(tree) | handlers_naming_unbound(tree)
     marks, logged = marked_before_commit(tree)
     hits = [h for h in hits if not ((h[1] == "IDM201" and h[0] in checked | logged)
                                     or (h[1] == "IDM206" and h[0] in shown))]

@@ -151,6 +151,27 @@ def _has_lookback(node: exp.Expression) -> bool:
     return False
 
 
+_DAYS_PER_UNIT = {"DAY": 1, "DAYS": 1, "WEEK": 7, "WEEKS": 7, "MONTH": 28, "MONTHS": 28,
+                  "YEAR": 365, "YEARS": 365}
+
+
+def _lookback_days(node: exp.Expression) -> int:
+    """Days of the longest literal interval subtracted in a bound (`now() - interval '365 day'`),
+    0 when none can be read."""
+    from sqlglot import exp
+
+    best = 0
+    for sub in node.walk():
+        if not isinstance(sub, exp.Interval):
+            continue
+        text = f"{sub.this.name if isinstance(sub.this, exp.Literal) else ''} " \
+               f"{sub.args['unit'].name if sub.args.get('unit') is not None else ''}"
+        m = re.match(r"\s*(\d+)\s*([A-Za-z]+)", text)
+        if m and m.group(2).upper() in _DAYS_PER_UNIT:
+            best = max(best, int(m.group(1)) * _DAYS_PER_UNIT[m.group(2).upper()])
+    return best
+
+
 def _bound_column(node: exp.Expression) -> exp.Expression | None:
     """The column a comparison bounds: the column itself, or a column seen through a day or
     type conversion or an aggregate (`DATE(event_time) > ...`, `CAST(ts AS DATE) > ...`,
@@ -314,6 +335,11 @@ def statement_hits(stmt: Statement, scope: Scope | None) -> list[Hit]:
                 if _rebuilds(e, scope):
                     # the last N days recomputed whole each run: a rolling report, rerun-safe
                     continue
+                if isinstance(e, exp.Select) and e.args.get("group") is not None \
+                        and _lookback_days(other) >= 30:
+                    # totals recounted over a month or more back from now: a late row is
+                    # counted by the next run; no cursor moves past it
+                    continue
                 hits.append((node_line(node, stmt.line), "IDM401", "filter on now()"))
                 continue
             if uppers or len(lowers) != 1:
@@ -423,6 +449,32 @@ def _is_bare_append(stmt: Statement) -> str | None:
     return None
 
 
+def _accumulating_upsert(stmt: Statement) -> str | None:
+    """Target of an upsert whose DO UPDATE adds the incoming value to the stored one
+    (`ON CONFLICT (k) DO UPDATE SET n = t.n + EXCLUDED.n`, MySQL `n = n + VALUES(n)`): keyed,
+    but a rerun of the same rows adds their totals again, so it is not idempotent."""
+    from sqlglot import exp
+
+    e = stmt.expr
+    conflict = e.args.get("conflict") if isinstance(e, exp.Insert) else None
+    if conflict is None or "NOTHING" in str(conflict.args.get("action") or "").upper():
+        return None
+    for eq in conflict.args.get("expressions") or []:
+        if not isinstance(eq, exp.EQ) or not isinstance(eq.this, exp.Column) \
+                or not isinstance(eq.expression, exp.Add):
+            continue
+        col = eq.this.name.lower()
+        sides = [eq.expression.this, eq.expression.expression]
+        stored = any(isinstance(x, exp.Column) and x.name.lower() == col
+                     and x.table.lower() not in {"excluded", "values"} for x in sides)
+        incoming = any((isinstance(x, exp.Column) and x.table.lower() == "excluded")
+                       or (isinstance(x, exp.Anonymous) and x.name.lower() == "values")
+                       or isinstance(x, exp.Values) for x in sides)
+        if stored and incoming:
+            return table_name(e.this)
+    return None
+
+
 def _reads_for_upsert(stmt: Statement) -> set[str]:
     from sqlglot import exp
 
@@ -501,7 +553,7 @@ def scope_hits(scope: Scope) -> list[Hit]:
                 if _is_temp(st):
                     cleared_before |= tables_written(st.expr)
             elif kind == "write":
-                target = _is_bare_append(st)
+                target = _is_bare_append(st) or _accumulating_upsert(st)
                 if target and st.expr.expression is not None and any(
                         in_tables(target, pruned_against.get(src, set()))
                         for src in tables_read(st.expr.expression)):

@@ -2551,3 +2551,136 @@ def test_notebook_run_is_an_import_of_the_helpers(tmp_path: Path) -> None:
                  if f.file.endswith("common_funcs.py"))
     assert (3, "IDM701") in lib  # called by the ingestion notebook
     assert (8, "IDM701") not in lib  # called by none of them
+
+# round 16
+
+_TOTALS_UPSERT = '''import psycopg2
+
+
+def write_totals(rows, conn):
+    cur = conn.cursor()
+    for r in rows:
+        query = """INSERT INTO daily_totals (day, user_id, minutes)
+VALUES (%s, %s, %s)
+ON CONFLICT (day, user_id) DO UPDATE SET minutes = {update}"""
+        cur.execute(query, (r.day, r.user_id, r.minutes))
+    conn.commit()
+'''
+
+
+def test_upsert_that_adds_the_incoming_value_is_an_append(tmp_path: Path) -> None:
+    # DO UPDATE SET n = t.n + EXCLUDED.n: keyed, but a rerun adds the same totals again
+    risky = findings(tmp_path / "a", "totals.py",
+                     _TOTALS_UPSERT.format(update="daily_totals.minutes + EXCLUDED.minutes"))
+    assert (7, "IDM201") in risky
+    safe = findings(tmp_path / "b", "totals.py", _TOTALS_UPSERT.format(update="EXCLUDED.minutes"))
+    assert not [f for f in safe if f[1] == "IDM201"]
+
+
+_REFRESH_VIEW = '''import psycopg2
+from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+
+def refresh_stats(ds, **kwargs):
+    conn = PostgresHook(postgres_conn_id="pg").get_conn()
+    try:
+        cur = conn.cursor()
+        cur.execute("INSERT INTO webmap.stats SELECT * FROM staging.stats")
+        conn.commit()
+    except (Exception, {module}.DatabaseError) as error:
+        print(error)
+'''
+
+
+def test_handler_naming_a_module_never_imported_catches_nothing(tmp_path: Path) -> None:
+    # `except (Exception, psycopg.DatabaseError)` with only psycopg2 imported: the tuple is
+    # evaluated when an error arrives and raises NameError, so the error is not swallowed
+    risky = findings(tmp_path / "a", "refresh.py", _REFRESH_VIEW.format(module="psycopg2"))
+    assert (11, "IDM206") in risky
+    safe = findings(tmp_path / "b", "refresh.py", _REFRESH_VIEW.format(module="psycopg"))
+    assert (11, "IDM206") not in safe
+
+
+_TUTORIAL_DAG = '''from datetime import timedelta
+
+from airflow import DAG
+from airflow.operators.bash_operator import BashOperator
+from airflow.utils.dates import days_ago
+
+default_args = {
+    "owner": "airflow",
+    "start_date": days_ago(2),
+    "retries": 1,
+    "retry_delay": timedelta(minutes=5),
+}
+dag = DAG("tutorial", default_args=default_args, schedule_interval=timedelta(days=1))
+
+t1 = BashOperator(task_id="print_date", bash_command="date", dag=dag)
+
+templated_command = """
+{% for i in range(5) %}
+    echo "{{ ds }}"
+    {command}
+{% endfor %}
+"""
+
+t2 = BashOperator(task_id="templated", bash_command=templated_command, dag=dag)
+t1 >> t2
+'''
+
+
+def test_templated_bash_command_that_only_echoes_writes_nothing(tmp_path: Path) -> None:
+    # the Airflow tutorial: a module-level templated command of echo lines in a Jinja loop
+    risky = findings(tmp_path / "a", "tut.py", _TUTORIAL_DAG.replace(
+        "{command}", 'psql -c "insert into runs values (\'{{ ds }}\')"'))
+    assert (9, "IDM105") in risky and (13, "IDM102") in risky
+    safe = findings(tmp_path / "b", "tut.py", _TUTORIAL_DAG.replace(
+        "{command}", 'echo "{{ macros.ds_add(ds, 7) }}"'))
+    assert not [f for f in safe if f[1] in {"IDM101", "IDM102", "IDM105"}]
+
+
+_OVERRIDDEN_START = '''from datetime import datetime, timedelta
+
+from airflow import DAG
+from airflow.operators.bash import BashOperator
+from airflow.utils.dates import days_ago
+
+default_args = {
+    "owner": "airflow",
+    "start_date": days_ago(2),
+    "retries": 1,
+    "retry_delay": timedelta(minutes=5),
+}
+
+with DAG("assign", default_args=default_args, schedule_interval="0 */2 * * *",
+         {start}max_active_runs=1, catchup=False) as dag:
+    BashOperator(task_id="assign", bash_command="./scripts/assign-trees.sh")
+'''
+
+
+def test_dag_start_date_overrides_the_one_of_default_args(tmp_path: Path) -> None:
+    risky = findings(tmp_path / "a", "assign.py", _OVERRIDDEN_START.replace("{start}", ""))
+    assert (9, "IDM105") in risky
+    safe = findings(tmp_path / "b", "assign.py",
+                    _OVERRIDDEN_START.replace("{start}", "start_date=datetime(2021, 1, 1), "))
+    assert (9, "IDM105") not in safe
+
+
+_YEAR_TOTALS = '''import pandas as pd
+
+
+def get_quiz_totals(client):
+    query = """SELECT user_id, COUNT(quiz_id) AS submitted
+    FROM quiz_answers
+    WHERE time >= now() - interval '{window}'
+    GROUP BY user_id"""
+    return pd.DataFrame(client.query(query=query).to_pandas())
+'''
+
+
+def test_totals_recounted_over_a_long_trailing_window_are_no_cursor(tmp_path: Path) -> None:
+    # a year of answers counted again at every run: a late answer is counted by the next run
+    risky = findings(tmp_path / "a", "quiz.py", _YEAR_TOTALS.format(window="1 hour"))
+    assert (7, "IDM401") in risky
+    safe = findings(tmp_path / "b", "quiz.py", _YEAR_TOTALS.format(window="365 day"))
+    assert not [f for f in safe if f[1] == "IDM401"]
