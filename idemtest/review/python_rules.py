@@ -838,7 +838,9 @@ def _is_load(node: ast.AST, returners: dict[str, ast.expr] | None = None) -> boo
             name = dotted(n.func)
             last = name.rsplit(".", 1)[-1]
             if last in LOAD_CALLS or last in _OBJECT_WRITES or _WRITE_HELPER.match(last) or (
-                    last == "run" and "pipeline" in name.lower()):
+                    last == "run" and "pipeline" in name.lower()) or (
+                    # an AWS Glue sink: `glueContext.write_dynamic_frame.from_options(...)`
+                    last.startswith("from_") and "write_dynamic_frame" in name):
                 return True
             # a database transaction committed: whatever it wrote fails with it (a consumer's
             # offset commit is IDM405's business)

@@ -13,6 +13,13 @@ the chain. Per function:
   its source (`dropDuplicates`, `distinct`, `row_number`, `groupBy`, …);
 - IDM704: a `replaceWhere` / delta-rs `predicate=` overwrite in a function that reads the
   wall clock.
+
+AWS Glue's S3 sinks (`glueContext.write_dynamic_frame.from_options(connection_type="s3",
+connection_options={"partitionKeys": [...]})`, `getSink(..., partitionKeys=...)` then
+`writeFrame`) always append new files: a partitioned one is IDM702 too, unless the job reads
+only its sources' latest partitions (`get_latest_partitions(...)`: a refined rebuild of the
+newest snapshot) or its frame is filtered on a cursor read from the target (`F.col(c) >
+max_partition`: an incremental copy, whose strict cursor is IDM402/IDM403 instead).
 """
 
 from __future__ import annotations
@@ -195,9 +202,90 @@ def crossed_merge_keys(tree: ast.Module) -> list[Hit]:
     return hits
 
 
+_CURSOR_CALL = re.compile(r"max|latest|last", re.I)
+
+
+def _target_cursors(f: ast.AST) -> dict[str, int]:
+    """`x = get_max_date_partition_value(...)` (a call named max/latest/last) then
+    `df.filter(F.col(c) > x)`: the frame assigned from such a filter, with the filter's line."""
+    cursors = {t.id for a in ast.walk(f) if isinstance(a, ast.Assign) and len(a.targets) == 1
+               and isinstance(t := a.targets[0], ast.Name) and isinstance(a.value, ast.Call)
+               and _CURSOR_CALL.search(_name(a.value) or "")}
+    out: dict[str, int] = {}
+    for a in ast.walk(f):
+        if not (isinstance(a, ast.Assign) and len(a.targets) == 1 and isinstance(a.targets[0], ast.Name)
+                and isinstance(a.value, ast.Call) and _name(a.value) in {"filter", "where"} and a.value.args):
+            continue
+        cond = a.value.args[0]
+        if isinstance(cond, ast.Compare) and len(cond.ops) == 1 and isinstance(cond.ops[0], ast.Gt) \
+                and isinstance(cond.comparators[0], ast.Name) and cond.comparators[0].id in cursors \
+                and isinstance(cond.left, ast.Call) and _name(cond.left) in {"col", "F.col"}:
+            out[a.targets[0].id] = a.lineno
+    return out
+
+
+def _glue_sinks(f: ast.AST) -> list[int]:
+    """Lines of the partitioned AWS Glue S3 sinks of a scope (`write_dynamic_frame.from_options`
+    with `partitionKeys`; `getSink(..., partitionKeys=...)`, reported on its `writeFrame`)."""
+    def partitioned(keys: ast.expr | None) -> bool:
+        return keys is not None and not (isinstance(keys, (ast.List, ast.Tuple)) and not keys.elts)
+    out: list[int] = []
+    sinks: set[str] = set()
+    for n in ast.walk(f):
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) \
+                and n.func.attr == "from_options" and "write_dynamic_frame" in dotted(n.func) \
+                and str(literal(kw(n, "connection_type")) or "s3").lower() == "s3":
+            opts = kw(n, "connection_options")
+            keys = None
+            if isinstance(opts, ast.Dict):
+                keys = next((v for k, v in zip(opts.keys, opts.values)
+                             if k is not None and literal(k) == "partitionKeys"), None)
+            if partitioned(keys):
+                out.append(n.lineno)
+        if isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name) \
+                and isinstance(n.value, ast.Call) and _name(n.value) == "getSink" \
+                and str(literal(kw(n.value, "connection_type")) or "s3").lower() == "s3" \
+                and partitioned(kw(n.value, "partitionKeys")):
+            sinks.add(n.targets[0].id)
+    for n in ast.walk(f):
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "writeFrame" \
+                and isinstance(n.func.value, ast.Name) and n.func.value.id in sinks:
+            out.append(n.lineno)
+    return out
+
+
+def _reads_latest_partitions(tree: ast.AST) -> bool:
+    return any(isinstance(n, ast.Call) and "latest_partition" in (_name(n) or "") for n in ast.walk(tree))
+
+
+def _frame_names(call: ast.Call) -> set[str]:
+    """The names the written frame of a writer chain is built from (`df.write...` -> df)."""
+    node: ast.AST = call
+    while isinstance(node, (ast.Call, ast.Attribute)):
+        node = node.func if isinstance(node, ast.Call) else node.value
+    return {node.id} if isinstance(node, ast.Name) else set()
+
+
+def _derived(f: ast.AST, roots: set[str]) -> set[str]:
+    """Names assigned (transitively) from expressions using one of `roots`."""
+    out = set(roots)
+    changed = True
+    while changed:
+        changed = False
+        for a in ast.walk(f):
+            if isinstance(a, ast.Assign) and len(a.targets) == 1 and isinstance(a.targets[0], ast.Name) \
+                    and a.targets[0].id not in out \
+                    and any(isinstance(x, ast.Name) and x.id in out for x in ast.walk(a.value)):
+                out.add(a.targets[0].id)
+                changed = True
+    return out
+
+
 def spark_writes(tree: ast.Module) -> list[Hit]:
     hits: list[Hit] = crossed_merge_keys(tree)
-    if not any(isinstance(n, ast.Attribute) and n.attr in _ACTIONS | {"merge", "write"} for n in ast.walk(tree)) \
+    glue = not _reads_latest_partitions(tree)
+    if not any(isinstance(n, ast.Attribute) and n.attr in _ACTIONS | {"merge", "write", "writeFrame", "from_options"}
+               for n in ast.walk(tree)) \
             and not any(isinstance(n, ast.Name) and n.id == "write_deltalake" for n in ast.walk(tree)):
         return hits
     dynamic = _dynamic_somewhere(tree)
@@ -216,7 +304,17 @@ def spark_writes(tree: ast.Module) -> list[Hit]:
         in_handler = {id(x) for h in ast.walk(f) if isinstance(h, ast.ExceptHandler)
                       for b in h.body for x in ast.walk(b)}
         creation = _first_creation(f)
+        cursor_frames = _target_cursors(f)
+        for line in sorted(set(cursor_frames.values())):
+            hits.append((line, "IDM402", f"frame filtered on > the target's newest value, no lookback (in {f.name})"))
+            hits.append((line, "IDM403", f"strict > on the target's newest value (in {f.name})"))
+        incremental = _derived(f, set(cursor_frames))
+        if glue:
+            for line in _glue_sinks(f):
+                hits.append((line, "IDM702", f"AWS Glue S3 sink appends into its partitions (in {f.name})"))
         for call, action, mode, partitioned, overwrite in _writes(f):
+            if mode == "append" and _frame_names(call) & incremental:
+                continue  # appends only what is past the target's own newest value
             if id(call) in creation and (mode == "overwrite" or overwrite):
                 continue  # creates the table: nothing else in it to wipe
             if action == "saveAsTable" and mode == "overwrite" and partitioned:

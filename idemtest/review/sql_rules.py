@@ -162,9 +162,15 @@ def _lookback_days(node: exp.Expression) -> int:
 
     best = 0
     for sub in node.walk():
-        if not isinstance(sub, exp.Interval):
+        if isinstance(sub, (exp.DateSub, exp.DatetimeSub, exp.TimestampSub)) \
+                and isinstance(sub.expression, exp.Literal):
+            # BigQuery's `date_sub(current_date, interval 1 year)`: the amount and unit on the call
+            amount = sub.expression
+        elif isinstance(sub, exp.Interval):
+            amount = sub.this
+        else:
             continue
-        text = f"{sub.this.name if isinstance(sub.this, exp.Literal) else ''} " \
+        text = f"{amount.name if isinstance(amount, exp.Literal) else ''} " \
                f"{sub.args['unit'].name if sub.args.get('unit') is not None else ''}"
         m = re.match(r"\s*(\d+)\s*([A-Za-z]+)", text)
         if m and m.group(2).upper() in _DAYS_PER_UNIT:
@@ -335,13 +341,20 @@ def statement_hits(stmt: Statement, scope: Scope | None) -> list[Hit]:
                 if _rebuilds(e, scope):
                     # the last N days recomputed whole each run: a rolling report, rerun-safe
                     continue
-                if isinstance(e, exp.Select) and e.args.get("group") is not None \
+                grouped = where.parent if isinstance(where.parent, exp.Select) else e
+                if isinstance(grouped, exp.Select) and grouped.args.get("group") is not None \
                         and _lookback_days(other) >= 30:
                     # totals recounted over a month or more back from now: a late row is
                     # counted by the next run; no cursor moves past it
                     continue
                 hits.append((node_line(node, stmt.line), "IDM401", "filter on now()"))
                 continue
+            if len(lowers) > 1 and not uppers:
+                # `d >= '2022-11-01' AND d > (SELECT max(d) FROM this)`: a fixed start date
+                # beside the cursor bounds nothing the cursor does not
+                fixed = [b for b in lowers if isinstance(b[1], exp.Literal)]
+                if len(lowers) - len(fixed) == 1:
+                    lowers = [b for b in lowers if not isinstance(b[1], exp.Literal)]
             if uppers or len(lowers) != 1:
                 continue  # a bounded window or an equality, not a cursor
             node, other, _, strict = lowers[0]

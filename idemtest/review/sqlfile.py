@@ -25,8 +25,9 @@ _AIRFLOW_MACRO = re.compile(
 _REF_CALL = re.compile(r"\{\{-?\s*ref\(")
 _SOURCE_CALL = re.compile(r"\{\{-?\s*source\(")
 _REF_NAME = re.compile(r"\{\{-?\s*ref\(\s*['\"](\w+)['\"]\s*\)")
-_STRICT_COL = re.compile(r"(\w+)\s*>(?!=)")
-_INCLUSIVE_COL = re.compile(r"(\w+)\s*>=")
+# the column before the comparison, or the type of a cast (`cast(ts as date) >=`)
+_STRICT_COL = re.compile(r"(\w+)\s*\)?\s*>(?!=)")
+_INCLUSIVE_COL = re.compile(r"(\w+)\s*\)?\s*>=")
 _DAY_GRAIN = re.compile(r"^(date|day|ds|date_day|day_date|\w+_(date|day))$")
 _APPEND_STRATEGIES = {"append"}
 # `col > (SELECT MAX(col) FROM {{ this }})`: the incremental branch appends only rows newer

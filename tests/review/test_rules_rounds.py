@@ -2684,3 +2684,125 @@ def test_totals_recounted_over_a_long_trailing_window_are_no_cursor(tmp_path: Pa
     assert (7, "IDM401") in risky
     safe = findings(tmp_path / "b", "quiz.py", _YEAR_TOTALS.format(window="365 day"))
     assert not [f for f in safe if f[1] == "IDM401"]
+
+
+# round 17
+
+_GLUE_INGEST = '''import sys
+
+from awsglue.context import GlueContext
+from awsglue.dynamicframe import DynamicFrame
+from pyspark.context import SparkContext
+
+from jobs.helpers import add_import_time_columns, {helper}
+
+glue_context = GlueContext(SparkContext())
+source = glue_context.create_dynamic_frame.from_catalog(database="landing", table_name="tenancies")
+frame = {read}(source.toDF())
+frame = add_import_time_columns(frame)
+out = DynamicFrame.fromDF(frame, glue_context, "out")
+glue_context.write_dynamic_frame.from_options(
+    frame=out,
+    connection_type="s3",
+    format="parquet",
+    connection_options={"path": "s3://raw/tenancies", "partitionKeys": {keys}},
+)
+sink = glue_context.getSink(path="s3://raw/copy", connection_type="s3", partitionKeys={keys})
+sink.setFormat("glueparquet")
+sink.writeFrame(out)
+'''
+
+
+def _glue(read: str, keys: str) -> str:
+    return _GLUE_INGEST.replace("{helper}", read).replace("{read}", read).replace("{keys}", keys)
+
+
+def test_glue_s3_sinks_append_into_partitions(tmp_path: Path) -> None:
+    # Glue's S3 sink adds files: a full snapshot written again the same day doubles the partition
+    risky = findings(tmp_path / "a", "ingest.py", _glue("clean_column_names", '["import_date"]'))
+    assert (14, "IDM702") in risky and (22, "IDM702") in risky
+    unpartitioned = findings(tmp_path / "b", "ingest.py", _glue("clean_column_names", "[]"))
+    assert not [f for f in unpartitioned if f[1] == "IDM702"]
+    # a refined job rebuilding its sources' latest partitions (the zone's convention)
+    latest = findings(tmp_path / "c", "refine.py", _glue("get_latest_partitions", '["import_date"]'))
+    assert not [f for f in latest if f[1] == "IDM702"]
+
+
+_GLUE_LOOP = '''from awsglue.context import GlueContext
+from pyspark.context import SparkContext
+
+glue_context = GlueContext(SparkContext())
+for table in ["a", "b"]:
+    try:
+        frame = glue_context.create_dynamic_frame.from_catalog(database="src", table_name=table)
+        glue_context.write_dynamic_frame.from_options(
+            frame=frame, connection_type="s3", connection_options={"path": "s3://raw/" + table})
+    except Exception as e:
+        print(f"failed {table}: {e}")
+        {fail}
+'''
+
+
+def test_glue_write_in_a_swallowing_handler(tmp_path: Path) -> None:
+    risky = findings(tmp_path / "a", "job.py", _GLUE_LOOP.replace("{fail}", "continue"))
+    assert (10, "IDM206") in risky
+    safe = findings(tmp_path / "b", "job.py", _GLUE_LOOP.replace("{fail}", "raise"))
+    assert (10, "IDM206") not in safe
+
+
+_SPARK_CURSOR = '''from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from jobs.helpers import get_max_date_partition_value
+
+
+def copy(spark, source, target):
+    data = spark.read.parquet(source)
+    latest = get_max_date_partition_value("raw", "cases", "import_date")
+    new_rows = data.filter(F.col("import_date") {op} latest)
+    new_rows.write.mode("append").partitionBy("import_date").parquet(target)
+'''
+
+
+def test_spark_append_past_the_targets_newest_partition(tmp_path: Path) -> None:
+    # an incremental copy past the target's own newest partition: no IDM702 on the append,
+    # but the strict cursor never re-reads a partition that grows after the copy
+    risky = findings(tmp_path / "a", "copy.py", _SPARK_CURSOR.format(op=">"))
+    assert (10, "IDM402") in risky and (10, "IDM403") in risky
+    assert (11, "IDM702") not in risky
+    plain = findings(tmp_path / "b", "copy.py", _SPARK_CURSOR.format(op="!="))
+    assert (11, "IDM702") in plain and (10, "IDM403") not in plain
+
+
+_DBT_GA = '''{{{{ config(materialized='incremental', unique_key=['logged_date', 'channel']) }}}}
+
+with
+    daily as (
+        select cast(s.visit_start_at as date) as logged_date, s.channel, count(*) as sessions
+        from {{{{ ref("ga_sessions") }}}} s
+        where cast(s.visit_start_at as date) >= '2022-11-01'
+        {{% if is_incremental() %}}
+        and cast(s.visit_start_at as date) {op} (select max(logged_date) from {{{{ this }}}})
+        {{% endif %}}
+        group by 1, 2
+    ),
+    average_last_year as (
+        select a.channel, avg(sessions) as avg_sessions
+        from daily a
+        where a.logged_date > date_sub(current_date, interval {window})
+        group by 1
+    )
+select d.*, y.avg_sessions from daily d left join average_last_year y on d.channel = y.channel
+'''
+
+
+def test_dbt_day_cursor_beside_a_fixed_start_and_trailing_average(tmp_path: Path) -> None:
+    # strict > on the day past a fixed start date: the last day is never revisited
+    risky = findings(tmp_path / "a", "models/ga_sessions_daily.sql",
+                     _DBT_GA.format(op=">", window="1 day"))
+    assert (9, "IDM402") in risky and (9, "IDM403") in risky and (16, "IDM401") in risky
+    # `cast(... as date) >=` re-reads the last day, merged on the key; a year-long grouped
+    # average (BigQuery's date_sub(..., interval 1 year)) is recounted whole at each run
+    safe = findings(tmp_path / "b", "models/ga_sessions_daily.sql",
+                    _DBT_GA.format(op=">=", window="1 year"))
+    assert not [f for f in safe if f[1] in {"IDM401", "IDM402", "IDM403"}]
