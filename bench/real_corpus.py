@@ -167,6 +167,37 @@ def first_contact() -> dict[str, dict[str, Any]]:
     return dict(json.loads(LABELS.read_text(encoding="utf-8")).get("first_contact", {}))
 
 
+def pooled_first_contact(since: int = 8) -> dict[str, Any]:
+    """Rounds `since`+ pooled at first contact: overall, and per rule (true positives per rule
+    are the round's labels of that rule, medium+, not in its missed list: a label changed
+    after the measurement shifts them slightly)."""
+    from idemtest.review.model import RULES
+
+    recs = {int(r): v for r, v in first_contact().items() if int(r) >= since}
+    out: dict[str, Any] = {"rounds": sorted(recs), "files": sum(v["files"] for v in recs.values())}
+    for k in ("tp", "predictions", "found", "labels"):
+        out[k] = sum(int(v[k]) for v in recs.values())
+    per: dict[str, dict[str, int]] = {}
+    lab = labels()
+    for r, v in recs.items():
+        for f in v["false_positives"]:
+            per.setdefault(f.rsplit(" ", 1)[1], {"tp": 0, "fp": 0, "miss": 0})["fp"] += 1
+        for f in v["missed"]:
+            per.setdefault(f.rsplit(" ", 1)[1], {"tp": 0, "fp": 0, "miss": 0})["miss"] += 1
+        missed = {tuple(m.rsplit(" ", 1)) for m in v["missed"]}
+        for key_, entry in lab.items():
+            if entry.get("round") != r:
+                continue
+            for risk in entry["risks"]:
+                rule = RULES.get(risk["rule"])
+                if rule is not None and int(rule.severity) < 2:
+                    continue
+                if (f"{key_}:{risk['line']}", risk["rule"]) not in missed:
+                    per.setdefault(risk["rule"], {"tp": 0, "fp": 0, "miss": 0})["tp"] += 1
+    out["per_rule"] = per
+    return out
+
+
 def record_first_contact(round_no: int) -> dict[str, Any]:
     """Measure round `round_no` once and record it in labels.json (refuses a second time:
     a first contact cannot be repeated after its errors were read)."""

@@ -211,6 +211,19 @@ def run_real(peer_ok: bool) -> None:
         first_r = f"{rec['recall']:.2f} ({rec['found']}/{rec['labels']})"
         print(f"{rnd:<6} {rec['files']:>5} {len(rec['repositories']):>5}  {first_p:>24} "
               f"{first_r:>15}  {now['precision']:>14.2f} {now['recall']:>7.2f}")
+    if fc:
+        pool = rc.pooled_first_contact(8)
+        if pool["rounds"]:
+            print(f"pooled first contact, rounds {pool['rounds'][0]}-{pool['rounds'][-1]} "
+                  f"({pool['files']} files): precision {pool['tp'] / max(pool['predictions'], 1):.2f} "
+                  f"({pool['tp']}/{pool['predictions']}), recall "
+                  f"{pool['found'] / max(pool['labels'], 1):.2f} ({pool['found']}/{pool['labels']})")
+            print("  per rule (found / false positives / missed):")
+            for rule, c in sorted(pool["per_rule"].items(), key=lambda kv: -sum(kv[1].values())):
+                p_ = f"{c['tp'] / (c['tp'] + c['fp']):.2f}" if c["tp"] + c["fp"] else "n/a"
+                r_ = f"{c['tp'] / (c['tp'] + c['miss']):.2f}" if c["tp"] + c["miss"] else "n/a"
+                print(f"  {rule:<7} {c['tp']:>3} / {c['fp']:>3} / {c['miss']:>3}   "
+                      f"precision {p_:>4}  recall {r_:>4}")
     from idemtest.review.model import RULES, Severity
 
     def repo(k: str) -> str:
