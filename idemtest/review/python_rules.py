@@ -118,6 +118,8 @@ class PyString:
 
 # What `query += ...` may glue onto a query: a filter, not a second statement.
 _FILTER_TAIL = re.compile(r"^\s*(?:where|and|or)\b", re.I)
+# What `sql = f"{sql} ..."` may glue onto a query: a filter, an ordering or a page size.
+_GLUED_TAIL = re.compile(r"^\s*(?:where|and|or|order\s+by|limit)\b", re.I)
 
 
 def string_of(node: ast.AST) -> PyString | None:
@@ -474,9 +476,35 @@ class _ScopeWalker:
         for st in parsed.statements:
             self.scope.events.append(Event("sql", st.line, stmt=st))
 
+    def _glue_onto_itself(self, name: str, value: ast.expr) -> bool:
+        """`sql = f"{sql} where OBJECTID > %(left)s"`, then `sql = f"{sql} order by ... LIMIT
+        100"`: a query rebound to itself plus a filter or an ordering is judged whole, like
+        `query += ...` (alone, neither piece shows the cursor it reads or how it pages)."""
+        base = self.sql_vars.get(name)
+        if base is None or not isinstance(value, ast.JoinedStr) or not value.values:
+            return False
+        head = value.values[0]
+        if not (isinstance(head, ast.FormattedValue) and isinstance(head.value, ast.Name)
+                and head.value.id == name):
+            return False
+        frag = string_of(ast.JoinedStr(values=value.values[1:], lineno=value.lineno))
+        if frag is None or not _GLUED_TAIL.match(frag.text):
+            return False
+        gap = value.lineno - base.line - base.text.count("\n")
+        glued = base.text + ("\n" * gap if gap > 0 else " ") + frag.text
+        self.seen_strings.add(id(value))
+        self.sql_vars[name] = PyString(glued, base.line)
+        parsed = parse_sql(normalise_placeholders(glued), self.info.dialect, base.line)
+        for st in parsed.statements:
+            self.scope.events.append(Event("sql", st.line, stmt=st))
+        return True
+
     def visit_assign(self, node: ast.Assign) -> None:
         self.visit(node.value)
         names = [t.id for t in node.targets if isinstance(t, ast.Name)]
+        if len(names) == 1 and len(node.targets) == 1 \
+                and self._glue_onto_itself(names[0], node.value):
+            return
         if len(names) == 1:
             self.note_helper_sql(names[0], node.value)
         text = string_of(node.value)
@@ -918,6 +946,21 @@ def _reloads(body: list[ast.stmt]) -> bool:
                for b in body for n in ast.walk(b))
 
 
+def _local_loaders(tree: ast.Module) -> set[str]:
+    """Module-level functions of this module whose body calls a load (`df.to_sql(...)`,
+    `copy_expert`, ...) outside any `try` of their own: `def load_data(df): df.to_sql(...)`.
+    A `try` calling one of them by name is around a load, as if the call were inline."""
+    names: set[str] = set()
+    for f in tree.body:
+        if not isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        guarded = {id(x) for t in ast.walk(f) if isinstance(t, ast.Try) for x in ast.walk(t)}
+        if any(isinstance(n, ast.Call) and id(n) not in guarded
+               and dotted(n.func).rsplit(".", 1)[-1] in LOAD_CALLS for n in ast.walk(f)):
+            names.add(f.name)
+    return names
+
+
 def swallowed_load_errors(tree: ast.Module, loaders: set[str] | None = None) -> list[Hit]:
     """IDM206: a broad `except` around a load whose handler neither re-raises nor exits.
     `loaders`: names of functions of other project modules that write data (imported here);
@@ -938,7 +981,7 @@ def swallowed_load_errors(tree: ast.Module, loaders: set[str] | None = None) -> 
                    and any(isinstance(a, ast.Name) and a.id in sql_vars for a in c.args)
                    for c in ast.walk(node))
 
-    loader_names = loaders or set()
+    loader_names = (loaders or set()) | _local_loaders(tree)
 
     def calls_loader(node: ast.AST) -> bool:
         return bool(loader_names) and any(isinstance(c, ast.Call) and isinstance(c.func, ast.Name)
@@ -1923,6 +1966,34 @@ def _dlt_disposition(wd: object) -> object:
     return wd if isinstance(wd, str) else None
 
 
+def _dlt_incremental_param(f: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    """Does the resource take a `dlt.sources.incremental(...)` cursor as a parameter default?
+    dlt keeps the cursor's last value (and the keys of the rows at it) in the pipeline state
+    committed with the load, so a rerun starts past what was loaded and drops the boundary
+    rows it already holds: an append with an incremental cursor is no blind append."""
+    defaults = [*f.args.defaults, *(x for x in f.args.kw_defaults if x is not None)]
+    return any(isinstance(x, ast.Call) and dotted(x.func).endswith("incremental")
+               and dotted(x.func).split(".")[0] in {"dlt", "incremental", "sources"}
+               for x in defaults)
+
+
+def _dlt_snapshot_row(f: ast.FunctionDef | ast.AsyncFunctionDef, d: ast.expr) -> bool:
+    """Is the resource a snapshot log: its primary key is a column the resource fills with the
+    clock at request time (`"requested_at": datetime.now(...)`, or a helper named *now*)? Each
+    run appends one new observation by design; a rerun adds a later snapshot, not a copy."""
+    pk = literal(kw(d, "primary_key")) if isinstance(d, ast.Call) else None
+    if not isinstance(pk, str):
+        return False
+    for n in ast.walk(f):
+        if not isinstance(n, ast.Dict):
+            continue
+        for k, v in zip(n.keys, n.values):
+            if isinstance(k, ast.Constant) and k.value == pk and isinstance(v, ast.Call) \
+                    and "now" in dotted(v.func).rsplit(".", 1)[-1].lower():
+                return True
+    return False
+
+
 def dlt_appends(tree: ast.Module) -> list[Hit]:
     """IDM201 for dlt resources left on the default `append` write disposition."""
     hits: list[Hit] = []
@@ -1954,6 +2025,8 @@ def dlt_appends(tree: ast.Module) -> list[Hit]:
                     and not (wd is None or wd == "append"):
                 continue
             if isinstance(d, ast.Call) and kw(d, "primary_key") and wd is None:
+                continue
+            if _dlt_incremental_param(f) or _dlt_snapshot_row(f, d):
                 continue
             hits.append((d.lineno, "IDM201", f"dlt resource {f.name} appends (default "
                                              "write_disposition)"))

@@ -16,10 +16,11 @@ the chain. Per function:
 
 AWS Glue's S3 sinks (`glueContext.write_dynamic_frame.from_options(connection_type="s3",
 connection_options={"partitionKeys": [...]})`, `getSink(..., partitionKeys=...)` then
-`writeFrame`) always append new files: a partitioned one is IDM702 too, unless the job reads
-only its sources' latest partitions (`get_latest_partitions(...)`: a refined rebuild of the
-newest snapshot) or its frame is filtered on a cursor read from the target (`F.col(c) >
-max_partition`: an incremental copy, whose strict cursor is IDM402/IDM403 instead).
+`writeFrame`) always append new files: a partitioned one is IDM702 too, also when the job
+reads only its sources' latest partitions (`get_latest_partitions(...)`: a same-day rerun
+rebuilds the same snapshot and appends it again into the same partition), unless its frame is
+filtered on a cursor read from the target (`F.col(c) > max_partition`: an incremental copy,
+whose strict cursor is IDM402/IDM403 instead).
 """
 
 from __future__ import annotations
@@ -254,10 +255,6 @@ def _glue_sinks(f: ast.AST) -> list[int]:
     return out
 
 
-def _reads_latest_partitions(tree: ast.AST) -> bool:
-    return any(isinstance(n, ast.Call) and "latest_partition" in (_name(n) or "") for n in ast.walk(tree))
-
-
 def _frame_names(call: ast.Call) -> set[str]:
     """The names the written frame of a writer chain is built from (`df.write...` -> df)."""
     node: ast.AST = call
@@ -283,7 +280,6 @@ def _derived(f: ast.AST, roots: set[str]) -> set[str]:
 
 def spark_writes(tree: ast.Module) -> list[Hit]:
     hits: list[Hit] = crossed_merge_keys(tree)
-    glue = not _reads_latest_partitions(tree)
     if not any(isinstance(n, ast.Attribute) and n.attr in _ACTIONS | {"merge", "write", "writeFrame", "from_options"}
                for n in ast.walk(tree)) \
             and not any(isinstance(n, ast.Name) and n.id == "write_deltalake" for n in ast.walk(tree)):
@@ -309,9 +305,8 @@ def spark_writes(tree: ast.Module) -> list[Hit]:
             hits.append((line, "IDM402", f"frame filtered on > the target's newest value, no lookback (in {f.name})"))
             hits.append((line, "IDM403", f"strict > on the target's newest value (in {f.name})"))
         incremental = _derived(f, set(cursor_frames))
-        if glue:
-            for line in _glue_sinks(f):
-                hits.append((line, "IDM702", f"AWS Glue S3 sink appends into its partitions (in {f.name})"))
+        for line in _glue_sinks(f):
+            hits.append((line, "IDM702", f"AWS Glue S3 sink appends into its partitions (in {f.name})"))
         for call, action, mode, partitioned, overwrite in _writes(f):
             if mode == "append" and _frame_names(call) & incremental:
                 continue  # appends only what is past the target's own newest value

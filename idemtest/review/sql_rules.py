@@ -35,7 +35,7 @@ CURSOR_NAME = re.compile(
     r"watermark|high_?water|cursor|since|checkpoint|bookmark|last_\w+|prev_max|max_\w+|from_ts"
 )
 # Surrogate keys and sequence numbers: unique, so a `>` cursor on one has no ties to drop.
-ID_COLUMN = re.compile(r"^(_?id|\w+_id|rowid|seq|seq_no|sequence_id|event_seq)$")
+ID_COLUMN = re.compile(r"^(_?id|\w+_id|rowid|objectid|oid|fid|gid|seq|seq_no|sequence_id|event_seq)$")
 # Columns stamped when the row lands (loaders, CDC tools, dbt): they only grow with commit
 # order, so a `>=` cursor on one cannot miss a late row; the overlap is the key's business.
 LOAD_TIME_COLUMN = re.compile(
@@ -367,7 +367,11 @@ def statement_hits(stmt: Statement, scope: Scope | None) -> list[Hit]:
             col_name = col.name.lower() if col is not None else ""
             if ID_COLUMN.match(col_name):
                 # a surrogate key (`id > last_id`) is unique: no row can share the last value,
-                # and the cursor follows the key's order, not an event time a late row carries
+                # and the cursor follows the key's order, not an event time a late row carries;
+                # but a page of it (`LIMIT n`) ordered first by another column skips for ever
+                # the unread rows whose key is below the page's max
+                if strict and _paged_by_other_column(where.parent, col_name):
+                    hits.append((line, "IDM403", node.sql(comments=False)[:80]))
                 continue
             if LOAD_TIME_COLUMN.search(col_name):
                 # no lookback is needed on a load-time column; ties still need `>=`
@@ -391,6 +395,20 @@ def statement_hits(stmt: Statement, scope: Scope | None) -> list[Hit]:
                 (c for c in stamps if not _CREATION_COLUMN.search(c)), stamps[-1])
             hits.extend(h for c, _, h in group if c == keep)
     return hits
+
+
+def _paged_by_other_column(select: object, col_name: str) -> bool:
+    """`SELECT ... WHERE id > :last ORDER BY other, id LIMIT n`: a page whose order does not
+    start with the cursor's column."""
+    from sqlglot import exp
+
+    if not isinstance(select, exp.Select) or select.args.get("limit") is None:
+        return False
+    order = select.args.get("order")
+    if order is None or not order.expressions:
+        return False
+    first = order.expressions[0].find(exp.Column)
+    return first is not None and first.name.lower() != col_name
 
 
 def _kind(stmt: Statement) -> str:

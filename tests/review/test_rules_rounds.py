@@ -2723,9 +2723,10 @@ def test_glue_s3_sinks_append_into_partitions(tmp_path: Path) -> None:
     assert (14, "IDM702") in risky and (22, "IDM702") in risky
     unpartitioned = findings(tmp_path / "b", "ingest.py", _glue("clean_column_names", "[]"))
     assert not [f for f in unpartitioned if f[1] == "IDM702"]
-    # a refined job rebuilding its sources' latest partitions (the zone's convention)
+    # a refined job rebuilding its sources' latest partitions appends the same snapshot again
+    # into the same partition on a same-day rerun (review15, the round-17 jobs re-read in full)
     latest = findings(tmp_path / "c", "refine.py", _glue("get_latest_partitions", '["import_date"]'))
-    assert not [f for f in latest if f[1] == "IDM702"]
+    assert (14, "IDM702") in latest and (22, "IDM702") in latest
 
 
 _GLUE_LOOP = '''from awsglue.context import GlueContext
@@ -2806,3 +2807,123 @@ def test_dbt_day_cursor_beside_a_fixed_start_and_trailing_average(tmp_path: Path
     safe = findings(tmp_path / "b", "models/ga_sessions_daily.sql",
                     _DBT_GA.format(op=">=", window="1 year"))
     assert not [f for f in safe if f[1] in {"IDM401", "IDM402", "IDM403"}]
+
+
+# rounds 18-19
+
+_DLT_QUOTES = '''from datetime import datetime, timezone
+
+import dlt
+from dlt.sources.helpers import requests
+
+
+def _now_utc():
+    return datetime.now(timezone.utc)
+
+
+@dlt.resource(name="fx_quotes", write_disposition="append", primary_key="{pk}")
+def quotes(pair: str = "EURUSD"{cursor}):
+    resp = requests.get(f"https://api.example.com/quotes/{{pair}}")
+    resp.raise_for_status()
+    for row in resp.json():
+        yield {{"pair": pair, "quote_id": row["id"], "fetched_at": {stamp}, "bid": row["bid"]}}
+'''
+
+
+def test_dlt_append_with_incremental_cursor_or_clock_keyed_snapshot(tmp_path: Path) -> None:
+    # a plain append: a rerun loads the same quotes again
+    risky = findings(tmp_path / "a", "quotes.py",
+                     _DLT_QUOTES.format(pk="quote_id", cursor="", stamp='row["ts"]'))
+    assert (11, "IDM201") in risky
+    # dlt keeps an incremental cursor with the load and drops rows it already holds
+    incr = findings(tmp_path / "b", "quotes.py",
+                    _DLT_QUOTES.format(pk="quote_id", stamp='row["ts"]',
+                                       cursor=', ts=dlt.sources.incremental("ts")'))
+    assert not [f for f in incr if f[1] == "IDM201"]
+    # a snapshot log keyed by the clock at request time: one new observation per run
+    snap = findings(tmp_path / "c", "quotes.py",
+                    _DLT_QUOTES.format(pk="fetched_at", cursor="", stamp="_now_utc()"))
+    assert not [f for f in snap if f[1] == "IDM201"]
+
+
+_HELPER_LOAD = '''import logging
+
+import pandas as pd
+from sqlalchemy import create_engine
+
+logger = logging.getLogger(__name__)
+engine = create_engine("postgresql://etl@db/market")
+
+
+def load_data(df):
+    return df.to_sql(name="prices", con=engine, if_exists="replace", index=False)
+
+
+def etl():
+    try:
+        df = pd.read_json("https://api.example.com/prices")
+        load_data(df)
+    except Exception as e:
+        {handler}
+
+
+etl()
+'''
+
+
+def test_swallowed_error_around_a_load_helper_of_the_same_module(tmp_path: Path) -> None:
+    # the load sits in a helper of the same file; the except around its call only logs
+    risky = findings(tmp_path / "a", "main.py", _HELPER_LOAD.format(handler='logger.exception(f"{e}")'))
+    assert (18, "IDM206") in risky
+    safe = findings(tmp_path / "b", "main.py", _HELPER_LOAD.format(handler="raise"))
+    assert not [f for f in safe if f[1] == "IDM206"]
+
+
+_GLUED_PAGE = '''import logging
+
+from airflow.models import Variable
+
+
+def next_page(cursor, previous_max):
+    dataset = Variable.get("bq_sites")
+    sql = f"""select PointID, OBJECTID, Easting, Northing from {{dataset}}.WellData"""
+    params = {{}}
+    if previous_max:
+        sql = f"{{sql}} where {col}>%(leftbounds)s"
+        params["leftbounds"] = previous_max
+    sql = f"{{sql}} order by {order} LIMIT 500"
+    logging.info(sql)
+    cursor.execute(sql, params)
+    return cursor.fetchall()
+'''
+
+
+def test_query_rebound_to_itself_plus_filter_and_page(tmp_path: Path) -> None:
+    # `sql = f"{sql} where ..."` glued on: the strict cursor on a load-time column is seen
+    stamp = findings(tmp_path / "a", "sites.py",
+                     _GLUED_PAGE.format(col="_airbyte_emitted_at", order="_airbyte_emitted_at"))
+    assert (11, "IDM403") in stamp
+    # a unique OBJECTID paged in its own order cannot skip or share a value
+    own = findings(tmp_path / "b", "sites.py", _GLUED_PAGE.format(col="OBJECTID", order="OBJECTID"))
+    assert not [f for f in own if f[1] in {"IDM402", "IDM403"}]
+    # ... but a page ordered first by another column skips the unread rows below its max key
+    other = findings(tmp_path / "c", "sites.py",
+                     _GLUED_PAGE.format(col="OBJECTID", order="PointID, OBJECTID"))
+    assert (11, "IDM403") in other and (11, "IDM402") not in other
+
+
+_SCREENS = '''def screens(cursor, objectid):
+    sql = ("select ws.PointID, ScreenTop from gw.screens as ws "
+           "join gw.wells as wd on wd.WellID = ws.WellID "
+           "where wd.{col} > %(last)s order by ws.PointID")
+    cursor.execute(sql, {{"last": objectid or 0}})
+    return cursor.fetchall()
+'''
+
+
+def test_strict_cursor_on_a_gis_objectid_is_a_key(tmp_path: Path) -> None:
+    risky = findings(tmp_path / "a", "screens.py", _SCREENS.format(col="updated"))
+    assert (2, "IDM403") in risky
+    safe = findings(tmp_path / "b", "screens.py", _SCREENS.format(col="OBJECTID"))
+    assert not [f for f in safe if f[1] in {"IDM402", "IDM403"}]
+
