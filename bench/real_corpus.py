@@ -168,9 +168,9 @@ def first_contact() -> dict[str, dict[str, Any]]:
 
 
 def pooled_first_contact(since: int = 8) -> dict[str, Any]:
-    """Rounds `since`+ pooled at first contact: overall, and per rule (true positives per rule
-    are the round's labels of that rule, medium+, not in its missed list: a label changed
-    after the measurement shifts them slightly)."""
+    """Rounds `since`+ pooled at first contact: overall, and per rule. Records before round 21
+    kept no list of true positives: for them a rule's are the round's labels of that rule,
+    medium+, not missed, leaving out labels (and files) relabelled after the measurement."""
     from idemtest.review.model import RULES
 
     recs = {int(r): v for r, v in first_contact().items() if int(r) >= since}
@@ -184,11 +184,17 @@ def pooled_first_contact(since: int = 8) -> dict[str, Any]:
             per.setdefault(f.rsplit(" ", 1)[1], {"tp": 0, "fp": 0, "miss": 0})["fp"] += 1
         for f in v["missed"]:
             per.setdefault(f.rsplit(" ", 1)[1], {"tp": 0, "fp": 0, "miss": 0})["miss"] += 1
+        if "true_positives" in v:  # recorded since round 21: exact
+            for f in v["true_positives"]:
+                per.setdefault(f.rsplit(" ", 1)[1], {"tp": 0, "fp": 0, "miss": 0})["tp"] += 1
+            continue
         missed = {tuple(m.rsplit(" ", 1)) for m in v["missed"]}
         for key_, entry in lab.items():
-            if entry.get("round") != r:
-                continue
+            if entry.get("round") != r or "relabelled" in entry:
+                continue  # a file relabelled after its measurement: its labels then are unknown
             for risk in entry["risks"]:
+                if "relabelled" in risk:
+                    continue
                 rule = RULES.get(risk["rule"])
                 if rule is not None and int(rule.severity) < 2:
                     continue
@@ -225,6 +231,7 @@ def record_first_contact(round_no: int) -> dict[str, Any]:
         "false_positives": sorted(f"{k}:{ln} {r}" for k, ln, r in set(found)
                                   if k in only and (k, ln, r) not in gold),
         "missed": sorted(f"{k}:{ln} {r}" for k, ln, r in gold - set(found) if k in only),
+        "true_positives": sorted(f"{k}:{ln} {r}" for k, ln, r in set(found) & gold if k in only),
     }
     data.setdefault("first_contact", {})[str(round_no)] = rec
     LABELS.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
