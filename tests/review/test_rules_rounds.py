@@ -2927,3 +2927,86 @@ def test_strict_cursor_on_a_gis_objectid_is_a_key(tmp_path: Path) -> None:
     safe = findings(tmp_path / "b", "screens.py", _SCREENS.format(col="OBJECTID"))
     assert not [f for f in safe if f[1] in {"IDM402", "IDM403"}]
 
+
+
+# round 20
+
+_FOLDER_DAG = '''import logging
+from datetime import datetime
+
+from airflow.sdk import DAG
+from airflow.providers.standard.operators.python import PythonOperator
+from elasticsearch import Elasticsearch, helpers
+{imports}
+
+def load_warehouses():
+    client = Elasticsearch("http://mdm:9200")
+    actions = [{{"_index": "warehouse", "_id": w["id"], "_source": w}} for w in fetch()]
+    success, errors = helpers.bulk(client, actions, stats_only=False,
+                                   raise_on_error=False, raise_on_exception=False)
+    logging.info("loaded %s, errors %s", success, errors)
+
+
+with DAG(dag_id="mdm_warehouse", start_date=datetime(2025, 1, 1), schedule="0 * * * *",
+         catchup=False) as dag:
+    PythonOperator(task_id="load", python_callable=load_warehouses)
+'''
+
+
+def test_dag_in_a_test_named_folder_is_reviewed(tmp_path: Path) -> None:
+    # a scheduled DAG kept in dags/test/ (trial DAGs the scheduler still loads) is reviewed
+    root = tmp_path / "a"
+    (root / "dags" / "test").mkdir(parents=True)
+    (root / "dags" / "test" / "warehouse.py").write_text(_FOLDER_DAG.format(imports=""))
+    res = review_paths([root])
+    assert (13, "IDM206") in {(f.line, f.rule_id) for f in res.findings}
+    # the same DAG built inside a pytest module of tests/ is test code, left out
+    root = tmp_path / "b"
+    (root / "tests").mkdir(parents=True)
+    (root / "tests" / "warehouse_dag.py").write_text(_FOLDER_DAG.format(imports="import pytest"))
+    res = review_paths([root])
+    assert not res.findings and res.left_out
+
+
+_ES_BULK = '''import logging
+
+from elasticsearch import helpers
+from elasticsearch.helpers import BulkIndexError
+
+
+def upsert_products(client, items):
+    actions = [{{"_op_type": "update", "_index": "products", "_id": i["id"], "doc": i,
+                "doc_as_upsert": True}} for i in items]
+    success, errors = helpers.bulk(
+        client,
+        actions,
+        stats_only=False,
+        raise_on_error={flag},
+        raise_on_exception={flag},
+    )
+    logging.info("updated %s", success)
+    if errors:
+        {on_errors}
+
+
+def upsert_prices(client, actions):
+    try:
+        helpers.bulk(client, actions, refresh="wait_for")
+    except BulkIndexError as e:
+        {on_bulk_error}
+'''
+
+
+def test_elasticsearch_bulk_failures_swallowed(tmp_path: Path) -> None:
+    risky = findings(tmp_path / "a", "products.py", _ES_BULK.format(
+        flag="False", on_errors='logging.error("errors: %s", errors)',
+        on_bulk_error='logging.error("bulk failed: %s", e)'))
+    assert (14, "IDM206") in risky and (25, "IDM206") in risky
+    safe = findings(tmp_path / "b", "products.py", _ES_BULK.format(
+        flag="False", on_errors='raise RuntimeError(f"{len(errors)} documents failed")',
+        on_bulk_error='logging.error("bulk failed: %s", e)\n        raise'))
+    assert not [f for f in safe if f[1] == "IDM206"]
+    raising = findings(tmp_path / "c", "products.py", _ES_BULK.format(
+        flag="True", on_errors='logging.error("errors: %s", errors)',
+        on_bulk_error='raise'))
+    assert not [f for f in raising if f[1] == "IDM206"]
