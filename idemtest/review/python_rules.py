@@ -1837,8 +1837,14 @@ def swallowed_search_index_writes(tree: ast.Module) -> list[Hit]:
 
     quiet: set[int] = set()  # bulk calls that raise on nothing: no `except` of theirs is reached
     funcs = [f for f in ast.walk(tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    inner = {id(x) for f in funcs for x in ast.walk(f) if x is not f}
     for f in funcs + [tree]:
-        for c in ast.walk(f):
+        for a in ast.walk(f):
+            if f is tree and id(a) in inner:
+                continue
+            if not isinstance(a, (ast.Assign, ast.Expr)):
+                continue
+            c = a.value
             if not (isinstance(c, ast.Call) and dotted(c.func).rsplit(".", 1)[-1] in _BULK_CALLS
                     and es_write(c)):
                 continue
@@ -1848,10 +1854,14 @@ def swallowed_search_index_writes(tree: ast.Module) -> list[Hit]:
                     or literal(rox.value) is not False:
                 continue
             quiet.add(id(c))
-            # `if errors: raise ...` after the call: the failures are reported
-            if any(isinstance(i, ast.If) and any(isinstance(x, ast.Raise) or (
-                    isinstance(x, ast.Call) and _fails(x)) for b in i.body for x in ast.walk(b))
-                    for i in ast.walk(f)):
+            # `success, errors = helpers.bulk(...)` then `if errors: raise ...`: reported
+            bound = {n.id for t in getattr(a, "targets", []) for n in ast.walk(t)
+                     if isinstance(n, ast.Name)}
+            if any(isinstance(i, ast.If) and {n.id for n in ast.walk(i.test)
+                                               if isinstance(n, ast.Name)} & bound
+                   and any(isinstance(x, ast.Raise) or (isinstance(x, ast.Call) and _fails(x))
+                           for b in i.body for x in ast.walk(b))
+                   for i in ast.walk(f)):
                 continue
             hit = (roe.value.lineno, "IDM206", "the bulk write neither raises on failed "
                                                "documents nor on errors: its failures are only logged")
@@ -2538,9 +2548,24 @@ def handlers_naming_unbound(tree: ast.Module) -> set[int]:
     return out
 
 
+_DASHBOARDS = {"streamlit", "dash", "gradio", "panel"}
+
+
+def read_only_dashboard(tree: ast.Module) -> bool:
+    """The module is a dashboard page (Streamlit, Dash, Gradio, Panel) that imports no
+    orchestrator and writes nothing: its queries are read when someone opens the page and
+    only shown. A wall-clock "last updated" or a `current_date` filter there picks what is
+    displayed, not what a load writes (no IDM401/IDM501)."""
+    imports = imports_of(tree)
+    return bool(imports & _DASHBOARDS) and not imports & _ORCHESTRATORS and not _is_load(tree)
+
+
 def settled_in_the_file(tree: ast.Module, hits: list[Hit]) -> list[Hit]:
-    """The file's findings less those its own code settles: check-then-insert (IDM201) and
-    errors shown to the user of an interactive app (IDM206)."""
+    """The file's findings less those its own code settles: check-then-insert (IDM201),
+    errors shown to the user of an interactive app (IDM206), and the clock in a read-only
+    dashboard page (IDM401/IDM501)."""
+    if read_only_dashboard(tree):
+        hits = [h for h in hits if h[1] not in {"IDM401", "IDM501"}]
     checked = checked_inserts(tree)
     shown = errors_shown_to_user(tree) | handlers_naming_unbound(tree)
     marks, logged = marked_before_commit(tree)
