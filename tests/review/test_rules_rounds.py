@@ -3036,3 +3036,35 @@ def test_read_only_dashboard_page_reads_the_clock(tmp_path: Path) -> None:
     safe = findings(tmp_path / "b", "page.py", _DASHBOARD.format(
         ui="import streamlit as st", show='st.text(f"updated {last_updated_minutes_ago:.0f} minutes ago")'))
     assert not [f for f in safe if f[1] in {"IDM401", "IDM501"}]
+
+
+_SPARK_DAG = '''from datetime import datetime
+
+from airflow import DAG
+from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+
+default_args = {{
+    "owner": "data",
+    "start_date": datetime(2025, 1, 1),
+    "catchup": False,
+    "retries": 1,
+}}
+
+silver_dag = DAG(
+    dag_id="silver_enrollments",
+    default_args=default_args,
+    schedule={schedule},
+    max_active_runs=1,
+)
+
+KubernetesPodOperator(task_id="spark_submit", name="silver", image="spark:3.5",
+                      cmds=["spark-submit", "/jobs/silver.py"], dag=silver_dag)
+'''
+
+
+def test_catchup_in_default_args_of_an_unscheduled_dag(tmp_path: Path) -> None:
+    risky = findings(tmp_path / "a", "silver_dag.py", _SPARK_DAG.format(schedule='"0 1 * * *"'))
+    assert (9, "IDM108") in risky
+    # triggered only (schedule=None): no interval to catch up on
+    safe = findings(tmp_path / "b", "silver_dag.py", _SPARK_DAG.format(schedule="None"))
+    assert not [f for f in safe if f[1] in {"IDM101", "IDM108"}]
