@@ -281,9 +281,11 @@ def review_orchestration(path: str, tree: ast.Module, info: FileInfo) -> tuple[l
             or getattr(owner, "name", "dag")
         schedule = args.get("schedule", args.get("schedule_interval", args.get("timetable")))
         body = owner if owner is not call else _with_body(tree, call, len(dag_defs) == 1)
-        # catchup in default_args is ignored by Airflow (it is a DAG argument, not a task's).
+        # catchup in default_args is ignored by Airflow (it is a DAG argument, not a task's);
+        # a DAG with no schedule (`schedule=None`, run only when triggered) has no interval to
+        # catch up on, so there the misplaced key changes nothing.
         dflt_catchup = default_args.get("catchup")
-        if dflt_catchup is not None and "catchup" not in args:
+        if dflt_catchup is not None and "catchup" not in args and not _unscheduled(schedule):
             hits.append((dflt_catchup.lineno, "IDM108", f"DAG {dag_id}"))
         # Hygiene matters only for a DAG that runs on a schedule and changes data.
         hygiene = not _unscheduled(schedule) and not (

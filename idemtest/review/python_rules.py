@@ -1807,6 +1807,86 @@ def swallowed_downloads(tree: ast.Module) -> list[Hit]:
     return hits
 
 
+_SEARCH_CLIENTS = {"elasticsearch", "opensearchpy", "elasticsearch7", "elasticsearch8"}
+_BULK_CALLS = {"bulk", "streaming_bulk", "parallel_bulk", "async_bulk"}
+_SEARCH_ERRORS = re.compile(r"^(BulkIndexError|ApiError|TransportError|ElasticsearchException|"
+                            r"OpenSearchException|ConnectionError)$")
+
+
+def swallowed_search_index_writes(tree: ast.Module) -> list[Hit]:
+    """IDM206 on an Elasticsearch/OpenSearch load: `helpers.bulk(client, actions, ...)` (or
+    the client's own `bulk`/`index`/`update`) writes the index. With `raise_on_error=False`
+    and `raise_on_exception=False` no failed document and no transport error raises: the
+    errors come back as a list the task logs (finding on the `raise_on_error` keyword), unless
+    an `if` on the returned errors raises. An `except` (broad, or `BulkIndexError` and the
+    client's errors) around such a write that neither re-raises nor fails the task swallows
+    the failed load (finding on the `except`)."""
+    hits: list[Hit] = []
+    if not imports_of(tree) & _SEARCH_CLIENTS:
+        return hits
+
+    def es_write(c: ast.AST) -> bool:
+        if not isinstance(c, ast.Call) or not isinstance(c.func, (ast.Attribute, ast.Name)):
+            return False
+        name = dotted(c.func)
+        last = name.rsplit(".", 1)[-1]
+        return last in _BULK_CALLS or (last in {"index", "update", "update_by_query",
+                                                "delete_by_query"} and "." in name
+                                       and any(k.arg in {"index", "document", "body", "doc"}
+                                               for k in c.keywords))
+
+    quiet: set[int] = set()  # bulk calls that raise on nothing: no `except` of theirs is reached
+    funcs = [f for f in ast.walk(tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    inner = {id(x) for f in funcs for x in ast.walk(f) if x is not f}
+    for f in funcs + [tree]:
+        for a in ast.walk(f):
+            if f is tree and id(a) in inner:
+                continue
+            if not isinstance(a, (ast.Assign, ast.Expr)):
+                continue
+            c = a.value
+            if not (isinstance(c, ast.Call) and dotted(c.func).rsplit(".", 1)[-1] in _BULK_CALLS
+                    and es_write(c)):
+                continue
+            roe = next((k for k in c.keywords if k.arg == "raise_on_error"), None)
+            rox = next((k for k in c.keywords if k.arg == "raise_on_exception"), None)
+            if roe is None or rox is None or literal(roe.value) is not False \
+                    or literal(rox.value) is not False:
+                continue
+            quiet.add(id(c))
+            # `success, errors = helpers.bulk(...)` then `if errors: raise ...`: reported
+            bound = {n.id for t in getattr(a, "targets", []) for n in ast.walk(t)
+                     if isinstance(n, ast.Name)}
+            if any(isinstance(i, ast.If) and {n.id for n in ast.walk(i.test)
+                                               if isinstance(n, ast.Name)} & bound
+                   and any(isinstance(x, ast.Raise) or (isinstance(x, ast.Call) and _fails(x))
+                           for b in i.body for x in ast.walk(b))
+                   for i in ast.walk(f)):
+                continue
+            hit = (roe.value.lineno, "IDM206", "the bulk write neither raises on failed "
+                                               "documents nor on errors: its failures are only logged")
+            if hit not in hits:
+                hits.append(hit)
+    for t in ast.walk(tree):
+        if not isinstance(t, ast.Try):
+            continue
+        writes = [c for s in t.body for c in ast.walk(s) if es_write(c) and id(c) not in quiet]
+        if not writes:
+            continue
+        for h in t.handlers:
+            types = h.type.elts if isinstance(h.type, ast.Tuple) else [h.type]
+            names = {dotted(ty).rsplit(".", 1)[-1] for ty in types if ty is not None}
+            if h.type is not None and not names & _BROAD and not any(
+                    _SEARCH_ERRORS.match(n) for n in names):
+                continue
+            if any(isinstance(x, ast.Raise) or (isinstance(x, ast.Call) and _fails(x))
+                   for b in h.body for x in ast.walk(b)):
+                continue
+            hits.append((h.lineno, "IDM206", "the index write's failure is logged and the task "
+                                             "succeeds"))
+    return hits
+
+
 def _fails(call: ast.Call) -> bool:
     """A call that ends the run as a failure. `exit()`, `sys.exit()` and `sys.exit(0)` end it
     with status 0: the scheduler running the script sees a success."""
@@ -2116,6 +2196,7 @@ def review_python(path: str, tree: ast.Module, dialect: str | None,
     info.hits.extend(h for h in helper_function_clear_then_load(info, scopes) if h not in info.hits)
     info.hits.extend(skipped_fetch_errors(tree))
     info.hits.extend(swallowed_downloads(tree))
+    info.hits.extend(h for h in swallowed_search_index_writes(tree) if h not in info.hits)
     info.hits.extend(empty_frame_on_read_error(tree))
     info.hits.extend(parse_time_dates(tree))
     info.hits.extend(helper_clear_then_load(tree))
@@ -2467,9 +2548,24 @@ def handlers_naming_unbound(tree: ast.Module) -> set[int]:
     return out
 
 
+_DASHBOARDS = {"streamlit", "dash", "gradio", "panel"}
+
+
+def read_only_dashboard(tree: ast.Module) -> bool:
+    """The module is a dashboard page (Streamlit, Dash, Gradio, Panel) that imports no
+    orchestrator and writes nothing: its queries are read when someone opens the page and
+    only shown. A wall-clock "last updated" or a `current_date` filter there picks what is
+    displayed, not what a load writes (no IDM401/IDM501)."""
+    imports = imports_of(tree)
+    return bool(imports & _DASHBOARDS) and not imports & _ORCHESTRATORS and not _is_load(tree)
+
+
 def settled_in_the_file(tree: ast.Module, hits: list[Hit]) -> list[Hit]:
-    """The file's findings less those its own code settles: check-then-insert (IDM201) and
-    errors shown to the user of an interactive app (IDM206)."""
+    """The file's findings less those its own code settles: check-then-insert (IDM201),
+    errors shown to the user of an interactive app (IDM206), and the clock in a read-only
+    dashboard page (IDM401/IDM501)."""
+    if read_only_dashboard(tree):
+        hits = [h for h in hits if h[1] not in {"IDM401", "IDM501"}]
     checked = checked_inserts(tree)
     shown = errors_shown_to_user(tree) | handlers_naming_unbound(tree)
     marks, logged = marked_before_commit(tree)

@@ -42,11 +42,16 @@ def is_test_code(rel: str, text: str | None = None) -> bool:
     """Test code runs under a test runner, not an orchestrator: its writes are fixtures.
     A file named like a test (`x_test.py`) that defines a DAG or flow and imports no test
     framework is a pipeline someone named "test" (a trial DAG): it runs, so it is reviewed
-    when its `text` is given."""
+    when its `text` is given. So is a `.py` file under a test-named folder (`dags/test/x.py`)
+    that defines a DAG or flow and imports no test framework: a folder of trial or staging
+    DAGs the orchestrator still loads and schedules."""
     parts = rel.split("/")
     name = parts[-1]
-    if any(p in TEST_DIRS for p in parts[:-1]) or name == "conftest.py":
+    if name == "conftest.py":
         return True
+    if any(p in TEST_DIRS for p in parts[:-1]):
+        return text is None or not name.endswith(".py") or bool(_TEST_FRAMEWORK.search(text)) \
+            or not _PIPELINE_DEF.search(text)
     if not (name.endswith(".py") and (name.startswith("test_") or name[:-3].endswith("_test"))):
         return False
     return text is None or bool(_TEST_FRAMEWORK.search(text)) or not _PIPELINE_DEF.search(text)
@@ -85,10 +90,14 @@ def excluded(rel: str, patterns: list[str]) -> bool:
     return False
 
 
-def _head(path: Path, limit: int = 200_000) -> str | None:
-    """The start of a file named like a test, to tell a test from a DAG named "test"."""
+def _head(path: Path, rel: str, limit: int = 200_000) -> str | None:
+    """The start of a file named like a test or under a test-named folder, to tell a test
+    from a DAG named "test"."""
     name = path.name
-    if not (name.endswith(".py") and (name.startswith("test_") or name[:-3].endswith("_test"))):
+    if not name.endswith(".py") or name == "conftest.py":
+        return None
+    if not (name.startswith("test_") or name[:-3].endswith("_test")
+            or any(p in TEST_DIRS for p in rel.split("/")[:-1])):
         return None
     try:
         with path.open(encoding="utf-8", errors="replace") as f:
@@ -123,7 +132,7 @@ def discover(paths: list[Path], exclude: list[str] | None = None,
                     if excluded(rel, exclude or []):
                         left_out.append((fp, "matches --exclude"))
                         continue
-                    if not include_tests and is_test_code(rel, _head(fp)):
+                    if not include_tests and is_test_code(rel, _head(fp, rel)):
                         left_out.append((fp, "test code (--include-tests reviews it)"))
                         continue
                     found.append(fp)

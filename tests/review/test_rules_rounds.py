@@ -2927,3 +2927,144 @@ def test_strict_cursor_on_a_gis_objectid_is_a_key(tmp_path: Path) -> None:
     safe = findings(tmp_path / "b", "screens.py", _SCREENS.format(col="OBJECTID"))
     assert not [f for f in safe if f[1] in {"IDM402", "IDM403"}]
 
+
+
+# round 20
+
+_FOLDER_DAG = '''import logging
+from datetime import datetime
+
+from airflow.sdk import DAG
+from airflow.providers.standard.operators.python import PythonOperator
+from elasticsearch import Elasticsearch, helpers
+{imports}
+
+def load_warehouses():
+    client = Elasticsearch("http://mdm:9200")
+    actions = [{{"_index": "warehouse", "_id": w["id"], "_source": w}} for w in fetch()]
+    success, errors = helpers.bulk(client, actions, stats_only=False,
+                                   raise_on_error=False, raise_on_exception=False)
+    logging.info("loaded %s, errors %s", success, errors)
+
+
+with DAG(dag_id="mdm_warehouse", start_date=datetime(2025, 1, 1), schedule="0 * * * *",
+         catchup=False) as dag:
+    PythonOperator(task_id="load", python_callable=load_warehouses)
+'''
+
+
+def test_dag_in_a_test_named_folder_is_reviewed(tmp_path: Path) -> None:
+    # a scheduled DAG kept in dags/test/ (trial DAGs the scheduler still loads) is reviewed
+    root = tmp_path / "a"
+    (root / "dags" / "test").mkdir(parents=True)
+    (root / "dags" / "test" / "warehouse.py").write_text(_FOLDER_DAG.format(imports=""))
+    res = review_paths([root])
+    assert (13, "IDM206") in {(f.line, f.rule_id) for f in res.findings}
+    # the same DAG built inside a pytest module of tests/ is test code, left out
+    root = tmp_path / "b"
+    (root / "tests").mkdir(parents=True)
+    (root / "tests" / "warehouse_dag.py").write_text(_FOLDER_DAG.format(imports="import pytest"))
+    res = review_paths([root])
+    assert not res.findings and res.left_out
+
+
+_ES_BULK = '''import logging
+
+from elasticsearch import helpers
+from elasticsearch.helpers import BulkIndexError
+
+
+def upsert_products(client, items):
+    actions = [{{"_op_type": "update", "_index": "products", "_id": i["id"], "doc": i,
+                "doc_as_upsert": True}} for i in items]
+    success, errors = helpers.bulk(
+        client,
+        actions,
+        stats_only=False,
+        raise_on_error={flag},
+        raise_on_exception={flag},
+    )
+    logging.info("updated %s", success)
+    if errors:
+        {on_errors}
+
+
+def upsert_prices(client, actions):
+    try:
+        helpers.bulk(client, actions, refresh="wait_for")
+    except BulkIndexError as e:
+        {on_bulk_error}
+'''
+
+
+def test_elasticsearch_bulk_failures_swallowed(tmp_path: Path) -> None:
+    risky = findings(tmp_path / "a", "products.py", _ES_BULK.format(
+        flag="False", on_errors='logging.error("errors: %s", errors)',
+        on_bulk_error='logging.error("bulk failed: %s", e)'))
+    assert (14, "IDM206") in risky and (25, "IDM206") in risky
+    safe = findings(tmp_path / "b", "products.py", _ES_BULK.format(
+        flag="False", on_errors='raise RuntimeError(f"{len(errors)} documents failed")',
+        on_bulk_error='logging.error("bulk failed: %s", e)\n        raise'))
+    assert not [f for f in safe if f[1] == "IDM206"]
+    raising = findings(tmp_path / "c", "products.py", _ES_BULK.format(
+        flag="True", on_errors='logging.error("errors: %s", errors)',
+        on_bulk_error='raise'))
+    assert not [f for f in raising if f[1] == "IDM206"]
+
+
+_DASHBOARD = '''import os
+from datetime import datetime, timezone
+
+import duckdb
+{ui}
+
+con = duckdb.connect(database=f"md:{{os.environ['DB_NAME']}}")
+last_loaded = con.execute("select max(loaded_at) from raw._loads").fetchone()[0]
+last_updated_minutes_ago = (
+    datetime.now(timezone.utc) - last_loaded).total_seconds() / 60
+today = con.execute("select sum(mwh) from dwh.power where day = current_date - 1").df()
+{show}
+'''
+
+
+def test_read_only_dashboard_page_reads_the_clock(tmp_path: Path) -> None:
+    # the same lines in a plain script are kept (a watermark from the clock)...
+    risky = findings(tmp_path / "a", "page.py", _DASHBOARD.format(
+        ui="", show="print(last_updated_minutes_ago, today)"))
+    assert (9, "IDM401") in risky and (11, "IDM501") in risky
+    # ... a Streamlit page that writes nothing only shows them
+    safe = findings(tmp_path / "b", "page.py", _DASHBOARD.format(
+        ui="import streamlit as st", show='st.text(f"updated {last_updated_minutes_ago:.0f} minutes ago")'))
+    assert not [f for f in safe if f[1] in {"IDM401", "IDM501"}]
+
+
+_SPARK_DAG = '''from datetime import datetime
+
+from airflow import DAG
+from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+
+default_args = {{
+    "owner": "data",
+    "start_date": datetime(2025, 1, 1),
+    "catchup": False,
+    "retries": 1,
+}}
+
+silver_dag = DAG(
+    dag_id="silver_enrollments",
+    default_args=default_args,
+    schedule={schedule},
+    max_active_runs=1,
+)
+
+KubernetesPodOperator(task_id="spark_submit", name="silver", image="spark:3.5",
+                      cmds=["spark-submit", "/jobs/silver.py"], dag=silver_dag)
+'''
+
+
+def test_catchup_in_default_args_of_an_unscheduled_dag(tmp_path: Path) -> None:
+    risky = findings(tmp_path / "a", "silver_dag.py", _SPARK_DAG.format(schedule='"0 1 * * *"'))
+    assert (9, "IDM108") in risky
+    # triggered only (schedule=None): no interval to catch up on
+    safe = findings(tmp_path / "b", "silver_dag.py", _SPARK_DAG.format(schedule="None"))
+    assert not [f for f in safe if f[1] in {"IDM101", "IDM108"}]
