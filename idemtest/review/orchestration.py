@@ -8,6 +8,7 @@ import builtins
 import re
 import sys
 
+from .astwalk import walk
 from .model import Job, Task
 from .python_rules import (
     FileInfo,
@@ -96,9 +97,9 @@ def _unscheduled(schedule: ast.expr | None) -> bool:
 def unscheduled_dags_only(tree: ast.Module) -> bool:
     """The module defines Airflow DAGs, every one of them with no schedule (`@once`, None):
     what their tasks run is run by hand (or once)."""
-    dags = [n for n in ast.walk(tree) if isinstance(n, ast.Call)
+    dags = [n for n in walk(tree) if isinstance(n, ast.Call)
             and dotted(n.func).rsplit(".", 1)[-1] == "DAG"]
-    dags += [d for f in ast.walk(tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
+    dags += [d for f in walk(tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
              for d in f.decorator_list if isinstance(d, ast.Call)
              and dotted(d.func).rsplit(".", 1)[-1] == "dag"]
     if not dags:
@@ -132,7 +133,7 @@ def _project_callables(tree: ast.Module) -> tuple[set[str], bool]:
     relative imports), and whether a project module is star-imported."""
     names: set[str] = set()
     star = False
-    for n in ast.walk(tree):
+    for n in walk(tree):
         if not isinstance(n, ast.ImportFrom):
             continue
         top = (n.module or "").split(".")[0]
@@ -157,7 +158,7 @@ def _writes_nothing(body: ast.AST | None, funcs: dict[str, ast.FunctionDef | ast
         return False
     tasks = 0
     imported, star = project
-    for n in ast.walk(body):
+    for n in walk(body):
         if isinstance(n, ast.Call):
             short = dotted(n.func).rsplit(".", 1)[-1]
             # a project module's task or task-group builder (`etl_task_group(...)`) makes
@@ -214,7 +215,7 @@ def _only_prints(f: ast.FunctionDef | ast.AsyncFunctionDef,
                  funcs: dict[str, ast.FunctionDef | ast.AsyncFunctionDef] | None = None,
                  depth: int = 0) -> bool:
     # the body only: `@task(sla=timedelta(seconds=10))` is the decorator's call, not the task's
-    for n in (m for stmt in f.body for m in ast.walk(stmt)):
+    for n in (m for stmt in f.body for m in walk(stmt)):
         if not isinstance(n, ast.Call):
             continue
         name = dotted(n.func)
@@ -256,8 +257,8 @@ def review_orchestration(path: str, tree: ast.Module, info: FileInfo) -> tuple[l
     hits: list[Hit] = []
     jobs: list[Job] = []
     names = _module_dicts(tree)
-    funcs = {n.name: n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
-    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)]
+    funcs = {n.name: n for n in walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    calls = [n for n in walk(tree) if isinstance(n, ast.Call)]
 
     # ---- Airflow ---------------------------------------------------------------------
     dag_defs: list[tuple[ast.Call, ast.Call | ast.FunctionDef | ast.AsyncFunctionDef]] = []
@@ -313,7 +314,7 @@ def review_orchestration(path: str, tree: ast.Module, info: FileInfo) -> tuple[l
                     isinstance(sd, ast.Name) and sd.id in wall_names)):
                 hits.append((sd.lineno, "IDM105", f"DAG {dag_id}: {ast.unparse(sd)[:60]}"))
         job = Job(path, line, "airflow", str(dag_id), _cadence(schedule))
-        for n in ast.walk(body) if body is not None else []:
+        for n in walk(body) if body is not None else []:
             if isinstance(n, ast.Call) and n is not call:
                 t = _task_from_call(n, info, funcs)
                 if t:
@@ -347,7 +348,7 @@ def review_orchestration(path: str, tree: ast.Module, info: FileInfo) -> tuple[l
         if short.endswith("PartitionsDefinition") and "dagster" in imports_of(tree):
             sd = kw(c, "start_date") or (c.args[0] if c.args else None)
             if sd is not None and (contains_wall_clock(sd) or any(
-                    isinstance(n, ast.Name) and n.id in wall_names for n in ast.walk(sd))):
+                    isinstance(n, ast.Name) and n.id in wall_names for n in walk(sd))):
                 hits.append((sd.lineno, "IDM105", f"{short}: {ast.unparse(sd)[:60]}"))
     dagster_tasks: list[Task] = []
     for f in funcs.values():
@@ -406,7 +407,7 @@ def review_orchestration(path: str, tree: ast.Module, info: FileInfo) -> tuple[l
                 if cadence and kw(c, "concurrency_limit") is None:
                     hits.append((c.lineno, "IDM102", f"deployment of flow {name}"))
         job = Job(path, f.lineno, "prefect", name, cadence)
-        for n in ast.walk(f):
+        for n in walk(f):
             if isinstance(n, ast.Call) and dotted(n.func) in task_funcs:
                 tf = funcs[dotted(n.func)]
                 ins, outs = info.tables.get(id(tf), ([], []))
@@ -418,14 +419,14 @@ def review_orchestration(path: str, tree: ast.Module, info: FileInfo) -> tuple[l
 def _returns_none(f: ast.AST) -> bool:
     # An asset that writes the table itself and returns nothing does not go through the
     # IO manager's handle_output.
-    return not any(isinstance(n, ast.Return) and n.value is not None for n in ast.walk(f))
+    return not any(isinstance(n, ast.Return) and n.value is not None for n in walk(f))
 
 
 def _dag_names(tree: ast.Module, call: ast.Call) -> set[str]:
     """Names the DAG object is bound to (`dag = DAG(...)`, `with DAG(...) as dag`)."""
-    out = {t.id for n in ast.walk(tree) if isinstance(n, ast.Assign) and n.value is call
+    out = {t.id for n in walk(tree) if isinstance(n, ast.Assign) and n.value is call
            for t in n.targets if isinstance(t, ast.Name)}
-    out |= {i.optional_vars.id for n in ast.walk(tree) if isinstance(n, (ast.With, ast.AsyncWith))
+    out |= {i.optional_vars.id for n in walk(tree) if isinstance(n, (ast.With, ast.AsyncWith))
             for i in n.items if i.context_expr is call and isinstance(i.optional_vars, ast.Name)}
     return out
 
@@ -434,7 +435,7 @@ def _with_body(tree: ast.Module, call: ast.Call, only_dag: bool = False) -> ast.
     """Where the DAG's tasks are: `with DAG(...):`'s block; for `dag = DAG(...)`, the
     `with dag:` blocks and the statements creating operators with `dag=dag`; failing both,
     the module when it defines this DAG only."""
-    for n in ast.walk(tree):
+    for n in walk(tree):
         if isinstance(n, (ast.With, ast.AsyncWith)) and any(i.context_expr is call for i in n.items):
             return n
     names = _dag_names(tree, call)
@@ -442,11 +443,11 @@ def _with_body(tree: ast.Module, call: ast.Call, only_dag: bool = False) -> ast.
         def named(e: ast.AST | None) -> bool:
             return isinstance(e, ast.Name) and e.id in names
 
-        parts: list[ast.stmt] = [n for n in ast.walk(tree) if isinstance(n, (ast.With, ast.AsyncWith))
+        parts: list[ast.stmt] = [n for n in walk(tree) if isinstance(n, (ast.With, ast.AsyncWith))
                                  and any(named(i.context_expr) for i in n.items)]
         parts += [st for st in tree.body if not isinstance(st, (ast.With, ast.AsyncWith)) and any(
             isinstance(c, ast.Call) and (named(kw(c, "dag")) or any(named(a) for a in c.args))
-            for c in ast.walk(st))]
+            for c in walk(st))]
         if parts:
             return ast.Module(body=parts, type_ignores=[])
     return tree if only_dag else None

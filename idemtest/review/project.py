@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .astwalk import walk
 from .python_rules import (
     clock_defaults_of,
     dotted,
@@ -82,7 +83,7 @@ class ProjectFacts:
                 if tree is None:
                     continue
                 out = []
-                for n in ast.walk(tree):
+                for n in walk(tree):
                     if isinstance(n, ast.ImportFrom):
                         mod = n.module or ""
                         out.append((_resolve(p, mod, n.level, modules), mod.rsplit(".", 1)[-1],
@@ -111,7 +112,7 @@ class ProjectFacts:
             while grew:
                 more = {name for name, f in funcs.items() if name not in found and any(
                     isinstance(c, ast.Call) and isinstance(c.func, ast.Name) and c.func.id in found
-                    for c in ast.walk(f))}
+                    for c in walk(f))}
                 found |= more
                 grew = bool(more)
             self._loaders[module] = found
@@ -183,7 +184,7 @@ class ProjectFacts:
         # referenced in its own module (another function calls it): who calls that is unknown
         if any((isinstance(n, ast.Name) and n.id == name)
                or (isinstance(n, ast.Attribute) and n.attr == name)
-               for n in ast.walk(tree)):
+               for n in walk(tree)):
             return False
         graph = self._import_graph()
         importers: list[Path] = []
@@ -298,7 +299,7 @@ def _references(tree: ast.Module, name: str) -> bool:
                or (isinstance(n, ast.Attribute) and n.attr == name)
                or (isinstance(n, ast.Constant) and n.value == name)
                or (isinstance(n, ast.alias) and name in {n.name, n.asname})
-               for n in ast.walk(tree))
+               for n in walk(tree))
 
 
 def _flat_lines(text: str) -> str:
@@ -331,12 +332,12 @@ def _appends(f: ast.AST) -> bool:
     """A `to_sql(..., if_exists="append")` in the method."""
     return any(isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
                and n.func.attr == "to_sql" and literal(kw(n, "if_exists")) == "append"
-               for n in ast.walk(f))
+               for n in walk(f))
 
 
 def _clears(body: list[ast.stmt], returners: dict[str, ast.expr],
             skip: set[int] | None = None) -> bool:
-    for n in (x for b in body for x in ast.walk(b)):
+    for n in (x for b in body for x in walk(b)):
         if skip and id(n) in skip:
             continue
         s = string_of(n) if isinstance(n, (ast.Constant, ast.JoinedStr)) else None
@@ -353,13 +354,13 @@ def _clears(body: list[ast.stmt], returners: dict[str, ast.expr],
 
 def _param_clear_task(tree: ast.Module) -> bool:
     """An Airflow task function that only empties a table built from its parameters."""
-    for f in ast.walk(tree):
+    for f in walk(tree):
         if not isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)) or _appends(f) or not any(
                 dotted(d.func if isinstance(d, ast.Call) else d).rsplit(".", 1)[-1] == "task"
                 for d in f.decorator_list):
             continue
         params = {a.arg for a in f.args.args + f.args.kwonlyargs}
-        for n in ast.walk(f):
+        for n in walk(f):
             s = string_of(n) if isinstance(n, ast.JoinedStr) else None
             if s is not None and isinstance(n, ast.JoinedStr) and _CLEAR_SQL.match(s.text) and not re.search(r"\bwhere\b", s.text, re.I) \
                     and any(isinstance(v, ast.FormattedValue) and isinstance(v.value, ast.Name)
@@ -373,7 +374,7 @@ def _appending_classes(tree: ast.Module) -> dict[str, str | None]:
     compares the asset key with before clearing (`if cleanup == "cleanup":`), if any."""
     out: dict[str, str | None] = {}
     returners = sql_returners(tree)
-    for c in ast.walk(tree):
+    for c in walk(tree):
         if not isinstance(c, ast.ClassDef) or not any(
                 dotted(b).endswith("IOManager") for b in c.bases):
             continue
@@ -384,9 +385,9 @@ def _appending_classes(tree: ast.Module) -> dict[str, str | None]:
         guard: str | None = None
         unguarded_clear = False
         guarded: set[int] = set()  # the nodes of guarded branches
-        for n in ast.walk(handle):
+        for n in walk(handle):
             if isinstance(n, ast.If) and _clears(n.body, returners):
-                guarded |= {id(x) for b in n.body for x in ast.walk(b)}
+                guarded |= {id(x) for b in n.body for x in walk(b)}
                 t = n.test
                 if isinstance(t, ast.Compare) and len(t.ops) == 1 and isinstance(t.ops[0], ast.Eq) \
                         and isinstance(t.comparators[0], ast.Constant) \
@@ -416,7 +417,7 @@ def _pg_task_files(tree: ast.Module) -> set[str]:
     """The .sql files given to PostgreSQL operator tasks (`sql="sql/x.sql"` or a list); a
     generic SQL operator counts when its connection id names PostgreSQL."""
     out: set[str] = set()
-    for n in ast.walk(tree):
+    for n in walk(tree):
         if not isinstance(n, ast.Call):
             continue
         op = dotted(n.func).rsplit(".", 1)[-1]
@@ -500,7 +501,7 @@ def project_facts(files: list[Path]) -> ProjectFacts:
         tree = _parse(text)
         if tree is None:
             continue
-        for n in ast.walk(tree):
+        for n in walk(tree):
             pairs: list[tuple[object, ast.expr]] = []
             if isinstance(n, ast.Dict):
                 pairs = [(literal(k), v) for k, v in zip(n.keys, n.values, strict=False)

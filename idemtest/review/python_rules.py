@@ -6,8 +6,10 @@ from __future__ import annotations
 import ast
 import builtins
 import re
+import weakref
 from dataclasses import dataclass, field
 
+from .astwalk import walk
 from .sql_rules import (
     BACKFILL_NAME,
     Event,
@@ -91,7 +93,7 @@ def is_wall_clock_call(node: ast.AST) -> bool:
 
 
 def contains_wall_clock(node: ast.AST) -> bool:
-    return any(is_wall_clock_call(n) for n in ast.walk(node))
+    return any(is_wall_clock_call(n) for n in walk(node))
 
 
 def kw(call: ast.Call, name: str) -> ast.expr | None:
@@ -201,20 +203,27 @@ class FileInfo:
     imported_sql: dict[str, ast.FunctionDef] = field(default_factory=dict)
 
 
-def imports_of(tree: ast.Module) -> set[str]:
-    """Top-level package names the module imports."""
+_IMPORTS: weakref.WeakKeyDictionary[ast.AST, frozenset[str]] = weakref.WeakKeyDictionary()
+
+
+def imports_of(tree: ast.Module) -> frozenset[str]:
+    """Top-level package names the module imports (asked ~15 times a file: kept per tree)."""
+    known = _IMPORTS.get(tree)
+    if known is not None:
+        return known
     out: set[str] = set()
-    for n in ast.walk(tree):
+    for n in walk(tree):
         if isinstance(n, ast.Import):
             out |= {a.name.split(".")[0] for a in n.names}
         elif isinstance(n, ast.ImportFrom) and n.module:
             out.add(n.module.split(".")[0])
-    return out
+    _IMPORTS[tree] = found = frozenset(out)
+    return found
 
 
 def _file_autocommit(tree: ast.Module) -> bool:
     imports: set[str] = set()
-    for n in ast.walk(tree):
+    for n in walk(tree):
         if isinstance(n, ast.Import):
             imports |= {a.name.split(".")[0] for a in n.names}
         elif isinstance(n, ast.ImportFrom) and n.module:
@@ -230,7 +239,7 @@ def _file_autocommit(tree: ast.Module) -> bool:
     # True server-side); a connection opened with autocommit=False says otherwise.
     snow = bool(imports & {"snowflake", "prefect_snowflake"}) and not any(
         isinstance(n, ast.keyword) and n.arg == "autocommit" and literal(n.value) is False
-        for n in ast.walk(tree))
+        for n in walk(tree))
     return (duck or snow) and not imports & {"psycopg", "psycopg2", "sqlalchemy"}
 
 
@@ -242,7 +251,7 @@ def sql_returners(tree: ast.Module) -> dict[str, ast.expr]:
     """Functions and methods whose body is one `return` of a SQL string: their callers run
     that statement (`con.execute(text(self._cleanup_sql(table)))`)."""
     out: dict[str, ast.expr] = {}
-    for f in ast.walk(tree):
+    for f in walk(tree):
         if not isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)):
             continue
         body = [b for b in f.body if not (isinstance(b, ast.Expr)
@@ -434,7 +443,7 @@ class _ScopeWalker:
         if isinstance(node, ast.BinOp) and self.func is not None and string_of(node) is not None:
             # the glued statement is the SQL, not its first fragment
             self.sql_string(node)
-            self.seen_strings |= {id(x) for x in ast.walk(node)
+            self.seen_strings |= {id(x) for x in walk(node)
                                   if isinstance(x, (ast.BinOp, ast.Constant, ast.JoinedStr))}
         for child in ast.iter_child_nodes(node):
             self.visit(child)
@@ -581,7 +590,7 @@ class _ScopeWalker:
         if last in _EXEC_CALLS and self.info.sql_returners:
             # only where it is run: the same helper handed to a log line executes nothing
             for a in list(node.args) + [k.value for k in node.keywords]:
-                for n in ast.walk(a):
+                for n in walk(a):
                     returned = _returner_called(n, self.info.sql_returners)
                     if returned is not None:
                         self.returned_sql(returned, node.lineno)
@@ -664,7 +673,7 @@ class _ScopeWalker:
                     and id(self.op_names[e.id]) in index]
 
         after: dict[int, set[int]] = {i: set() for i in range(len(blocks))}
-        for n in ast.walk(body):
+        for n in walk(body):
             pairs: list[tuple[ast.AST, ast.AST]] = []
             if isinstance(n, ast.BinOp) and isinstance(n.op, ast.RShift):
                 pairs.append((n.left, n.right))
@@ -812,7 +821,7 @@ def _empty_frame(node: ast.expr) -> bool:
 
 def _scope_context(scope: Scope, node: ast.AST, name: str, path: str) -> None:
     idents: set[str] = set()
-    for n in ast.walk(node):
+    for n in walk(node):
         if isinstance(n, ast.Name):
             idents.add(n.id.lower())
         elif isinstance(n, ast.arg):
@@ -856,7 +865,7 @@ _WRITE_HELPER = re.compile(r"^(write|insert|upsert|merge)_")
 def _is_load(node: ast.AST, returners: dict[str, ast.expr] | None = None) -> bool:
     """Does `node` write data: a load call, an object-store upload, a helper named for a
     write, a write statement in a string (or returned by a helper it calls), or dlt's run()?"""
-    for n in ast.walk(node):
+    for n in walk(node):
         returned = _returner_called(n, returners or {})
         if returned is not None:
             rs = string_of(returned)
@@ -891,11 +900,11 @@ def _drops_only(body: list[ast.stmt]) -> bool:
     """The block's SQL only drops (`DROP TABLE IF EXISTS t` then commit) and it calls no load:
     its commit writes no rows, and a failed drop loses none (what comes next fails loudly on
     the table still there, or does not care)."""
-    texts = [st.text for b in body for n in ast.walk(b)
+    texts = [st.text for b in body for n in walk(b)
              if isinstance(n, (ast.Constant, ast.JoinedStr, ast.Call))
              and (st := string_of(n)) is not None and st.text.strip()]
     sql = [x for x in texts if _DROP_SQL.match(x) or _WRITE_SQL.match(x) or _CREATE_SQL.match(x)]
-    calls = {dotted(n.func).rsplit(".", 1)[-1] for b in body for n in ast.walk(b)
+    calls = {dotted(n.func).rsplit(".", 1)[-1] for b in body for n in walk(b)
              if isinstance(n, ast.Call)}
     return bool(sql) and all(_DROP_SQL.match(x) for x in sql) and not calls & (
         LOAD_CALLS | _OBJECT_WRITES) and not any(_WRITE_HELPER.match(c) for c in calls)
@@ -909,12 +918,12 @@ def _creates_containers_only(body: list[ast.stmt]) -> bool:
     """The block's SQL only creates an empty container (`CREATE SCHEMA IF NOT EXISTS s`, a
     `CREATE TABLE` with no `AS SELECT`) and it calls no load: a failure swallowed there loses
     no rows (the load that needs the schema fails loudly on its own)."""
-    texts = [st.text for b in body for n in ast.walk(b)
+    texts = [st.text for b in body for n in walk(b)
              if isinstance(n, (ast.Constant, ast.JoinedStr, ast.Call))
              and (st := string_of(n)) is not None and st.text.strip()]
     sql = [x for x in texts if _DROP_SQL.match(x) or _WRITE_SQL.match(x) or _CREATE_SQL.match(x)
            or _CONTAINER_SQL.match(x)]
-    calls = {dotted(n.func).rsplit(".", 1)[-1] for b in body for n in ast.walk(b)
+    calls = {dotted(n.func).rsplit(".", 1)[-1] for b in body for n in walk(b)
              if isinstance(n, ast.Call)}
     return bool(sql) and all(_CONTAINER_SQL.match(x) for x in sql) and not calls & (
         LOAD_CALLS | _OBJECT_WRITES) and not any(_WRITE_HELPER.match(c) for c in calls)
@@ -931,7 +940,7 @@ def serves_requests(tree: ast.Module) -> bool:
     imports = imports_of(tree)
     return bool(imports & _WEB_FRAMEWORKS) and not imports & _ORCHESTRATORS and any(
         isinstance(n, ast.Call) and dotted(n.func).rsplit(".", 1)[-1] in _WEB_APPS
-        for n in ast.walk(tree))
+        for n in walk(tree))
 
 
 def _reloads(body: list[ast.stmt]) -> bool:
@@ -939,11 +948,11 @@ def _reloads(body: list[ast.stmt]) -> bool:
     if_exists="replace")` after a failed append): the fallback write fails loudly if it fails,
     so the load's failure is not swallowed (what the fallback does to the table is its own
     finding)."""
-    guarded = {id(x) for b in body for t in ast.walk(b) if isinstance(t, ast.Try)
-               for x in ast.walk(t)}
+    guarded = {id(x) for b in body for t in walk(b) if isinstance(t, ast.Try)
+               for x in walk(t)}
     return any(isinstance(n, ast.Call) and id(n) not in guarded
                and dotted(n.func).rsplit(".", 1)[-1] in LOAD_CALLS
-               for b in body for n in ast.walk(b))
+               for b in body for n in walk(b))
 
 
 def _local_loaders(tree: ast.Module) -> set[str]:
@@ -954,9 +963,9 @@ def _local_loaders(tree: ast.Module) -> set[str]:
     for f in tree.body:
         if not isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)):
             continue
-        guarded = {id(x) for t in ast.walk(f) if isinstance(t, ast.Try) for x in ast.walk(t)}
+        guarded = {id(x) for t in walk(f) if isinstance(t, ast.Try) for x in walk(t)}
         if any(isinstance(n, ast.Call) and id(n) not in guarded
-               and dotted(n.func).rsplit(".", 1)[-1] in LOAD_CALLS for n in ast.walk(f)):
+               and dotted(n.func).rsplit(".", 1)[-1] in LOAD_CALLS for n in walk(f)):
             names.add(f.name)
     return names
 
@@ -971,7 +980,7 @@ def swallowed_load_errors(tree: ast.Module, loaders: set[str] | None = None) -> 
     returners = sql_returners(tree)
     # variables holding a write statement built before the `try` (`sql = f"BULK INSERT {t} ..."`
     # then `conn.execute(text(sql))` inside it)
-    sql_vars = {a.targets[0].id for a in ast.walk(tree) if isinstance(a, ast.Assign)
+    sql_vars = {a.targets[0].id for a in walk(tree) if isinstance(a, ast.Assign)
                 and len(a.targets) == 1 and isinstance(a.targets[0], ast.Name)
                 and isinstance(a.value, (ast.Constant, ast.JoinedStr))
                 and (st := string_of(a.value)) is not None and _WRITE_SQL.match(st.text)}
@@ -979,15 +988,15 @@ def swallowed_load_errors(tree: ast.Module, loaders: set[str] | None = None) -> 
     def runs_sql_var(node: ast.AST) -> bool:
         return any(isinstance(c, ast.Call) and dotted(c.func).rsplit(".", 1)[-1] in {"execute", "text"}
                    and any(isinstance(a, ast.Name) and a.id in sql_vars for a in c.args)
-                   for c in ast.walk(node))
+                   for c in walk(node))
 
     loader_names = (loaders or set()) | _local_loaders(tree)
 
     def calls_loader(node: ast.AST) -> bool:
         return bool(loader_names) and any(isinstance(c, ast.Call) and isinstance(c.func, ast.Name)
-                                     and c.func.id in loader_names for c in ast.walk(node))
+                                     and c.func.id in loader_names for c in walk(node))
 
-    for t in ast.walk(tree):
+    for t in walk(tree):
         if not isinstance(t, ast.Try) or not any(
                 _is_load(s, returners) or runs_sql_var(s) or calls_loader(s) for s in t.body):
             continue
@@ -995,7 +1004,7 @@ def swallowed_load_errors(tree: ast.Module, loaders: set[str] | None = None) -> 
             continue
         if any(isinstance(c, ast.Call) and dotted(c.func).rsplit(".", 1)[-1] == "to_sql"
                and literal(kw(c, "if_exists")) == "replace"
-               for s in t.finalbody for c in ast.walk(s)):
+               for s in t.finalbody for c in walk(s)):
             # the `finally` replaces the table whatever happened above (its own failure is not
             # caught here): a swallowed failure of the `try` loses nothing
             continue
@@ -1007,12 +1016,12 @@ def swallowed_load_errors(tree: ast.Module, loaders: set[str] | None = None) -> 
                     or ".".join(n.rsplit(".", 2)[-2:]) in _DB_BASE_ERRORS for n in names):
                 continue
             escapes = any(isinstance(n, ast.Raise) or (isinstance(n, ast.Call) and _fails(n))
-                          for b in h.body for n in ast.walk(b))
+                          for b in h.body for n in walk(b))
             # `except: CREATE TABLE ...`: the handler's fallback runs SQL of its own, whose
             # failure raises (truncate-or-create); nothing is swallowed
             fallback = any(isinstance(n, (ast.Constant, ast.JoinedStr)) and (st := string_of(n))
                            is not None and _CREATE_SQL.match(st.text)
-                           for b in h.body for n in ast.walk(b)) or _reloads(h.body)
+                           for b in h.body for n in walk(b)) or _reloads(h.body)
             if not escapes and not fallback:
                 hits.append((h.lineno, "IDM206", "the load's failure is logged or ignored"))
     return hits
@@ -1029,7 +1038,7 @@ def _all_done(v: ast.expr | None) -> bool:
 def _marks_success(f: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
     """The body records the job as succeeded whatever happened: `success=True`, or a
     status keyword given a success word (`task_status="succeeded"`)."""
-    for n in ast.walk(f):
+    for n in walk(f):
         if not isinstance(n, ast.Call):
             continue
         for k in n.keywords:
@@ -1046,7 +1055,7 @@ def success_whatever_upstream(tree: ast.Module) -> list[Hit]:
     failed, and as the DAG's leaf it turns the run green: nothing retries."""
     if "airflow" not in imports_of(tree):
         return []
-    funcs = {f.name: f for f in ast.walk(tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    funcs = {f.name: f for f in walk(tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))}
     hits: list[Hit] = []
     for f in funcs.values():
         for d in f.decorator_list:
@@ -1054,7 +1063,7 @@ def success_whatever_upstream(tree: ast.Module) -> list[Hit]:
                     and _all_done(kw(d, "trigger_rule")) and _marks_success(f):
                 hits.append((d.lineno, "IDM206", f"{f.name} runs after failures (ALL_DONE) "
                                                  "and marks the job succeeded"))
-    for n in ast.walk(tree):
+    for n in walk(tree):
         cb = kw(n, "python_callable") if isinstance(n, ast.Call) else None
         if isinstance(n, ast.Call) and isinstance(cb, ast.Name) and cb.id in funcs \
                 and _all_done(kw(n, "trigger_rule")) and _marks_success(funcs[cb.id]):
@@ -1132,7 +1141,7 @@ def operator_clear_then_python_load(tree: ast.Module, info: FileInfo,
     transactions: a failed or retried load leaves the table emptied."""
     if not info.op_clears:
         return []
-    callables = {v.id for n in ast.walk(tree) if isinstance(n, ast.Call)
+    callables = {v.id for n in walk(tree) if isinstance(n, ast.Call)
                  for v in [kw(n, "python_callable")] if isinstance(v, ast.Name)}
     loaded: set[str] = set()
     for f, sc in scopes:
@@ -1175,7 +1184,7 @@ def task_clear_then_task_load(tree: ast.Module, info: FileInfo,
     is the load half of that reload, not an IDM202 append (`info.reload_halves`)."""
     if "airflow" not in imports_of(tree):
         return []
-    callables = {v.id for n in ast.walk(tree) if isinstance(n, ast.Call)
+    callables = {v.id for n in walk(tree) if isinstance(n, ast.Call)
                  for v in [kw(n, "python_callable")] if isinstance(v, ast.Name)}
     hits: list[Hit] = []
     cleared: list[tuple[str, bool]] = []
@@ -1217,7 +1226,7 @@ _LOG_CALLS = {"print", "info", "debug", "warning", "warn", "error", "exception",
 def _message_lines(f: ast.AST) -> set[int]:
     """Lines of the strings handed to print/logging: `print("truncate failed")` parses as a
     TRUNCATE statement but runs nothing."""
-    return {a.lineno for c in ast.walk(f) if isinstance(c, ast.Call)
+    return {a.lineno for c in walk(f) if isinstance(c, ast.Call)
             and dotted(c.func).rsplit(".", 1)[-1] in _LOG_CALLS
             for a in list(c.args) + [k.value for k in c.keywords]
             if isinstance(a, (ast.Constant, ast.JoinedStr))}
@@ -1262,7 +1271,7 @@ def helper_function_clear_then_load(info: FileInfo,
         lines = _only_clears(sc, f)
         commits = info.autocommit or any(
             isinstance(c, ast.Call) and dotted(c.func).rsplit(".", 1)[-1] == "commit"
-            for c in ast.walk(f))
+            for c in walk(f))
         if lines and commits:
             clears[f.name] = lines
     if not clears:
@@ -1272,7 +1281,7 @@ def helper_function_clear_then_load(info: FileInfo,
     for f, _ in scopes:
         if not isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)):
             continue
-        calls = sorted((c.lineno, dotted(c.func).rsplit(".", 1)[-1]) for c in ast.walk(f)
+        calls = sorted((c.lineno, dotted(c.func).rsplit(".", 1)[-1]) for c in walk(f)
                         if isinstance(c, ast.Call))
         for i, (_, name) in enumerate(calls):
             if name in clears and name not in done and name != f.name and any(
@@ -1305,7 +1314,7 @@ def clock_defaults_of(tree: ast.Module) -> dict[str, list[tuple[int, str]]]:
     """Functions (a class by its __init__) with a date parameter whose default is read from
     the wall clock: Python evaluates it once, when the module is imported."""
     out: dict[str, list[tuple[int, str]]] = {}
-    for node in ast.walk(tree):
+    for node in walk(tree):
         f, name = None, None
         if isinstance(node, ast.ClassDef):
             f = next((b for b in node.body if isinstance(b, ast.FunctionDef)
@@ -1350,7 +1359,7 @@ def mongo_cursors(tree: ast.Module) -> list[Hit]:
     from .sql_rules import ID_COLUMN, LOAD_TIME_COLUMN
 
     hits: list[Hit] = []
-    for n in ast.walk(tree):
+    for n in walk(tree):
         if not isinstance(n, ast.Dict):
             continue
         for k, v in zip(n.keys, n.values, strict=False):
@@ -1361,7 +1370,7 @@ def mongo_cursors(tree: ast.Module) -> list[Hit]:
             if op is None or "$lt" in ops or "$lte" in ops:
                 continue  # a bounded window, not a cursor
             value = ops[op]
-            names = [m.id if isinstance(m, ast.Name) else m.attr for m in ast.walk(value)
+            names = [m.id if isinstance(m, ast.Name) else m.attr for m in walk(value)
                      if isinstance(m, (ast.Name, ast.Attribute))]
             if not any(_MONGO_CURSOR_VALUE.search(x.lower()) for x in names):
                 continue
@@ -1370,7 +1379,7 @@ def mongo_cursors(tree: ast.Module) -> list[Hit]:
             if ID_COLUMN.match(col):
                 continue
             lookback = any(isinstance(m, ast.BinOp) and isinstance(m.op, ast.Sub)
-                           for m in ast.walk(value))
+                           for m in walk(value))
             if not lookback and not LOAD_TIME_COLUMN.search(col):
                 hits.append((v.lineno, "IDM402", f"{col or 'cursor'} {op} the saved cursor"))
             if op == "$gt":
@@ -1403,7 +1412,7 @@ def http_failure_as_no_data(tree: ast.Module) -> list[Hit]:
     5xx comes back as an empty result, which the caller loads as a period with no rows and
     ends in success; the period stays missing. (None, or a raise, fails loudly downstream.)"""
     hits: list[Hit] = []
-    for n in ast.walk(tree):
+    for n in walk(tree):
         if isinstance(n, ast.If) and _http_failed(n.test):
             rets = [b for b in n.body if isinstance(b, ast.Return)]
             if rets and not any(isinstance(b, ast.Raise) for b in n.body) \
@@ -1418,7 +1427,7 @@ def partitioned_parquet_appends(tree: ast.Module) -> list[Hit]:
     "overwrite_or_ignore"), so a re-run or a retry adds the same rows again. Reported unless
     the call asks for "delete_matching", which replaces the partitions it writes."""
     hits: list[Hit] = []
-    for n in ast.walk(tree):
+    for n in walk(tree):
         if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) \
                 and n.func.attr == "to_parquet" and kw(n, "partition_cols") is not None \
                 and literal(kw(n, "existing_data_behavior")) != "delete_matching":
@@ -1434,7 +1443,7 @@ def append_mode_defaults(tree: ast.Module) -> list[Hit]:
     again. Reported on the default, the value a user changes. (A task's default is not: the
     flow calling it passes its own.)"""
     hits: list[Hit] = []
-    for f in ast.walk(tree):
+    for f in walk(tree):
         if not isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)) or not any(
                 dotted(d.func if isinstance(d, ast.Call) else d).rsplit(".", 1)[-1]
                 == "flow" for d in f.decorator_list):
@@ -1449,7 +1458,7 @@ def append_mode_defaults(tree: ast.Module) -> list[Hit]:
                 continue
             passed = any(isinstance(c, ast.Call) and any(
                 isinstance(x, ast.Name) and x.id == p.arg
-                for x in [*c.args, *(k.value for k in c.keywords)]) for c in ast.walk(f))
+                for x in [*c.args, *(k.value for k in c.keywords)]) for c in walk(f))
             if passed:
                 hits.append((d.lineno, "IDM202", f"{f.name}() appends by default "
                                                  f"(if_exists=\"append\")"))
@@ -1464,11 +1473,11 @@ def clock_default_windows(tree: ast.Module, info: FileInfo) -> list[Hit]:
         return []
     # a callable this file defines is the one its calls reach, whatever another module
     # of the same name defaults to
-    local = {d.name for d in ast.walk(tree) if isinstance(
+    local = {d.name for d in walk(tree) if isinstance(
         d, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
     own = clock_defaults_of(tree)
     hits: list[Hit] = []
-    for n in ast.walk(tree):
+    for n in walk(tree):
         if not isinstance(n, ast.Call):
             continue
         name = dotted(n.func).rsplit(".", 1)[-1]
@@ -1489,15 +1498,15 @@ def helper_clear_then_load(tree: ast.Module) -> list[Hit]:
     transaction block. Each helper runs (and commits) its own statements, so a failure of the
     load leaves the table empty until the next run."""
     hits: list[Hit] = []
-    for f in ast.walk(tree):
+    for f in walk(tree):
         if not isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)):
             continue
         in_txn: set[int] = set()
-        for w in ast.walk(f):
+        for w in walk(f):
             if isinstance(w, (ast.With, ast.AsyncWith)) and any(
                     dotted(i.context_expr).rsplit(".", 1)[-1] in TXN_CONTEXT for i in w.items):
-                in_txn |= {id(n) for n in ast.walk(w)}
-        calls = sorted(((c, c.func.attr) for c in ast.walk(f) if isinstance(c, ast.Call)
+                in_txn |= {id(n) for n in walk(w)}
+        calls = sorted(((c, c.func.attr) for c in walk(f) if isinstance(c, ast.Call)
                         and isinstance(c.func, ast.Attribute) and id(c) not in in_txn),
                        key=lambda ca: (ca[0].lineno, ca[0].col_offset))
         for i, (c, attr) in enumerate(calls):
@@ -1527,7 +1536,7 @@ def helper_without_its_cursor(tree: ast.Module) -> list[Hit]:
     loads only what is past the cursor when given one; the calls without it append the
     whole source again on every run."""
     groups: dict[str, list[ast.Call]] = {}
-    for c in ast.walk(tree):
+    for c in walk(tree):
         if isinstance(c, ast.Call):
             last = dotted(c.func).rsplit(".", 1)[-1]
             if _APPEND_HELPER.match(last):
@@ -1556,10 +1565,10 @@ def cursor_saved_by_a_later_task(tree: ast.Module) -> list[Hit]:
     retried after its load, the next run starts from the old cursor and appends the window
     again."""
     hits: list[Hit] = []
-    for f in ast.walk(tree):
+    for f in walk(tree):
         if not isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)):
             continue
-        calls = [c for c in ast.walk(f) if isinstance(c, ast.Call)]
+        calls = [c for c in walk(f) if isinstance(c, ast.Call)]
         reads_state = any(_STATE_REF.search(ast.unparse(a)) for c in calls
                           for a in list(c.args) + [k.value for k in c.keywords]
                           if dotted(c.func).rsplit(".", 1)[-1] != "xcom_push")
@@ -1610,10 +1619,10 @@ def parse_time_dates(tree: ast.Module) -> list[Hit]:
             continue
         names = [t.id for t in st.targets if isinstance(t, ast.Name)]
         if contains_wall_clock(st.value):
-            line = next(c.lineno for c in ast.walk(st.value)
+            line = next(c.lineno for c in walk(st.value)
                         if isinstance(c, ast.Call) and is_wall_clock_call(c))
         else:
-            used = [n.id for n in ast.walk(st.value) if isinstance(n, ast.Name) and n.id in origin]
+            used = [n.id for n in walk(st.value) if isinstance(n, ast.Name) and n.id in origin]
             if not used:
                 for n in names:
                     origin.pop(n, None)  # rebound to something else
@@ -1623,13 +1632,13 @@ def parse_time_dates(tree: ast.Module) -> list[Hit]:
     if not origin:
         return []
     hits: list[Hit] = []
-    for c in ast.walk(tree):
+    for c in walk(tree):
         if not (isinstance(c, ast.Call)
                 and dotted(c.func).rsplit(".", 1)[-1].endswith(("Operator", "Sensor"))):
             continue
         args = list(c.args) + [k.value for k in c.keywords if k.arg not in _SCHEDULING_ARGS]
         for a in args:
-            for u in ast.walk(a):
+            for u in walk(a):
                 if isinstance(u, ast.Name) and isinstance(u.ctx, ast.Load) and u.id in origin:
                     hits.append((origin[u.id], "IDM501", f"{u.id} is the date the file was "
                                                          "parsed, handed to a task"))
@@ -1644,7 +1653,7 @@ _FETCH_CALLS = re.compile(r"^(get|post|request|urlopen|raise_for_status|fetch\w*
 
 def _skips_item(body: list[ast.stmt]) -> bool:
     """The handler (or `if`) body moves on to the next item: a `continue` and no raise."""
-    nodes = [n for b in body for n in ast.walk(b)]
+    nodes = [n for b in body for n in walk(b)]
     return any(isinstance(n, ast.Continue) for n in nodes) and not any(
         isinstance(n, ast.Raise) or (isinstance(n, ast.Call) and _fails(n)) for n in nodes)
 
@@ -1667,13 +1676,13 @@ def empty_frame_on_read_error(tree: ast.Module) -> list[Hit]:
     replaces its target writes it without them, an append loses the window, and the run
     reports success, so nothing retries it."""
     hits: list[Hit] = []
-    for t in ast.walk(tree):
+    for t in walk(tree):
         if not isinstance(t, ast.Try) or not any(
                 isinstance(c, ast.Call) and _READ_CALLS.match(dotted(c.func).rsplit(".", 1)[-1])
-                for b in t.body for c in ast.walk(b)):
+                for b in t.body for c in walk(b)):
             continue
         for h in t.handlers:
-            nodes = [n for b in h.body for n in ast.walk(b)]
+            nodes = [n for b in h.body for n in walk(b)]
             if not _broad_handler(h) or any(
                     isinstance(n, ast.Raise) or (isinstance(n, ast.Call) and _fails(n))
                     for n in nodes):
@@ -1694,7 +1703,7 @@ def _counts_reported_skip(body: list[ast.stmt], tree: ast.Module) -> bool:
                 and isinstance(b.target, ast.Name) and isinstance(b.op, ast.Add)}
     if not counters or not all(isinstance(b, ast.AugAssign) for b in body):
         return False
-    read = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    read = {n.id for n in walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
     return counters <= read
 
 
@@ -1707,24 +1716,24 @@ def skipped_fetch_errors(tree: ast.Module) -> list[Hit]:
         return []  # elsewhere the collected rows may be appended, and a skip re-fetched later
     hits: list[Hit] = []
     # a `try` that ends a loop's body: a handler that only logs falls through to the next item
-    loop_ends = {id(lp.body[-1]) for lp in ast.walk(tree)
+    loop_ends = {id(lp.body[-1]) for lp in walk(tree)
                  if isinstance(lp, (ast.For, ast.AsyncFor, ast.While)) and lp.body}
     # nodes of asset/op bodies (what they yield is materialised; a partition mapping is not)
-    in_compute = {id(x) for f in ast.walk(tree)
+    in_compute = {id(x) for f in walk(tree)
                   if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)) and any(
                       dotted(d.func if isinstance(d, ast.Call) else d).rsplit(".", 1)[-1]
                       in {"asset", "op", "multi_asset", "graph_asset"} for d in f.decorator_list)
-                  for x in ast.walk(f)}
-    for n in ast.walk(tree):
+                  for x in walk(f)}
+    for n in walk(tree):
         if isinstance(n, ast.Try) and any(
                 isinstance(c, ast.Call) and _FETCH_CALLS.match(dotted(c.func).rsplit(".", 1)[-1])
-                for s in n.body for c in ast.walk(s)):
+                for s in n.body for c in walk(s)):
             for h in n.handlers:
                 types = h.type.elts if isinstance(h.type, ast.Tuple) else [h.type]
                 falls_through = id(n) in loop_ends and not n.finalbody and not any(
                     isinstance(x, (ast.Raise, ast.Return, ast.Break))
                     or (isinstance(x, ast.Call) and _fails(x))
-                    for b in h.body for x in ast.walk(b))
+                    for b in h.body for x in walk(b))
                 if any(t is None or _FETCH_ERRORS.search(dotted(t).rsplit(".", 1)[-1])
                        for t in types) and (_skips_item(h.body) or falls_through) \
                         and not _counts_reported_skip(h.body, tree):
@@ -1758,7 +1767,7 @@ def _http_fetch(call: ast.Call) -> bool:
 def _lands(node: ast.AST) -> bool:
     """Does the code write what it fetched to a file: one opened for writing, a frame or
     JSON dumped to it? (A failed load into a database is swallowed_load_errors' business.)"""
-    for n in ast.walk(node):
+    for n in walk(node):
         if not isinstance(n, ast.Call):
             continue
         last = dotted(n.func).rsplit(".", 1)[-1]
@@ -1780,22 +1789,22 @@ def swallowed_downloads(tree: ast.Module) -> list[Hit]:
     same block (the `break` skips it). A handler that only logs falls through: the next step
     meets the missing file and fails loudly."""
     hits: list[Hit] = []
-    blocks = [b for n in ast.walk(tree) for f in ("body", "orelse", "finalbody")
+    blocks = [b for n in walk(tree) for f in ("body", "orelse", "finalbody")
               if isinstance(b := getattr(n, f, None), list)]
     after: dict[int, list[ast.stmt]] = {}
     for b in blocks:
         for i, st in enumerate(b):
             if isinstance(st, ast.Try):
                 after[id(st)] = b[i + 1:]
-    for t in ast.walk(tree):
+    for t in walk(tree):
         if not isinstance(t, ast.Try) or not any(
-                isinstance(c, ast.Call) and _http_fetch(c) for s in t.body for c in ast.walk(s)):
+                isinstance(c, ast.Call) and _http_fetch(c) for s in t.body for c in walk(s)):
             continue
         if not any(_lands(s) for s in t.body + after.get(id(t), [])):
             continue
         for h in t.handlers:
             types = h.type.elts if isinstance(h.type, ast.Tuple) else [h.type]
-            nodes = [x for b in h.body for x in ast.walk(b)]
+            nodes = [x for b in h.body for x in walk(b)]
             if any(isinstance(x, (ast.Raise, ast.Continue)) or (
                     isinstance(x, ast.Call) and (_fails(x) or _lands(x))) for x in nodes):
                 continue
@@ -1836,10 +1845,10 @@ def swallowed_search_index_writes(tree: ast.Module) -> list[Hit]:
                                                for k in c.keywords))
 
     quiet: set[int] = set()  # bulk calls that raise on nothing: no `except` of theirs is reached
-    funcs = [f for f in ast.walk(tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))]
-    inner = {id(x) for f in funcs for x in ast.walk(f) if x is not f}
+    funcs = [f for f in walk(tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    inner = {id(x) for f in funcs for x in walk(f) if x is not f}
     for f in funcs + [tree]:
-        for a in ast.walk(f):
+        for a in walk(f):
             if f is tree and id(a) in inner:
                 continue
             if not isinstance(a, (ast.Assign, ast.Expr)):
@@ -1855,22 +1864,22 @@ def swallowed_search_index_writes(tree: ast.Module) -> list[Hit]:
                 continue
             quiet.add(id(c))
             # `success, errors = helpers.bulk(...)` then `if errors: raise ...`: reported
-            bound = {n.id for t in getattr(a, "targets", []) for n in ast.walk(t)
+            bound = {n.id for t in getattr(a, "targets", []) for n in walk(t)
                      if isinstance(n, ast.Name)}
-            if any(isinstance(i, ast.If) and {n.id for n in ast.walk(i.test)
+            if any(isinstance(i, ast.If) and {n.id for n in walk(i.test)
                                                if isinstance(n, ast.Name)} & bound
                    and any(isinstance(x, ast.Raise) or (isinstance(x, ast.Call) and _fails(x))
-                           for b in i.body for x in ast.walk(b))
-                   for i in ast.walk(f)):
+                           for b in i.body for x in walk(b))
+                   for i in walk(f)):
                 continue
             hit = (roe.value.lineno, "IDM206", "the bulk write neither raises on failed "
                                                "documents nor on errors: its failures are only logged")
             if hit not in hits:
                 hits.append(hit)
-    for t in ast.walk(tree):
+    for t in walk(tree):
         if not isinstance(t, ast.Try):
             continue
-        writes = [c for s in t.body for c in ast.walk(s) if es_write(c) and id(c) not in quiet]
+        writes = [c for s in t.body for c in walk(s) if es_write(c) and id(c) not in quiet]
         if not writes:
             continue
         for h in t.handlers:
@@ -1880,7 +1889,7 @@ def swallowed_search_index_writes(tree: ast.Module) -> list[Hit]:
                     _SEARCH_ERRORS.match(n) for n in names):
                 continue
             if any(isinstance(x, ast.Raise) or (isinstance(x, ast.Call) and _fails(x))
-                   for b in h.body for x in ast.walk(b)):
+                   for b in h.body for x in walk(b)):
                 continue
             hits.append((h.lineno, "IDM206", "the index write's failure is logged and the task "
                                              "succeeds"))
@@ -1908,9 +1917,9 @@ def file_appends(tree: ast.Module) -> list[Hit]:
     first writes the file afresh (`mode="w"`, `os.remove`, `open(path, "w")`): chunks appended
     to a file the run created are one output."""
     hits: list[Hit] = []
-    scopes = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    scopes = [n for n in walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
     for f in scopes + [tree]:
-        calls = sorted((n for n in ast.walk(f) if isinstance(n, ast.Call)),
+        calls = sorted((n for n in walk(f) if isinstance(n, ast.Call)),
                        key=lambda c: (c.lineno, c.col_offset))
         fresh: set[str] = set()
         for c in calls:
@@ -1938,7 +1947,7 @@ _CONSUMERS = re.compile(r"consumer|kafka|reader", re.I)
 
 def _consumer_names(tree: ast.Module) -> set[str]:
     out: set[str] = set()
-    for n in ast.walk(tree):
+    for n in walk(tree):
         if isinstance(n, ast.Assign) and isinstance(n.value, ast.Call) and \
                 dotted(n.value.func).rsplit(".", 1)[-1] in {"KafkaConsumer", "Consumer",
                                                               "AIOKafkaConsumer"}:
@@ -1950,12 +1959,12 @@ def offset_commits_before_writes(tree: ast.Module) -> list[Hit]:
     """IDM405: in a consume loop, the offsets are committed before the write that follows."""
     hits: list[Hit] = []
     consumers = _consumer_names(tree)
-    for loop in ast.walk(tree):
+    for loop in walk(tree):
         if not isinstance(loop, (ast.For, ast.AsyncFor, ast.While)):
             continue
         commits: list[int] = []
         loads: list[int] = []
-        for n in ast.walk(loop):
+        for n in walk(loop):
             if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) \
                     and n.func.attr in _OFFSET_COMMITS:
                 owner = dotted(n.func.value)
@@ -1981,7 +1990,7 @@ def auto_commit_consumers(tree: ast.Module) -> list[Hit]:
     if not imports_of(tree) & _KAFKA_LIBS:
         return []
     hits: list[Hit] = []
-    for n in ast.walk(tree):
+    for n in walk(tree):
         if not isinstance(n, ast.Call):
             continue
         last = dotted(n.func).rsplit(".", 1)[-1]
@@ -2002,7 +2011,7 @@ def auto_commit_consumers(tree: ast.Module) -> list[Hit]:
                 continue
         else:
             continue
-        if any(_is_load(st) for st in ast.walk(tree) if isinstance(st, (ast.Expr, ast.Assign))):
+        if any(_is_load(st) for st in walk(tree) if isinstance(st, (ast.Expr, ast.Assign))):
             hits.append((n.lineno, "IDM405", f"{last} auto-commits offsets before the write"))
     return hits
 
@@ -2019,7 +2028,7 @@ _INPUT_CALLS = re.compile(r"^(open|read\w*|get|urlopen|request|fetch\w*|query|lo
 
 def _reads_input(tree: ast.Module) -> bool:
     return any(isinstance(n, ast.Call) and _INPUT_CALLS.match(dotted(n.func).rsplit(".", 1)[-1])
-               for n in ast.walk(tree))
+               for n in walk(tree))
 
 
 def is_data_generator(tree: ast.Module) -> bool:
@@ -2030,7 +2039,7 @@ def is_data_generator(tree: ast.Module) -> bool:
     if imports & _ORCHESTRATORS or not (
             imports & _FAKE_LIBS or ("random" in imports and not _reads_input(tree))):
         return False
-    for n in ast.walk(tree):
+    for n in walk(tree):
         s = string_of(n) if isinstance(n, (ast.Constant, ast.JoinedStr)) else None
         if s is not None and re.search(r"\bselect\b[\s\S]*\bfrom\b", s.text, re.I):
             return False  # it reads a table: a transform, whatever fills its rows
@@ -2064,7 +2073,7 @@ def _dlt_snapshot_row(f: ast.FunctionDef | ast.AsyncFunctionDef, d: ast.expr) ->
     pk = literal(kw(d, "primary_key")) if isinstance(d, ast.Call) else None
     if not isinstance(pk, str):
         return False
-    for n in ast.walk(f):
+    for n in walk(f):
         if not isinstance(n, ast.Dict):
             continue
         for k, v in zip(n.keys, n.values):
@@ -2080,20 +2089,20 @@ def dlt_appends(tree: ast.Module) -> list[Hit]:
     run_disposition = any(
         isinstance(n, ast.Call) and dotted(n.func).rsplit(".", 1)[-1] == "run"
         and _dlt_disposition(literal(kw(n, "write_disposition"))) in {"replace", "merge"}
-        for n in ast.walk(tree))
+        for n in walk(tree))
     if run_disposition:
         return hits
-    for f in ast.walk(tree):
+    for f in walk(tree):
         if not isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)):
             continue
         if any(dotted(d) == "dlt.source" for d in f.decorator_list):
             # a plain generator a source returns becomes a resource with the default append
-            returned = {dotted(r.value) for r in ast.walk(f)
+            returned = {dotted(r.value) for r in walk(f)
                         if isinstance(r, ast.Return) and r.value is not None}
             for g in f.body:
                 if isinstance(g, (ast.FunctionDef, ast.AsyncFunctionDef)) \
                         and not g.decorator_list and g.name in returned \
-                        and any(isinstance(n, (ast.Yield, ast.YieldFrom)) for n in ast.walk(g)):
+                        and any(isinstance(n, (ast.Yield, ast.YieldFrom)) for n in walk(g)):
                     hits.append((g.lineno, "IDM201", f"dlt source returns {g.name}, which "
                                                      "appends (default write_disposition)"))
         for d in f.decorator_list:
@@ -2128,12 +2137,12 @@ def operator_appends(tree: ast.Module) -> list[Hit]:
     `write_disposition="WRITE_APPEND"` (BigQuery operators and job configurations) and
     S3ToRedshiftOperator's default `method="APPEND"`. A file that also deletes, truncates or
     merges is taken to clear the window first (the gap is IDM301's business)."""
-    texts = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant)
+    texts = [n.value for n in walk(tree) if isinstance(n, ast.Constant)
              and isinstance(n.value, str)]
     if any(_CLEARS.search(t) for t in texts):
         return []
     hits: list[Hit] = []
-    for n in ast.walk(tree):
+    for n in walk(tree):
         if isinstance(n, ast.Call):
             short = dotted(n.func).rsplit(".", 1)[-1]
             for k in n.keywords:
@@ -2163,9 +2172,9 @@ def review_python(path: str, tree: ast.Module, dialect: str | None,
         if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and \
                 isinstance(stmt.targets[0], ast.Name) and string_of(stmt.value) is not None:
             info.module_sql[stmt.targets[0].id] = stmt.value
-    funcs = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    funcs = [n for n in walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
     for f in funcs:
-        for n in ast.walk(f):
+        for n in walk(f):
             if isinstance(n, ast.Name) and n.id in info.module_sql:
                 info.used_in_functions.add(n.id)
 
@@ -2231,16 +2240,16 @@ def ledger_marked_before_load(tree: ast.Module) -> list[Hit]:
     item's data for its caller to load (it loads nothing itself): the item is marked loaded before the load runs, so a
     failed load is never retried (the next run moves on to the next item)."""
     hits: list[Hit] = []
-    for f in ast.walk(tree):
+    for f in walk(tree):
         if not isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)):
             continue
         if not any(isinstance(c, ast.Compare) and any(isinstance(o, ast.NotIn) for o in c.ops)
-                   for c in ast.walk(f)):
+                   for c in walk(f)):
             continue
-        opens = [(c, _open_mode(c)) for c in ast.walk(f) if isinstance(c, ast.Call)
+        opens = [(c, _open_mode(c)) for c in walk(f) if isinstance(c, ast.Call)
                  and dotted(c.func) == "open" and c.args]
         read = {ast.dump(c.args[0]) for c, m in opens if m is not None and "r" in m}
-        for w in ast.walk(f):
+        for w in walk(f):
             if not isinstance(w, ast.With):
                 continue
             appended = [item.optional_vars.id for item in w.items
@@ -2249,16 +2258,16 @@ def ledger_marked_before_load(tree: ast.Module) -> list[Hit]:
                         and ast.dump(item.context_expr.args[0]) in read
                         and (_open_mode(item.context_expr) or "").startswith("a")
                         and isinstance(item.optional_vars, ast.Name)]
-            marks = [c for b in w.body for c in ast.walk(b) if isinstance(c, ast.Call)
+            marks = [c for b in w.body for c in walk(b) if isinstance(c, ast.Call)
                      and isinstance(c.func, ast.Attribute) and c.func.attr == "write"
                      and isinstance(c.func.value, ast.Name) and c.func.value.id in appended]
             if not marks:
                 continue
             line = marks[0].lineno
             loads = any(isinstance(n, ast.Call) and dotted(n.func).rsplit(".", 1)[-1] in LOAD_CALLS
-                        for n in ast.walk(f))
+                        for n in walk(f))
             hands_on = any(isinstance(n, ast.Return) and isinstance(n.value, ast.Name)
-                           and n.lineno > line for n in ast.walk(f))
+                           and n.lineno > line for n in walk(f))
             if hands_on and not loads:
                 hits.append((line, "IDM404", "the item is marked loaded in the ledger before "
                                              "its caller loads it"))
@@ -2285,7 +2294,7 @@ def _read_back(e: ast.expr, assigns: dict[str, list[ast.expr]], depth: int = 0,
                seen: frozenset[str] = frozenset()) -> bool:
     """Is `e` (through the function's assignments) a value read back from the target: a call
     named `*last*`/`*max*`/`*latest*`, or a `SELECT MAX(...)` query?"""
-    for n in ast.walk(e):
+    for n in walk(e):
         if isinstance(n, ast.Call) and _LAST_LOADED.search(dotted(n.func).rsplit(".", 1)[-1]):
             return True
         if isinstance(n, ast.Constant) and isinstance(n.value, str) \
@@ -2303,17 +2312,17 @@ def day_after_last_loaded(tree: ast.Module) -> list[Hit]:
     `*last*`/`*max*`/`*latest*`, or a `MAX(...)` query): a strict cursor on a day with no
     lookback, so rows of that day published after it was loaded are never fetched."""
     hits: list[Hit] = []
-    for f in ast.walk(tree):
+    for f in walk(tree):
         if not isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)):
             continue
         assigns: dict[str, list[ast.expr]] = {}
-        for a in ast.walk(f):
+        for a in walk(f):
             if isinstance(a, ast.Assign):
                 for t in a.targets:
                     if isinstance(t, ast.Name):
                         assigns.setdefault(t.id, []).append(a.value)
 
-        for a in ast.walk(f):
+        for a in walk(f):
             if isinstance(a, ast.Assign) and isinstance(a.value, ast.BinOp) \
                     and isinstance(a.value.op, ast.Add) and _one_day(a.value.right) \
                     and _read_back(a.value.left, assigns):
@@ -2345,10 +2354,10 @@ def integrity_guarded_batches(tree: ast.Module) -> tuple[list[Hit], set[int]]:
     insert-or-ignore idiom, rerun-safe, and not reported."""
     hits: list[Hit] = []
     guarded: set[int] = set()
-    for t in ast.walk(tree):
+    for t in walk(tree):
         if not isinstance(t, ast.Try):
             continue
-        batches = [c for b in t.body for c in ast.walk(b) if isinstance(c, ast.Call)
+        batches = [c for b in t.body for c in walk(b) if isinstance(c, ast.Call)
                    and dotted(c.func).rsplit(".", 1)[-1] in _BATCH_WRITES]
         if not batches:
             continue
@@ -2358,7 +2367,7 @@ def integrity_guarded_batches(tree: ast.Module) -> tuple[list[Hit], set[int]]:
                 continue
             guarded |= {c.lineno for c in batches}
             if not any(isinstance(n, ast.Raise) or (isinstance(n, ast.Call) and _fails(n))
-                       for b in h.body for n in ast.walk(b)):
+                       for b in h.body for n in walk(b)):
                 hits.append((h.lineno, "IDM206", "a key violation rolls back the whole batch "
                                                  "and is logged as already loaded"))
     return hits, guarded
@@ -2380,12 +2389,12 @@ def anti_joined_appends(tree: ast.Module) -> set[int]:
     `old` was read from `t` itself: only rows the table lacks are appended, so a re-run appends
     nothing twice (an anti-join done in pandas; not IDM202)."""
     out: set[int] = set()
-    for f in ast.walk(tree):
+    for f in walk(tree):
         if not isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)):
             continue
         read_from: dict[str, str] = {}  # frame -> the table it was read from
         kept_against: dict[str, set[str]] = {}  # frame -> tables its anti-join consulted
-        assigns = sorted((n for n in ast.walk(f) if isinstance(n, ast.Assign)
+        assigns = sorted((n for n in walk(f) if isinstance(n, ast.Assign)
                           and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name)),
                          key=lambda n: n.lineno)  # source order, not ast.walk's breadth first
         for n in assigns:
@@ -2397,15 +2406,15 @@ def anti_joined_appends(tree: ast.Module) -> set[int]:
                     read_from[name] = m.group(1).lower()
             elif isinstance(v, ast.Subscript):
                 tables = {read_from[x.id]
-                          for inv in ast.walk(v.slice)
+                          for inv in walk(v.slice)
                           if isinstance(inv, ast.UnaryOp) and isinstance(inv.op, ast.Invert)
-                          for c in ast.walk(inv.operand)
+                          for c in walk(inv.operand)
                           if isinstance(c, ast.Call) and isinstance(c.func, ast.Attribute)
                           and c.func.attr == "isin"
-                          for x in ast.walk(c) if isinstance(x, ast.Name) and x.id in read_from}
+                          for x in walk(c) if isinstance(x, ast.Name) and x.id in read_from}
                 if tables:
                     kept_against[name] = tables
-        for c in ast.walk(f):
+        for c in walk(f):
             if isinstance(c, ast.Call) and isinstance(c.func, ast.Attribute) \
                     and c.func.attr == "to_sql" and isinstance(c.func.value, ast.Name) \
                     and c.func.value.id in kept_against:
@@ -2444,11 +2453,11 @@ def checked_inserts(tree: ast.Module) -> set[int]:
     raise AirflowSkipException`). A re-run finds the rows the last run wrote and inserts
     nothing twice (check-then-insert; not IDM201)."""
     lookups: dict[str, list[set[str]]] = {}  # table -> key columns of each gating lookup
-    for f in [tree, *(n for n in ast.walk(tree)
+    for f in [tree, *(n for n in walk(tree)
                       if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)))]:
         strings: dict[str, PyString] = {}  # variable -> the lookup SQL it holds
         found: list[tuple[str, set[str]]] = []
-        for n in ast.walk(f):
+        for n in walk(f):
             if isinstance(n, ast.Assign) and len(n.targets) == 1 \
                     and isinstance(n.targets[0], ast.Name):
                 st = string_of(n.value)
@@ -2456,7 +2465,7 @@ def checked_inserts(tree: ast.Module) -> set[int]:
                     strings[n.targets[0].id] = st
         fetched: set[str] = set()  # names holding the lookup's result
         looked_up = False
-        for n in ast.walk(f):
+        for n in walk(f):
             if not isinstance(n, ast.Call):
                 continue
             for a in n.args[:1]:
@@ -2469,24 +2478,24 @@ def checked_inserts(tree: ast.Module) -> set[int]:
                         found.append((m.group(1).lower().rsplit(".", 1)[-1], cols))
         if not looked_up or not found:
             continue
-        for n in ast.walk(f):
+        for n in walk(f):
             if isinstance(n, ast.Assign) and len(n.targets) == 1 \
                     and isinstance(n.targets[0], ast.Name) and isinstance(n.value, ast.Call) \
                     and _FETCHES.match(dotted(n.value.func).rsplit(".", 1)[-1]):
                 fetched.add(n.targets[0].id)
         gated = any(isinstance(n, ast.If) and _tested_name(n.test) in fetched and (
             any(isinstance(x, (ast.Raise, ast.Return, ast.Continue)) for b in n.body
-                for x in ast.walk(b))
+                for x in walk(b))
             or any(isinstance(c, ast.Call) and dotted(c.func).rsplit(".", 1)[-1] in
                    {"execute", "run", "insert_rows"} for b in n.body + n.orelse
-                   for c in ast.walk(b))) for n in ast.walk(f))
+                   for c in walk(b))) for n in walk(f))
         if gated:
             for t, cols in found:
                 lookups.setdefault(t, []).append(cols)
     out: set[int] = set()
     if not lookups:
         return out
-    for n in ast.walk(tree):
+    for n in walk(tree):
         st = string_of(n) if isinstance(n, (ast.Constant, ast.JoinedStr, ast.BinOp)) else None
         m = _INSERT_INTO.match(st.text) if st is not None else None
         if st is None or m is None:
@@ -2508,9 +2517,9 @@ def errors_shown_to_user(tree: ast.Module) -> set[int]:
     (`st.error(...)` in a Streamlit page, a Tk error box, a Flask flash): the load runs because
     someone clicked, and that person sees it fail; no scheduler reads an exit status there, so
     the failure is reported, not swallowed (no IDM206)."""
-    return {h.lineno for t in ast.walk(tree) if isinstance(t, ast.Try) for h in t.handlers
+    return {h.lineno for t in walk(tree) if isinstance(t, ast.Try) for h in t.handlers
             if any(isinstance(c, ast.Call) and _UI_ERROR.search(dotted(c.func))
-                   for b in h.body for c in ast.walk(b))}
+                   for b in h.body for c in walk(b))}
 
 
 def handlers_naming_unbound(tree: ast.Module) -> set[int]:
@@ -2520,7 +2529,7 @@ def handlers_naming_unbound(tree: ast.Module) -> set[int]:
     raised on instead of caught; nothing is swallowed (no IDM206). A star import may bind any
     name: then nothing is settled."""
     bound: set[str] = set(dir(builtins))
-    for n in ast.walk(tree):
+    for n in walk(tree):
         if isinstance(n, (ast.Import, ast.ImportFrom)):
             for a in n.names:
                 if a.name == "*":
@@ -2537,7 +2546,7 @@ def handlers_naming_unbound(tree: ast.Module) -> set[int]:
         elif isinstance(n, ast.ExceptHandler) and n.name:
             bound.add(n.name)
     out: set[int] = set()
-    for t in ast.walk(tree):
+    for t in walk(tree):
         if not isinstance(t, ast.Try):
             continue
         for h in t.handlers:
@@ -2600,12 +2609,12 @@ def marked_before_commit(tree: ast.Module) -> tuple[list[Hit], set[int]]:
     are returned, not IDM201."""
     hits: list[Hit] = []
     keyed: set[int] = set()
-    for w in ast.walk(tree):
+    for w in walk(tree):
         if not isinstance(w, (ast.With, ast.AsyncWith)) or not any(
                 isinstance(i.context_expr, ast.Call)
                 and _CONNECTS.search(dotted(i.context_expr.func)) for i in w.items):
             continue
-        for loop in (n for b in w.body for n in ast.walk(b) if isinstance(n, (ast.For, ast.AsyncFor))):
+        for loop in (n for b in w.body for n in walk(b) if isinstance(n, (ast.For, ast.AsyncFor))):
             if isinstance(loop.iter, (ast.List, ast.Tuple, ast.Constant)):
                 continue  # a fixed list of items, not the pending ones
             writes: list[ast.expr] = []  # INSERT strings of this iteration
@@ -2619,13 +2628,13 @@ def marked_before_commit(tree: ast.Module) -> tuple[list[Hit], set[int]]:
                     keyed |= {ln for x in writes
                               for ln in range(x.lineno, (x.end_lineno or x.lineno) + 1)}
                     continue
-                for n in ast.walk(st):
+                for n in walk(st):
                     sq = string_of(n) if isinstance(n, (ast.Constant, ast.JoinedStr, ast.Call)) \
                         else None
                     if sq is not None and _INSERT_ANY.search(sq.text) \
                             and isinstance(n, ast.expr):
                         writes.append(n)
-                calls = {dotted(n.func).rsplit(".", 1)[-1] for n in ast.walk(st)
+                calls = {dotted(n.func).rsplit(".", 1)[-1] for n in walk(st)
                          if isinstance(n, ast.Call)}
                 if calls & {"execute", "copy_expert", "copy_from", "executemany"} and writes:
                     pending = True
@@ -2641,7 +2650,7 @@ def swallowing_sql_runners(tree: ast.Module) -> list[Hit]:
     what it runs, so a failed write is printed and the script goes on as if it had committed.
     Reported on the helper's handler; a helper only ever given SELECTs is left alone."""
     strings: dict[str, str] = {}
-    for n in ast.walk(tree):
+    for n in walk(tree):
         if isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name):
             st = string_of(n.value)
             if st is not None:
@@ -2656,12 +2665,12 @@ def swallowing_sql_runners(tree: ast.Module) -> list[Hit]:
         return text is not None and bool(_WRITE_SQL.match(text))
 
     handlers: dict[str, list[tuple[int, int]]] = {}  # helper -> (handler line, SQL param index)
-    for f in ast.walk(tree):
+    for f in walk(tree):
         if not isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)):
             continue
         params = [a.arg for a in f.args.posonlyargs + f.args.args]
-        for t in (n for n in ast.walk(f) if isinstance(n, ast.Try)):
-            ran = {a.id for s in t.body for c in ast.walk(s) if isinstance(c, ast.Call)
+        for t in (n for n in walk(f) if isinstance(n, ast.Try)):
+            ran = {a.id for s in t.body for c in walk(s) if isinstance(c, ast.Call)
                    and dotted(c.func).rsplit(".", 1)[-1] in {"execute", "executescript"}
                    for a in c.args[:1] if isinstance(a, ast.Name) and a.id in params}
             if len(ran) != 1:
@@ -2674,10 +2683,10 @@ def swallowing_sql_runners(tree: ast.Module) -> list[Hit]:
                                or x.rsplit(".", 1)[-1] in {"Error", "DatabaseError"} for x in names)
                 if db_error and not any(isinstance(n, ast.Raise) or (isinstance(n, ast.Call)
                                                                     and _fails(n))
-                                        for b in h.body for n in ast.walk(b)):
+                                        for b in h.body for n in walk(b)):
                     handlers.setdefault(f.name, []).append((h.lineno, idx))
     hits: list[Hit] = []
-    for c in ast.walk(tree):
+    for c in walk(tree):
         if isinstance(c, ast.Call) and isinstance(c.func, ast.Name) and c.func.id in handlers:
             for line, idx in handlers[c.func.id]:
                 if idx < len(c.args) and writes(c.args[idx]) and \
@@ -2695,18 +2704,18 @@ def offsets_committed_before_hand_on(tree: ast.Module) -> list[Hit]:
     caller then writes them (`store_messages(msgs, conn)`): the offsets are committed before
     the write, one call apart. Reported on the commit, the line to move after the write."""
     commits: dict[str, list[int]] = {}
-    for f in ast.walk(tree):
+    for f in walk(tree):
         if not isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)) or not any(
-                isinstance(r, ast.Return) and r.value is not None for r in ast.walk(f)):
+                isinstance(r, ast.Return) and r.value is not None for r in walk(f)):
             continue
-        for c in ast.walk(f):
+        for c in walk(f):
             if isinstance(c, ast.Call) and isinstance(c.func, ast.Attribute) \
                     and c.func.attr in _OFFSET_COMMITS and _CONSUMERS.search(dotted(c.func.value)):
                 commits.setdefault(f.name, []).append(c.lineno)
     hits: list[Hit] = []
     if not commits:
         return hits
-    for scope in ast.walk(tree):
+    for scope in walk(tree):
         body = getattr(scope, "body", None)
         if not isinstance(body, list):
             continue
@@ -2717,7 +2726,7 @@ def offsets_committed_before_hand_on(tree: ast.Module) -> list[Hit]:
                 got |= {t.id for t in st.targets if isinstance(t, ast.Name)}
                 received = st.value.func.id
                 continue
-            for c in ast.walk(st):
+            for c in walk(st):
                 if got and isinstance(c, ast.Call) and any(
                         isinstance(a, ast.Name) and a.id in got for a in c.args) and (
                         _HANDS_TO_WRITE.match(dotted(c.func).rsplit(".", 1)[-1]) or _is_load(c)):

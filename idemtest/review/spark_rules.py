@@ -28,6 +28,7 @@ from __future__ import annotations
 import ast
 import re
 
+from .astwalk import walk
 from .python_rules import contains_wall_clock, dotted, kw, literal
 
 Hit = tuple[int, str, str]  # line, rule id, detail
@@ -53,7 +54,7 @@ def _name(call: ast.Call) -> str:
 
 
 def _dynamic_somewhere(tree: ast.AST) -> bool:
-    for n in ast.walk(tree):
+    for n in walk(tree):
         if isinstance(n, ast.Call) and len(n.args) >= 2:
             key, value = literal(n.args[0]), literal(n.args[1])
             if isinstance(key, str) and "partitionoverwritemode" in key.lower() and str(value).lower() == "dynamic":
@@ -64,7 +65,7 @@ def _dynamic_somewhere(tree: ast.AST) -> bool:
 def _writes(scope: ast.AST) -> list[tuple[ast.Call, str, str | None, bool, bool]]:
     """(action call, action, mode, partitioned, overwrite kw) of each DataFrameWriter action."""
     out = []
-    for n in ast.walk(scope):
+    for n in walk(scope):
         if not (isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr in _ACTIONS):
             continue
         chain = _chain(n)
@@ -119,10 +120,10 @@ def _first_creation(f: ast.AST) -> set[int]:
     catalog.tableExists(t): merge ... else: df.write.mode("overwrite").saveAsTable(t)`): the
     overwrite there creates the table, it has no other partitions to wipe."""
     out: set[int] = set()
-    for n in ast.walk(f):
+    for n in walk(f):
         if isinstance(n, ast.If) and (exists := _exists_test(n.test)) is not None:
             branch = n.orelse if exists else n.body
-            out |= {id(x) for b in branch for x in ast.walk(b)}
+            out |= {id(x) for b in branch for x in walk(b)}
     return out
 
 
@@ -139,7 +140,7 @@ def _generic_merge_helper(call: ast.Call, f: ast.FunctionDef | ast.AsyncFunction
         src = src.func.value
     cond = call.args[1] if len(call.args) > 1 else kw(call, "condition")
     return isinstance(src, ast.Name) and src.id in params and cond is not None and any(
-        isinstance(n, ast.Name) and n.id in params for n in ast.walk(cond))
+        isinstance(n, ast.Name) and n.id in params for n in walk(cond))
 
 
 _KEY_PAIR = re.compile(r"\(?\s*(\w+)\.(\w+)\s*=\s*(\w+)\.(\w+)\s*\)?")
@@ -183,14 +184,14 @@ def crossed_merge_keys(tree: ast.Module) -> list[Hit]:
     and are inserted again on every re-run."""
     merge_args: set[str] = set()
     direct: list[ast.Constant] = []
-    for n in ast.walk(tree):
+    for n in walk(tree):
         if isinstance(n, ast.Call) and _MERGE_WORD.search(_name(n)):
             for a in [*n.args, *(k.value for k in n.keywords)]:
                 if isinstance(a, ast.Name):
                     merge_args.add(a.id)
                 elif isinstance(a, ast.Constant) and isinstance(a.value, str):
                     direct.append(a)
-    consts = direct + [a.value for a in ast.walk(tree) if isinstance(a, ast.Assign)
+    consts = direct + [a.value for a in walk(tree) if isinstance(a, ast.Assign)
                        and len(a.targets) == 1 and isinstance(a.targets[0], ast.Name)
                        and (a.targets[0].id in merge_args or _MERGE_WORD.search(a.targets[0].id))
                        and isinstance(a.value, ast.Constant)
@@ -209,11 +210,11 @@ _CURSOR_CALL = re.compile(r"max|latest|last", re.I)
 def _target_cursors(f: ast.AST) -> dict[str, int]:
     """`x = get_max_date_partition_value(...)` (a call named max/latest/last) then
     `df.filter(F.col(c) > x)`: the frame assigned from such a filter, with the filter's line."""
-    cursors = {t.id for a in ast.walk(f) if isinstance(a, ast.Assign) and len(a.targets) == 1
+    cursors = {t.id for a in walk(f) if isinstance(a, ast.Assign) and len(a.targets) == 1
                and isinstance(t := a.targets[0], ast.Name) and isinstance(a.value, ast.Call)
                and _CURSOR_CALL.search(_name(a.value) or "")}
     out: dict[str, int] = {}
-    for a in ast.walk(f):
+    for a in walk(f):
         if not (isinstance(a, ast.Assign) and len(a.targets) == 1 and isinstance(a.targets[0], ast.Name)
                 and isinstance(a.value, ast.Call) and _name(a.value) in {"filter", "where"} and a.value.args):
             continue
@@ -232,7 +233,7 @@ def _glue_sinks(f: ast.AST) -> list[int]:
         return keys is not None and not (isinstance(keys, (ast.List, ast.Tuple)) and not keys.elts)
     out: list[int] = []
     sinks: set[str] = set()
-    for n in ast.walk(f):
+    for n in walk(f):
         if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) \
                 and n.func.attr == "from_options" and "write_dynamic_frame" in dotted(n.func) \
                 and str(literal(kw(n, "connection_type")) or "s3").lower() == "s3":
@@ -248,7 +249,7 @@ def _glue_sinks(f: ast.AST) -> list[int]:
                 and str(literal(kw(n.value, "connection_type")) or "s3").lower() == "s3" \
                 and partitioned(kw(n.value, "partitionKeys")):
             sinks.add(n.targets[0].id)
-    for n in ast.walk(f):
+    for n in walk(f):
         if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "writeFrame" \
                 and isinstance(n.func.value, ast.Name) and n.func.value.id in sinks:
             out.append(n.lineno)
@@ -269,10 +270,10 @@ def _derived(f: ast.AST, roots: set[str]) -> set[str]:
     changed = True
     while changed:
         changed = False
-        for a in ast.walk(f):
+        for a in walk(f):
             if isinstance(a, ast.Assign) and len(a.targets) == 1 and isinstance(a.targets[0], ast.Name) \
                     and a.targets[0].id not in out \
-                    and any(isinstance(x, ast.Name) and x.id in out for x in ast.walk(a.value)):
+                    and any(isinstance(x, ast.Name) and x.id in out for x in walk(a.value)):
                 out.add(a.targets[0].id)
                 changed = True
     return out
@@ -281,12 +282,12 @@ def _derived(f: ast.AST, roots: set[str]) -> set[str]:
 def spark_writes(tree: ast.Module) -> list[Hit]:
     hits: list[Hit] = crossed_merge_keys(tree)
     if not any(isinstance(n, ast.Attribute) and n.attr in _ACTIONS | {"merge", "write", "writeFrame", "from_options"}
-               for n in ast.walk(tree)) \
-            and not any(isinstance(n, ast.Name) and n.id == "write_deltalake" for n in ast.walk(tree)):
+               for n in walk(tree)) \
+            and not any(isinstance(n, ast.Name) and n.id == "write_deltalake" for n in walk(tree)):
         return hits
     dynamic = _dynamic_somewhere(tree)
     funcs: list[ast.FunctionDef | ast.AsyncFunctionDef] = [
-        f for f in ast.walk(tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))]
+        f for f in walk(tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))]
     # a spark-submit script writes from its top level, outside any function
     top = ast.FunctionDef(name="<module>", args=ast.arguments(
         posonlyargs=[], args=[], kwonlyargs=[], kw_defaults=[], defaults=[]), body=[
@@ -297,8 +298,8 @@ def spark_writes(tree: ast.Module) -> list[Hit]:
     for f in funcs:
         # an append in an except handler writes a row about the failure (an error log): a
         # record per attempt, not the load
-        in_handler = {id(x) for h in ast.walk(f) if isinstance(h, ast.ExceptHandler)
-                      for b in h.body for x in ast.walk(b)}
+        in_handler = {id(x) for h in walk(f) if isinstance(h, ast.ExceptHandler)
+                      for b in h.body for x in walk(b)}
         creation = _first_creation(f)
         cursor_frames = _target_cursors(f)
         for line in sorted(set(cursor_frames.values())):
@@ -321,9 +322,9 @@ def spark_writes(tree: ast.Module) -> list[Hit]:
             elif ((action == "insertInto" and not overwrite and mode in (None, "append"))
                   or mode == "append") and id(call) not in in_handler:
                 hits.append((_mode_line(call), "IDM702", f"{action} appends (in {f.name})"))
-        names = {n.attr if isinstance(n, ast.Attribute) else n.id for n in ast.walk(f) if isinstance(n, (ast.Attribute, ast.Name))}
+        names = {n.attr if isinstance(n, ast.Attribute) else n.id for n in walk(f) if isinstance(n, (ast.Attribute, ast.Name))}
         wall = contains_wall_clock(f)
-        for n in ast.walk(f):
+        for n in walk(f):
             if not isinstance(n, ast.Call):
                 continue
             nm = _name(n)
