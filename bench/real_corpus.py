@@ -18,6 +18,7 @@ import json
 import os
 import subprocess
 import sys
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -177,16 +178,13 @@ def pooled_first_contact(since: int = 8) -> dict[str, Any]:
     out: dict[str, Any] = {"rounds": sorted(recs), "files": sum(v["files"] for v in recs.values())}
     for k in ("tp", "predictions", "found", "labels"):
         out[k] = sum(int(v[k]) for v in recs.values())
-    per: dict[str, dict[str, int]] = {}
+    per: dict[str, dict[str, int]] = defaultdict(lambda: {"tp": 0, "fp": 0, "miss": 0})
     lab = labels()
     for r, v in recs.items():
-        for f in v["false_positives"]:
-            per.setdefault(f.rsplit(" ", 1)[1], {"tp": 0, "fp": 0, "miss": 0})["fp"] += 1
-        for f in v["missed"]:
-            per.setdefault(f.rsplit(" ", 1)[1], {"tp": 0, "fp": 0, "miss": 0})["miss"] += 1
-        if "true_positives" in v:  # recorded since round 21: exact
-            for f in v["true_positives"]:
-                per.setdefault(f.rsplit(" ", 1)[1], {"tp": 0, "fp": 0, "miss": 0})["tp"] += 1
+        for kind, field in (("fp", "false_positives"), ("miss", "missed"), ("tp", "true_positives")):
+            for f in v.get(field, []):  # true positives: recorded since round 21 (exact)
+                per[f.rsplit(" ", 1)[1]][kind] += 1
+        if "true_positives" in v:
             continue
         missed = {tuple(m.rsplit(" ", 1)) for m in v["missed"]}
         for key_, entry in lab.items():
@@ -199,8 +197,8 @@ def pooled_first_contact(since: int = 8) -> dict[str, Any]:
                 if rule is not None and int(rule.severity) < 2:
                     continue
                 if (f"{key_}:{risk['line']}", risk["rule"]) not in missed:
-                    per.setdefault(risk["rule"], {"tp": 0, "fp": 0, "miss": 0})["tp"] += 1
-    out["per_rule"] = per
+                    per[risk["rule"]]["tp"] += 1
+    out["per_rule"] = dict(per)
     return out
 
 

@@ -222,13 +222,9 @@ def imports_of(tree: ast.Module) -> frozenset[str]:
 
 
 def _file_autocommit(tree: ast.Module) -> bool:
-    imports: set[str] = set()
+    imports = imports_of(tree)
     for n in walk(tree):
-        if isinstance(n, ast.Import):
-            imports |= {a.name.split(".")[0] for a in n.names}
-        elif isinstance(n, ast.ImportFrom) and n.module:
-            imports.add(n.module.split(".")[0])
-        elif (isinstance(n, ast.keyword) and n.arg == "autocommit" and literal(n.value) is True) or (isinstance(n, ast.Assign) and any(
+        if (isinstance(n, ast.keyword) and n.arg == "autocommit" and literal(n.value) is True) or (isinstance(n, ast.Assign) and any(
                 isinstance(t, ast.Attribute) and t.attr == "autocommit" for t in n.targets) \
                 and literal(n.value) is True):
             return True
